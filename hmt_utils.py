@@ -1,0 +1,388 @@
+"""HMT (Kather et al. 2016 colorectal histology tiles): verified loading, download, and a VGG-style CNN.
+
+Data: 5000 H&E tiles of 150 x 150 px in 8 classes, in the course's layout
+``root/HMT_train/<class>/*`` (563 a class) and ``root/HMT_test/<class>/*`` (62 a class).
+Cite: J. N. Kather et al., "Multi-class texture analysis in colorectal cancer histology",
+Scientific Reports 6:27988 (2016); data CC BY 4.0, Zenodo record 53169.
+
+Axis key: N examples, B batch, H, W image size (150), C channels (3), K classes (8).
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = [
+    "CLASS_FOLDERS",
+    "CLASS_NAMES",
+    "TILE_SHAPE",
+    "ZENODO_URL",
+    "ZENODO_MD5",
+    "HMTDataError",
+    "default_root",
+    "load_hmt",
+    "download_hmt",
+    "TrainConfig",
+    "build_model",
+    "train",
+    "augment_tiles",
+    "predict_tta",
+    "save_model",
+    "load_course_model",
+    "course_model_inputs",
+]
+
+CLASS_FOLDERS = ["01_TUMOR", "02_STROMA", "03_COMPLEX", "04_LYMPHO",
+                 "05_DEBRIS", "06_MUCOSA", "07_ADIPOSE", "08_EMPTY"]
+CLASS_NAMES = ["tumour", "stroma", "complex", "lympho", "debris", "mucosa", "adipose", "empty"]
+TILE_SHAPE = (150, 150, 3)
+SPLITS = ("HMT_train", "HMT_test")
+ZENODO_URL = "https://zenodo.org/records/53169/files/Kather_texture_2016_image_tiles_5000.zip?download=1"
+ZENODO_MD5 = "0ddbebfc56344752028fda72602aaade"
+ZIP_FOLDER = "Kather_texture_2016_image_tiles_5000"
+TEST_PER_CLASS = 62
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class HMTDataError(RuntimeError):
+    """The HMT data are missing, incomplete or corrupt; the message says which file and what to do."""
+
+
+def default_root() -> str:
+    """``$HMT_DIR`` if set, else ``data/hmt`` in the repository (``make data`` puts it there)."""
+    return os.environ.get("HMT_DIR") or os.path.join(HERE, "data", "hmt")
+
+
+# --- loading, with a decoded cache ---
+
+def _list_split(root: str, split: str) -> list[list[str]]:
+    """File paths of one split, one sorted list a class; checks the folders on the way."""
+    folder = os.path.join(root, split)
+    if not os.path.isdir(folder):
+        raise HMTDataError(f"no folder {folder!r}: expected {root!r} to hold {' and '.join(SPLITS)} "
+                           "with one folder a class. Run `make data`, or set HMT_DIR to the folder "
+                           "that holds HMT_train and HMT_test.")
+    found = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    missing = [c for c in CLASS_FOLDERS if c not in found]
+    unexpected = [c for c in found if c not in CLASS_FOLDERS]
+    if missing or unexpected:
+        raise HMTDataError(f"class folders of {folder!r} do not match: missing {missing}, unexpected "
+                           f"{unexpected}; expected exactly {CLASS_FOLDERS}")
+    files = []
+    for c in CLASS_FOLDERS:
+        names = sorted(n for n in os.listdir(os.path.join(folder, c)) if not n.startswith("."))
+        if not names:
+            raise HMTDataError(f"class folder {os.path.join(folder, c)!r} is empty; re-run `make data`")
+        files.append([os.path.join(folder, c, n) for n in names])
+    return files
+
+
+def _fingerprint(files: list[str], root: str) -> str:
+    """Hash of the file list: relative names, sizes and modification times."""
+    h = hashlib.sha1()
+    for path in files:
+        st = os.stat(path)
+        h.update(f"{os.path.relpath(path, root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def _decode(path: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise HMTDataError(f"cannot decode {path!r} ({err}); the file is corrupt: delete it and "
+                           "re-run `make data`") from err
+    if arr.shape != TILE_SHAPE or arr.dtype != np.uint8:
+        raise HMTDataError(f"{path!r} is {arr.shape} {arr.dtype}, expected a {TILE_SHAPE} uint8 RGB "
+                           "tile; the data are not the HMT tiles: re-run `make data`")
+    return arr
+
+
+def load_hmt(root: str | None = None, *, cache_dir: str | None = None, progress: bool = True):
+    """Load the HMT tiles in the course's train/test layout.
+
+    Decoded arrays are cached as a compressed ``.npz`` in ``cache_dir`` (default ``data/cache``),
+    keyed by a fingerprint of the file list (names, sizes, modification times); a change to any
+    file rebuilds the cache.
+
+    Args:
+        root: folder holding ``HMT_train`` and ``HMT_test``; ``None`` means :func:`default_root`.
+        cache_dir: where the decoded cache lives; ``None`` means ``data/cache`` in the repository.
+        progress: show a progress bar while decoding.
+
+    Returns:
+        ``(x_train, y_train), (x_test, y_test), class_names`` with x uint8 (N, 150, 150, 3),
+        y int64 (N,) in folder order, and the 8 readable class names.
+
+    Raises:
+        HMTDataError: missing root or class folders, an empty class, a file that does not decode
+            or is not a 150 x 150 RGB tile.
+    """
+    root = default_root() if root is None else str(root)
+    if not os.path.isdir(root):
+        raise HMTDataError(f"HMT data folder {root!r} does not exist. Run `make data` (it links the "
+                           "shared copy or downloads Zenodo record 53169), or set HMT_DIR to the "
+                           "folder that holds HMT_train and HMT_test.")
+    per_split = {s: _list_split(root, s) for s in SPLITS}
+    all_files = [p for s in SPLITS for cls in per_split[s] for p in cls]
+    cache_dir = os.path.join(HERE, "data", "cache") if cache_dir is None else cache_dir
+    cache = os.path.join(cache_dir, f"hmt_{_fingerprint(all_files, root)}.npz")
+    if os.path.isfile(cache):
+        with np.load(cache) as z:
+            arrays = {k: z[k] for k in z.files}
+    else:
+        arrays = _decode_splits(per_split, progress)
+        _save_npz_atomic(cache, arrays)
+    return ((arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"]),
+            list(CLASS_NAMES))
+
+
+def _decode_splits(per_split: dict, progress: bool) -> dict:
+    from tqdm.auto import tqdm
+    total = sum(len(cls) for s in SPLITS for cls in per_split[s])
+    arrays = {}
+    with tqdm(total=total, desc="decoding HMT tiles", disable=not progress) as bar:
+        for split, key in zip(SPLITS, ("train", "test")):
+            xs, ys = [], []
+            for label, files in enumerate(per_split[split]):
+                for path in files:
+                    xs.append(_decode(path))
+                    ys.append(label)
+                    bar.update()
+            arrays[f"x_{key}"] = np.stack(xs)                   # (N, 150, 150, 3) uint8
+            arrays[f"y_{key}"] = np.asarray(ys, np.int64)       # (N,)
+    return arrays
+
+
+def _save_npz_atomic(path: str, arrays: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# --- download for users without the shared copy ---
+
+def download_hmt(dest: str | None = None, *, url: str = ZENODO_URL, md5: str = ZENODO_MD5,
+                 seed: int = 0, test_per_class: int = TEST_PER_CLASS, progress: bool = True,
+                 timeout: float = 60.0) -> str:
+    """Download Kather et al.'s 5000 tiles from Zenodo, verify them and split them as the course did.
+
+    Streams the zip with a progress bar, checks its md5, extracts it into a temporary folder beside
+    ``dest``, splits every class into ``HMT_train`` / ``HMT_test`` with ``test_per_class`` test tiles
+    chosen by ``seed`` (62 gives the course's 563 / 62 sizes), and renames the result into place.
+    On any failure nothing partial is left at ``dest``.
+
+    Returns:
+        ``dest``.
+    Raises:
+        HMTDataError: ``dest`` already holds data, the transfer broke off, the checksum does not
+            match, or the zip is not the HMT archive.
+    """
+    dest = os.path.abspath(default_root() if dest is None else dest)
+    if os.path.exists(dest):
+        raise HMTDataError(f"{dest!r} already exists; remove it first to download afresh")
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".hmt-download-", dir=parent)
+    try:
+        archive = os.path.join(work, "hmt.zip")
+        digest = _stream(url, archive, progress, timeout)
+        if digest != md5:
+            raise HMTDataError(f"checksum mismatch for {url}: md5 {digest}, expected {md5}; the "
+                               "download is corrupt or not the HMT archive. Try again later.")
+        staged = os.path.join(work, "hmt")
+        _extract_and_split(archive, staged, seed, test_per_class)
+        os.replace(staged, dest)
+    except (OSError, http.client.HTTPException, zipfile.BadZipFile) as err:
+        raise HMTDataError(f"downloading HMT from {url} failed: {err}. Nothing was written to "
+                           f"{dest!r}; check the connection and try again.") from err
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dest
+
+
+def _stream(url: str, path: str, progress: bool, timeout: float) -> str:
+    """Stream ``url`` into ``path``; returns the md5; raises if fewer bytes came than announced."""
+    from tqdm.auto import tqdm
+    md5 = hashlib.md5()
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as f:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        received = 0
+        with tqdm(total=total, unit="B", unit_scale=True, desc="HMT zip", disable=not progress) as bar:
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+                md5.update(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and received != total:
+        raise HMTDataError(f"transfer cut short: {received} of {total} bytes from {url}; try again")
+    return md5.hexdigest()
+
+
+def _extract_and_split(archive: str, out: str, seed: int, test_per_class: int) -> None:
+    rng = np.random.default_rng(seed)
+    with zipfile.ZipFile(archive) as z:
+        members = [m for m in z.namelist() if not m.endswith("/")]
+        for c in CLASS_FOLDERS:
+            prefix = f"{ZIP_FOLDER}/{c}/"
+            names = sorted(m for m in members if m.startswith(prefix))
+            if len(names) <= test_per_class:
+                raise HMTDataError(f"the archive holds {len(names)} tiles under {prefix!r}, expected "
+                                   f"more than {test_per_class}; it is not the HMT archive")
+            test = set(rng.choice(len(names), test_per_class, replace=False).tolist())
+            for i, member in enumerate(names):
+                split = SPLITS[1] if i in test else SPLITS[0]
+                target = os.path.join(out, split, c, os.path.basename(member))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with z.open(member) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+
+
+# --- the VGG-style CNN ---
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training recipe of the HMT CNN, chosen on a stratified validation split of HMT_train."""
+    seed: int = 0                  # seeds weights, batch order, augmentation and the val split
+    epochs: int = 30               # passes over the training split
+    batch_size: int = 32
+    learning_rate: float = 2e-3    # peak of the warm-up + cosine schedule
+    weight_decay: float = 5e-4     # AdamW's decoupled weight decay
+    label_smoothing: float = 0.05
+    val_fraction: float = 0.1      # share of each class held out to choose the epoch
+    colour_jitter: float = 0.08    # per-channel gain and offset jitter (stain variation)
+    width: int = 32                # channels of the first block; blocks have w, 2w, 4w
+
+
+def build_model(width: int = 32, seed: int = 0):
+    """A VGG-7: three blocks of two 3x3 conv + batch norm + ReLU, global average pooling, a linear
+    classifier and a separate softmax layer (so the pre-softmax scores are one layer away).
+
+    Input: raw RGB tiles, float32 (None, 150, 150, 3), values 0-255; the model scales its own input.
+    The first convolution has stride 2 (tissue texture survives 0.99 um/px, and it quarters the
+    cost). Feature maps: 75 x 75, 37 x 37, 18 x 18 (the last conv, where Grad-CAM looks).
+    Output: probabilities (None, 8).
+    """
+    import keras
+    from keras import layers
+    init = lambda i: keras.initializers.HeNormal(seed=seed + i)  # noqa: E731  one seed per layer
+
+    def conv(h, filters, i, name, strides=1):
+        h = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
+                          kernel_initializer=init(i), name=name)(h)
+        h = layers.BatchNormalization(name=f"{name}_bn")(h)
+        return layers.ReLU(name=f"{name}_relu")(h)
+
+    x = keras.Input(TILE_SHAPE, name="tile")                             # (N, 150, 150, 3), 0-255
+    h = layers.Rescaling(1 / 255.0, name="rescale")(x)
+    h = conv(h, width, 0, "block1_conv1", strides=2)                     # (N, 75, 75, w)
+    h = conv(h, width, 1, "block1_conv2")
+    h = layers.MaxPooling2D(2, name="block1_pool")(h)                    # (N, 37, 37, w)
+    h = conv(h, 2 * width, 2, "block2_conv1")
+    h = conv(h, 2 * width, 3, "block2_conv2")
+    h = layers.MaxPooling2D(2, name="block2_pool")(h)                    # (N, 18, 18, 2w)
+    h = conv(h, 4 * width, 4, "block3_conv1")
+    h = conv(h, 4 * width, 5, "block3_conv2")                            # last conv: (N, 18, 18, 4w)
+    h = layers.GlobalAveragePooling2D(name="gap")(h)                     # (N, 4w)
+    h = layers.Dropout(0.3, seed=seed, name="dropout")(h)
+    logits = layers.Dense(len(CLASS_NAMES), kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 6),
+                          name="logits")(h)                              # (N, 8)
+    prob = layers.Softmax(name="softmax")(logits)
+    return keras.Model(x, prob, name="hmt_vgg7")
+
+
+def _dihedral(xb: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Apply the k-th of the 8 flips/rotations (k in 0..7) to each tile of (B, H, W, C)."""
+    out = np.empty_like(xb)
+    for i, ki in enumerate(k):
+        t = np.rot90(xb[i], ki % 4, axes=(0, 1))
+        out[i] = t[:, ::-1] if ki >= 4 else t
+    return out
+
+
+def augment_tiles(xb: np.ndarray, rng: np.random.Generator, colour_jitter: float = 0.08) -> np.ndarray:
+    """Random flip/rotation (the 8 of the dihedral group: tissue has no orientation) and a mild
+    per-channel gain and offset (stain variation). xb: float32 (B, 150, 150, 3) in 0-255."""
+    xb = _dihedral(xb, rng.integers(0, 8, size=len(xb)))
+    gain = 1 + colour_jitter * rng.uniform(-1, 1, size=(len(xb), 1, 1, 3))     # (B, 1, 1, 3)
+    offset = 255 * colour_jitter / 2 * rng.uniform(-1, 1, size=(len(xb), 1, 1, 3))
+    return np.clip(xb * gain + offset, 0, 255)
+
+
+def predict_tta(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Mean probabilities over the 8 flips/rotations: float32 (N, 8)."""
+    probs = [model.predict(_dihedral(x.astype(np.float32), np.full(len(x), k)), batch_size=batch_size,
+                           verbose=0) for k in range(8)]
+    return np.mean(probs, axis=0)
+
+
+def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, verbose: int = 0):
+    """Train on HMT_train; a stratified validation split of it chooses the epoch.
+
+    HMT_test is not touched. Returns ``(model, info)`` with the history, the validation accuracy,
+    the best epoch and the training seconds.
+    """
+    import keras
+    from training_utils import fit, stratified_split
+    keras.utils.set_random_seed(config.seed)
+    train_idx, val_idx = stratified_split(y_train, config.val_fraction, config.seed)
+    model = build_model(config.width, config.seed)
+    history, seconds = fit(
+        model, x_train[train_idx], y_train[train_idx], x_train[val_idx], y_train[val_idx],
+        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, label_smoothing=config.label_smoothing,
+        augment=lambda xb, rng: augment_tiles(xb, rng, config.colour_jitter),
+        seed=config.seed, verbose=verbose)
+    info = {"history": history, "train_seconds": seconds, "best_epoch": history["best_epoch"],
+            "val_accuracy": max(history["val_accuracy"]), "config": asdict(config)}
+    return model, info
+
+
+# --- the course's model, for comparison ---
+
+def load_course_model(path: str):
+    """The course's legacy ``HMT.h5`` (Keras 2 HDF5), loaded by Keras 3 without compiling."""
+    import keras
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no course model at {path!r}")
+    return keras.models.load_model(path, compile=False)
+
+
+def course_model_inputs(x: np.ndarray, batch_size: int = 128):
+    """Tiles as the course model wants them: float32 (N, 224, 224, 3) in [0, 1], resized bilinearly
+    from 150 x 150. Yields batches, so the 224 x 224 copy never has to fit in memory whole."""
+    import tensorflow as tf
+    for i in range(0, len(x), batch_size):
+        xb = tf.image.resize(tf.cast(x[i:i + batch_size], tf.float32) / 255.0, (224, 224),
+                             method="bilinear")
+        yield xb.numpy()
+
+
+def save_model(model, info: dict, test_accuracy: float, per_class_accuracy, tta_accuracy: float | None = None,
+               path: str = "models/HMT.keras") -> None:
+    """Save the model and, beside it, a JSON with its provenance: seed, recipe, validation, test and
+    per-class accuracy, training time and library versions. Atomic (temp file + rename)."""
+    from training_utils import library_versions, save_model_with_provenance
+    save_model_with_provenance(model, path, {
+        "seed": info["config"]["seed"], "train_config": info["config"], "best_epoch": info["best_epoch"],
+        "val_accuracy": info["val_accuracy"], "test_accuracy": float(test_accuracy),
+        "per_class_accuracy": dict(zip(CLASS_NAMES, map(float, per_class_accuracy))),
+        "test_accuracy_tta": None if tta_accuracy is None else float(tta_accuracy),
+        "train_seconds": round(info["train_seconds"], 1), "history": info["history"],
+        "versions": library_versions()})

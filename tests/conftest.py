@@ -1,0 +1,93 @@
+"""Shared fixtures: paths, the data sets (generated once a session) and tiny models."""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def shared_path(*parts):
+    """A file under ../shared; in CI its absence fails the test instead of skipping it."""
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        if IN_CI:
+            pytest.fail(f"{path} is missing; CI must have ../shared beside the clone")
+        pytest.skip(f"{path} not present on this machine")
+    return path
+
+
+def repo_path(*parts):
+    return os.path.join(ROOT, *parts)
+
+
+@pytest.fixture(scope="session")
+def mnist1d_data():
+    import mnist1d_utils
+    return mnist1d_utils.make_dataset()
+
+
+@pytest.fixture(scope="session")
+def hmt_data():
+    import hmt_utils
+    root = os.environ.get("HMT_DIR") or repo_path("data", "hmt")
+    if not os.path.isdir(root):
+        root = shared_path("data", "hmt")
+    return hmt_utils.load_hmt(root, progress=False)
+
+
+@pytest.fixture(scope="session")
+def mnist1d_model():
+    import keras
+    path = repo_path("models", "MNIST1D.keras")
+    assert os.path.isfile(path), f"{path} is missing: run MNIST1D.ipynb (make reproduce)"
+    return keras.models.load_model(path)
+
+
+@pytest.fixture(scope="session")
+def hmt_model():
+    import keras
+    path = repo_path("models", "HMT.keras")
+    assert os.path.isfile(path), f"{path} is missing: run HMT.ipynb (make reproduce)"
+    return keras.models.load_model(path)
+
+
+# --- tiny models for the explanation tests ---
+
+def tiny_conv1d(seed=0, length=16, channels=1, classes=3, softmax="layer"):
+    """Conv1D(4) -> ReLU -> Conv1D(6) -> GAP -> Dense -> softmax (a layer, the Dense's activation, or none)."""
+    import keras
+    from keras import layers
+    init = lambda i: keras.initializers.GlorotUniform(seed=seed + i)  # noqa: E731
+    x = keras.Input((length, channels))
+    h = layers.Conv1D(4, 3, padding="same", activation="relu", kernel_initializer=init(0), name="c1")(x)
+    h = layers.Conv1D(6, 3, strides=2, padding="same", activation="tanh", kernel_initializer=init(1), name="c2")(h)
+    h = layers.GlobalAveragePooling1D()(h)
+    act = "softmax" if softmax == "dense" else None
+    h = layers.Dense(classes, activation=act, kernel_initializer=init(2), bias_initializer=keras.initializers.RandomNormal(seed=seed + 3), name="out")(h)
+    if softmax == "layer":
+        h = layers.Softmax()(h)
+    return keras.Model(x, h)
+
+
+def tiny_conv2d(seed=0, size=12, channels=3, classes=4):
+    """Rescaling -> Conv2D(4) -> MaxPool -> Conv2D(5) -> GAP -> Dense -> Softmax, as a Sequential."""
+    import keras
+    from keras import layers
+    init = lambda i: keras.initializers.GlorotUniform(seed=seed + i)  # noqa: E731
+    return keras.Sequential([
+        keras.Input((size, size, channels)),
+        layers.Rescaling(1 / 255.0),
+        layers.Conv2D(4, 3, padding="same", activation="relu", kernel_initializer=init(0), name="k1"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(5, 3, padding="same", activation="relu", kernel_initializer=init(1), name="k2"),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(classes, kernel_initializer=init(2), name="logits"),
+        layers.Softmax(),
+    ])

@@ -1,0 +1,305 @@
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import xai_utils as xu
+from conftest import shared_path, tiny_conv1d, tiny_conv2d
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+# --- Integrated Gradients: the mathematics ---
+
+def _linear_model(length=8, classes=3, seed=0):
+    x = keras.Input((length, 1))
+    h = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(classes, kernel_initializer=keras.initializers.RandomNormal(seed=seed),
+                             bias_initializer="ones")(h)
+    return keras.Model(x, out)
+
+
+@pytest.mark.parametrize("method", xu.IG_METHODS)
+def test_ig_is_exact_on_a_linear_model(method):
+    model = _linear_model()
+    w = model.layers[-1].kernel.numpy()                                  # (8, 3)
+    x = _rng().normal(size=(5, 8, 1)).astype(np.float32)
+    base = _rng(1).normal(size=(8, 1)).astype(np.float32)
+    attr, delta = xu.integrated_gradients(model, x, 2, baseline=base, steps=7, method=method, return_delta=True)
+    expected = (x - base) * w[:, 2][None, :, None]
+    np.testing.assert_allclose(attr, expected, atol=1e-5)
+    assert np.abs(delta).max() < 1e-4
+
+
+def _sigmoid_model(length=10, seed=0):
+    x = keras.Input((length, 1))
+    h = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=keras.initializers.RandomNormal(stddev=0.8, seed=seed),
+                             use_bias=False)(h)
+    return keras.Model(x, out)
+
+
+def test_ig_gauss_legendre_matches_the_closed_form_of_a_sigmoid():
+    model = _sigmoid_model()
+    w = model.layers[-1].kernel.numpy()[:, 0].astype(np.float64)         # (10,)
+    x = _rng(2).normal(size=(6, 10, 1)).astype(np.float32)
+    attr = xu.integrated_gradients(model, x, 0, steps=32, method="gausslegendre")
+    z = x[..., 0].astype(np.float64) @ w                                 # (6,)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    # IG_i = x_i w_i * (sigma(w.x) - sigma(0)) / (w.x) for a zero baseline
+    expected = x[..., 0] * w[None] * ((sig(z) - 0.5) / z)[:, None]
+    np.testing.assert_allclose(attr[..., 0], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_ig_quadrature_rules_sum_to_one_and_gauss_legendre_integrates_polynomials():
+    for method in xu.IG_METHODS:
+        alphas, weights = xu.ig_nodes(9, method)
+        assert alphas.min() >= 0 and alphas.max() <= 1
+        assert abs(weights.sum() - 1) < 1e-12
+    alphas, weights = xu.ig_nodes(4, "gausslegendre")
+    assert abs((weights * alphas ** 7).sum() - 1 / 8) < 1e-12             # exact to degree 2S - 1
+
+
+def test_ig_completeness_on_a_smooth_conv_net():
+    model = tiny_conv1d(softmax="none")
+    x = _rng(3).normal(size=(20, 16, 1)).astype(np.float32)
+    _, delta = xu.integrated_gradients(model, x, steps=64, return_delta=True)
+    assert np.abs(delta).max() < 5e-3
+
+
+def test_ig_batch_size_invariance_and_steps_above_batch_size():
+    model = tiny_conv1d()
+    x = _rng(4).normal(size=(7, 16, 1)).astype(np.float32)
+    ref = xu.integrated_gradients(model, x, steps=16, batch_size=1000)
+    for bs in (1, 5, 16, 33):
+        np.testing.assert_allclose(xu.integrated_gradients(model, x, steps=16, batch_size=bs), ref, atol=1e-6)
+
+
+def test_ig_is_deterministic_and_takes_every_baseline_form():
+    model = tiny_conv1d()
+    x = _rng(5).normal(size=(3, 16, 1)).astype(np.float32)
+    a = xu.integrated_gradients(model, x)
+    np.testing.assert_array_equal(a, xu.integrated_gradients(model, x))
+    np.testing.assert_allclose(xu.integrated_gradients(model, x, baseline=0.0), a, atol=1e-7)
+    per_example = np.stack([np.full((16, 1), v, np.float32) for v in (0.1, 0.2, 0.3)])
+    for baseline in (0.5, np.full((16, 1), 0.5), np.full((1,), 0.5), per_example):
+        attr, delta = xu.integrated_gradients(model, x, baseline=baseline, steps=64, return_delta=True)
+        assert attr.shape == x.shape and np.abs(delta).max() < 1e-2
+    with pytest.raises(ValueError, match="baseline of shape"):
+        xu.integrated_gradients(model, x, baseline=np.zeros((5, 2)))
+
+
+def test_ig_gradient_step_is_traced_once_per_shape():
+    model = tiny_conv1d()
+    x = _rng(6).normal(size=(11, 16, 1)).astype(np.float32)
+    xu.integrated_gradients(model, x, steps=8, batch_size=32)
+    xu.integrated_gradients(model, x[:3], steps=8, batch_size=32)          # padded: the same shapes
+    steps = [f for k, f in xu._STEPS[model].items() if k[0] == "ig"]
+    assert len(steps) == 1 and steps[0].experimental_get_tracing_count() == 1
+
+
+# --- Grad-CAM against an independent hand computation ---
+
+def _resize_linear_np(a, out_len):
+    """Half-pixel-centre linear interpolation along axis 1 (what bilinear resize does), in numpy."""
+    n_in = a.shape[1]
+    src = np.clip((np.arange(out_len) + 0.5) * n_in / out_len - 0.5, 0, n_in - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = (src - lo).reshape((1, -1) + (1,) * (a.ndim - 2))
+    return np.take(a, lo, axis=1) * (1 - frac) + np.take(a, hi, axis=1) * frac
+
+
+def _hand_grad_cam(model, layer_name, x, classes):
+    conv = model.get_layer(layer_name)
+    sub = keras.Model(model.inputs, [conv.output, model.layers[-2].output])   # features, logits
+    with tf.GradientTape() as tape:
+        feats, logits = sub(tf.constant(x))
+        picked = tf.reduce_sum(tf.gather(logits, classes, batch_dims=1))
+    grads = tape.gradient(picked, feats).numpy()
+    feats = feats.numpy()
+    weights = grads.mean(axis=tuple(range(1, grads.ndim - 1)), keepdims=True)
+    cam = np.maximum((weights * feats).sum(-1), 0)                         # (N, t) or (N, h, w)
+    cam = _resize_linear_np(cam, x.shape[1])
+    if cam.ndim == 3:
+        cam = np.swapaxes(_resize_linear_np(np.swapaxes(cam, 1, 2), x.shape[2]), 1, 2)
+    return cam
+
+
+def test_grad_cam_1d_matches_hand_computation():
+    model = tiny_conv1d()
+    x = _rng(7).normal(size=(6, 16, 1)).astype(np.float32)
+    classes = np.array([0, 1, 2, 0, 1, 2], np.int32)
+    cam = xu.grad_cam(model, x, classes)
+    assert cam.shape == (6, 16) and cam.dtype == np.float32
+    np.testing.assert_allclose(cam, _hand_grad_cam(model, "c2", x, classes), atol=1e-5)
+
+
+def test_grad_cam_2d_matches_hand_computation():
+    model = tiny_conv2d()
+    x = _rng(8).uniform(0, 255, size=(5, 12, 12, 3)).astype(np.float32)
+    classes = np.array([0, 1, 2, 3, 0], np.int32)
+    cam = xu.grad_cam(model, x, classes, layer="k2")
+    assert cam.shape == (5, 12, 12)
+    np.testing.assert_allclose(cam, _hand_grad_cam(model, "k2", x, classes), atol=1e-5)
+
+
+def test_grad_cam_batch_invariant_deterministic_and_traced_once():
+    model = tiny_conv2d()
+    x = _rng(9).uniform(0, 255, size=(9, 12, 12, 3)).astype(np.float32)
+    ref = xu.grad_cam(model, x, batch_size=64)
+    for bs in (1, 4, 9):
+        np.testing.assert_allclose(xu.grad_cam(model, x, batch_size=bs), ref, atol=1e-6)
+    np.testing.assert_array_equal(xu.grad_cam(model, x, batch_size=64), ref)
+    steps = [f for k, f in xu._STEPS[model].items() if k[0] == "grad_cam" and k[3] == 64]
+    assert len(steps) == 1 and steps[0].experimental_get_tracing_count() == 1
+
+
+def test_score_logit_bypasses_softmax_layer_and_softmax_dense():
+    x = _rng(10).normal(size=(4, 16, 1)).astype(np.float32)
+    with_layer, with_dense = tiny_conv1d(softmax="layer"), tiny_conv1d(softmax="dense")
+    logits = xu.predict_scores(with_layer, x, score="logit")
+    np.testing.assert_allclose(xu.predict_scores(with_dense, x, score="logit"), logits, atol=1e-5)
+    np.testing.assert_allclose(xu.predict_scores(with_layer, x, score="probability"),
+                               with_layer.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(tf.nn.softmax(logits).numpy(), with_layer.predict(x, verbose=0), atol=1e-6)
+    # the same Grad-CAM and IG whether the softmax is a layer or the Dense's activation
+    np.testing.assert_allclose(xu.grad_cam(with_dense, x), xu.grad_cam(with_layer, x), atol=1e-5)
+    np.testing.assert_allclose(xu.integrated_gradients(with_dense, x), xu.integrated_gradients(with_layer, x), atol=1e-5)
+
+
+def test_probability_score_differs_from_logit():
+    model = tiny_conv1d()
+    x = _rng(11).normal(size=(3, 16, 1)).astype(np.float32)
+    _, delta = xu.integrated_gradients(model, x, score="probability", steps=64, return_delta=True)
+    assert np.abs(delta).max() < 1e-3
+    assert not np.allclose(xu.integrated_gradients(model, x, score="probability"), xu.integrated_gradients(model, x))
+
+
+def test_class_index_forms():
+    model = tiny_conv1d()
+    x = _rng(12).normal(size=(4, 16, 1)).astype(np.float32)
+    predicted = model.predict(x, verbose=0).argmax(-1)
+    np.testing.assert_array_equal(xu.grad_cam(model, x), xu.grad_cam(model, x, predicted))
+    np.testing.assert_array_equal(xu.grad_cam(model, x, 1), xu.grad_cam(model, x, np.ones(4, int)))
+    for bad in (3, -1, np.array([0, 1, 5, 0])):
+        with pytest.raises(ValueError, match="out of range"):
+            xu.grad_cam(model, x, bad)
+    with pytest.raises(ValueError, match="expected a scalar or"):
+        xu.integrated_gradients(model, x, np.array([0, 1]))
+
+
+def test_errors_at_the_door():
+    model = tiny_conv1d()
+    x = _rng(13).normal(size=(2, 16, 1)).astype(np.float32)
+    with pytest.raises(ValueError, match="single example without the batch axis"):
+        xu.grad_cam(model, x[0])
+    with pytest.raises(ValueError, match=r"expected \(None, 16, 1\)"):
+        xu.integrated_gradients(model, x[:, :8])
+    bad = x.copy()
+    bad[1, 3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite .* \[1\]"):
+        xu.grad_cam(model, bad)
+    with pytest.raises(ValueError, match="unknown method"):
+        xu.integrated_gradients(model, x, method="simpson")
+    with pytest.raises(ValueError, match="score must be one of"):
+        xu.grad_cam(model, x, score="loss")
+    with pytest.raises(ValueError, match=r"no convolutional layer named 'nope'.*candidates: \['c1', 'c2'\]"):
+        xu.grad_cam(model, x, layer="nope")
+    with pytest.raises(ValueError, match="not a convolutional feature map"):
+        xu.grad_cam(model, x, layer=model.layers[-1])
+    with pytest.raises(ValueError, match="steps must be"):
+        xu.integrated_gradients(model, x, steps=0)
+
+
+def test_nested_model_with_preprocessing_and_functional_non_chain():
+    inner = tiny_conv2d()
+    outer = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Identity(), inner])
+    x = _rng(14).uniform(0, 255, size=(3, 12, 12, 3)).astype(np.float32)
+    assert xu.find_layer(outer).name == "k2"
+    np.testing.assert_allclose(xu.grad_cam(outer, x), xu.grad_cam(inner, x), atol=1e-6)
+    np.testing.assert_allclose(xu.integrated_gradients(outer, x), xu.integrated_gradients(inner, x), atol=1e-5)
+    # a residual (non-chain) functional model
+    inp = keras.Input((16, 1))
+    a = keras.layers.Conv1D(3, 3, padding="same", activation="relu", name="ra")(inp)
+    b = keras.layers.Conv1D(3, 3, padding="same", name="rb")(a)
+    h = keras.layers.Add()([a, b])
+    h = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(h))
+    res = keras.Model(inp, keras.layers.Softmax()(h))
+    xs = _rng(15).normal(size=(4, 16, 1)).astype(np.float32)
+    cam = xu.grad_cam(res, xs, layer="ra")
+    assert cam.shape == (4, 16) and np.isfinite(cam).all()
+    _, delta = xu.integrated_gradients(res, xs, steps=128, return_delta=True)
+    assert np.abs(delta).max() < 5e-2
+
+
+def test_normalize():
+    maps = np.stack([np.arange(4.0), np.full(4, 3.0)])
+    out = xu.normalize(maps)
+    np.testing.assert_allclose(out[0], [0, 1 / 3, 2 / 3, 1])
+    np.testing.assert_array_equal(out[1], 0)
+
+
+# --- the course's legacy models and the trained models ---
+
+def _course(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return keras.models.load_model(shared_path("models", "course", name), compile=False)
+
+
+def _relative_gap(model, x, delta, classes=None):
+    f_x = xu.predict_scores(model, x)
+    f_b = xu.predict_scores(model, np.zeros_like(x))
+    c = f_x.argmax(-1) if classes is None else classes
+    rows = np.arange(len(x))
+    return np.abs(delta) / np.abs(f_x[rows, c] - f_b[rows, c])
+
+
+def test_course_mnist1d_model_legacy_dense_softmax(mnist1d_data):
+    model = _course("MNIST1D.h5")
+    x = mnist1d_data["x_test"][:32, :, None].astype(np.float32)
+    cam = xu.grad_cam(model, x)
+    assert cam.shape == (32, 40) and np.isfinite(cam).all() and cam.max() > 0
+    logits = xu.predict_scores(model, x)
+    np.testing.assert_allclose(tf.nn.softmax(logits).numpy(), model.predict(x, verbose=0), atol=1e-5)
+    _, delta = xu.integrated_gradients(model, x, steps=256, return_delta=True)
+    assert np.median(_relative_gap(model, x, delta)) < 0.01
+
+
+def test_course_hmt_model_runs(hmt_data):
+    import hmt_utils
+    model = _course("HMT.h5")
+    (_, _), (x_test, _), _ = hmt_data
+    x = next(hmt_utils.course_model_inputs(x_test[:4]))
+    cam = xu.grad_cam(model, x)
+    assert cam.shape == (4, 224, 224) and np.isfinite(cam).all()
+    attr = xu.integrated_gradients(model, x[:2], steps=8)
+    assert attr.shape == (2, 224, 224, 3)
+
+
+def test_ig_completeness_on_all_mnist1d_test_examples(mnist1d_data, mnist1d_model):
+    x = mnist1d_data["x_test"][..., None].astype(np.float32)
+    _, delta = xu.integrated_gradients(mnist1d_model, x, return_delta=True, progress=False)
+    rel = _relative_gap(mnist1d_model, x, delta)
+    assert np.mean(rel <= 0.01) >= 0.99, np.quantile(rel, [0.5, 0.99])
+
+
+def test_ig_completeness_on_all_hmt_test_tiles(hmt_data, hmt_model):
+    (_, _), (x_test, _), _ = hmt_data
+    x = x_test.astype(np.float32)
+    _, delta = xu.integrated_gradients(hmt_model, x, return_delta=True, batch_size=128, progress=False)
+    rel = _relative_gap(hmt_model, x, delta)
+    assert np.mean(rel <= 0.01) >= 0.99, np.quantile(rel, [0.5, 0.99])
+
+
+def test_grad_cam_on_trained_models(mnist1d_data, mnist1d_model, hmt_data, hmt_model):
+    cam = xu.grad_cam(mnist1d_model, mnist1d_data["x_test"][:50, :, None])
+    assert cam.shape == (50, 40) and (cam >= 0).all() and (cam.max(1) > 0).mean() > 0.9
+    (_, _), (x_test, _), _ = hmt_data
+    cam = xu.grad_cam(hmt_model, x_test[:16].astype(np.float32))
+    assert cam.shape == (16, 150, 150) and (cam >= 0).all()

@@ -1,0 +1,42 @@
+"""Strip machine-specific noise from executed notebooks: papermill's timings and paths, execution
+counts' gaps, TensorFlow's C++ start-up log lines. Usage: python tools/clean_notebook.py NB.ipynb ..."""
+import re
+import sys
+
+import nbformat
+
+NOISE = re.compile(r"^(?:[IWE]\d{4} [\d:. ]+\d+ \S+:\d+\]|WARNING: All log messages before absl|"
+                   r"To enable the following instructions|.*oneDNN custom operations|"
+                   r".*cudart_stub|.*cuda_platform|.*cpu_feature_guard).*\n?", re.M)
+
+
+def clean(path: str) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("papermill", None)
+    nb.metadata.get("widgets", {}).clear()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    count = 0
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        count += 1
+        cell.execution_count = count
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "execute_result":
+                out["execution_count"] = count
+            if out.get("output_type") == "stream":
+                out["text"] = NOISE.sub("", out["text"])
+                if not out["text"].strip():
+                    continue
+            outputs.append(out)
+        cell.outputs = outputs
+    nbformat.write(nb, path)
+
+
+if __name__ == "__main__":
+    for p in sys.argv[1:]:
+        clean(p)

@@ -1,0 +1,137 @@
+"""Plots of explanations: 1D signals with shaded attributions, 2D tiles with heatmap overlays, and
+grids of several methods for several examples.
+
+A map is either unsigned (Grad-CAM, RISE, SISE: sequential colormap from 0) or signed (Integrated
+Gradients: diverging colormap centred at 0, never min-max squashed into [0, 1]).
+
+Axis key: N examples, T signal length, H, W image size, C channels.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "map_kind"]
+
+SIGNED, UNSIGNED, ABSOLUTE = "signed", "unsigned", "absolute"
+_SEQUENTIAL_CMAP = "inferno"
+_DIVERGING_CMAP = "RdBu_r"
+
+
+def map_kind(maps) -> str:
+    """``"signed"`` if any value is negative, else ``"unsigned"``."""
+    return SIGNED if np.min(maps) < 0 else UNSIGNED
+
+
+def _limits(values, kind: str, percentile: float):
+    """Colour limits: symmetric around 0 for signed maps, from 0 otherwise; clipped at a percentile."""
+    mag = np.percentile(np.abs(values), percentile) if values.size else 0.0
+    mag = float(mag) if mag > 0 else float(np.abs(values).max() or 1.0)
+    return (-mag, mag) if kind == SIGNED else (0.0, mag)
+
+
+def plot_signal(ax, signal, attribution=None, *, kind: str | None = None, mask=None, percentile: float = 100,
+                colorbar: bool = False, title: str | None = None):
+    """A 1D signal (T,) or (T, 1) as a line, with the attribution (T,) as background shading.
+
+    Signed maps use a diverging colormap centred at zero; unsigned maps a sequential one from zero.
+    ``mask`` (T,) bool draws the ground truth as a green band under the signal.
+    """
+    import matplotlib.pyplot as plt
+    signal = np.asarray(signal, np.float32).reshape(-1)                 # (T,)
+    positions = np.arange(len(signal))
+    lo, hi = signal.min(), signal.max()
+    pad = 0.1 * (hi - lo + 1e-6)
+    image = None
+    if attribution is not None:
+        attribution = np.asarray(attribution, np.float32).reshape(-1)   # (T,)
+        kind = kind or map_kind(attribution)
+        vmin, vmax = _limits(attribution, kind, percentile)
+        cmap = _DIVERGING_CMAP if kind == SIGNED else _SEQUENTIAL_CMAP
+        image = ax.imshow(attribution[None, :], aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+                          extent=(-0.5, len(signal) - 0.5, lo - pad, hi + pad), alpha=0.85,
+                          interpolation="nearest")
+    if mask is not None:
+        mask = np.asarray(mask, bool).reshape(-1)
+        band = np.where(mask, lo - pad, np.nan)
+        ax.plot(positions, band, color="limegreen", lw=5, solid_capstyle="butt", label="ground truth")
+    ax.plot(positions, signal, color="white" if attribution is not None else "k", lw=2.4)
+    ax.plot(positions, signal, color="black", lw=1.2)
+    ax.set_xlim(-0.5, len(signal) - 0.5)
+    ax.set_ylim(lo - 1.6 * pad, hi + pad)
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    if colorbar and image is not None:
+        plt.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+    return image
+
+
+def plot_image(ax, image, heatmap=None, *, kind: str | None = None, percentile: float = 99,
+               alpha: float = 0.5, colorbar: bool = False, title: str | None = None):
+    """An RGB tile (H, W, 3), 0-255 or 0-1, with a heatmap overlay (H, W) or (H, W, C).
+
+    Unsigned maps (Grad-CAM, RISE, SISE): sequential colormap from 0 over the tile. Signed maps
+    (IG): channels summed, diverging colormap centred at 0, clipped at the ``percentile`` of |value|.
+    ``kind="absolute"``: |attribution| summed over channels, sequential, clipped likewise.
+    """
+    import matplotlib.pyplot as plt
+    image = np.asarray(image, np.float32)
+    image = image / 255.0 if image.max() > 1.0 else image
+    ax.imshow(np.clip(image, 0, 1))
+    shown = None
+    if heatmap is not None:
+        heatmap = np.asarray(heatmap, np.float32)
+        kind = kind or map_kind(heatmap)
+        if heatmap.ndim == 3:
+            heatmap = np.abs(heatmap).sum(-1) if kind == ABSOLUTE else heatmap.sum(-1)   # (H, W)
+        vmin, vmax = _limits(heatmap, SIGNED if kind == SIGNED else UNSIGNED, percentile)
+        cmap = _DIVERGING_CMAP if kind == SIGNED else _SEQUENTIAL_CMAP
+        shown = ax.imshow(np.clip(heatmap, vmin, vmax), cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha)
+    ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    if colorbar and shown is not None:
+        plt.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+    return shown
+
+
+def plot_grid(inputs, maps: dict, *, kinds: dict | None = None, masks=None, row_titles=None,
+              percentile: float | None = None, cell_size=(2.6, 2.2)):
+    """Several methods side by side for several examples, in one figure.
+
+    Args:
+        inputs: (N, T, 1) signals or (N, H, W, 3) tiles.
+        maps: method name -> (N, T) / (N, H, W) / (N, H, W, C) maps.
+        kinds: method name -> "signed", "unsigned" or "absolute"; default from each map's sign.
+        masks: (N, T) ground truth for 1D inputs, or None.
+        row_titles: one string per example (shown over the input column).
+    Returns:
+        the matplotlib Figure; rows are examples, the first column the input.
+    """
+    import matplotlib.pyplot as plt
+    inputs = np.asarray(inputs)
+    n, is_1d = len(inputs), inputs.ndim == 3
+    names = list(maps)
+    kinds = kinds or {}
+    ncols = len(names) + (0 if is_1d else 1)
+    width = cell_size[0] * (1.6 if is_1d else 1.0)
+    fig, axes = plt.subplots(n, ncols, figsize=(width * ncols, cell_size[1] * n * (0.7 if is_1d else 1)),
+                             squeeze=False)
+    for i in range(n):
+        title = row_titles[i] if row_titles is not None else None
+        if not is_1d:
+            plot_image(axes[i, 0], inputs[i], title=title)
+        for j, name in enumerate(names):
+            ax = axes[i, j + (0 if is_1d else 1)]
+            kind = kinds.get(name) or map_kind(maps[name])
+            head = f"{name}" if (i == 0 or is_1d) else None
+            if is_1d:
+                head = f"{title} | {name}" if (title and j == 0) else name
+                plot_signal(ax, inputs[i], maps[name][i], kind=kind,
+                            mask=None if masks is None else masks[i],
+                            percentile=percentile or 100, title=head)
+            else:
+                plot_image(ax, inputs[i], maps[name][i], kind=kind, percentile=percentile or 99,
+                           title=head)
+    fig.tight_layout()
+    return fig

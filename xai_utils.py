@@ -1,0 +1,461 @@
+"""Explanations for CNNs on 1D signals and 2D images: Grad-CAM and Integrated Gradients.
+
+Every method has the same front, ``method(model, x, class_index=None, *, options) -> np.ndarray``,
+and shares one core: input validation, the score being explained (:func:`score_model`), the
+class indices, and batched, compiled gradient steps. RISE and SISE live in ``xai_perturbation.py``,
+metrics in ``xai_metrics.py`` and plots in ``xai_plots.py``; they use this core too.
+
+Axis key: N examples, T signal length, H, W image size, C channels, K classes, S steps or masks,
+B items in one model call, F feature channels of a conv layer.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "SCORES",
+    "IG_METHODS",
+    "grad_cam",
+    "integrated_gradients",
+    "normalize",
+    "score_model",
+    "predict_scores",
+    "resolve_class_index",
+    "conv_layers",
+    "find_layer",
+    "check_input",
+    "ig_nodes",
+]
+
+SCORES = ("logit", "probability")
+IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
+_CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D)
+
+
+# --- validation at the door ---
+
+def check_input(model, x, name: str = "x") -> np.ndarray:
+    """``x`` as float32 (N, T, C) or (N, H, W, C) matching the model's input; raises ValueError.
+
+    A single example without the batch axis is an error (add one with ``x[None]``), so that a
+    batch of one is never mistaken for an example.
+    """
+    want = tuple(model.input_shape)                               # (None, T, C) or (None, H, W, C)
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric, got dtype {x.dtype}")
+    if x.ndim == len(want) - 1 and all(w is None or w == s for w, s in zip(want[1:], x.shape)):
+        raise ValueError(f"{name} has shape {x.shape}: a single example without the batch axis; "
+                         f"the model expects {want}. Pass {name}[None] for one example.")
+    if x.ndim != len(want) or any(w is not None and w != s for w, s in zip(want[1:], x.shape[1:])):
+        raise ValueError(f"{name} has shape {x.shape}, expected {want} (N examples first)")
+    if len(x) == 0:
+        raise ValueError(f"{name} holds no examples (shape {x.shape})")
+    x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(1))
+        raise ValueError(f"{name} has non-finite values (NaN or inf) in example(s) {bad[:10].tolist()}; "
+                         "clean or drop them first")
+    return x
+
+
+def resolve_class_index(class_index, n: int, num_classes: int, predicted: Callable[[], np.ndarray]):
+    """Class per example, int32 (N,): ``None`` -> ``predicted()``; an int -> that class for all;
+    an int array (N,) -> per example. Raises ValueError when out of range or mis-shaped."""
+    if class_index is None:
+        return np.asarray(predicted(), np.int32)
+    idx = np.asarray(class_index)
+    if idx.dtype.kind not in "iu" and not (idx.dtype.kind == "f" and np.all(idx == np.round(idx))):
+        raise ValueError(f"class_index must be None, an int or an int array, got {idx.dtype}")
+    idx = idx.astype(np.int64)
+    if idx.ndim == 0:
+        idx = np.full(n, int(idx))
+    if idx.shape != (n,):
+        raise ValueError(f"class_index has shape {idx.shape}, expected a scalar or ({n},), one per example")
+    if idx.min() < 0 or idx.max() >= num_classes:
+        raise ValueError(f"class_index {idx[(idx < 0) | (idx >= num_classes)][:5].tolist()} out of range: "
+                         f"the model has {num_classes} classes (0..{num_classes - 1})")
+    return idx.astype(np.int32)
+
+
+# --- the model as a chain of layers, and the score being explained ---
+
+def _flatten_chain(model) -> list | None:
+    """The layers of a model whose graph is a single chain, nested chains expanded; None otherwise."""
+    if isinstance(model, keras.Sequential):
+        layers = list(model.layers)
+    elif isinstance(model, keras.Model) and len(model.inputs) == 1 and len(model.outputs) == 1:
+        layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+        previous = model.inputs[0]
+        for layer in layers:
+            if len(layer._inbound_nodes) != 1 or layer.input is not previous:
+                return None
+            previous = layer.output
+        if previous is not model.outputs[0]:
+            return None
+    else:
+        return None
+    flat = []
+    for layer in layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.Model):
+            inner = _flatten_chain(layer)
+            if inner is None:
+                return None
+            flat.extend(inner)
+        else:
+            flat.append(layer)
+    return flat
+
+
+def conv_layers(model) -> list:
+    """Every Conv1D/Conv2D layer of the model, nested models included, in order."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(conv_layers(layer))
+        elif isinstance(layer, _CONV_TYPES):
+            found.append(layer)
+    return found
+
+
+def find_layer(model, layer=None):
+    """The convolutional layer to explain: ``None`` -> the last Conv1D/Conv2D (nested models
+    included); a name or a layer object otherwise. Raises ValueError listing the candidates."""
+    candidates = conv_layers(model)
+    names = [c.name for c in candidates]
+    if layer is None:
+        if not candidates:
+            raise ValueError(f"model {model.name!r} has no Conv1D/Conv2D layer; Grad-CAM needs a "
+                             "convolutional feature map")
+        return candidates[-1]
+    if isinstance(layer, str):
+        for c in candidates:
+            if c.name == layer:
+                return c
+        raise ValueError(f"no convolutional layer named {layer!r} in model {model.name!r}; "
+                         f"candidates: {names}")
+    if any(layer is c for c in candidates):
+        return layer
+    raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not a convolutional feature map of "
+                     f"model {model.name!r}; candidates: {names}")
+
+
+def _split_head(last):
+    """How to get logits from a model whose last layer is ``last``: "drop_softmax" (a separate
+    Softmax layer), "linear_dense" (a Dense with softmax, applied without it) or "as_is"."""
+    if isinstance(last, keras.layers.Softmax):
+        return "drop_softmax", None
+    if isinstance(last, keras.layers.Dense) and last.get_config()["activation"] == "softmax":
+        return "linear_dense", last
+    if isinstance(last, keras.layers.Activation) and last.get_config()["activation"] == "softmax":
+        return "drop_softmax", None
+    return "as_is", None
+
+
+def _linear(dense, h):
+    """A Dense layer's affine map without its activation: (B, D) -> (B, K)."""
+    out = tf.matmul(h, dense.kernel)
+    return out + dense.bias if dense.use_bias else out
+
+
+@dataclass
+class _Forward:
+    """Runs a model and returns (feature map of ``layer`` or None, score being explained)."""
+    model: object
+    layer: object
+    score: str
+
+    def __post_init__(self):
+        if self.score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        self.chain = _flatten_chain(self.model)
+        last = self.chain[-1] if self.chain else self.model.layers[-1]
+        self.head, self.dense = _split_head(last) if self.score == "logit" else ("as_is", None)
+        if self.chain is None:
+            self._graph = self._graph_model()
+
+    def _graph_model(self):
+        model = self.model
+        if self.layer is not None and not any(self.layer is lay for lay in model.layers):
+            raise ValueError(f"layer {self.layer.name!r} sits inside a nested model of {model.name!r}, "
+                             "whose graph is not a simple chain; pass a top-level layer")
+        last = model.layers[-1]
+        end = model.outputs[0] if self.head == "as_is" else last.input
+        outputs = [end] if self.layer is None else [self.layer.output, end]
+        return keras.Model(model.inputs, outputs)
+
+    def __call__(self, x):
+        """x (B, ...) -> (features (B, ..., F) or None, scores (B, K))."""
+        if self.chain is not None:
+            h, features = x, None
+            layers = self.chain if self.head == "as_is" else self.chain[:-1]
+            for lay in layers:
+                h = lay(h, training=False)
+                if lay is self.layer:
+                    features = h
+        else:
+            outs = self._graph(x, training=False)
+            outs = outs if isinstance(outs, (list, tuple)) else [outs]
+            features, h = (None, outs[0]) if self.layer is None else (outs[0], outs[1])
+        if self.head == "linear_dense":
+            h = _linear(self.dense, h)
+        return features, h
+
+
+# Compiled steps live with the model they belong to and die with it (no id()-keyed state).
+_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _compiled(model, key: tuple, make: Callable) -> Callable:
+    per_model = _STEPS.setdefault(model, {})
+    if key not in per_model:
+        per_model[key] = make()
+    return per_model[key]
+
+
+def score_model(model, score: str = "logit") -> Callable:
+    """The score being explained, shared by every method and metric: ``f(x) -> (B, K)`` tensor.
+
+    ``"logit"``: the pre-softmax scores (a separate softmax layer is bypassed; a last Dense with
+    softmax activation is applied without it). ``"probability"``: the model's output.
+    """
+    forward = _compiled(model, ("forward", score), lambda: _Forward(model, None, score))
+    return lambda x: forward(x)[1]
+
+
+def _batches(n: int, batch_size: int):
+    for start in range(0, n, batch_size):
+        yield start, min(start + batch_size, n)
+
+
+def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
+    """Pad the first axis to ``size`` with zeros, so every call has one shape (one trace)."""
+    if len(a) == size:
+        return a
+    pad = np.zeros((size - len(a),) + a.shape[1:], a.dtype)
+    return np.concatenate([a, pad])
+
+
+def _progress(total: int, desc: str, progress):
+    from tqdm.auto import tqdm
+    show = total > 20 if progress is None else bool(progress)
+    return tqdm(total=total, desc=desc, disable=not show, leave=False)
+
+
+def predict_scores(model, x, *, score: str = "logit", batch_size: int = 256, jit_compile: bool = False,
+                   check: bool = True) -> np.ndarray:
+    """Scores (logits or probabilities) of every class: float32 (N, K), in fixed-size batches."""
+    x = check_input(model, x) if check else x
+    key = ("predict", score, batch_size, jit_compile)
+
+    def make():
+        f = score_model(model, score)
+        return tf.function(lambda xb: f(xb), jit_compile=jit_compile, reduce_retracing=True)
+    step = _compiled(model, key, make)
+    out = []
+    for a, b in _batches(len(x), batch_size):
+        out.append(step(tf.constant(_pad_to(x[a:b], batch_size))).numpy()[: b - a])
+    return np.concatenate(out)
+
+
+def _num_classes(model) -> int:
+    return int(model.output_shape[-1])
+
+
+def _classes(model, x, class_index, score, batch_size):
+    return resolve_class_index(class_index, len(x), _num_classes(model),
+                               lambda: predict_scores(model, x, score="probability",
+                                                      batch_size=batch_size, check=False).argmax(-1))
+
+
+# --- Grad-CAM ---
+
+def grad_cam(model, x, class_index=None, *, layer=None, batch_size: int = 64, score: str = "logit",
+             jit_compile: bool = False, progress=None) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al., ICCV 2017): ReLU of the feature maps of a conv layer weighted
+    by the spatial mean of the score's gradient, upsampled to the input.
+
+    Args:
+        model: a Keras model (Sequential or functional; legacy HDF5 models included).
+        x: float32 (N, T, C) or (N, H, W, C).
+        class_index: None (each example's predicted class), an int, or an int array (N,).
+        layer: the conv layer (name or object); None means the last Conv1D/Conv2D.
+        batch_size: examples per gradient call.
+        score: "logit" (the paper's y^c, pre-softmax) or "probability".
+        jit_compile: compile the step with XLA.
+        progress: show a progress bar (None: when there are more than 20 batches).
+
+    Returns:
+        float32 (N, T) or (N, H, W), non-negative, not normalised; upsampled linearly (1D) or
+        bilinearly (2D) with half-pixel centres.
+    """
+    x = check_input(model, x)
+    target = find_layer(model, layer)
+    classes = _classes(model, x, class_index, score, batch_size)
+    spatial = x.shape[1:-1]                                             # (T,) or (H, W)
+    key = ("grad_cam", target.name, score, batch_size, jit_compile)
+
+    def make():
+        forward = _Forward(model, target, score)
+
+        def step(xb, cb):
+            with tf.GradientTape() as tape:
+                features, scores = forward(xb)                          # (B, ..., F), (B, K)
+                tape.watch(features)
+                picked = tf.gather(scores, cb, batch_dims=1)            # (B,)
+            grads = tape.gradient(picked, features)                     # (B, ..., F)
+            axes = list(range(1, len(features.shape) - 1))
+            weights = tf.reduce_mean(grads, axis=axes, keepdims=True)   # (B, 1.., F)
+            cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))  # (B, ...)
+            return _upsample(cam, spatial)
+        return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+    step = _compiled(model, key, make)
+    out = np.empty((len(x),) + tuple(spatial), np.float32)
+    with _progress(int(np.ceil(len(x) / batch_size)), "Grad-CAM", progress) as bar:
+        for a, b in _batches(len(x), batch_size):
+            cam = step(tf.constant(_pad_to(x[a:b], batch_size)), tf.constant(_pad_to(classes[a:b], batch_size)))
+            out[a:b] = cam.numpy()[: b - a]
+            bar.update()
+    return out
+
+
+def _upsample(cam, size):
+    """(B, t) -> (B, T) linear, or (B, h, w) -> (B, H, W) bilinear, half-pixel centres."""
+    if len(size) == 1:
+        up = tf.image.resize(cam[:, :, None, None], (size[0], 1), method="bilinear")  # (B, T, 1, 1)
+        return up[:, :, 0, 0]
+    return tf.image.resize(cam[..., None], size, method="bilinear")[..., 0]          # (B, H, W)
+
+
+# --- Integrated Gradients ---
+
+def ig_nodes(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:
+    """Points alpha in [0, 1] and weights of a quadrature rule for the path integral, (S,) each;
+    the weights sum to 1, so a linear model's attributions are exact for every rule."""
+    if method not in IG_METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {IG_METHODS}")
+    if not isinstance(steps, (int, np.integer)) or steps < 1 or (method == "riemann_trapezoid" and steps < 2):
+        raise ValueError(f"steps must be an int >= {2 if method == 'riemann_trapezoid' else 1}, got {steps!r}")
+    i = np.arange(steps, dtype=np.float64)
+    if method == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(steps)
+        return (nodes + 1) / 2, weights / 2
+    if method == "riemann_trapezoid":
+        weights = np.full(steps, 1.0 / (steps - 1))
+        weights[[0, -1]] /= 2
+        return i / (steps - 1), weights
+    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
+    return (i + offset) / steps, np.full(steps, 1.0 / steps)
+
+
+def _broadcast_baseline(baseline, x: np.ndarray) -> np.ndarray:
+    """None -> zeros; a scalar; an array broadcastable to one example; or per example (N, ...)."""
+    if baseline is None:
+        return np.zeros_like(x)
+    b = np.asarray(baseline, np.float32)
+    try:
+        if b.ndim == x.ndim:
+            out = np.broadcast_to(b, x.shape)
+        else:
+            out = np.broadcast_to(b, x.shape[1:])[None].repeat(len(x), 0)
+    except ValueError:
+        raise ValueError(f"baseline of shape {b.shape} does not broadcast to one example {x.shape[1:]} "
+                         f"nor to the batch {x.shape}") from None
+    if not np.isfinite(out).all():
+        raise ValueError("baseline has non-finite values (NaN or inf)")
+    return np.ascontiguousarray(out, np.float32)
+
+
+def integrated_gradients(model, x, class_index=None, *, baseline=None, steps: int = 32,
+                         method: str = "gausslegendre", batch_size: int = 256, score: str = "logit",
+                         return_delta: bool = False, jit_compile: bool = False, progress=None):
+    """Integrated Gradients (Sundararajan et al., ICML 2017): (x - x') times the path integral of
+    the score's gradient along the straight line from the baseline x' to x, by quadrature.
+
+    Args:
+        model: a Keras model.
+        x: float32 (N, T, C) or (N, H, W, C).
+        class_index: None (predicted class), an int, or an int array (N,).
+        baseline: None (zeros), a scalar, an array broadcastable to one example, or (N, ...).
+        steps: quadrature points S on the path.
+        method: "gausslegendre" (default; exact for polynomials of degree 2S - 1) or one of
+            "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid".
+        batch_size: model inputs per gradient call (examples x steps), so memory stays bounded.
+        score: "logit" or "probability" (see :func:`score_model`).
+        return_delta: also return the completeness gap.
+        jit_compile: compile the gradient step with XLA.
+        progress: show a progress bar (None: when there are more than 20 calls).
+
+    Returns:
+        attributions float32 shaped like x; with ``return_delta`` also delta float32 (N,) =
+        sum(attributions) - (F(x) - F(x')), which is 0 for an exact integral (completeness).
+    """
+    x = check_input(model, x)
+    base = _broadcast_baseline(baseline, x)
+    alphas, weights = ig_nodes(steps, method)
+    classes = _classes(model, x, class_index, score, batch_size)
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    s_chunk = min(steps, batch_size)                     # steps per call
+    e_chunk = max(1, batch_size // s_chunk)              # examples per call: e_chunk * s_chunk <= batch_size
+    key = ("ig", score, e_chunk, s_chunk, jit_compile)
+
+    def make():
+        forward = score_model(model, score)
+
+        def step(xb, bb, ab, wb, cb):
+            # xb, bb (E, ...); ab, wb (S,); cb (E,)
+            shape = tf.shape(xb)
+            expand = [-1] + [1] * (len(xb.shape) - 1)
+            path = bb[:, None] + tf.reshape(ab, [1] + expand) * (xb - bb)[:, None]   # (E, S, ...)
+            flat = tf.reshape(path, tf.concat([[-1], shape[1:]], 0))                 # (E*S, ...)
+            with tf.GradientTape() as tape:
+                tape.watch(flat)
+                scores = forward(flat)                                               # (E*S, K)
+                picked = tf.gather(scores, tf.repeat(cb, tf.size(ab)), batch_dims=1)  # (E*S,)
+            grads = tape.gradient(picked, flat)
+            grads = tf.reshape(grads, tf.concat([[shape[0], tf.size(ab)], shape[1:]], 0))  # (E, S, ...)
+            return tf.reduce_sum(grads * tf.reshape(wb, [1] + expand), axis=1)            # (E, ...)
+        return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+    step = _compiled(model, key, make)
+
+    avg_grad = np.zeros_like(x)
+    n_calls = int(np.ceil(len(x) / e_chunk)) * int(np.ceil(steps / s_chunk))
+    with _progress(n_calls, "Integrated Gradients", progress) as bar:
+        for a, b in _batches(len(x), e_chunk):
+            xb = tf.constant(_pad_to(x[a:b], e_chunk))
+            bb = tf.constant(_pad_to(base[a:b], e_chunk))
+            cb = tf.constant(_pad_to(classes[a:b], e_chunk))
+            for s0, s1 in _batches(steps, s_chunk):
+                ab = tf.constant(_pad_to(alphas[s0:s1].astype(np.float32), s_chunk))
+                wb = tf.constant(_pad_to(weights[s0:s1].astype(np.float32), s_chunk))  # padded: weight 0
+                avg_grad[a:b] += step(xb, bb, ab, wb, cb).numpy()[: b - a]
+                bar.update()
+    attributions = (x - base) * avg_grad
+    if not return_delta:
+        return attributions
+    f_x = predict_scores(model, x, score=score, batch_size=batch_size, check=False)
+    f_b = predict_scores(model, base, score=score, batch_size=batch_size, check=False)
+    rows = np.arange(len(x))
+    gap = f_x[rows, classes] - f_b[rows, classes]
+    delta = attributions.reshape(len(x), -1).sum(1, dtype=np.float64) - gap
+    return attributions, delta.astype(np.float32)
+
+
+# --- display helper ---
+
+def normalize(maps) -> np.ndarray:
+    """Per-map min-max scaling to [0, 1], for display only: float32 (N, ...). A constant map -> 0."""
+    maps = np.asarray(maps, np.float32)
+    flat = maps.reshape(len(maps), -1)                                   # (N, D)
+    lo = flat.min(1, keepdims=True)
+    span = flat.max(1, keepdims=True) - lo
+    return ((flat - lo) / np.where(span > 0, span, 1)).reshape(maps.shape)
