@@ -168,9 +168,9 @@ def _linear(dense, h):
 
 @dataclass
 class _Forward:
-    """Runs a model and returns (feature map of ``layer`` or None, score being explained)."""
+    """Runs a model and returns (feature maps of ``layers``, the score being explained (B, K))."""
     model: object
-    layer: object
+    layers: tuple
     score: str
 
     def __post_init__(self):
@@ -184,27 +184,26 @@ class _Forward:
 
     def _graph_model(self):
         model = self.model
-        if self.layer is not None and not any(self.layer is lay for lay in model.layers):
-            raise ValueError(f"layer {self.layer.name!r} sits inside a nested model of {model.name!r}, "
-                             "whose graph is not a simple chain; pass a top-level layer")
-        last = model.layers[-1]
-        end = model.outputs[0] if self.head == "as_is" else last.input
-        outputs = [end] if self.layer is None else [self.layer.output, end]
-        return keras.Model(model.inputs, outputs)
+        for lay in self.layers:
+            if not any(lay is top for top in model.layers):
+                raise ValueError(f"layer {lay.name!r} sits inside a nested model of {model.name!r}, whose "
+                                 "graph is not a simple chain; pass a top-level layer")
+        end = model.outputs[0] if self.head == "as_is" else model.layers[-1].input
+        return keras.Model(model.inputs, [lay.output for lay in self.layers] + [end])
 
     def __call__(self, x):
-        """x (B, ...) -> (features (B, ..., F) or None, scores (B, K))."""
+        """x (B, ...) -> ([features (B, ..., F) per layer], scores (B, K))."""
         if self.chain is not None:
-            h, features = x, None
-            layers = self.chain if self.head == "as_is" else self.chain[:-1]
-            for lay in layers:
+            h, found = x, {}
+            for lay in (self.chain if self.head == "as_is" else self.chain[:-1]):
                 h = lay(h, training=False)
-                if lay is self.layer:
-                    features = h
+                if any(lay is want for want in self.layers):
+                    found[id(lay)] = h
+            features = [found[id(lay)] for lay in self.layers]
         else:
             outs = self._graph(x, training=False)
-            outs = outs if isinstance(outs, (list, tuple)) else [outs]
-            features, h = (None, outs[0]) if self.layer is None else (outs[0], outs[1])
+            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+            features, h = outs[:-1], outs[-1]
         if self.head == "linear_dense":
             h = _linear(self.dense, h)
         return features, h
@@ -227,7 +226,7 @@ def score_model(model, score: str = "logit") -> Callable:
     ``"logit"``: the pre-softmax scores (a separate softmax layer is bypassed; a last Dense with
     softmax activation is applied without it). ``"probability"``: the model's output.
     """
-    forward = _compiled(model, ("forward", score), lambda: _Forward(model, None, score))
+    forward = _compiled(model, ("forward", score), lambda: _Forward(model, (), score))
     return lambda x: forward(x)[1]
 
 
@@ -304,11 +303,11 @@ def grad_cam(model, x, class_index=None, *, layer=None, batch_size: int = 64, sc
     key = ("grad_cam", target.name, score, batch_size, jit_compile)
 
     def make():
-        forward = _Forward(model, target, score)
+        forward = _Forward(model, (target,), score)
 
         def step(xb, cb):
             with tf.GradientTape() as tape:
-                features, scores = forward(xb)                          # (B, ..., F), (B, K)
+                (features,), scores = forward(xb)                       # (B, ..., F), (B, K)
                 tape.watch(features)
                 picked = tf.gather(scores, cb, batch_dims=1)            # (B,)
             grads = tape.gradient(picked, features)                     # (B, ..., F)

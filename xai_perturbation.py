@@ -1,0 +1,266 @@
+"""Perturbation-based explanations, 1D and 2D: RISE and SISE.
+
+Both score masked copies of the input with the model and share the core of ``xai_utils``: input
+validation, the score being explained, class indices, fixed-shape batches and compiled steps.
+
+Axis key: N examples, T signal length, H, W image size, C channels, K classes, S masks,
+E examples in one call, M masks in one call, g grid cells per axis.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from xai_utils import (_Forward, _batches, _classes, _compiled, _flatten_chain, _pad_to, _progress,
+                       _upsample, check_input)
+
+__all__ = ["rise", "rise_masks", "sise", "sise_layers"]
+
+
+# --- RISE ---
+
+def _rise_grid(n_masks: int, spatial: tuple, cell_size, p_keep: float, seed: int):
+    """The low-resolution random grids and shifts of every mask, drawn at once from ``seed``:
+    grids float32 (S, g+1[, g+1]) of 0/1, shifts int32 (S, D), and the cell size per axis."""
+    cells = tuple(int(np.ceil(n / 8)) for n in spatial) if cell_size is None else \
+        tuple(np.broadcast_to(np.asarray(cell_size, int), (len(spatial),)))
+    if min(cells) < 1 or any(c > n for c, n in zip(cells, spatial)):
+        raise ValueError(f"cell_size must be between 1 and the input size {spatial}, got {cell_size}")
+    grid = tuple(int(np.ceil(n / c)) + 1 for n, c in zip(spatial, cells))          # (g+1, ...)
+    keys = tf.constant([seed, 0], tf.int64), tf.constant([seed, 1], tf.int64)
+    grids = tf.cast(tf.random.stateless_uniform((n_masks,) + grid, keys[0]) < p_keep, tf.float32)
+    shifts = tf.stack([tf.random.stateless_uniform((n_masks,), tf.stack([keys[1][0], keys[1][1] + d]),
+                                                   0, c, dtype=tf.int64)
+                       for d, c in enumerate(cells)], axis=1)                     # (S, D)
+    return grids, tf.cast(shifts, tf.int32), cells
+
+
+def _expand_masks(grids, shifts, cells, spatial):
+    """Upsample (bilinear) the grids to (g+1) * cell and crop each at its own shift: (M, *spatial)."""
+    big = tuple((g) * c for g, c in zip(grids.shape[1:], cells))
+    up = _upsample(grids, big)                                                     # (M, *big)
+    for axis, n in enumerate(spatial):
+        idx = shifts[:, axis:axis + 1] + tf.range(n)[None]                         # (M, n)
+        up = tf.gather(up, idx, axis=axis + 1, batch_dims=1)
+    return up
+
+
+def rise_masks(n_masks: int, spatial: tuple, *, cell_size=None, p_keep: float = 0.5, seed: int = 0) -> np.ndarray:
+    """The RISE masks as float32 (S, T) or (S, H, W) in [0, 1], for inspection and tests."""
+    grids, shifts, cells = _rise_grid(n_masks, tuple(spatial), cell_size, p_keep, seed)
+    return _expand_masks(grids, shifts, cells, tuple(spatial)).numpy()
+
+
+def rise(model, x, class_index=None, *, n_masks: int = 4000, cell_size=None, p_keep: float = 0.5,
+         batch_size: int = 256, score: str = "probability", seed: int = 0, jit_compile: bool = False,
+         progress=None) -> np.ndarray:
+    """RISE (Petsiuk, Das and Saenko, BMVC 2018): the mean of random masks weighted by the score of
+    the masked input, divided by ``p_keep``.
+
+    Masks: binary grids with cells of ``cell_size`` positions/pixels kept with probability
+    ``p_keep``, upsampled (linear in 1D, bilinear in 2D) to one cell more than the input and cropped
+    at a random shift, all generated in TensorFlow from ``seed`` (the same seed gives the same map,
+    whatever ``batch_size``).
+
+    Args:
+        model: a Keras model; x: float32 (N, T, C) or (N, H, W, C).
+        class_index: None (predicted class), an int, or an int array (N,).
+        n_masks: masks S (the paper: 4000 for ImageNet).
+        cell_size: cell size per axis in input positions; None means input size / 8 (the paper's
+            7 x 7 grid on 224 px is cells of 32 px).
+        p_keep: probability of keeping a cell (the paper: 0.5).
+        batch_size: model inputs per call (examples x masks).
+        score: "probability" (the paper) or "logit".
+        seed: seeds the masks.
+
+    Returns:
+        float32 (N, T) or (N, H, W) saliency.
+    """
+    x = check_input(model, x)
+    if not 0 < p_keep <= 1:
+        raise ValueError(f"p_keep must be in (0, 1], got {p_keep}")
+    if n_masks < 1:
+        raise ValueError(f"n_masks must be >= 1, got {n_masks}")
+    spatial = tuple(x.shape[1:-1])
+    classes = _classes(model, x, class_index, score, batch_size)
+    grids, shifts, cells = _rise_grid(n_masks, spatial, cell_size, p_keep, seed)
+    m_chunk = min(n_masks, batch_size)                  # masks per call
+    e_chunk = max(1, batch_size // m_chunk)             # examples per call
+    key = ("rise", score, e_chunk, m_chunk, cells, jit_compile)
+
+    def make():
+        forward = _Forward(model, (), score)
+
+        def step(xb, gb, sb, vb, cb):
+            # xb (E, ..., C); gb (M, g+1..) grids; sb (M, D) shifts; vb (M,) 1 real, 0 padding; cb (E,)
+            masks = _expand_masks(gb, sb, cells, spatial) * tf.reshape(vb, [-1] + [1] * len(spatial))  # (M, ...)
+            masked = xb[:, None] * masks[None, ..., None]                             # (E, M, ..., C)
+            flat = tf.reshape(masked, tf.concat([[-1], tf.shape(xb)[1:]], 0))         # (E*M, ..., C)
+            _, scores = forward(flat)                                                 # (E*M, K)
+            picked = tf.gather(scores, tf.repeat(cb, tf.shape(gb)[0]), batch_dims=1)  # (E*M,)
+            picked = tf.reshape(picked, [tf.shape(xb)[0], -1])                         # (E, M)
+            flat_masks = tf.reshape(masks, [tf.shape(masks)[0], -1])                  # (M, D)
+            return tf.reshape(picked @ flat_masks, tf.concat([[-1], tf.shape(masks)[1:]], 0))
+        return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+    step = _compiled(model, key, make)
+
+    out = np.zeros((len(x),) + spatial, np.float32)
+    grids, shifts = grids.numpy(), shifts.numpy()
+    n_calls = int(np.ceil(len(x) / e_chunk)) * int(np.ceil(n_masks / m_chunk))
+    with _progress(n_calls, "RISE", progress) as bar:
+        for a, b in _batches(len(x), e_chunk):
+            xb = tf.constant(_pad_to(x[a:b], e_chunk))
+            cb = tf.constant(_pad_to(classes[a:b], e_chunk))
+            for m0, m1 in _batches(n_masks, m_chunk):
+                valid = _pad_to(np.ones(m1 - m0, np.float32), m_chunk)               # padded masks weigh 0
+                out[a:b] += step(xb, tf.constant(_pad_to(grids[m0:m1], m_chunk)),
+                                 tf.constant(_pad_to(shifts[m0:m1], m_chunk)), tf.constant(valid),
+                                 cb).numpy()[: b - a]
+                bar.update()
+    return out / (n_masks * p_keep)
+
+
+# --- SISE ---
+
+_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.AveragePooling1D,
+            keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling1D,
+            keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling1D,
+            keras.layers.GlobalMaxPooling2D)
+
+
+def sise_layers(model) -> list:
+    """The last layer of each convolutional block: every layer right before a pooling layer."""
+    chain = _flatten_chain(model)
+    if chain is None:
+        layers = list(model.layers)
+    else:
+        layers = chain
+    found = [prev for prev, nxt in zip(layers[:-1], layers[1:]) if isinstance(nxt, _POOLING)
+             and not isinstance(prev, _POOLING)]
+    if not found:
+        raise ValueError(f"model {model.name!r} has no pooling layer, so SISE cannot find its blocks; "
+                         "pass layers=[...] by name")
+    return found
+
+
+def _resolve_layers(model, layers):
+    if layers is None:
+        return sise_layers(model)
+    chain = _flatten_chain(model) or list(model.layers)
+    by_name = {lay.name: lay for lay in chain}
+    out = []
+    for lay in layers:
+        name = lay if isinstance(lay, str) else getattr(lay, "name", None)
+        if name not in by_name:
+            raise ValueError(f"no layer named {name!r} in model {model.name!r}; SISE needs feature-map layers "
+                             f"such as {[lay.name for lay in sise_layers(model)]}")
+        out.append(by_name[name])
+    return out
+
+
+def _otsu(values: np.ndarray, bins: int = 64) -> float:
+    """Otsu's threshold of a map: the cut maximising the between-class variance."""
+    hist, edges = np.histogram(values, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres) / np.maximum(w0, 1)
+    m1 = ((hist * centres).sum() - np.cumsum(hist * centres)) / np.maximum(w1, 1)
+    between = w0 * w1 * (m0 - m1) ** 2
+    return float(centres[np.argmax(between)])
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    lo, hi = a.min(), a.max()
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+def _fuse(maps: list, softness: float) -> np.ndarray:
+    """Block-wise fusion from low to high level: add the next map and gate by its soft Otsu mask."""
+    fused = _unit(maps[0])
+    for nxt in maps[1:]:
+        nxt = _unit(nxt)
+        gate = 1 / (1 + np.exp(-(nxt - _otsu(nxt)) / softness))
+        fused = _unit((fused + nxt) * gate)
+    return fused
+
+
+def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0, batch_size: int = 256,
+         score: str = "probability", softness: float = 0.05, jit_compile: bool = False, progress=None):
+    """SISE (Sattarzadeh et al., AAAI 2021, "Explaining convolutional neural networks through
+    attribution-based input sampling and block-wise feature aggregation").
+
+    For each block (``layers``; None: the layers right before each pooling layer), the feature maps
+    whose spatially averaged gradient exceeds ``grad_threshold`` are upsampled to the input
+    (linear/bilinear), min-max normalised into masks, and scored by the model on the masked input,
+    as in RISE; the block's map is the score-weighted mean of its masks. The block maps are fused
+    from low to high level by adding and gating with a soft Otsu threshold (``softness`` is the
+    width of the sigmoid around the threshold, on maps scaled to [0, 1]).
+
+    Args:
+        model: a Keras model; x: float32 (N, T, C) or (N, H, W, C).
+        class_index: None (predicted class), an int, or an int array (N,).
+        layers: names or layer objects of the block outputs; None finds them.
+        batch_size: model inputs per call (masked copies).
+        score: "probability" (the paper) or "logit".
+
+    Returns:
+        float32 (N, T) or (N, H, W) in [0, 1].
+    """
+    x = check_input(model, x)
+    targets = _resolve_layers(model, layers)
+    classes = _classes(model, x, class_index, score, batch_size)
+    spatial = tuple(x.shape[1:-1])
+    names = tuple(t.name for t in targets)
+    key = ("sise_features", names, score, jit_compile)
+
+    def make_features():
+        forward = _Forward(model, tuple(targets), score)
+
+        def step(xb, cb):
+            with tf.GradientTape() as tape:
+                feats, scores = forward(xb[None])
+                picked = tf.gather(scores[0], cb)
+            grads = tape.gradient(picked, feats)
+            out = []
+            for f, g in zip(feats, grads):
+                axes = list(range(1, len(f.shape) - 1))
+                keep = tf.reduce_mean(g, axis=axes)[0]                      # (F,)
+                maps = tf.transpose(f[0], [len(f.shape) - 2] + list(range(len(f.shape) - 2)))  # (F, ...)
+                out.append((_upsample(maps, spatial), keep))
+            return out
+        return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+    features_step = _compiled(model, key, make_features)
+
+    def make_scores():
+        forward = _Forward(model, (), score)
+
+        def step(xb, masks, c):
+            masked = xb[None] * masks[..., None]                             # (M, ..., C)
+            _, scores = forward(masked)
+            return scores[:, c]
+        return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+    score_step = _compiled(model, ("sise_scores", score, batch_size, jit_compile), make_scores)
+
+    out = np.zeros((len(x),) + spatial, np.float32)
+    with _progress(len(x), "SISE", progress) as bar:
+        for i in range(len(x)):
+            xi, ci = tf.constant(x[i]), tf.constant(classes[i])
+            block_maps = []
+            for maps, keep in features_step(xi, ci):
+                maps, keep = maps.numpy(), keep.numpy()
+                selected = maps[keep > grad_threshold]                      # (F', ...)
+                if len(selected) == 0:
+                    block_maps.append(np.zeros(spatial, np.float32))
+                    continue
+                flat = selected.reshape(len(selected), -1)
+                lo, hi = flat.min(1, keepdims=True), flat.max(1, keepdims=True)
+                masks = ((flat - lo) / np.where(hi > lo, hi - lo, 1)).reshape(selected.shape).astype(np.float32)
+                weights = np.concatenate([
+                    score_step(xi, tf.constant(_pad_to(masks[a:b], batch_size)), ci).numpy()[: b - a]
+                    for a, b in _batches(len(masks), batch_size)])          # (F',)
+                block_maps.append(np.tensordot(weights, masks, axes=1) / len(masks))
+            out[i] = _fuse(block_maps, softness)
+            bar.update()
+    return out
