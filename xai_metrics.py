@@ -28,6 +28,8 @@ __all__ = [
     "pointing_game",
     "spearman",
     "cascading_randomization",
+    "compare_methods",
+    "comparison_table",
 ]
 
 
@@ -176,12 +178,13 @@ def spearman(a, b) -> np.ndarray:
 
 
 def _weighted_layers(model) -> list:
-    """Layers with trainable weights, top (output side) first, nested models expanded."""
+    """Conv and Dense layers (those with a kernel), top (output side) first, nested models expanded.
+    Batch-norm layers keep their statistics: randomising a kernel already destroys what they scale."""
     out = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             out.extend(reversed(_weighted_layers(layer)))
-        elif layer.trainable_weights:
+        elif getattr(layer, "kernel", None) is not None:
             out.append(layer)
     return out[::-1]
 
@@ -213,16 +216,75 @@ def cascading_randomization(model, x, explain: Callable, *, class_index=None, se
     names, corr = [], []
     for layer in _weighted_layers(clone):
         new = []
-        for w in layer.weights:
+        for w in layer.weights:                     # He-normal kernels, small random biases
             v = w.numpy()
-            if "moving_variance" in w.path or "gamma" in w.path:
-                new.append(np.abs(rng.normal(1.0, 0.5, v.shape)).astype(v.dtype) + 0.1)
-            else:
-                scale = np.sqrt(2.0 / max(1, np.prod(v.shape[:-1]))) if v.ndim > 1 else 0.1
-                new.append(rng.normal(0.0, scale, v.shape).astype(v.dtype))
+            scale = np.sqrt(2.0 / max(1, np.prod(v.shape[:-1]))) if v.ndim > 1 else 0.1
+            new.append(rng.normal(0.0, scale, v.shape).astype(v.dtype))
         layer.set_weights(new)
         maps = np.asarray(explain(clone, x, classes))
         corr.append(spearman(reference, np.abs(maps) if absolute else maps))
         names.append(layer.name)
     corr = np.asarray(corr)
     return {"layers": names, "correlation": corr, "mean": corr.mean(1)}
+
+
+# --- one call for the comparison table ---
+
+def compare_methods(model, x, maps: dict, classes, *, masks=None, seconds: dict | None = None,
+                    keep_fraction: float = 0.15, steps: int = 20, fill: str | float = "zeros",
+                    batch_size: int = 256) -> dict:
+    """Every metric for every method's maps on the same examples.
+
+    Args:
+        maps: method name -> maps for ``x`` (any shape :func:`saliency_positions` takes).
+        classes: int (N,) the explained classes.
+        masks: bool (N, D) ground truth, or None (no localisation metrics).
+        seconds: method name -> seconds per example, copied into the results.
+
+    Returns:
+        method name -> dict of per-example arrays (``deletion_auc``, ``insertion_auc``, ``drop``,
+        ``increase``, ``relevance_mass``, ``pointing``), the curves, agreement with each other method
+        (``agreement_<other>``), and ``seconds_per_example``.
+    """
+    results = {}
+    for name, m in maps.items():
+        r = deletion_insertion(model, x, m, classes, steps=steps, fill=fill, batch_size=batch_size)
+        r.update(average_drop_increase(model, x, m, classes, keep_fraction=keep_fraction, fill=fill,
+                                       batch_size=batch_size))
+        if masks is not None:
+            r["relevance_mass"] = relevance_mass_accuracy(m, masks, x.shape)
+            r["pointing"] = pointing_game(m, masks, x.shape)
+        for other, m2 in maps.items():
+            if other != name:
+                r[f"agreement_{other}"] = spearman(saliency_positions(m, x.shape), saliency_positions(m2, x.shape))
+        if seconds and name in seconds:
+            r["seconds_per_example"] = seconds[name]
+        results[name] = r
+    return results
+
+
+def comparison_table(results: dict, sanity: dict | None = None) -> str:
+    """A Markdown table of :func:`compare_methods` results (mean ± standard error) and, if given,
+    the sanity check's correlation after randomising every layer (method name -> cascade result)."""
+    names = list(results)
+    cols = [("deletion AUC ↓", "deletion_auc", 1), ("insertion AUC ↑", "insertion_auc", 1),
+            ("average drop % ↓", "drop", 100), ("increase in confidence % ↑", "increase", 100)]
+    if any("relevance_mass" in r for r in results.values()):
+        cols += [("relevance mass ↑", "relevance_mass", 1), ("pointing game ↑", "pointing", 1)]
+    head = ["method", "n"] + [c[0] for c in cols]
+    if sanity:
+        head.append("sanity: Spearman, all layers random ↓")
+    head += [f"agreement with {o}" for o in names] + ["s / example"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in names:
+        r = results[name]
+        row = [name, str(len(r["deletion_auc"]))]
+        for _, key, scale in cols:
+            s = summary(np.asarray(r[key]) * scale)
+            row.append(f"{s['mean']:.3f} ± {s['sem']:.3f}" if scale == 1 else f"{s['mean']:.1f} ± {s['sem']:.1f}")
+        if sanity:
+            row.append(f"{sanity[name]['mean'][-1]:.3f}" if name in sanity else "-")
+        row += ["-" if o == name else f"{np.mean(r[f'agreement_{o}']):.2f}" for o in names]
+        row.append(f"{r['seconds_per_example']:.4f}" if "seconds_per_example" in r else "-")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "map_kind"]
+__all__ = ["SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_curves", "plot_sanity", "pick_examples", "map_kind"]
 
 SIGNED, UNSIGNED, ABSOLUTE = "signed", "unsigned", "absolute"
 _SEQUENTIAL_CMAP = "inferno"
@@ -135,3 +135,53 @@ def plot_grid(inputs, maps: dict, *, kinds: dict | None = None, masks=None, row_
                            title=head)
     fig.tight_layout()
     return fig
+
+
+def plot_curves(results: dict, title: str = ""):
+    """Mean deletion and insertion curves of every method (``xai_metrics.compare_methods`` output)."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, kind in zip(axes, ("deletion", "insertion")):
+        for name, r in results.items():
+            curve = np.asarray(r[f"{kind}_curve"])                          # (N, S+1)
+            frac = np.linspace(0, 1, curve.shape[1])
+            ax.plot(frac, curve.mean(0), label=f"{name} (AUC {np.mean(r[f'{kind}_auc']):.3f})")
+        ax.set_xlabel(f"fraction of positions {'removed' if kind == 'deletion' else 'inserted'}")
+        ax.set_title(f"{kind} ({'lower' if kind == 'deletion' else 'higher'} AUC is better)")
+        ax.grid(alpha=0.3), ax.legend(fontsize=8)
+    axes[0].set_ylabel("probability of the explained class")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sanity(sanity: dict, title: str = ""):
+    """Spearman correlation with the original maps as layers are randomised from the top down."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, r in sanity.items():
+        corr = np.asarray(r["correlation"])                                 # (L, N)
+        steps = np.arange(len(r["layers"]))
+        ax.errorbar(steps, corr.mean(1), yerr=corr.std(1) / np.sqrt(corr.shape[1]), marker="o",
+                    capsize=2, label=name)
+    ax.set_xticks(np.arange(len(r["layers"])), r["layers"], rotation=45, ha="right", fontsize=8)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("randomised down to (cascading, top layer first)")
+    ax.set_ylabel("Spearman with original |map|")
+    ax.set_ylim(-0.2, 1.05), ax.grid(alpha=0.3), ax.legend(fontsize=8)
+    ax.set_title(title or "sanity check: a faithful method decorrelates as the weights are randomised")
+    fig.tight_layout()
+    return fig
+
+
+def pick_examples(y_true, y_pred, num_classes: int) -> tuple[list, list]:
+    """For each class, the first correctly classified and the first misclassified example (if any):
+    two lists of indices into y."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    correct, wrong = [], []
+    for c in range(num_classes):
+        hit = np.flatnonzero((y_true == c) & (y_pred == c))
+        miss = np.flatnonzero((y_true == c) & (y_pred != c))
+        correct += hit[:1].tolist()
+        wrong += miss[:1].tolist()
+    return correct, wrong
