@@ -99,3 +99,18 @@ def test_sanity_check_passes_for_grad_cam_and_fails_for_a_weight_blind_method():
     # "explanation" = |input|: ignores the weights, so it stays perfectly correlated
     blind = xm.cascading_randomization(model, x, lambda m, xb, c: np.abs(xb[..., 0]))
     np.testing.assert_allclose(blind["mean"], 1.0)
+
+
+def test_compare_methods_and_table():
+    model = _region_model()
+    x = np.random.default_rng(2).normal(size=(5, 40, 1)).astype(np.float32) + 2
+    masks = np.zeros((5, 40), bool)
+    masks[:, REGION] = True
+    maps = {"region": _region_map(5), "ig": xu.integrated_gradients(model, x, 0)}
+    res = xm.compare_methods(model, x, maps, np.zeros(5, int), masks=masks, seconds={"region": 0.5}, steps=4)
+    assert set(res) == {"region", "ig"}
+    np.testing.assert_allclose(res["region"]["relevance_mass"], 1.0)
+    np.testing.assert_allclose(res["region"]["agreement_ig"], res["ig"]["agreement_region"])
+    table = xm.comparison_table(res)
+    lines = table.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| method | n |") and "| region | 5 |" in lines[2]
