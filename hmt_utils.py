@@ -260,7 +260,7 @@ def _extract_and_split(archive: str, out: str, seed: int, test_per_class: int) -
 class TrainConfig:
     """Training recipe of the HMT CNN, chosen on a stratified validation split of HMT_train."""
     seed: int = 0                  # seeds weights, batch order, augmentation and the val split
-    epochs: int = 30               # passes over the training split
+    epochs: int = 45               # passes over the training split
     batch_size: int = 32
     learning_rate: float = 2e-3    # peak of the warm-up + cosine schedule
     weight_decay: float = 5e-4     # AdamW's decoupled weight decay
@@ -268,11 +268,20 @@ class TrainConfig:
     val_fraction: float = 0.1      # share of each class held out to choose the epoch
     colour_jitter: float = 0.08    # per-channel gain and offset jitter (stain variation)
     width: int = 32                # channels of the first block; blocks have w, 2w, 4w
+    activation: str = "gelu"       # smooth, so IG's path integrand is smooth (see build_model)
+    dropout: float = 0.2           # before the linear classifier
 
 
-def build_model(width: int = 32, seed: int = 0):
-    """A VGG-7: three blocks of two 3x3 conv + batch norm + ReLU, global average pooling, a linear
-    classifier and a separate softmax layer (so the pre-softmax scores are one layer away).
+def build_model(width: int = 32, seed: int = 0, activation: str = "gelu", dropout: float = 0.2):
+    """A VGG-7: three blocks of two 3x3 conv + batch norm + activation, 2x2 pooling between blocks,
+    global average pooling, a linear classifier and a separate softmax layer (so the pre-softmax
+    scores are one layer away).
+
+    Smooth by design: GELU in place of ReLU and average in place of max pooling make the score an
+    analytic function of the pixels, so Integrated Gradients' path integrand is smooth and 32
+    Gauss-Legendre points meet completeness to well under 1 % on every tile. (With ReLU and max
+    pooling the integrand jumps at every kink, and a trained ReLU/max-pool variant of this network
+    missed the 1 % bound on about a quarter of the training tiles checked.)
 
     Input: raw RGB tiles, float32 (None, 150, 150, 3), values 0-255; the model scales its own input.
     The first convolution has stride 2 (tissue texture survives 0.99 um/px, and it quarters the
@@ -287,20 +296,20 @@ def build_model(width: int = 32, seed: int = 0):
         h = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
                           kernel_initializer=init(i), name=name)(h)
         h = layers.BatchNormalization(name=f"{name}_bn")(h)
-        return layers.ReLU(name=f"{name}_relu")(h)
+        return layers.Activation(activation, name=f"{name}_{activation}")(h)
 
     x = keras.Input(TILE_SHAPE, name="tile")                             # (N, 150, 150, 3), 0-255
     h = layers.Rescaling(1 / 255.0, name="rescale")(x)
     h = conv(h, width, 0, "block1_conv1", strides=2)                     # (N, 75, 75, w)
     h = conv(h, width, 1, "block1_conv2")
-    h = layers.MaxPooling2D(2, name="block1_pool")(h)                    # (N, 37, 37, w)
+    h = layers.AveragePooling2D(2, name="block1_pool")(h)                # (N, 37, 37, w)
     h = conv(h, 2 * width, 2, "block2_conv1")
     h = conv(h, 2 * width, 3, "block2_conv2")
-    h = layers.MaxPooling2D(2, name="block2_pool")(h)                    # (N, 18, 18, 2w)
+    h = layers.AveragePooling2D(2, name="block2_pool")(h)                # (N, 18, 18, 2w)
     h = conv(h, 4 * width, 4, "block3_conv1")
     h = conv(h, 4 * width, 5, "block3_conv2")                            # last conv: (N, 18, 18, 4w)
     h = layers.GlobalAveragePooling2D(name="gap")(h)                     # (N, 4w)
-    h = layers.Dropout(0.3, seed=seed, name="dropout")(h)
+    h = layers.Dropout(dropout, seed=seed, name="dropout")(h)
     logits = layers.Dense(len(CLASS_NAMES), kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 6),
                           name="logits")(h)                              # (N, 8)
     prob = layers.Softmax(name="softmax")(logits)
@@ -342,7 +351,7 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, verbose: int
     from training_utils import fit, stratified_split
     keras.utils.set_random_seed(config.seed)
     train_idx, val_idx = stratified_split(y_train, config.val_fraction, config.seed)
-    model = build_model(config.width, config.seed)
+    model = build_model(config.width, config.seed, config.activation, config.dropout)
     history, seconds = fit(
         model, x_train[train_idx], y_train[train_idx], x_train[val_idx], y_train[val_idx],
         epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,

@@ -303,3 +303,11 @@ def test_grad_cam_on_trained_models(mnist1d_data, mnist1d_model, hmt_data, hmt_m
     (_, _), (x_test, _), _ = hmt_data
     cam = xu.grad_cam(hmt_model, x_test[:16].astype(np.float32))
     assert cam.shape == (16, 150, 150) and (cam >= 0).all()
+
+
+def test_jit_compiled_steps_agree():
+    model = tiny_conv1d()
+    x = _rng(16).normal(size=(5, 16, 1)).astype(np.float32)
+    np.testing.assert_allclose(xu.grad_cam(model, x, jit_compile=True), xu.grad_cam(model, x), atol=1e-5)
+    np.testing.assert_allclose(xu.integrated_gradients(model, x, jit_compile=True),
+                               xu.integrated_gradients(model, x), atol=1e-5)

@@ -1,5 +1,6 @@
 """Strip machine-specific noise from executed notebooks: papermill's timings and paths, execution
-counts' gaps, TensorFlow's C++ start-up log lines. Usage: python tools/clean_notebook.py NB.ipynb ..."""
+counts' gaps, TensorFlow's C++ start-up log lines, and progress bars (widgets that render as nothing
+once saved, or carriage-return text). Usage: python tools/clean_notebook.py NB.ipynb ..."""
 import re
 import sys
 
@@ -26,10 +27,14 @@ def clean(path: str) -> None:
         cell.execution_count = count
         outputs = []
         for out in cell.get("outputs", []):
+            if "application/vnd.jupyter.widget-view+json" in out.get("data", {}):
+                continue                                                  # a tqdm progress widget
             if out.get("output_type") == "execute_result":
                 out["execution_count"] = count
             if out.get("output_type") == "stream":
                 out["text"] = NOISE.sub("", out["text"])
+                out["text"] = "".join(line for line in out["text"].splitlines(keepends=True)
+                                      if "\r" not in line and "%|" not in line)
                 if not out["text"].strip():
                     continue
             outputs.append(out)
