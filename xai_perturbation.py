@@ -241,7 +241,9 @@ def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0
             _, scores = forward(masked)
             return scores[:, c]
         return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
-    score_step = _compiled(model, ("sise_scores", score, batch_size, jit_compile), make_scores)
+    # one call scores at most a block's worth of masks: padding beyond the widest block is waste
+    chunk = min(batch_size, max(int(t.output.shape[-1]) for t in targets))
+    score_step = _compiled(model, ("sise_scores", score, chunk, jit_compile), make_scores)
 
     out = np.zeros((len(x),) + spatial, np.float32)
     with _progress(len(x), "SISE", progress) as bar:
@@ -258,8 +260,8 @@ def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0
                 lo, hi = flat.min(1, keepdims=True), flat.max(1, keepdims=True)
                 masks = ((flat - lo) / np.where(hi > lo, hi - lo, 1)).reshape(selected.shape).astype(np.float32)
                 weights = np.concatenate([
-                    score_step(xi, tf.constant(_pad_to(masks[a:b], batch_size)), ci).numpy()[: b - a]
-                    for a, b in _batches(len(masks), batch_size)])          # (F',)
+                    score_step(xi, tf.constant(_pad_to(masks[a:b], chunk)), ci).numpy()[: b - a]
+                    for a, b in _batches(len(masks), chunk)])               # (F',)
                 block_maps.append(np.tensordot(weights, masks, axes=1) / len(masks))
             out[i] = _fuse(block_maps, softness)
             bar.update()
