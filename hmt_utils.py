@@ -280,8 +280,7 @@ def build_model(width: int = 32, seed: int = 0, activation: str = "gelu", dropou
     Smooth by design: GELU in place of ReLU and average in place of max pooling make the score an
     analytic function of the pixels, so Integrated Gradients' path integrand is smooth and 32
     Gauss-Legendre points meet completeness to well under 1 % on every tile. (With ReLU and max
-    pooling the integrand jumps at every kink, and a trained ReLU/max-pool variant of this network
-    missed the 1 % bound on about a quarter of the training tiles checked.)
+    pooling the integrand jumps at every kink and no quadrature rule converges fast.)
 
     Input: raw RGB tiles, float32 (None, 150, 150, 3), values 0-255; the model scales its own input.
     The first convolution has stride 2 (tissue texture survives 0.99 um/px, and it quarters the
