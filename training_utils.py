@@ -1,5 +1,5 @@
-"""What training both models shares: seeding, augmented batches, a stratified validation split,
-a schedule, and saving a model atomically beside its provenance JSON.
+"""What training both models shares: augmented batches, a stratified validation split, a
+schedule, saving a model atomically beside its provenance JSON, and the notebooks' training plots.
 
 Axis key: N examples, B batch, T signal length, H, W image size, C channels, K classes.
 """
@@ -22,7 +22,6 @@ __all__ = [
     "library_versions",
     "save_model_with_provenance",
     "read_provenance",
-    "accuracy",
     "save_figure",
     "plot_history",
     "plot_confusion",
@@ -46,7 +45,7 @@ class AugmentedBatches(keras.utils.PyDataset):
     """Shuffled mini-batches with a numpy augmentation drawn from a seeded Generator.
 
     Args:
-        x: (N, ...) inputs; y: (N,) int labels.
+        x: (N, ...) inputs; y: (N, K) one-hot labels.
         augment: ``f(batch, rng) -> batch`` or None.
     """
 
@@ -111,12 +110,6 @@ class _KeepBest(keras.callbacks.Callback):
         if self.best is None or key > self.best:
             self.best, self.best_epoch = key, epoch
             self.best_weights = [w.copy() for w in self.model.get_weights()]
-
-
-def accuracy(model, x, y, batch_size: int = 256) -> float:
-    """Top-1 accuracy of a probability model on (x, y)."""
-    prob = model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
-    return float(np.mean(prob.argmax(-1) == y))
 
 
 def library_versions() -> dict:

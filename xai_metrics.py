@@ -17,7 +17,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.stats import rankdata
 
-from xai_utils import check_input, predict_scores, resolve_class_index
+from xai_utils import _classes, check_input, predict_scores
 
 __all__ = [
     "summary",
@@ -65,12 +65,6 @@ def _fill(x: np.ndarray, fill: str | float, blur_sigma: float) -> np.ndarray:
     raise ValueError(f"fill must be 'zeros', 'blur' or a number, got {fill!r}")
 
 
-def _classes(model, x, class_index, batch_size):
-    return resolve_class_index(class_index, len(x), int(model.output_shape[-1]),
-                               lambda: predict_scores(model, x, score="probability", batch_size=batch_size,
-                                                      check=False).argmax(-1))
-
-
 def _picked(model, x, classes, score, batch_size):
     s = predict_scores(model, x, score=score, batch_size=batch_size, check=False)
     return s[np.arange(len(x)), classes]
@@ -91,7 +85,7 @@ def average_drop_increase(model, x, maps, class_index=None, *, keep_fraction: fl
     if not 0 < keep_fraction <= 1:
         raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
     relevance = saliency_positions(maps, x.shape)                             # (N, D)
-    classes = _classes(model, x, class_index, batch_size)
+    classes = _classes(model, x, class_index, "probability", batch_size)
     k = max(1, int(round(keep_fraction * relevance.shape[1])))
     order = np.argsort(-relevance, axis=1, kind="stable")[:, :k]             # (N, k) the top positions
     keep = np.zeros_like(relevance, bool)
@@ -120,7 +114,7 @@ def deletion_insertion(model, x, maps, class_index=None, *, steps: int = 20, fil
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     relevance = saliency_positions(maps, x.shape)                             # (N, D)
-    classes = _classes(model, x, class_index, batch_size)
+    classes = _classes(model, x, class_index, "probability", batch_size)
     n, d = relevance.shape
     filled = _fill(x, fill, blur_sigma)
     rank = np.empty_like(relevance, np.int64)                                # rank 0 = most relevant
@@ -139,14 +133,21 @@ def deletion_insertion(model, x, maps, class_index=None, *, steps: int = 20, fil
 
 # --- localisation against a ground-truth mask ---
 
+def _relevance_and_masks(maps, masks, x_shape):
+    """Maps and ground truth as (N, D) relevance and (N, D) bool, checked to match."""
+    masks = np.asarray(masks, bool)
+    rel = saliency_positions(maps, x_shape) if x_shape is not None else \
+        np.asarray(maps, np.float32).reshape(len(masks), -1)
+    masks = masks.reshape(len(masks), -1)
+    if rel.shape != masks.shape:
+        raise ValueError(f"maps give {rel.shape} positions, masks {masks.shape}; expected one mask per map")
+    return rel, masks
+
+
 def relevance_mass_accuracy(maps, masks, x_shape=None) -> np.ndarray:
     """Share of the positive relevance that falls inside the ground truth (Arras et al. 2022):
     float (N,); an example with no positive relevance scores 0."""
-    masks = np.asarray(masks, bool)
-    rel = saliency_positions(maps, x_shape) if x_shape is not None else np.asarray(maps, np.float32).reshape(len(masks), -1)
-    masks = masks.reshape(len(masks), -1)
-    if rel.shape != masks.shape:
-        raise ValueError(f"maps give {rel.shape} positions, masks {masks.shape}")
+    rel, masks = _relevance_and_masks(maps, masks, x_shape)
     pos = np.maximum(rel, 0)
     total = pos.sum(1)
     return np.where(total > 0, (pos * masks).sum(1) / np.where(total > 0, total, 1), 0.0)
@@ -155,9 +156,7 @@ def relevance_mass_accuracy(maps, masks, x_shape=None) -> np.ndarray:
 def pointing_game(maps, masks, x_shape=None) -> np.ndarray:
     """1 where the map's maximum lies inside the ground truth (Zhang et al. 2018), else 0: (N,).
     Ties count as a hit only if every tied maximum is inside."""
-    masks = np.asarray(masks, bool)
-    rel = saliency_positions(maps, x_shape) if x_shape is not None else np.asarray(maps, np.float32).reshape(len(masks), -1)
-    masks = masks.reshape(len(masks), -1)
+    rel, masks = _relevance_and_masks(maps, masks, x_shape)
     top = rel == rel.max(1, keepdims=True)
     return np.all(~top | masks, axis=1).astype(np.float32)
 
@@ -207,7 +206,7 @@ def cascading_randomization(model, x, explain: Callable, *, class_index=None, se
         randomising up to and including each layer, and ``mean`` (L,).
     """
     x = check_input(model, x)
-    classes = _classes(model, x, class_index, 256)
+    classes = _classes(model, x, class_index, "probability", 256)
     reference = np.asarray(explain(model, x, classes))
     reference = np.abs(reference) if absolute else reference
     clone = keras.models.clone_model(model)

@@ -114,3 +114,10 @@ def test_compare_methods_and_table():
     table = xm.comparison_table(res)
     lines = table.splitlines()
     assert len(lines) == 4 and lines[0].startswith("| method | n |") and "| region | 5 |" in lines[2]
+
+
+def test_localisation_metrics_refuse_mismatched_masks():
+    with pytest.raises(ValueError, match="one mask per map"):
+        xm.pointing_game(np.ones((4, 40)), np.ones((4, 30), bool))
+    with pytest.raises(ValueError, match="one mask per map"):
+        xm.relevance_mass_accuracy(np.ones((4, 40)), np.ones((4, 30), bool))
