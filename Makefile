@@ -7,7 +7,7 @@ SHARED_HMT := ../shared/data/hmt
 NOTEBOOKS := MNIST1D.ipynb HMT.ipynb XAI_methods.ipynb
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: all setup data test reproduce clean-cache
+.PHONY: all setup data test test-colab lint gpu-check colab-links reproduce clean-cache
 
 all: test
 
@@ -34,6 +34,32 @@ data: $(STAMP)
 
 test: $(STAMP) data
 	$(PY) -m pytest -q tests
+
+# The unit tests (not the notebooks) in a Colab-like environment: Python 3.13, TensorFlow 2.20, Keras 3.13.
+COLAB_VENV := .venv-colab
+COLAB_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) python3.13)
+COLAB_PINS := "tensorflow==2.20.*" "keras==3.13.*"
+
+$(COLAB_VENV)/.installed: requirements.txt
+	test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install --upgrade --quiet pip
+	$(COLAB_VENV)/bin/python -m pip install --quiet -r requirements.txt $(COLAB_PINS)
+	touch $@
+
+test-colab: $(COLAB_VENV)/.installed data
+	$(COLAB_VENV)/bin/python -c "import sys, tensorflow as tf, keras; print('Colab-like:', sys.version.split()[0], 'TF', tf.__version__, 'Keras', keras.__version__)"
+	$(COLAB_VENV)/bin/python -m pytest -q tests --ignore=tests/test_notebooks.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+# CPU and GPU give the same maps, and the GPU's speed; without a GPU, a short CPU-only dry run.
+gpu-check: $(STAMP) data
+	$(PY) benchmarks/gpu_check.py
+
+# For whoever publishes the repository: Colab badges in the README and REPO_URL in each notebook.
+colab-links:
+	$(PYTHON) tools/colab_links.py
 
 # Full runs, in place: regenerates models/, figures/ and the notebooks' outputs.
 reproduce: $(STAMP) data

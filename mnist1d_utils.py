@@ -19,6 +19,8 @@ import numpy as np
 from scipy.interpolate import interp1d
 from scipy.ndimage import gaussian_filter
 
+import training_utils as tu
+
 __all__ = [
     "CLASS_NAMES",
     "get_dataset_args",
@@ -125,7 +127,7 @@ def make_dataset(args: DatasetArgs | None = None) -> dict:
         dict with ``x`` float64 (N_train, T), ``y`` int64 (N_train,), ``x_test`` (N_test, T),
         ``y_test`` (N_test,), ``t`` (T,), ``templates`` (dict), ``mask`` bool (N_train, T) and
         ``mask_test`` bool (N_test, T): True where the digit's template lies, False where only
-        noise fills the padding.
+        noise fills the padding; ``args``: the generator arguments as a dict.
     """
     args = get_dataset_args() if args is None else args
     if args.shuffle_seq:
@@ -145,7 +147,8 @@ def make_dataset(args: DatasetArgs | None = None) -> dict:
     xs = (xs - xs.mean()) / xs.std()                           # centre and scale the whole set
     split = int(len(ys) * args.train_split)
     return {"x": xs[:split], "x_test": xs[split:], "y": ys[:split], "y_test": ys[split:],
-            "t": t, "templates": templates, "mask": masks[:split], "mask_test": masks[split:]}
+            "t": t, "templates": templates, "mask": masks[:split], "mask_test": masks[split:],
+            "args": asdict(args)}
 
 
 # --- loading the course's pickle safely ---
@@ -242,15 +245,12 @@ def _mask_patch():
 # --- the 1D CNN ---
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(tu.TrainConfig):
     """Training recipe of the MNIST-1D CNN, chosen on a validation split of the 4000 training examples."""
-    seed: int = 0                  # seeds weights, batch order, augmentation and the val split
     epochs: int = 60               # passes over the training split
     batch_size: int = 64
     learning_rate: float = 3e-3    # peak of the warm-up + cosine schedule
     weight_decay: float = 1e-4     # AdamW's decoupled weight decay
-    label_smoothing: float = 0.05
-    val_fraction: float = 0.1      # share of each class held out to choose the epoch
     max_shift: int = 4             # augmentation: circular shifts of up to +-max_shift positions
     width: int = 64                # channels of the first block (the second has twice as many)
     activation: str = "gelu"       # smooth, so IG's path integrand is smooth (see build_model)
@@ -302,35 +302,25 @@ def _augment_signals(xb: np.ndarray, rng: np.random.Generator, max_shift: int) -
 def train(data: dict | None = None, config: TrainConfig = TrainConfig(), *, verbose: int = 0):
     """Train the CNN on the training split; the validation split chooses the epoch.
 
-    The test split is not touched. Returns ``(model, info)`` with the history, the validation
-    accuracy, the best epoch and the training seconds.
+    The test split is not touched. Returns ``(model, info)`` (see :func:`training_utils.train_model`);
+    info also holds the generator arguments that made ``data`` (``data_args``).
     """
-    import keras
-    from training_utils import fit, stratified_split
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be mnist1d_utils.TrainConfig, got {type(config).__name__}")
     data = make_dataset() if data is None else data
-    keras.utils.set_random_seed(config.seed)
-    x = data["x"][..., None].astype(np.float32)                         # (N, 40, 1)
-    train_idx, val_idx = stratified_split(data["y"], config.val_fraction, config.seed)
-    model = build_model(config.width, config.seed, config.activation)
-    history, seconds = fit(
-        model, x[train_idx], data["y"][train_idx], x[val_idx], data["y"][val_idx],
-        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, label_smoothing=config.label_smoothing,
-        augment=lambda xb, rng: _augment_signals(xb, rng, config.max_shift),
-        seed=config.seed, verbose=verbose)
-    info = {"history": history, "train_seconds": seconds, "best_epoch": history["best_epoch"],
-            "val_accuracy": max(history["val_accuracy"]), "config": asdict(config)}
+    if "args" not in data:
+        raise ValueError("data has no 'args' entry: pass the dict that make_dataset() returns, so the "
+                         "saved model can record the generator arguments that made its data")
+    x = np.asarray(data["x"])[..., None].astype(np.float32)             # (N, 40, 1)
+    model, info = tu.train_model(
+        lambda: build_model(config.width, config.seed, config.activation), x, np.asarray(data["y"]), config,
+        augment=lambda xb, rng: _augment_signals(xb, rng, config.max_shift), verbose=verbose)
+    info["data_args"] = dict(data["args"])
     return model, info
 
 
-def save_model(model, info: dict, test_accuracy: float, path: str = "models/MNIST1D.keras",
-               args: DatasetArgs | None = None) -> None:
-    """Save the model and, beside it, a JSON with its provenance: data arguments, seed, recipe,
-    validation and test accuracy, training time and library versions. Atomic (temp file + rename)."""
-    from training_utils import library_versions, save_model_with_provenance
-    args = get_dataset_args() if args is None else args
-    save_model_with_provenance(model, path, {
-        "data_args": asdict(args), "seed": info["config"]["seed"], "train_config": info["config"],
-        "best_epoch": info["best_epoch"], "val_accuracy": info["val_accuracy"],
-        "test_accuracy": float(test_accuracy), "train_seconds": round(info["train_seconds"], 1),
-        "history": info["history"], "versions": library_versions()})
+def save_model(model, info: dict, test_accuracy: float, path: str = "models/MNIST1D.keras") -> None:
+    """Save the model portably and, beside it, a JSON with its provenance: the generator arguments
+    that made its data, seed, recipe, validation and test accuracy, training time and library
+    versions. Atomic (temp file + rename)."""
+    tu.save_trained_model(model, info, path, test_accuracy, data_args=info["data_args"])

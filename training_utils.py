@@ -1,5 +1,6 @@
-"""What training both models shares: augmented batches, a stratified validation split, a
-schedule, saving a model atomically beside its provenance JSON, and the notebooks' training plots.
+"""What training both models shares: one config base, one training function (augmented batches, a
+stratified validation split, a schedule, the best validation epoch kept), saving a model portably and
+atomically beside its provenance JSON, and the notebooks' training plots.
 
 Axis key: N examples, B batch, T signal length, H, W image size, C channels, K classes.
 """
@@ -10,22 +11,94 @@ import os
 import platform
 import tempfile
 import time
-from typing import Callable
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
 
+OLDEST_KERAS_CHECKED = "3.10"   # the oldest Keras the saved models were loaded in (see the README)
+
 __all__ = [
+    "TrainConfig",
+    "train_model",
+    "save_trained_model",
     "stratified_split",
     "AugmentedBatches",
     "fit",
     "library_versions",
+    "save_portable",
     "save_model_with_provenance",
     "read_provenance",
     "save_figure",
     "plot_history",
     "plot_confusion",
 ]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What every training recipe sets; each model's config adds its own fields to this base."""
+    seed: int = 0                  # seeds weights, batch order, augmentation and the val split
+    epochs: int = 60               # passes over the training split
+    batch_size: int = 64
+    learning_rate: float = 3e-3    # peak of the warm-up + cosine schedule
+    weight_decay: float = 1e-4     # AdamW's decoupled weight decay
+    label_smoothing: float = 0.05
+    val_fraction: float = 0.1      # share of each class held out to choose the epoch
+    warmup_epochs: int = 2         # linear warm-up before the cosine decay
+
+    def __post_init__(self):
+        checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1,
+                  "learning_rate": self.learning_rate > 0, "weight_decay": self.weight_decay >= 0,
+                  "label_smoothing": 0 <= self.label_smoothing < 1, "val_fraction": 0 < self.val_fraction < 1,
+                  "warmup_epochs": self.warmup_epochs >= 0}
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid training config field(s) {bad}: {self}")
+
+
+def train_model(build: Callable, x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
+                augment: Callable | None = None, verbose: int = 0):
+    """The one training path: seed everything, split off a stratified validation set, build the
+    model with ``build()``, train (:func:`fit`) and keep the best validation epoch.
+
+    Args:
+        build: ``() -> keras.Model``, called after the seeds are set.
+        x: (N, ...) training inputs; y: int (N,) labels. The test split never comes here.
+        config: a :class:`TrainConfig` (or a subclass with the model's own fields).
+        augment: ``f(batch, rng) -> batch`` or None.
+
+    Returns:
+        ``(model, info)``: info holds the history, ``train_seconds``, ``best_epoch``,
+        ``val_accuracy``, the config as a dict and the validation indices' size.
+    """
+    keras.utils.set_random_seed(config.seed)
+    train_idx, val_idx = stratified_split(y, config.val_fraction, config.seed)
+    model = build()
+    history, seconds = fit(
+        model, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
+        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, label_smoothing=config.label_smoothing, augment=augment,
+        seed=config.seed, warmup_epochs=config.warmup_epochs, verbose=verbose)
+    info = {"history": history, "train_seconds": seconds, "best_epoch": history["best_epoch"],
+            "val_accuracy": max(history["val_accuracy"]), "config": asdict(config),
+            "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
+    return model, info
+
+
+def save_trained_model(model, info: dict, path: str, test_accuracy: float, **extra) -> None:
+    """Save a model trained by :func:`train_model` with its provenance JSON: seed, recipe, best
+    epoch, validation and test accuracy, training time, library versions, plus ``extra`` fields
+    (data arguments, data fingerprint, per-class accuracy...)."""
+    provenance = {
+        "seed": info["config"]["seed"], "train_config": info["config"], "best_epoch": info["best_epoch"],
+        "val_accuracy": info["val_accuracy"], "test_accuracy": float(test_accuracy),
+        "train_seconds": round(info["train_seconds"], 1), "history": info["history"],
+        "versions": library_versions()}
+    provenance.update(extra)
+    save_model_with_provenance(model, path, provenance)
 
 
 def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,20 +191,108 @@ def library_versions() -> dict:
             "keras": keras.__version__, "numpy": np.__version__}
 
 
+# Arguments every Keras 3 initializer has known since 3.0. Newer Keras writes more (3.15 adds
+# input_axes and output_axes), which older versions reject; initialisers matter only for training.
+_INITIALIZER_ARGS = {"seed", "scale", "mode", "distribution", "mean", "stddev", "minval", "maxval",
+                     "value", "gain"}
+
+
+# Layer arguments that Keras versions newer than 3.10 write and 3.10 rejects (dropped at their default).
+_NEWER_LAYER_ARGS = {"renorm", "renorm_clipping", "renorm_momentum", "quantization_config", "lora_alpha"}
+
+
+def _signature_defaults(class_name: str) -> dict:
+    """Keyword defaults of a built-in Keras layer's constructor ({} for anything else)."""
+    import inspect
+    cls = getattr(keras.layers, class_name, None)
+    if not isinstance(cls, type):
+        return {}
+    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _portable_config(node):
+    """A Keras config tree that every Keras 3 from 3.10 reads.
+
+    Newer Keras versions write constructor arguments that older ones reject (3.15: BatchNormalization's
+    renorm, renorm_clipping, renorm_momentum; the initializers' input_axes, output_axes). Those layer
+    arguments (:data:`_NEWER_LAYER_ARGS`) are dropped where they equal the constructor's default:
+    leaving them out gives the same layer in every version that has them and loads in those that do
+    not. Initializer configs keep only the arguments Keras 3.0 knew (they matter only for training).
+    A non-default value of a newer argument is kept: older Keras cannot represent it anyway.
+    """
+    if isinstance(node, list):
+        return [_portable_config(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _portable_config(v) for k, v in node.items()}
+    config = node.get("config")
+    if isinstance(config, dict) and node.get("module") == "keras.initializers":
+        node["config"] = {k: v for k, v in config.items() if k in _INITIALIZER_ARGS}
+    elif isinstance(config, dict) and node.get("module") == "keras.layers":
+        defaults = _signature_defaults(node.get("class_name", ""))
+        node["config"] = {k: v for k, v in config.items()
+                          if not (k in _NEWER_LAYER_ARGS and k in defaults and _same(v, defaults[k]))}
+    return node
+
+
+def _same(value, default) -> bool:
+    """A serialized config value equals a constructor default (tuples serialize as lists)."""
+    if isinstance(default, tuple):
+        default = list(default)
+    try:
+        return type(value) is type(default) and value == default
+    except Exception:
+        return False
+
+
+def save_portable(model, path: str) -> None:
+    """Save ``model`` as a ``.keras`` file for inference that loads with a plain
+    ``keras.models.load_model(path)`` in every Keras the project supports (3.10 and newer).
+
+    The file holds the architecture and the weights, nothing that matters only for training: no
+    optimizer state, schedule or compile settings (an uncompiled copy is saved), and initializer
+    configs reduced to the arguments every Keras 3 knows. Written to ``path`` directly; callers
+    that need atomicity write to a temporary path and rename.
+    """
+    if not path.endswith(".keras"):
+        raise ValueError(f"path must end in .keras, got {path!r}")
+    try:
+        copy = keras.models.clone_model(model)          # uncompiled: no optimizer, no compile config
+        copy.set_weights(model.get_weights())
+    except Exception as err:                            # subclassed models may not clone
+        raise ValueError(f"cannot save {model.name!r} portably: it does not clone from its config "
+                         f"({type(err).__name__}: {err}); use a Sequential or functional model") from err
+    copy.save(path)
+    with zipfile.ZipFile(path) as z:
+        entries = [(info, z.read(info.filename)) for info in z.infolist()]
+    with zipfile.ZipFile(path, "w") as z:
+        for info, data in entries:
+            if info.filename == "config.json":
+                config = _portable_config(json.loads(data))
+                config.pop("compile_config", None)
+                data = json.dumps(config).encode()
+            z.writestr(info, data)
+
+
 def save_model_with_provenance(model, path: str, provenance: dict) -> None:
-    """Save ``model`` to ``path`` (.keras) and ``provenance`` to the .json beside it, atomically.
+    """Save ``model`` portably (:func:`save_portable`) to ``path`` (.keras) and ``provenance`` to
+    the .json beside it, atomically.
 
     Both are written to temporary files in the same folder and renamed into place, so an
-    interrupted save never leaves a half-written model.
+    interrupted save never leaves a half-written model. The JSON also records the Keras version
+    that saved the model and the oldest Keras the portable format is checked to load in.
     """
     folder = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(folder, exist_ok=True)
     json_path = os.path.splitext(path)[0] + ".json"
+    provenance = dict(provenance, saved_with_keras=keras.__version__,
+                      loads_in_keras=f">={OLDEST_KERAS_CHECKED}")
     fd, tmp_model = tempfile.mkstemp(suffix=".keras", dir=folder)
     os.close(fd)
     fd, tmp_json = tempfile.mkstemp(suffix=".json", dir=folder)
     try:
-        model.save(tmp_model)
+        save_portable(model, tmp_model)
         with os.fdopen(fd, "w") as f:
             json.dump(provenance, f, indent=2, sort_keys=True)
             f.write("\n")

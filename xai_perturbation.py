@@ -12,10 +12,34 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from xai_utils import (_Forward, _batches, _classes, _compiled, _flatten_chain, _pad_to, _progress,
-                       _upsample, check_input)
+from xai_utils import (
+    _batches,
+    _classes,
+    _flatten_chain,
+    _Forward,
+    _pad_to,
+    _progress,
+    _step,
+    _upsample,
+    check_batch_size,
+    check_flag,
+    check_input,
+    upsample,
+)
 
 __all__ = ["rise", "rise_masks", "sise", "sise_layers"]
+
+
+def _check_number(name, value, low=None, high=None, low_open=False, integer=False):
+    """A finite number (an int where ``integer``) within the bounds; raises ValueError naming it."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite {'int' if integer else 'number'}, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}")
+    return value
 
 
 # --- RISE ---
@@ -23,10 +47,18 @@ __all__ = ["rise", "rise_masks", "sise", "sise_layers"]
 def _rise_grid(n_masks: int, spatial: tuple, cell_size, p_keep: float, seed: int):
     """The low-resolution random grids and shifts of every mask, drawn at once from ``seed``:
     grids float32 (S, g+1[, g+1]) of 0/1, shifts int32 (S, D), and the cell size per axis."""
-    cells = tuple(int(np.ceil(n / 8)) for n in spatial) if cell_size is None else \
-        tuple(np.broadcast_to(np.asarray(cell_size, int), (len(spatial),)))
+    _check_number("n_masks", n_masks, low=1, integer=True)
+    _check_number("p_keep", p_keep, low=0, high=1, low_open=True)
+    _check_number("seed", seed, low=0, integer=True)
+    if cell_size is None:
+        cells = tuple(int(np.ceil(n / 8)) for n in spatial)
+    else:
+        values = np.atleast_1d(np.asarray(cell_size))
+        if values.dtype.kind not in "iu" or values.ndim != 1 or len(values) not in (1, len(spatial)):
+            raise ValueError(f"cell_size must be None, an int, or one int per spatial axis {spatial}, got {cell_size!r}")
+        cells = tuple(int(c) for c in np.broadcast_to(values, (len(spatial),)))
     if min(cells) < 1 or any(c > n for c, n in zip(cells, spatial)):
-        raise ValueError(f"cell_size must be between 1 and the input size {spatial}, got {cell_size}")
+        raise ValueError(f"cell_size must be between 1 and the input size {spatial}, got {cell_size!r}")
     grid = tuple(int(np.ceil(n / c)) + 1 for n, c in zip(spatial, cells))          # (g+1, ...)
     keys = tf.constant([seed, 0], tf.int64), tf.constant([seed, 1], tf.int64)
     grids = tf.cast(tf.random.stateless_uniform((n_masks,) + grid, keys[0]) < p_keep, tf.float32)
@@ -50,6 +82,28 @@ def rise_masks(n_masks: int, spatial: tuple, *, cell_size=None, p_keep: float = 
     """The RISE masks as float32 (S, T) or (S, H, W) in [0, 1], for inspection and tests."""
     grids, shifts, cells = _rise_grid(n_masks, tuple(spatial), cell_size, p_keep, seed)
     return _expand_masks(grids, shifts, cells, tuple(spatial)).numpy()
+
+
+def _rise_mask_step(model, cells: tuple, spatial: tuple):
+    """(grids, shifts, valid (M,)) -> masks (M, ...); padded masks (valid 0) are all zeros."""
+    def step(gb, sb, vb):
+        return _expand_masks(gb, sb, cells, spatial) * tf.reshape(vb, [-1] + [1] * len(spatial))
+    return tf.function(step, reduce_retracing=True)
+
+
+def _rise_score_step(model, score: str, jit_compile: bool):
+    """(xb (E, ..., C), masks (M, ...), cb (E,)) -> sum over masks of score x mask, (E, ...)."""
+    forward = _Forward(model, (), score)
+
+    def step(xb, masks, cb):
+        masked = xb[:, None] * masks[None, ..., None]                             # (E, M, ..., C)
+        flat = tf.reshape(masked, tf.concat([[-1], tf.shape(xb)[1:]], 0))         # (E*M, ..., C)
+        _, scores = forward(flat)                                                 # (E*M, K)
+        picked = tf.gather(scores, tf.repeat(cb, tf.shape(masks)[0]), batch_dims=1)  # (E*M,)
+        picked = tf.reshape(picked, [tf.shape(xb)[0], -1])                         # (E, M)
+        flat_masks = tf.reshape(masks, [tf.shape(masks)[0], -1])                  # (M, D)
+        return tf.reshape(picked @ flat_masks, tf.concat([[-1], tf.shape(masks)[1:]], 0))
+    return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
 
 
 def rise(model, x, class_index=None, *, n_masks: int = 4000, cell_size=None, p_keep: float = 0.5,
@@ -78,32 +132,16 @@ def rise(model, x, class_index=None, *, n_masks: int = 4000, cell_size=None, p_k
         float32 (N, T) or (N, H, W) saliency.
     """
     x = check_input(model, x)
-    if not 0 < p_keep <= 1:
-        raise ValueError(f"p_keep must be in (0, 1], got {p_keep}")
-    if n_masks < 1:
-        raise ValueError(f"n_masks must be >= 1, got {n_masks}")
+    batch_size = check_batch_size(batch_size)
     spatial = tuple(x.shape[1:-1])
-    classes = _classes(model, x, class_index, score, batch_size)
     grids, shifts, cells = _rise_grid(n_masks, spatial, cell_size, p_keep, seed)
+    classes = _classes(model, x, class_index, score, batch_size)
     m_chunk = min(n_masks, batch_size)                  # masks per call
-    e_chunk = max(1, batch_size // m_chunk)             # examples per call
-    key = ("rise", score, e_chunk, m_chunk, cells, jit_compile)
-
-    def make():
-        forward = _Forward(model, (), score)
-
-        def step(xb, gb, sb, vb, cb):
-            # xb (E, ..., C); gb (M, g+1..) grids; sb (M, D) shifts; vb (M,) 1 real, 0 padding; cb (E,)
-            masks = _expand_masks(gb, sb, cells, spatial) * tf.reshape(vb, [-1] + [1] * len(spatial))  # (M, ...)
-            masked = xb[:, None] * masks[None, ..., None]                             # (E, M, ..., C)
-            flat = tf.reshape(masked, tf.concat([[-1], tf.shape(xb)[1:]], 0))         # (E*M, ..., C)
-            _, scores = forward(flat)                                                 # (E*M, K)
-            picked = tf.gather(scores, tf.repeat(cb, tf.shape(gb)[0]), batch_dims=1)  # (E*M,)
-            picked = tf.reshape(picked, [tf.shape(xb)[0], -1])                         # (E, M)
-            flat_masks = tf.reshape(masks, [tf.shape(masks)[0], -1])                  # (M, D)
-            return tf.reshape(picked @ flat_masks, tf.concat([[-1], tf.shape(masks)[1:]], 0))
-        return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
-    step = _compiled(model, key, make)
+    e_chunk = max(1, min(batch_size // m_chunk, len(x)))  # examples per call, no more than there are
+    # masks are made outside the (optionally XLA-compiled) scoring step: XLA's bilinear resize
+    # differs from TensorFlow's at odd factors, so only the model and the weighting are compiled
+    make_masks = _step(model, _rise_mask_step, cells, spatial)
+    step = _step(model, _rise_score_step, score, check_flag(jit_compile, "jit_compile"))
 
     out = np.zeros((len(x),) + spatial, np.float32)
     grids, shifts = grids.numpy(), shifts.numpy()
@@ -113,10 +151,10 @@ def rise(model, x, class_index=None, *, n_masks: int = 4000, cell_size=None, p_k
             xb = tf.constant(_pad_to(x[a:b], e_chunk))
             cb = tf.constant(_pad_to(classes[a:b], e_chunk))
             for m0, m1 in _batches(n_masks, m_chunk):
-                valid = _pad_to(np.ones(m1 - m0, np.float32), m_chunk)               # padded masks weigh 0
-                out[a:b] += step(xb, tf.constant(_pad_to(grids[m0:m1], m_chunk)),
-                                 tf.constant(_pad_to(shifts[m0:m1], m_chunk)), tf.constant(valid),
-                                 cb).numpy()[: b - a]
+                valid = tf.constant(_pad_to(np.ones(m1 - m0, np.float32), m_chunk))  # padded masks weigh 0
+                masks = make_masks(tf.constant(_pad_to(grids[m0:m1], m_chunk)),
+                                   tf.constant(_pad_to(shifts[m0:m1], m_chunk)), valid)
+                out[a:b] += step(xb, masks, cb).numpy()[: b - a]
                 bar.update()
     return out / (n_masks * p_keep)
 
@@ -186,6 +224,36 @@ def _fuse(maps: list, softness: float) -> np.ndarray:
     return fused
 
 
+def _sise_feature_step(model, targets: tuple, score: str, jit_compile: bool):
+    """(x (...), c) -> per block: (feature maps (F, t..) at their own resolution, mean gradients (F,))."""
+    forward = _Forward(model, targets, score)
+
+    def step(xb, cb):
+        with tf.GradientTape() as tape:
+            feats, scores = forward(xb[None])
+            picked = tf.gather(scores[0], cb)
+        grads = tape.gradient(picked, feats)
+        out = []
+        for f, g in zip(feats, grads):
+            axes = list(range(1, len(f.shape) - 1))
+            keep = tf.reduce_mean(g, axis=axes)[0]                                      # (F,)
+            maps = tf.transpose(f[0], [len(f.shape) - 2] + list(range(len(f.shape) - 2)))  # (F, ...)
+            out.append((maps, keep))
+        return out
+    return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+
+
+def _sise_score_step(model, score: str, jit_compile: bool):
+    """(x (..., C), masks (M, ...), c) -> the class score of each masked copy (M,)."""
+    forward = _Forward(model, (), score)
+
+    def step(xb, masks, c):
+        masked = xb[None] * masks[..., None]                             # (M, ..., C)
+        _, scores = forward(masked)
+        return scores[:, c]
+    return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+
+
 def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0, batch_size: int = 256,
          score: str = "probability", softness: float = 0.05, jit_compile: bool = False, progress=None):
     """SISE (Sattarzadeh et al., AAAI 2021, "Explaining convolutional neural networks through
@@ -209,41 +277,17 @@ def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0
         float32 (N, T) or (N, H, W) in [0, 1].
     """
     x = check_input(model, x)
+    batch_size = check_batch_size(batch_size)
+    _check_number("grad_threshold", grad_threshold)
+    _check_number("softness", softness, low=0, low_open=True)
+    jit_compile = check_flag(jit_compile, "jit_compile")
     targets = _resolve_layers(model, layers)
     classes = _classes(model, x, class_index, score, batch_size)
     spatial = tuple(x.shape[1:-1])
-    names = tuple(t.name for t in targets)
-    key = ("sise_features", names, score, jit_compile)
-
-    def make_features():
-        forward = _Forward(model, tuple(targets), score)
-
-        def step(xb, cb):
-            with tf.GradientTape() as tape:
-                feats, scores = forward(xb[None])
-                picked = tf.gather(scores[0], cb)
-            grads = tape.gradient(picked, feats)
-            out = []
-            for f, g in zip(feats, grads):
-                axes = list(range(1, len(f.shape) - 1))
-                keep = tf.reduce_mean(g, axis=axes)[0]                      # (F,)
-                maps = tf.transpose(f[0], [len(f.shape) - 2] + list(range(len(f.shape) - 2)))  # (F, ...)
-                out.append((_upsample(maps, spatial), keep))
-            return out
-        return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
-    features_step = _compiled(model, key, make_features)
-
-    def make_scores():
-        forward = _Forward(model, (), score)
-
-        def step(xb, masks, c):
-            masked = xb[None] * masks[..., None]                             # (M, ..., C)
-            _, scores = forward(masked)
-            return scores[:, c]
-        return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+    features_step = _step(model, _sise_feature_step, tuple(targets), score, jit_compile)
     # one call scores at most a block's worth of masks: padding beyond the widest block is waste
     chunk = min(batch_size, max(int(t.output.shape[-1]) for t in targets))
-    score_step = _compiled(model, ("sise_scores", score, chunk, jit_compile), make_scores)
+    score_step = _step(model, _sise_score_step, score, jit_compile)
 
     out = np.zeros((len(x),) + spatial, np.float32)
     with _progress(len(x), "SISE", progress) as bar:
@@ -251,7 +295,7 @@ def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0
             xi, ci = tf.constant(x[i]), tf.constant(classes[i])
             block_maps = []
             for maps, keep in features_step(xi, ci):
-                maps, keep = maps.numpy(), keep.numpy()
+                maps, keep = upsample(maps, spatial).numpy(), keep.numpy()   # (F, ...) at the input's size
                 selected = maps[keep > grad_threshold]                      # (F', ...)
                 if len(selected) == 0:
                     block_maps.append(np.zeros(spatial, np.float32))

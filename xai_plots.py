@@ -138,16 +138,23 @@ def plot_grid(inputs, maps: dict, *, kinds: dict | None = None, masks=None, row_
 
 
 def plot_curves(results: dict, title: str = ""):
-    """Mean deletion and insertion curves of every method (``xai_metrics.compare_methods`` output)."""
+    """Mean removal curves of every method (``xai_compare.compare_methods`` output): MoRF (most
+    relevant removed first; lower area is better) and LeRF (least relevant first; higher is better),
+    or deletion and insertion curves where those are what the results hold."""
     import matplotlib.pyplot as plt
+    first = next(iter(results.values()))
+    kinds = ("morf", "lerf") if "morf_curve" in first else ("deletion", "insertion")
+    labels = {"morf": ("MoRF: most relevant removed first", "lower"),
+              "lerf": ("LeRF: least relevant removed first", "higher"),
+              "deletion": ("deletion", "lower"), "insertion": ("insertion", "higher")}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-    for ax, kind in zip(axes, ("deletion", "insertion")):
+    for ax, kind in zip(axes, kinds):
         for name, r in results.items():
             curve = np.asarray(r[f"{kind}_curve"])                          # (N, S+1)
             frac = np.linspace(0, 1, curve.shape[1])
             ax.plot(frac, curve.mean(0), label=f"{name} (AUC {np.mean(r[f'{kind}_auc']):.3f})")
-        ax.set_xlabel(f"fraction of positions {'removed' if kind == 'deletion' else 'inserted'}")
-        ax.set_title(f"{kind} ({'lower' if kind == 'deletion' else 'higher'} AUC is better)")
+        ax.set_xlabel("fraction of positions " + ("inserted" if kind == "insertion" else "removed"))
+        ax.set_title(f"{labels[kind][0]} ({labels[kind][1]} AUC is better)", fontsize=10)
         ax.grid(alpha=0.3), ax.legend(fontsize=8)
     axes[0].set_ylabel("probability of the explained class")
     fig.suptitle(title)

@@ -11,14 +11,15 @@ B items in one model call, F feature channels of a conv layer.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 __all__ = [
+    "explained_classes",
+    "completeness_gap",
     "SCORES",
     "IG_METHODS",
     "grad_cam",
@@ -31,6 +32,9 @@ __all__ = [
     "find_layer",
     "check_input",
     "ig_nodes",
+    "check_batch_size",
+    "check_flag",
+    "upsample",
 ]
 
 SCORES = ("logit", "probability")
@@ -166,24 +170,24 @@ def _linear(dense, h):
     return out + dense.bias if dense.use_bias else out
 
 
-@dataclass
 class _Forward:
-    """Runs a model and returns (feature maps of ``layers``, the score being explained (B, K))."""
-    model: object
-    layers: tuple
-    score: str
+    """Runs a model and returns (feature maps of ``layers``, the score being explained (B, K)).
 
-    def __post_init__(self):
-        if self.score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
-        self.chain = _flatten_chain(self.model)
-        last = self.chain[-1] if self.chain else self.model.layers[-1]
-        self.head, self.dense = _split_head(last) if self.score == "logit" else ("as_is", None)
+    It keeps the model's layers (or a graph built on them), never the model object itself, so a
+    compiled step that holds it does not keep the model alive.
+    """
+
+    def __init__(self, model, layers: tuple, score: str):
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+        self.layers, self.score = tuple(layers), score
+        self.chain = _flatten_chain(model)
+        last = self.chain[-1] if self.chain else model.layers[-1]
+        self.head, self.dense = _split_head(last) if score == "logit" else ("as_is", None)
         if self.chain is None:
-            self._graph = self._graph_model()
+            self._graph = self._graph_model(model)
 
-    def _graph_model(self):
-        model = self.model
+    def _graph_model(self, model):
         for lay in self.layers:
             if not any(lay is top for top in model.layers):
                 raise ValueError(f"layer {lay.name!r} sits inside a nested model of {model.name!r}, whose "
@@ -209,15 +213,26 @@ class _Forward:
         return features, h
 
 
-# Compiled steps live with the model they belong to and die with it (no id()-keyed state).
-_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# Compiled steps live with the model they belong to and die with it (no id()-keyed state): the
+# cache is keyed weakly by the model, and no step holds the model object (see _Forward).
+_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _compiled(model, key: tuple, make: Callable) -> Callable:
+def _step(model, factory: Callable, *args):
+    """The step ``factory(model, *args)``, built once per model and cached under ``(factory, *args)``.
+
+    Factories are module-level functions whose steps capture nothing but their arguments, so the
+    key holds every value a step depends on (input size, layer, score, XLA...) and cannot go stale.
+    """
     per_model = _STEPS.setdefault(model, {})
+    key = (factory.__qualname__,) + args
     if key not in per_model:
-        per_model[key] = make()
+        per_model[key] = factory(model, *args)
     return per_model[key]
+
+
+def _forward(model, layers: tuple, score: str) -> _Forward:
+    return _Forward(model, layers, score)
 
 
 def score_model(model, score: str = "logit") -> Callable:
@@ -226,8 +241,21 @@ def score_model(model, score: str = "logit") -> Callable:
     ``"logit"``: the pre-softmax scores (a separate softmax layer is bypassed; a last Dense with
     softmax activation is applied without it). ``"probability"``: the model's output.
     """
-    forward = _compiled(model, ("forward", score), lambda: _Forward(model, (), score))
+    forward = _step(model, _forward, (), score)
     return lambda x: forward(x)[1]
+
+
+def check_batch_size(batch_size, name: str = "batch_size") -> int:
+    """A positive int (bools and floats refused), as every method's ``batch_size``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"{name} must be a positive int (model inputs per call), got {batch_size!r}")
+    return int(batch_size)
+
+
+def check_flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def _batches(n: int, batch_size: int):
@@ -249,19 +277,21 @@ def _progress(total: int, desc: str, progress):
     return tqdm(total=total, desc=desc, disable=not show, leave=False)
 
 
+def _predict_step(model, score: str, jit_compile: bool):
+    f = score_model(model, score)
+    return tf.function(lambda xb: f(xb), jit_compile=jit_compile, reduce_retracing=True)
+
+
 def predict_scores(model, x, *, score: str = "logit", batch_size: int = 256, jit_compile: bool = False,
                    check: bool = True) -> np.ndarray:
-    """Scores (logits or probabilities) of every class: float32 (N, K), in fixed-size batches."""
+    """Scores (logits or probabilities) of every class: float32 (N, K), in fixed-size batches
+    (at most ``batch_size``, and no larger than the work there is)."""
     x = check_input(model, x) if check else x
-    key = ("predict", score, batch_size, jit_compile)
-
-    def make():
-        f = score_model(model, score)
-        return tf.function(lambda xb: f(xb), jit_compile=jit_compile, reduce_retracing=True)
-    step = _compiled(model, key, make)
+    chunk = min(check_batch_size(batch_size), len(x))
+    step = _step(model, _predict_step, score, check_flag(jit_compile, "jit_compile"))
     out = []
-    for a, b in _batches(len(x), batch_size):
-        out.append(step(tf.constant(_pad_to(x[a:b], batch_size))).numpy()[: b - a])
+    for a, b in _batches(len(x), chunk):
+        out.append(step(tf.constant(_pad_to(x[a:b], chunk))).numpy()[: b - a])
     return np.concatenate(out)
 
 
@@ -269,13 +299,35 @@ def _num_classes(model) -> int:
     return int(model.output_shape[-1])
 
 
-def _classes(model, x, class_index, score, batch_size):
+def explained_classes(model, x, class_index=None, *, batch_size: int = 256) -> np.ndarray:
+    """The class explained for each example, int32 (N,): ``class_index`` checked and broadcast, or
+    (None) the model's prediction. ``x`` must already have passed :func:`check_input`."""
     return resolve_class_index(class_index, len(x), _num_classes(model),
                                lambda: predict_scores(model, x, score="probability",
                                                       batch_size=batch_size, check=False).argmax(-1))
 
 
+def _classes(model, x, class_index, score, batch_size):
+    return explained_classes(model, x, class_index, batch_size=batch_size)
+
+
 # --- Grad-CAM ---
+
+def _grad_cam_step(model, target, score: str, jit_compile: bool):
+    """(xb (B, ...), cb (B,)) -> cam (B, t) or (B, h, w) at the feature map's resolution."""
+    forward = _Forward(model, (target,), score)
+
+    def step(xb, cb):
+        with tf.GradientTape() as tape:
+            (features,), scores = forward(xb)                       # (B, ..., F), (B, K)
+            tape.watch(features)
+            picked = tf.gather(scores, cb, batch_dims=1)            # (B,)
+        grads = tape.gradient(picked, features)                     # (B, ..., F)
+        axes = list(range(1, len(features.shape) - 1))
+        weights = tf.reduce_mean(grads, axis=axes, keepdims=True)   # (B, 1.., F)
+        return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))   # (B, ...)
+    return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+
 
 def grad_cam(model, x, class_index=None, *, layer=None, batch_size: int = 64, score: str = "logit",
              jit_compile: bool = False, progress=None) -> np.ndarray:
@@ -287,9 +339,10 @@ def grad_cam(model, x, class_index=None, *, layer=None, batch_size: int = 64, sc
         x: float32 (N, T, C) or (N, H, W, C).
         class_index: None (each example's predicted class), an int, or an int array (N,).
         layer: the conv layer (name or object); None means the last Conv1D/Conv2D.
-        batch_size: examples per gradient call.
+        batch_size: examples per gradient call (a positive int).
         score: "logit" (the paper's y^c, pre-softmax) or "probability".
-        jit_compile: compile the step with XLA.
+        jit_compile: compile the gradient step with XLA (the upsampling stays outside it, so the
+            maps equal those without XLA up to float rounding).
         progress: show a progress bar (None: when there are more than 20 batches).
 
     Returns:
@@ -298,32 +351,24 @@ def grad_cam(model, x, class_index=None, *, layer=None, batch_size: int = 64, sc
     """
     x = check_input(model, x)
     target = find_layer(model, layer)
+    chunk = min(check_batch_size(batch_size), len(x))
     classes = _classes(model, x, class_index, score, batch_size)
-    spatial = x.shape[1:-1]                                             # (T,) or (H, W)
-    key = ("grad_cam", target.name, score, batch_size, jit_compile)
-
-    def make():
-        forward = _Forward(model, (target,), score)
-
-        def step(xb, cb):
-            with tf.GradientTape() as tape:
-                (features,), scores = forward(xb)                       # (B, ..., F), (B, K)
-                tape.watch(features)
-                picked = tf.gather(scores, cb, batch_dims=1)            # (B,)
-            grads = tape.gradient(picked, features)                     # (B, ..., F)
-            axes = list(range(1, len(features.shape) - 1))
-            weights = tf.reduce_mean(grads, axis=axes, keepdims=True)   # (B, 1.., F)
-            cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))  # (B, ...)
-            return _upsample(cam, spatial)
-        return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
-    step = _compiled(model, key, make)
-    out = np.empty((len(x),) + tuple(spatial), np.float32)
-    with _progress(int(np.ceil(len(x) / batch_size)), "Grad-CAM", progress) as bar:
-        for a, b in _batches(len(x), batch_size):
-            cam = step(tf.constant(_pad_to(x[a:b], batch_size)), tf.constant(_pad_to(classes[a:b], batch_size)))
-            out[a:b] = cam.numpy()[: b - a]
+    spatial = tuple(x.shape[1:-1])                                      # (T,) or (H, W)
+    step = _step(model, _grad_cam_step, target, score, check_flag(jit_compile, "jit_compile"))
+    out = np.empty((len(x),) + spatial, np.float32)
+    with _progress(int(np.ceil(len(x) / chunk)), "Grad-CAM", progress) as bar:
+        for a, b in _batches(len(x), chunk):
+            cam = step(tf.constant(_pad_to(x[a:b], chunk)), tf.constant(_pad_to(classes[a:b], chunk)))
+            out[a:b] = upsample(cam, spatial).numpy()[: b - a]
             bar.update()
     return out
+
+
+@tf.function(reduce_retracing=True)
+def upsample(cam, size):
+    """Maps to the input's size, outside any XLA step (XLA's bilinear resize differs at odd
+    factors): (B, t) -> (B, T) linear, or (B, h, w) -> (B, H, W) bilinear, half-pixel centres."""
+    return _upsample(cam, size)
 
 
 def _upsample(cam, size):
@@ -341,7 +386,8 @@ def ig_nodes(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, np.
     the weights sum to 1, so a linear model's attributions are exact for every rule."""
     if method not in IG_METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {IG_METHODS}")
-    if not isinstance(steps, (int, np.integer)) or steps < 1 or (method == "riemann_trapezoid" and steps < 2):
+    too_few = method == "riemann_trapezoid" and not isinstance(steps, bool) and steps < 2
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1 or too_few:
         raise ValueError(f"steps must be an int >= {2 if method == 'riemann_trapezoid' else 1}, got {steps!r}")
     i = np.arange(steps, dtype=np.float64)
     if method == "gausslegendre":
@@ -373,6 +419,25 @@ def _broadcast_baseline(baseline, x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out, np.float32)
 
 
+def _ig_step(model, score: str, jit_compile: bool):
+    """(xb, bb (E, ...), ab, wb (S,), cb (E,)) -> the weighted sum of gradients along the path (E, ...)."""
+    forward = score_model(model, score)
+
+    def step(xb, bb, ab, wb, cb):
+        shape = tf.shape(xb)
+        expand = [-1] + [1] * (len(xb.shape) - 1)
+        path = bb[:, None] + tf.reshape(ab, [1] + expand) * (xb - bb)[:, None]   # (E, S, ...)
+        flat = tf.reshape(path, tf.concat([[-1], shape[1:]], 0))                 # (E*S, ...)
+        with tf.GradientTape() as tape:
+            tape.watch(flat)
+            scores = forward(flat)                                               # (E*S, K)
+            picked = tf.gather(scores, tf.repeat(cb, tf.size(ab)), batch_dims=1)  # (E*S,)
+        grads = tape.gradient(picked, flat)
+        grads = tf.reshape(grads, tf.concat([[shape[0], tf.size(ab)], shape[1:]], 0))  # (E, S, ...)
+        return tf.reduce_sum(grads * tf.reshape(wb, [1] + expand), axis=1)            # (E, ...)
+    return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+
+
 def integrated_gradients(model, x, class_index=None, *, baseline=None, steps: int = 32,
                          method: str = "gausslegendre", batch_size: int = 256, score: str = "logit",
                          return_delta: bool = False, jit_compile: bool = False, progress=None):
@@ -400,31 +465,11 @@ def integrated_gradients(model, x, class_index=None, *, baseline=None, steps: in
     x = check_input(model, x)
     base = _broadcast_baseline(baseline, x)
     alphas, weights = ig_nodes(steps, method)
+    batch_size = check_batch_size(batch_size)
     classes = _classes(model, x, class_index, score, batch_size)
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     s_chunk = min(steps, batch_size)                     # steps per call
-    e_chunk = max(1, batch_size // s_chunk)              # examples per call: e_chunk * s_chunk <= batch_size
-    key = ("ig", score, e_chunk, s_chunk, jit_compile)
-
-    def make():
-        forward = score_model(model, score)
-
-        def step(xb, bb, ab, wb, cb):
-            # xb, bb (E, ...); ab, wb (S,); cb (E,)
-            shape = tf.shape(xb)
-            expand = [-1] + [1] * (len(xb.shape) - 1)
-            path = bb[:, None] + tf.reshape(ab, [1] + expand) * (xb - bb)[:, None]   # (E, S, ...)
-            flat = tf.reshape(path, tf.concat([[-1], shape[1:]], 0))                 # (E*S, ...)
-            with tf.GradientTape() as tape:
-                tape.watch(flat)
-                scores = forward(flat)                                               # (E*S, K)
-                picked = tf.gather(scores, tf.repeat(cb, tf.size(ab)), batch_dims=1)  # (E*S,)
-            grads = tape.gradient(picked, flat)
-            grads = tf.reshape(grads, tf.concat([[shape[0], tf.size(ab)], shape[1:]], 0))  # (E, S, ...)
-            return tf.reduce_sum(grads * tf.reshape(wb, [1] + expand), axis=1)            # (E, ...)
-        return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
-    step = _compiled(model, key, make)
+    e_chunk = max(1, min(batch_size // s_chunk, len(x)))  # examples per call: e_chunk * s_chunk <= batch_size
+    step = _step(model, _ig_step, score, check_flag(jit_compile, "jit_compile"))
 
     avg_grad = np.zeros_like(x)
     n_calls = int(np.ceil(len(x) / e_chunk)) * int(np.ceil(steps / s_chunk))
@@ -441,12 +486,32 @@ def integrated_gradients(model, x, class_index=None, *, baseline=None, steps: in
     attributions = (x - base) * avg_grad
     if not return_delta:
         return attributions
-    f_x = predict_scores(model, x, score=score, batch_size=batch_size, check=False)
-    f_b = predict_scores(model, base, score=score, batch_size=batch_size, check=False)
+    delta, _ = completeness_gap(model, x, attributions, classes, baseline=base, score=score, batch_size=batch_size)
+    return attributions, delta
+
+
+def completeness_gap(model, x, attributions, class_index=None, *, baseline=None, score: str = "logit",
+                     batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """IG's completeness axiom, checked: ``delta = sum(attributions) - (F(x) - F(x'))`` per example.
+
+    The one definition used by ``integrated_gradients(return_delta=True)``, the tests, the benchmark
+    and the notebooks. Returns ``(delta, relative)``, float32 (N,) each, with
+    ``relative = |delta| / |F(x) - F(x')|`` (inf where the score does not change along the path).
+    """
+    x = check_input(model, x)
+    attributions = np.asarray(attributions, np.float64)
+    if attributions.shape != x.shape:
+        raise ValueError(f"attributions have shape {attributions.shape}, expected x's {x.shape}")
+    base = _broadcast_baseline(baseline, x)
+    classes = explained_classes(model, x, class_index, batch_size=batch_size)
     rows = np.arange(len(x))
-    gap = f_x[rows, classes] - f_b[rows, classes]
-    delta = attributions.reshape(len(x), -1).sum(1, dtype=np.float64) - gap
-    return attributions, delta.astype(np.float32)
+    f_x = predict_scores(model, x, score=score, batch_size=batch_size, check=False)[rows, classes]
+    f_b = predict_scores(model, base, score=score, batch_size=batch_size, check=False)[rows, classes]
+    gap = f_x.astype(np.float64) - f_b
+    delta = attributions.reshape(len(x), -1).sum(1) - gap
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(gap != 0, np.abs(delta) / np.abs(gap), np.inf)
+    return delta.astype(np.float32), relative.astype(np.float32)
 
 
 # --- display helper ---

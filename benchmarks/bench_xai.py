@@ -194,8 +194,8 @@ def bench(name, quick):
                 found = (steps, float(np.median(gap)))
                 break
         if found:
-            t = timed(lambda: xu.integrated_gradients(model, x, steps=found[0], method=method, batch_size=batch,
-                                                      progress=False), repeat=1)
+            t = timed(lambda steps=found[0], method=method: xu.integrated_gradients(
+                model, x, steps=steps, method=method, batch_size=batch, progress=False), repeat=1)
             steps_table.append((method, found[0], found[1], len(x) / t))
         else:
             steps_table.append((method, None, None, None))
@@ -206,7 +206,8 @@ def bench(name, quick):
     t_vec = timed(lambda: xp.rise(model, x[:1], n_masks=masks, batch_size=batch, progress=False), repeat=1)
     t_loop = timed(lambda: naive_rise(model, x[0], loop_masks), repeat=1) * masks / loop_masks
     rows[f"RISE ({masks} masks), s / example"] = t_vec
-    rows[f"per-mask loop ({masks} masks{', extrapolated from ' + str(loop_masks) if loop_masks != masks else ''}), s / example"] = t_loop
+    extrapolated = f", extrapolated from {loop_masks}" if loop_masks != masks else ""
+    rows[f"per-mask loop ({masks} masks{extrapolated}), s / example"] = t_loop
     rows["RISE speed-up over the loop"] = t_loop / t_vec
     t = timed(lambda: xp.sise(model, x[:4], batch_size=batch, progress=False), repeat=1)
     rows["SISE, s / example"] = t / 4
@@ -220,16 +221,46 @@ def bench(name, quick):
     return rows, steps_table
 
 
+def bench_road(repeat=5):
+    """ROAD's noisy linear imputation of one 150 x 150 x 3 tile: seconds by share of pixels removed,
+    for random pixels and for the top of a smooth map (one large connected region, the harder case)."""
+    from scipy.ndimage import gaussian_filter
+
+    import xai_metrics as xm
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (1, 150, 150, 3)).astype(np.float32)
+    smooth = gaussian_filter(rng.random((150, 150)), 12).ravel()
+    order = np.argsort(-smooth)
+    rows = []
+    for share in (0.1, 0.5, 0.9):
+        random_removed = rng.random((1, 150, 150)) < share
+        region = np.zeros(150 * 150, bool)
+        region[order[: int(share * region.size)]] = True
+        region = region.reshape(1, 150, 150)
+        t_random = timed(lambda r=random_removed: xm.road_impute(x, r), repeat=repeat)
+        t_region = timed(lambda r=region: xm.road_impute(x, r), repeat=repeat)
+        rows.append((share, t_random, t_region))
+    return rows
+
+
 def main():
     warnings.filterwarnings("ignore", message=".*structure of `inputs`.*")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--models", nargs="+", default=["MNIST1D", "HMT"])
+    parser.add_argument("--road-only", action="store_true", help="only the ROAD imputation benchmark")
     args = parser.parse_args()
     gpus = tf.config.list_physical_devices("GPU")
     print(f"# bench_xai, {datetime.date.today()}: TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
           f"GPUs: {[g.name for g in gpus] or 'none'}\n")
+    print("## ROAD imputation, one 150 x 150 x 3 tile (seconds, best of 5)\n")
+    print("| pixels removed | random pixels | top of a smooth map (one region) |\n|---|---|---|")
+    for share, t_random, t_region in bench_road(repeat=2 if args.quick else 5):
+        print(f"| {share:.0%} | {t_random:.3f} | {t_region:.3f} |")
+    print(flush=True)
+    if args.road_only:
+        return
     for name in args.models:
         rows, steps_table = bench(name, args.quick)
         print(f"## {name}\n\n| measure | value |\n|---|---|")

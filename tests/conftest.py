@@ -26,6 +26,30 @@ def repo_path(*parts):
     return os.path.join(ROOT, *parts)
 
 
+def snapshot_repo(dest) -> str:
+    """A git repository at ``dest`` holding this working tree's files (tracked and untracked, not
+    ignored) in one commit: what a user would clone, including changes not yet committed."""
+    import shutil
+    import subprocess
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if os.path.isfile(os.path.join(ROOT, name)):
+            os.makedirs(os.path.dirname(os.path.join(dest, name)), exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, name), os.path.join(dest, name))
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run(git + ["init", "--quiet", "--initial-branch=main"], cwd=dest, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
+    subprocess.run(git + ["commit", "--quiet", "-m", "snapshot"], cwd=dest, check=True)
+    return str(dest)
+
+
+def hmt_root():
+    """The HMT tiles: $HMT_DIR, data/hmt (make data), or ../shared/data/hmt."""
+    root = os.environ.get("HMT_DIR") or repo_path("data", "hmt")
+    return root if os.path.isdir(root) else shared_path("data", "hmt")
+
+
 @pytest.fixture(scope="session")
 def mnist1d_data():
     import mnist1d_utils
@@ -35,10 +59,7 @@ def mnist1d_data():
 @pytest.fixture(scope="session")
 def hmt_data():
     import hmt_utils
-    root = os.environ.get("HMT_DIR") or repo_path("data", "hmt")
-    if not os.path.isdir(root):
-        root = shared_path("data", "hmt")
-    return hmt_utils.load_hmt(root, progress=False)
+    return hmt_utils.load_hmt(hmt_root(), progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +90,8 @@ def tiny_conv1d(seed=0, length=16, channels=1, classes=3, softmax="layer"):
     h = layers.Conv1D(6, 3, strides=2, padding="same", activation="tanh", kernel_initializer=init(1), name="c2")(h)
     h = layers.GlobalAveragePooling1D()(h)
     act = "softmax" if softmax == "dense" else None
-    h = layers.Dense(classes, activation=act, kernel_initializer=init(2), bias_initializer=keras.initializers.RandomNormal(seed=seed + 3), name="out")(h)
+    h = layers.Dense(classes, activation=act, kernel_initializer=init(2),
+                     bias_initializer=keras.initializers.RandomNormal(seed=seed + 3), name="out")(h)
     if softmax == "layer":
         h = layers.Softmax()(h)
     return keras.Model(x, h)

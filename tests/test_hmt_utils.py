@@ -8,10 +8,10 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import repo_path, shared_path
 from PIL import Image
 
 import hmt_utils as hmt
-from conftest import repo_path, shared_path
 
 
 def _tile(seed, shape=hmt.TILE_SHAPE):

@@ -4,9 +4,9 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import repo_path, shared_path
 
 import mnist1d_utils as m1d
-from conftest import repo_path, shared_path
 
 
 def test_generator_reproduces_reference_pickle(mnist1d_data):

@@ -1,53 +1,120 @@
-"""Each notebook runs top to bottom in QUICK mode, into a temporary folder; any cell error fails."""
+"""Each notebook runs top to bottom in QUICK mode, into a temporary folder; any cell error fails.
+MNIST1D.ipynb and XAI_methods.ipynb also run alone, from nothing: copied into an empty folder, with
+REPO_URL pointing at a clone of this repository and PYTHONPATH clear of it."""
+import json
 import os
+import shutil
+import subprocess
+import sys
 
 import nbformat
 import papermill
 import pytest
+from conftest import ROOT, hmt_root, snapshot_repo
 
-from conftest import ROOT
+NOTEBOOKS = ["MNIST1D.ipynb", "HMT.ipynb", "XAI_methods.ipynb"]
 
 
-def _run(name, tmp_path, **parameters):
-    out = tmp_path / name
-    papermill.execute_notebook(os.path.join(ROOT, name), str(out), parameters=dict(QUICK=True, **parameters),
-                               cwd=ROOT, kernel_name="python3", progress_bar=False)
+def _run(source, out, cwd, **parameters):
+    papermill.execute_notebook(str(source), str(out), parameters=dict(QUICK=True, **parameters),
+                               cwd=str(cwd), kernel_name="python3", progress_bar=False)
     nb = nbformat.read(str(out), as_version=4)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+    assert not errors, errors[0].get("evalue") if errors else ""
     return nb
 
 
-def _parameters_cell_is_second(name):
-    nb = nbformat.read(os.path.join(ROOT, name), as_version=4)
+def _cell_text(nb, index):
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert "parameters" in code[1].metadata.get("tags", []), f"{name}: the second code cell must be tagged 'parameters'"
-    assert "import" in code[0].source
+    return "".join(o.get("text", "") for o in code[index].get("outputs", []) if o.get("output_type") == "stream")
 
 
-@pytest.mark.parametrize("name", ["MNIST1D.ipynb", "HMT.ipynb", "XAI_methods.ipynb"])
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_committed_notebook_layout(name):
-    _parameters_cell_is_second(name)
     nb = nbformat.read(os.path.join(ROOT, name), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", []), f"{name}: the first code cell must be tagged 'parameters'"
+    assert "REPO_URL = " in code[0].source and "DRIVE_DIR = " in code[0].source
+    assert code[1].source.startswith("# Set-up.") and "notebook_setup" in code[1].source
+    assert "import keras" in code[2].source
     assert all(c.get("outputs") is not None for c in code)
     assert "papermill" not in nb.metadata, "strip machine-specific metadata: python tools/clean_notebook.py"
     assert any(c.get("outputs") for c in code), f"{name} is committed without outputs"
-
-
-def test_mnist1d_notebook_quick(tmp_path):
-    _run("MNIST1D.ipynb", tmp_path, MODEL_DIR=str(tmp_path / "models"), FIGURE_DIR=str(tmp_path / "figures"))
-    assert (tmp_path / "models" / "MNIST1D.keras").is_file()
-    assert (tmp_path / "figures" / "mnist1d_examples.png").is_file()
+    assert os.path.getsize(os.path.join(ROOT, name)) <= 5 * 2**20, f"{name} is over 5 MB"
 
 
 def test_hmt_notebook_quick(tmp_path):
-    _run("HMT.ipynb", tmp_path, MODEL_DIR=str(tmp_path / "models"), FIGURE_DIR=str(tmp_path / "figures"))
+    _run(os.path.join(ROOT, "HMT.ipynb"), tmp_path / "HMT.ipynb", ROOT,
+         MODEL_DIR=str(tmp_path / "models"), FIGURE_DIR=str(tmp_path / "figures"))
     assert (tmp_path / "models" / "HMT.keras").is_file()
     assert (tmp_path / "figures" / "hmt_confusion.png").is_file()
 
 
-def test_xai_notebook_quick(tmp_path):
-    _run("XAI_methods.ipynb", tmp_path, FIGURE_DIR=str(tmp_path / "figures"))
-    assert (tmp_path / "figures" / "xai_tables.md").is_file()
-    assert (tmp_path / "figures" / "xai_mnist1d_correct.png").is_file()
+@pytest.fixture(scope="module")
+def lone(tmp_path_factory, monkeypatch_module):
+    """An empty working folder, a snapshot clone of the repository to point REPO_URL at, and an
+    environment without the repository on PYTHONPATH."""
+    source = snapshot_repo(tmp_path_factory.mktemp("origin"))
+    work = tmp_path_factory.mktemp("lone")
+    monkeypatch_module.delenv("PYTHONPATH", raising=False)
+    monkeypatch_module.setenv("HMT_DIR", os.path.realpath(hmt_root()))
+    return source, work
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_lone_notebook_without_repo_url_says_what_to_set(lone, tmp_path):
+    _, _ = lone
+    shutil.copy(os.path.join(ROOT, "MNIST1D.ipynb"), tmp_path / "MNIST1D.ipynb")
+    with pytest.raises(papermill.PapermillExecutionError, match="REPO_URL"):
+        papermill.execute_notebook(str(tmp_path / "MNIST1D.ipynb"), str(tmp_path / "out.ipynb"),
+                                   parameters={"QUICK": True, "REPO_URL": "", "DRIVE_DIR": ""},
+                                   cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+
+
+def test_lone_mnist1d_notebook_clones_and_runs_then_reuses(lone):
+    source, work = lone
+    shutil.copy(os.path.join(ROOT, "MNIST1D.ipynb"), work / "MNIST1D.ipynb")
+    url = "file://" + source
+    nb = _run(work / "MNIST1D.ipynb", work / "out1.ipynb", work, REPO_URL=url)
+    clone = work / os.path.basename(source)
+    assert (clone / ".git").is_dir() and (clone / "models" / "MNIST1D.keras").is_file()
+    assert "nothing to install" in _cell_text(nb, 2) or "installing" not in _cell_text(nb, 2)
+    (clone / "marker").write_text("the first clone")
+    nb = _run(work / "MNIST1D.ipynb", work / "out2.ipynb", work, REPO_URL=url)
+    assert (clone / "marker").is_file(), "the second run must reuse the clone"
+    assert "installing" not in _cell_text(nb, 2)
+    assert "running in " + str(clone) in _cell_text(nb, 2).replace(os.path.realpath(str(clone)), str(clone))
+
+
+def test_lone_xai_notebook_clones_and_runs(lone):
+    source, work = lone
+    shutil.copy(os.path.join(ROOT, "XAI_methods.ipynb"), work / "XAI_methods.ipynb")
+    nb = _run(work / "XAI_methods.ipynb", work / "out_xai.ipynb", work, REPO_URL=source)
+    clone = work / os.path.basename(source)
+    assert (clone / "figures" / "xai_tables.md").is_file()
+    assert "HMT tiles:" in _cell_text(nb, 2)
+
+
+def test_colab_links_from_a_github_remote(tmp_path):
+    repo = snapshot_repo(tmp_path / "clone")
+    subprocess.run(["git", "remote", "add", "origin", "git@github.com:someone/xai-cnn.git"], cwd=repo, check=True)
+    out = subprocess.run([sys.executable, "tools/colab_links.py"], cwd=repo, capture_output=True, text=True, check=True)
+    assert "README.md" in out.stdout
+    readme = open(os.path.join(repo, "README.md")).read()
+    for name in NOTEBOOKS:
+        assert f"https://colab.research.google.com/github/someone/xai-cnn/blob/main/{name}" in readme
+        nb = json.load(open(os.path.join(repo, name)))
+        params = "".join(next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))["source"])
+        assert 'REPO_URL = "https://github.com/someone/xai-cnn.git"' in params
+        nbformat.validate(nbformat.read(os.path.join(repo, name), as_version=4))
+    again = subprocess.run([sys.executable, "tools/colab_links.py"], cwd=repo, capture_output=True, text=True, check=True)
+    assert "nothing" in again.stdout
+    subprocess.run(["git", "remote", "set-url", "origin", "https://gitlab.com/a/b.git"], cwd=repo, check=True)
+    bad = subprocess.run([sys.executable, "tools/colab_links.py"], cwd=repo, capture_output=True, text=True)
+    assert bad.returncode != 0 and "not a GitHub URL" in bad.stderr

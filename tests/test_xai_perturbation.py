@@ -1,9 +1,9 @@
 import keras
 import numpy as np
 import pytest
+from conftest import tiny_conv1d, tiny_conv2d
 
 import xai_perturbation as xp
-from conftest import tiny_conv1d, tiny_conv2d
 
 
 def _x1d(n=3, seed=0):

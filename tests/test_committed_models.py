@@ -1,0 +1,50 @@
+"""The committed models load with a plain keras.models.load_model in this environment (the CI runs
+these tests under the newest Keras and under a Colab-like Python 3.13 / TF 2.20 / Keras 3.13) and
+reproduce the test accuracy recorded beside them, up to one example of float noise."""
+import json
+import warnings
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+from conftest import repo_path, shared_path
+
+
+@pytest.mark.parametrize("name", ["MNIST1D", "HMT"])
+def test_committed_model_is_saved_portably(name):
+    path = repo_path("models", f"{name}.keras")
+    with zipfile.ZipFile(path) as z:
+        text = z.read("config.json").decode()
+    assert "compile_config" not in json.loads(text)
+    for word in ("input_axes", "output_axes", "renorm"):
+        assert word not in text, f"{path} holds {word!r}, which Keras < 3.15 rejects: save with training_utils"
+    with open(repo_path("models", f"{name}.json")) as f:
+        meta = json.load(f)
+    assert meta["saved_with_keras"] and meta["loads_in_keras"].startswith(">=")
+
+
+def test_mnist1d_model_reproduces_its_accuracy(mnist1d_data):
+    model = keras.models.load_model(repo_path("models", "MNIST1D.keras"))
+    x = mnist1d_data["x_test"][..., None].astype(np.float32)
+    correct = int(np.sum(model.predict(x, verbose=0).argmax(-1) == mnist1d_data["y_test"]))
+    with open(repo_path("models", "MNIST1D.json")) as f:
+        recorded = round(json.load(f)["test_accuracy"] * len(x))
+    assert abs(correct - recorded) <= 1, f"{correct} of {len(x)} correct, {recorded} recorded (Keras {keras.__version__})"
+
+
+def test_hmt_model_reproduces_its_accuracy(hmt_data):
+    (_, _), (x, y), _ = hmt_data
+    model = keras.models.load_model(repo_path("models", "HMT.keras"))
+    correct = int(np.sum(model.predict(x.astype(np.float32), batch_size=64, verbose=0).argmax(-1) == y))
+    with open(repo_path("models", "HMT.json")) as f:
+        recorded = round(json.load(f)["test_accuracy"] * len(x))
+    assert abs(correct - recorded) <= 1, f"{correct} of {len(x)} correct, {recorded} recorded (Keras {keras.__version__})"
+
+
+@pytest.mark.parametrize("name", ["MNIST1D.h5", "HMT.h5"])
+def test_course_models_load(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = keras.models.load_model(shared_path("models", "course", name), compile=False)
+    assert model.output_shape[-1] in (8, 10)

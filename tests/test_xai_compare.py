@@ -1,0 +1,94 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+from conftest import tiny_conv1d
+
+import xai_compare as xc
+import xai_utils as xu
+
+REGION = slice(10, 20)
+
+
+def _region_model(length=40):
+    """p(class 0) = sigmoid-free softmax of [mean of x over 10..19, 0]: a probability model."""
+    weights = np.zeros((length, 2), np.float32)
+    weights[REGION, 0] = 1.0 / 10
+    inp = keras.Input((length, 1))
+    h = keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant(weights))(keras.layers.Flatten()(inp))
+    return keras.Model(inp, keras.layers.Softmax()(h))
+
+
+def _region_map(n, length=40):
+    maps = np.zeros((n, length), np.float32)
+    maps[:, REGION] = np.linspace(1, 2, 10)[None]
+    return maps
+
+
+def test_paired_bootstrap_covers_the_truth_and_detects_clear_differences():
+    rng = np.random.default_rng(0)
+    a = rng.normal(1.0, 1.0, 400)
+    b = a - 0.5 + rng.normal(0, 0.2, 400)                   # a is larger by 0.5 on average
+    ci = xc.paired_bootstrap(a, b, n_boot=2000, seed=1)
+    assert ci["low"] < 0.5 < ci["high"] and ci["excludes_zero"]
+    same = xc.paired_bootstrap(a, a + rng.normal(0, 0.2, 400), n_boot=2000)
+    assert same["low"] < 0 < same["high"] and not same["excludes_zero"]
+    assert xc.paired_bootstrap(a, b, n_boot=500, seed=3) == xc.paired_bootstrap(a, b, n_boot=500, seed=3)
+    with pytest.raises(ValueError, match="paired samples"):
+        xc.paired_bootstrap(a, b[:10])
+    with pytest.raises(ValueError, match="NaN"):
+        xc.paired_bootstrap(np.r_[a[:-1], np.nan], b)
+
+
+def test_compare_methods_table_and_differences():
+    model = _region_model()
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 0.1, size=(12, 40, 1)).astype(np.float32)
+    x[:, REGION] += 3                                         # the evidence sits in the region alone
+    masks = np.zeros((12, 40), bool)
+    masks[:, REGION] = True
+    maps = {"Grad-CAM": _region_map(12), "IG": xu.integrated_gradients(model, x, 0),
+            "RISE": rng.random((12, 40)).astype(np.float32)}
+    res = xc.compare_methods(model, x, maps, np.zeros(12, int), masks=masks, seconds={"Grad-CAM": 0.5},
+                             road_steps=4, noise_std=0.0)
+    assert set(res) == set(maps)
+    np.testing.assert_allclose(res["Grad-CAM"]["relevance_mass"], 1.0)
+    np.testing.assert_allclose(res["Grad-CAM"]["agreement_IG"], res["IG"]["agreement_Grad-CAM"])
+    assert "relevance_mass_signed" in res["IG"] and "agreement_signed_RISE" in res["IG"]
+    assert (res["Grad-CAM"]["srg"] > res["RISE"]["srg"]).mean() > 0.9    # the true region beats noise
+    sanity = {k: {"correlation": np.full((2, 5), v)} for k, v in (("Grad-CAM", 0.1), ("IG", 0.5), ("RISE", 0.9))}
+    table = xc.comparison_table(res, sanity)
+    lines = table.splitlines()
+    assert len(lines) == 5 and lines[0].startswith("| method | n |") and "| Grad-CAM | 12 |" in lines[2]
+    assert "0.100 ± 0.000" in lines[2]
+    rows = xc.paired_differences(res, sanity, n_boot=500)
+    srg = next(r for r in rows if r["key"] == "srg" and r["first"] == "Grad-CAM" and r["second"] == "RISE")
+    assert srg["better"] == "Grad-CAM"
+    sanity_rows = [r for r in rows if r["key"] == "sanity"]
+    assert len(sanity_rows) == 3 and all(r["n"] == 5 for r in sanity_rows)
+    text = xc.differences_table(rows)
+    assert "confidence interval" in text and "Grad-CAM − RISE" in text
+    claims = xc.supported_claims(rows)
+    assert any(c.startswith("Grad-CAM beats RISE on SRG") for c in claims)
+    assert all("confidence interval" in c for c in claims)
+
+
+def test_methods_explain_all_and_completeness_report():
+    model = tiny_conv1d()
+    x = np.random.default_rng(0).normal(size=(3, 16, 1)).astype(np.float32)
+    functions = xc.methods(rise_masks=50, seed=0)
+    assert tuple(functions) == xc.METHOD_NAMES
+    logged = []
+    maps, seconds = xc.explain_all(model, x, np.zeros(3, int), functions, log=logged.append)
+    assert maps["IG"].shape == x.shape and maps["Grad-CAM"].shape == (3, 16) and len(logged) == 4
+    assert all(s > 0 for s in seconds.values())
+    rows, text = xc.completeness_report(model, x, np.zeros(3, int), "tiny", steps_list=(4, 64))
+    assert len(rows) == 2 * len(xu.IG_METHODS) and text.count("\n") == 3 + len(rows)
+    gl64 = next(r for r in rows if r[0] == "gausslegendre" and r[1] == 64)
+    assert gl64[4] < 1e-2
+
+
+def test_write_text_atomic(tmp_path):
+    path = xc.write_text_atomic(str(tmp_path / "sub" / "t.md"), "hello\n")
+    assert open(path).read() == "hello\n" and os.listdir(tmp_path / "sub") == ["t.md"]

@@ -1,0 +1,257 @@
+"""The comparison of explanation methods that XAI_methods.ipynb orchestrates: the methods (defined
+once), running them all, IG's completeness report, every metric on the same examples, paired
+differences between methods with bootstrap confidence intervals, and the tables file.
+
+Conventions (those of ``xai_metrics``): the class probability is the score; faithfulness orders
+positions by signed relevance; agreement, localisation and the sanity check use absolute values
+for every method, and signed IG is reported beside them where it says more.
+
+Axis key: N examples, D positions, B bootstrap resamples.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+import xai_metrics as xm
+import xai_perturbation as xp
+import xai_utils as xu
+
+__all__ = [
+    "METHOD_NAMES",
+    "methods",
+    "explain_all",
+    "completeness_report",
+    "compare_methods",
+    "comparison_table",
+    "paired_bootstrap",
+    "paired_differences",
+    "differences_table",
+    "supported_claims",
+    "write_text_atomic",
+]
+
+METHOD_NAMES = ("Grad-CAM", "IG", "RISE", "SISE")
+# What each method's map is: IG is signed (shaped like x); the others are non-negative (positions).
+MAP_KINDS = {"Grad-CAM": "unsigned", "IG": "signed", "RISE": "unsigned", "SISE": "unsigned"}
+
+
+def methods(*, rise_masks: int = 4000, seed: int = 0, batch_size: int | None = None) -> dict[str, Callable]:
+    """The four methods with the notebook's settings: name -> ``f(model, x, classes) -> maps``.
+
+    Grad-CAM and IG explain the logit (the papers' choice), RISE and SISE the probability (theirs).
+    ``batch_size`` (model inputs per call) applies to IG, RISE and SISE; None keeps each default.
+    """
+    b = {} if batch_size is None else {"batch_size": batch_size}
+    return {
+        "Grad-CAM": lambda m, x, c: xu.grad_cam(m, x, c),
+        "IG": lambda m, x, c: xu.integrated_gradients(m, x, c, **b),
+        "RISE": lambda m, x, c: xp.rise(m, x, c, n_masks=rise_masks, seed=seed, **b),
+        "SISE": lambda m, x, c: xp.sise(m, x, c, **b),
+    }
+
+
+def explain_all(model, x, classes, method_functions: dict, *, log: Callable | None = print):
+    """Run every method on the same inputs, timing each: ``(maps dict, seconds-per-example dict)``."""
+    maps, seconds = {}, {}
+    for name, method in method_functions.items():
+        start = time.perf_counter()
+        maps[name] = np.asarray(method(model, x, classes))
+        seconds[name] = (time.perf_counter() - start) / len(x)
+        if log:
+            log(f"{name:9s} {seconds[name] * 1e3:9.2f} ms / example  ({len(x)} examples)")
+    return maps, seconds
+
+
+def completeness_report(model, x, classes, label: str, steps_list=(8, 16, 32, 64), n_max: int | None = None):
+    """IG's relative completeness gap for every quadrature rule and number of steps.
+
+    Returns ``(rows, markdown)``: rows of (rule, steps, median, 99th percentile, max, share <= 1 %).
+    With ``n_max``, an evenly spread subset of at most that many examples.
+    """
+    if n_max is not None and n_max < len(x):
+        idx = np.linspace(0, len(x) - 1, n_max).astype(int)
+        x, classes = x[idx], np.asarray(classes)[idx]
+    rows = []
+    for rule in xu.IG_METHODS:
+        for steps in steps_list:
+            attributions = xu.integrated_gradients(model, x, classes, steps=steps, method=rule)
+            _, rel = xu.completeness_gap(model, x, attributions, classes)
+            rows.append((rule, steps, float(np.median(rel)), float(np.quantile(rel, 0.99)), float(rel.max()),
+                         float(np.mean(rel <= 0.01))))
+    lines = [f"**{label}** ({len(x)} examples): relative completeness gap |delta| / |F(x) - F(0)|", "",
+             "| rule | steps | median | 99th percentile | max | share ≤ 1 % |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r} | {s} | {a:.1e} | {b:.1e} | {c:.1e} | {d:.3f} |" for r, s, a, b, c, d in rows]
+    return rows, "\n".join(lines)
+
+
+# --- every metric, on the same examples ---
+
+def compare_methods(model, x, maps: dict, classes, *, masks=None, seconds: dict | None = None,
+                    road_steps: int = 10, noise_std: float = 0.01, value_range: float | None = None,
+                    seed: int = 0, batch_size: int = 256, faithfulness: bool = True) -> dict:
+    """Every metric for every method's maps on the same examples.
+
+    Faithfulness: ROAD removal curves (MoRF, LeRF, SRG; :func:`xai_metrics.removal_curves`) and the
+    paper's average drop / increase (:func:`xai_metrics.average_drop_increase`). Localisation
+    against ``masks`` (bool (N, D)): relevance mass and pointing game of |map|, and of signed IG as
+    ``relevance_mass_signed``. Agreement: Spearman of |map| with each other method's, and of signed IG.
+
+    Returns:
+        method name -> dict of per-example arrays, the curves, ``agreement_<other>`` and
+        ``seconds_per_example``.
+    """
+    results = {}
+    positions = {name: xm.saliency_positions(m, x.shape, absolute=True) for name, m in maps.items()}
+    for name, m in maps.items():
+        r = {}
+        if faithfulness:
+            r.update(xm.removal_curves(model, x, m, classes, steps=road_steps, noise_std=noise_std,
+                                      value_range=value_range, seed=seed, batch_size=batch_size))
+            r.update(xm.average_drop_increase(model, x, m, classes, batch_size=batch_size))
+        if masks is not None:
+            r["relevance_mass"] = xm.relevance_mass_accuracy(m, masks, x.shape)
+            r["pointing"] = xm.pointing_game(m, masks, x.shape)
+            if MAP_KINDS.get(name) == "signed":
+                r["relevance_mass_signed"] = xm.relevance_mass_accuracy(m, masks, x.shape, absolute=False)
+                r["pointing_signed"] = xm.pointing_game(m, masks, x.shape, absolute=False)
+        for other in maps:
+            if other != name:
+                r[f"agreement_{other}"] = xm.spearman(positions[name], positions[other])
+                if MAP_KINDS.get(name) == "signed":
+                    r[f"agreement_signed_{other}"] = xm.spearman(xm.saliency_positions(m, x.shape), positions[other])
+        if seconds and name in seconds:
+            r["seconds_per_example"] = seconds[name]
+        results[name] = r
+    return results
+
+
+# (column title, result key, scale, higher is better)
+COLUMNS = [("MoRF AUC (ROAD) ↓", "morf_auc", 1, False), ("LeRF AUC (ROAD) ↑", "lerf_auc", 1, True),
+           ("SRG (ROAD) ↑", "srg", 1, True), ("average drop % ↓", "drop", 100, False),
+           ("increase in confidence % ↑", "increase", 100, True), ("relevance mass ↑", "relevance_mass", 1, True),
+           ("pointing game ↑", "pointing", 1, True), ("sanity: Spearman, all layers random ↓", "sanity", 1, False)]
+
+
+def _with_sanity(results, sanity):
+    """Results with each method's per-example sanity correlation (all layers random) as ``sanity``."""
+    out = {k: dict(v) for k, v in results.items()}
+    for name, s in (sanity or {}).items():
+        if name in out:
+            out[name]["sanity"] = np.asarray(s["correlation"])[-1]
+    return out
+
+
+def comparison_table(results: dict, sanity: dict | None = None) -> str:
+    """A Markdown table of :func:`compare_methods` results, mean ± standard error, and, if given,
+    the sanity check's mean correlation after randomising every layer."""
+    results = _with_sanity(results, sanity)
+    names = list(results)
+    cols = [c for c in COLUMNS if any(c[1] in r for r in results.values())]
+    head = ["method", "n"] + [c[0] for c in cols] + [f"agreement with {o}" for o in names] + ["s / example"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in names:
+        r = results[name]
+        n = next((len(np.atleast_1d(r[c[1]])) for c in cols if c[1] in r and c[1] != "sanity"), 0)
+        row = [name, str(n)]
+        for _, key, scale, _ in cols:
+            if key not in r:
+                row.append("-")
+                continue
+            s = xm.summary(np.asarray(r[key]) * scale)
+            row.append(f"{s['mean']:.3f} ± {s['sem']:.3f}" if scale == 1 else f"{s['mean']:.1f} ± {s['sem']:.1f}")
+        row += ["-" if o == name else f"{np.mean(r[f'agreement_{o}']):.2f}" for o in names]
+        row.append(f"{r['seconds_per_example']:.4f}" if "seconds_per_example" in r else "-")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+# --- paired differences with bootstrap confidence intervals ---
+
+def paired_bootstrap(a, b, *, n_boot: int = 10000, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Mean of the paired differences a - b (same examples) with a percentile bootstrap confidence
+    interval: resample the examples with replacement ``n_boot`` times.
+
+    Returns dict with ``mean``, ``low``, ``high``, ``n`` and ``excludes_zero``.
+    """
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    if a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"need two paired samples of the same length >= 2, got {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("paired values contain NaN or inf")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    d = a - b                                                               # (N,)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for start in range(0, n_boot, 1000):                                    # bounded memory: (1000, N)
+        idx = rng.integers(0, len(d), size=(min(1000, n_boot - start), len(d)))
+        means[start:start + len(idx)] = d[idx].mean(1)
+    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return {"mean": float(d.mean()), "low": float(low), "high": float(high), "n": int(len(d)),
+            "excludes_zero": bool(low > 0 or high < 0)}
+
+
+def paired_differences(results: dict, sanity: dict | None = None, *, n_boot: int = 10000,
+                       confidence: float = 0.95, seed: int = 0) -> list[dict]:
+    """For every metric of :data:`COLUMNS` and every pair of methods with it on the same examples,
+    the paired difference first - second with its bootstrap confidence interval."""
+    results = _with_sanity(results, sanity)
+    names = list(results)
+    rows = []
+    for title, key, scale, higher in COLUMNS:
+        have = [n for n in names if key in results[n]]
+        for i, first in enumerate(have):
+            for second in have[i + 1:]:
+                a, b = np.asarray(results[first][key]) * scale, np.asarray(results[second][key]) * scale
+                if a.shape != b.shape:
+                    continue
+                ci = paired_bootstrap(a, b, n_boot=n_boot, confidence=confidence, seed=seed)
+                better = None
+                if ci["excludes_zero"]:
+                    better = first if (ci["mean"] > 0) == higher else second
+                rows.append({"metric": title, "key": key, "first": first, "second": second, "better": better, **ci})
+    return rows
+
+
+def differences_table(rows: list[dict], confidence: float = 0.95) -> str:
+    """Markdown: each paired difference with its confidence interval and which method it favours."""
+    pct = f"{confidence:.0%}"
+    lines = [f"| metric | difference | mean | {pct} confidence interval | n | holds: better method |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        verdict = r["better"] if r["better"] else "no (the interval contains 0)"
+        lines.append(f"| {r['metric']} | {r['first']} − {r['second']} | {r['mean']:+.3f} | "
+                     f"[{r['low']:+.3f}, {r['high']:+.3f}] | {r['n']} | {verdict} |")
+    return "\n".join(lines)
+
+
+def supported_claims(rows: list[dict]) -> list[str]:
+    """One sentence per difference whose confidence interval excludes 0; nothing for the others."""
+    out = []
+    for r in rows:
+        if r["better"]:
+            worse = r["second"] if r["better"] == r["first"] else r["first"]
+            out.append(f"{r['better']} beats {worse} on {r['metric'].rstrip(' ↑↓')} "
+                       f"(difference {r['mean']:+.3f}, confidence interval [{r['low']:+.3f}, {r['high']:+.3f}], n = {r['n']})")
+    return out
+
+
+def write_text_atomic(path: str, text: str) -> str:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
