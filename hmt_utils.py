@@ -89,11 +89,13 @@ def _list_split(root: str, split: str) -> list[list[str]]:
 
 
 def _fingerprint(files: list[str], root: str) -> str:
-    """Hash of the file list: relative names, sizes and modification times."""
+    """Hash of the files' relative names and contents: any change to a file's bytes changes it,
+    even one that keeps the size and the modification time."""
     h = hashlib.sha1()
     for path in files:
-        st = os.stat(path)
-        h.update(f"{os.path.relpath(path, root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        h.update(f"{os.path.relpath(path, root)}\n".encode())
+        with open(path, "rb") as f:
+            h.update(hashlib.sha1(f.read()).digest())
     return h.hexdigest()[:20]
 
 
@@ -115,8 +117,9 @@ def load_hmt(root: str | None = None, *, cache_dir: str | None = None, progress:
     """Load the HMT tiles in the course's train/test layout.
 
     Decoded arrays are cached as a compressed ``.npz`` in ``cache_dir`` (default ``data/cache``),
-    keyed by a fingerprint of the file list (names, sizes, modification times); a change to any
-    file rebuilds the cache.
+    keyed by a fingerprint of the files' names and contents; a change to any file's bytes rebuilds
+    the cache, and so does a truncated or corrupt cache. A folder that cannot be written loads
+    without caching (with a warning).
 
     Args:
         root: folder holding ``HMT_train`` and ``HMT_test``; ``None`` means :func:`default_root`.
@@ -140,12 +143,15 @@ def load_hmt(root: str | None = None, *, cache_dir: str | None = None, progress:
     all_files = [p for s in SPLITS for cls in per_split[s] for p in cls]
     cache_dir = os.path.join(HERE, "data", "cache") if cache_dir is None else cache_dir
     cache = os.path.join(cache_dir, f"hmt_{_fingerprint(all_files, root)}.npz")
-    if os.path.isfile(cache):
-        with np.load(cache) as z:
-            arrays = {k: z[k] for k in z.files}
-    else:
+    arrays = _read_cache(cache, per_split) if os.path.isfile(cache) else None
+    if arrays is None:
         arrays = _decode_splits(per_split, progress)
-        _save_npz_atomic(cache, arrays)
+        try:
+            _save_npz_atomic(cache, arrays)
+        except OSError as err:                                # a read-only folder: load without caching
+            import warnings
+            warnings.warn(f"could not write the HMT cache {cache!r} ({err}); loading without a cache",
+                          stacklevel=2)
     return ((arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"]),
             list(CLASS_NAMES))
 
@@ -158,6 +164,21 @@ def data_fingerprint(x: np.ndarray, y: np.ndarray) -> str:
         h.update(f"{a.shape}|{a.dtype}|".encode())
         h.update(memoryview(a).cast("B"))
     return h.hexdigest()[:20]
+
+
+def _read_cache(path: str, per_split: dict) -> dict | None:
+    """The cached arrays, or None (rebuild) when the file is truncated, corrupt or incomplete."""
+    import zipfile
+    want = {f"{x}_{k}": sum(len(c) for c in per_split[s]) for s, k in zip(SPLITS, ("train", "test")) for x in "xy"}
+    try:
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
+    if set(arrays) != set(want) or any(len(arrays[k]) != n for k, n in want.items()) or \
+            arrays["x_train"].shape[1:] != TILE_SHAPE or arrays["x_train"].dtype != np.uint8:
+        return None
+    return arrays
 
 
 def _decode_splits(per_split: dict, progress: bool) -> dict:

@@ -62,7 +62,42 @@ def get_dataset_args(**overrides) -> DatasetArgs:
     if unknown:
         raise ValueError(f"unknown MNIST-1D argument(s) {sorted(unknown)}; "
                          f"expected some of {sorted(DatasetArgs.__dataclass_fields__)}")
-    return DatasetArgs(**overrides)
+    args = DatasetArgs(**overrides)
+    _check_args(args)
+    return args
+
+
+def _check_args(args: DatasetArgs) -> None:
+    """Refuse settings the generator cannot honour, naming each."""
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    problems = []
+    n_classes = 10
+    if not is_int(args.num_samples) or args.num_samples < 2 * n_classes:
+        problems.append(f"num_samples must be an int >= {2 * n_classes} (one train and one test example a class), "
+                        f"got {args.num_samples!r}")
+    if not (isinstance(args.train_split, (int, float)) and 0 < args.train_split < 1):
+        problems.append(f"train_split must be in (0, 1), got {args.train_split!r}")
+    if not is_int(args.template_len) or args.template_len != 12:
+        problems.append(f"template_len must be 12 (the templates' length), got {args.template_len!r}")
+    pad = tuple(args.padding) if isinstance(args.padding, (tuple, list)) else None
+    if pad is None or len(pad) != 2 or not all(is_int(p) for p in pad) or not 0 <= pad[0] <= pad[1]:
+        problems.append(f"padding must be two ints (low, high) with 0 <= low <= high, got {args.padding!r}")
+    if not is_int(args.max_translation) or args.max_translation < 1:
+        problems.append(f"max_translation must be an int >= 1, got {args.max_translation!r}")
+    elif pad is not None and len(pad) == 2 and is_int(pad[1]) and args.max_translation > args.template_len + pad[1]:
+        problems.append(f"max_translation ({args.max_translation}) must not exceed the padded length "
+                        f"template_len + padding[1] = {args.template_len + pad[1]}")
+    for name in ("scale_coeff", "corr_noise_scale", "iid_noise_scale", "shear_scale"):
+        v = getattr(args, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+            problems.append(f"{name} must be a finite number >= 0, got {v!r}")
+    if not is_int(args.final_seq_length) or args.final_seq_length < 2:
+        problems.append(f"final_seq_length must be an int >= 2, got {args.final_seq_length!r}")
+    if not is_int(args.seed) or args.seed < 0:
+        problems.append(f"seed must be an int >= 0, got {args.seed!r}")
+    if problems:
+        raise ValueError("invalid MNIST-1D arguments: " + "; ".join(problems))
 
 
 def get_templates() -> dict:
@@ -130,6 +165,9 @@ def make_dataset(args: DatasetArgs | None = None) -> dict:
         noise fills the padding; ``args``: the generator arguments as a dict.
     """
     args = get_dataset_args() if args is None else args
+    if not isinstance(args, DatasetArgs):
+        raise TypeError(f"args must come from get_dataset_args(), got {type(args).__name__}")
+    _check_args(args)
     if args.shuffle_seq:
         raise ValueError("shuffle_seq=True destroys the positions the ground-truth mask refers to; "
                          "use shuffle_seq=False")
@@ -181,12 +219,26 @@ def load_pickle_dataset(path: str | os.PathLike) -> dict:
     Raises:
         FileNotFoundError: the file does not exist.
         pickle.UnpicklingError: the pickle asks for anything but numpy arrays and plain containers.
+        ValueError: the file is empty, not a pickle, or not an MNIST-1D dict (the message names it).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no MNIST-1D pickle at {path!r}; generate the data with "
                                 "mnist1d_utils.make_dataset() instead")
     with open(path, "rb") as f:
-        data = _RestrictedUnpickler(io.BytesIO(f.read())).load()
+        raw = f.read()
+    if not raw:
+        raise ValueError(f"{str(path)!r} is empty (0 bytes): expected a pickled MNIST-1D data set; "
+                         "generate the data with mnist1d_utils.make_dataset() instead")
+    try:
+        data = _RestrictedUnpickler(io.BytesIO(raw)).load()
+    except pickle.UnpicklingError as err:
+        if str(err).startswith("refusing to load"):
+            raise                                           # the restricted unpickler's own refusal
+        raise ValueError(f"{str(path)!r} is not a readable pickle ({err}): expected a pickled MNIST-1D data "
+                         "set; generate the data with mnist1d_utils.make_dataset()") from err
+    except (EOFError, ValueError, TypeError, IndexError, AttributeError, ImportError) as err:
+        raise ValueError(f"{str(path)!r} is not a readable pickle ({type(err).__name__}: {err}): expected a "
+                         "pickled MNIST-1D data set; generate the data with mnist1d_utils.make_dataset()") from err
     if not isinstance(data, dict) or not {"x", "y", "x_test", "y_test"} <= set(data):
         raise ValueError(f"{path!r} is not an MNIST-1D data set: expected a dict with x, y, x_test, "
                          f"y_test, got {type(data).__name__} with keys {sorted(data) if isinstance(data, dict) else '-'}")

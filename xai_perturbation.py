@@ -235,6 +235,7 @@ def _sise_feature_step(model, targets: tuple, score: str, jit_compile: bool):
         grads = tape.gradient(picked, feats)
         out = []
         for f, g in zip(feats, grads):
+            f, g = tf.cast(f, tf.float32), tf.cast(g, tf.float32)                        # mixed precision
             axes = list(range(1, len(f.shape) - 1))
             keep = tf.reduce_mean(g, axis=axes)[0]                                      # (F,)
             maps = tf.transpose(f[0], [len(f.shape) - 2] + list(range(len(f.shape) - 2)))  # (F, ...)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_curves", "plot_sanity", "pick_examples", "map_kind"]
+__all__ = ["SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_curves", "plot_sanity", "pick_examples",
+           "map_kind"]
 
 SIGNED, UNSIGNED, ABSOLUTE = "signed", "unsigned", "absolute"
 _SEQUENTIAL_CMAP = "inferno"
@@ -43,7 +44,11 @@ def plot_signal(ax, signal, attribution=None, *, kind: str | None = None, mask=N
     pad = 0.1 * (hi - lo + 1e-6)
     image = None
     if attribution is not None:
-        attribution = np.asarray(attribution, np.float32).reshape(-1)   # (T,)
+        attribution = np.asarray(attribution, np.float32)
+        if attribution.shape not in ((len(signal),), (len(signal), 1)):
+            raise ValueError(f"attribution has shape {attribution.shape}, expected ({len(signal)},) or "
+                             f"({len(signal)}, 1) to match the signal")
+        attribution = attribution.reshape(-1)                            # (T,)
         kind = kind or map_kind(attribution)
         vmin, vmax = _limits(attribution, kind, percentile)
         cmap = _DIVERGING_CMAP if kind == SIGNED else _SEQUENTIAL_CMAP
@@ -51,7 +56,10 @@ def plot_signal(ax, signal, attribution=None, *, kind: str | None = None, mask=N
                           extent=(-0.5, len(signal) - 0.5, lo - pad, hi + pad), alpha=0.85,
                           interpolation="nearest")
     if mask is not None:
-        mask = np.asarray(mask, bool).reshape(-1)
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.size != len(signal):
+            raise ValueError(f"mask must be boolean with {len(signal)} positions, got {mask.dtype} {mask.shape}")
+        mask = mask.reshape(-1)
         band = np.where(mask, lo - pad, np.nan)
         ax.plot(positions, band, color="limegreen", lw=5, solid_capstyle="butt", label="ground truth")
     ax.plot(positions, signal, color="white" if attribution is not None else "k", lw=2.4)
@@ -67,20 +75,34 @@ def plot_signal(ax, signal, attribution=None, *, kind: str | None = None, mask=N
 
 
 def plot_image(ax, image, heatmap=None, *, kind: str | None = None, percentile: float = 99,
-               alpha: float = 0.5, colorbar: bool = False, title: str | None = None):
-    """An RGB tile (H, W, 3), 0-255 or 0-1, with a heatmap overlay (H, W) or (H, W, C).
+               alpha: float = 0.5, colorbar: bool = False, title: str | None = None,
+               value_range: float | None = None):
+    """An RGB tile (H, W, 3) with a heatmap overlay (H, W) or (H, W, C).
 
+    The tile is drawn as it is: uint8 on 0-255; float on 0-255 if any value exceeds 1, else on
+    0-1; ``value_range`` (255 or 1) overrides that guess for a float tile.
     Unsigned maps (Grad-CAM, RISE, SISE): sequential colormap from 0 over the tile. Signed maps
     (IG): channels summed, diverging colormap centred at 0, clipped at the ``percentile`` of |value|.
     ``kind="absolute"``: |attribution| summed over channels, sequential, clipped likewise.
     """
     import matplotlib.pyplot as plt
-    image = np.asarray(image, np.float32)
-    image = image / 255.0 if image.max() > 1.0 else image
-    ax.imshow(np.clip(image, 0, 1))
+    raw = np.asarray(image)
+    if raw.ndim != 3 or raw.shape[-1] not in (1, 3):
+        raise ValueError(f"image must be (H, W, 3) or (H, W, 1), got {raw.shape}")
+    if raw.dtype.kind not in "fiu" or not np.isfinite(raw).all():
+        raise ValueError(f"image must be finite numbers, got {raw.dtype}")
+    scale = 255.0 if raw.dtype == np.uint8 else float(value_range) if value_range else \
+        (255.0 if raw.max() > 1.0 else 1.0)
+    if raw.dtype != np.uint8 and (raw.min() < 0 or raw.max() > scale):
+        raise ValueError(f"image values lie in [{raw.min():.3g}, {raw.max():.3g}], outside [0, {scale:g}]; "
+                         "pass value_range, or scale the tile to 0-1 or 0-255")
+    ax.imshow(raw.astype(np.float32) / scale, cmap="gray" if raw.shape[-1] == 1 else None, vmin=0, vmax=1)
     shown = None
     if heatmap is not None:
         heatmap = np.asarray(heatmap, np.float32)
+        if heatmap.shape[:2] != raw.shape[:2] or heatmap.ndim not in (2, 3):
+            raise ValueError(f"heatmap has shape {heatmap.shape}, expected {raw.shape[:2]} or {raw.shape} "
+                             "to match the tile")
         kind = kind or map_kind(heatmap)
         if heatmap.ndim == 3:
             heatmap = np.abs(heatmap).sum(-1) if kind == ABSOLUTE else heatmap.sum(-1)   # (H, W)
@@ -111,6 +133,9 @@ def plot_grid(inputs, maps: dict, *, kinds: dict | None = None, masks=None, row_
     import matplotlib.pyplot as plt
     inputs = np.asarray(inputs)
     n, is_1d = len(inputs), inputs.ndim == 3
+    for name, m in maps.items():
+        if len(m) != n:
+            raise ValueError(f"maps[{name!r}] holds {len(m)} maps for {n} inputs")
     names = list(maps)
     kinds = kinds or {}
     ncols = len(names) + (0 if is_1d else 1)

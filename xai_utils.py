@@ -31,6 +31,7 @@ __all__ = [
     "conv_layers",
     "find_layer",
     "check_input",
+    "check_model",
     "ig_nodes",
     "check_batch_size",
     "check_flag",
@@ -50,6 +51,7 @@ def check_input(model, x, name: str = "x") -> np.ndarray:
     A single example without the batch axis is an error (add one with ``x[None]``), so that a
     batch of one is never mistaken for an example.
     """
+    check_model(model)
     want = tuple(model.input_shape)                               # (None, T, C) or (None, H, W, C)
     x = np.asarray(x)
     if x.dtype.kind not in "fiub":
@@ -67,6 +69,33 @@ def check_input(model, x, name: str = "x") -> np.ndarray:
         raise ValueError(f"{name} has non-finite values (NaN or inf) in example(s) {bad[:10].tolist()}; "
                          "clean or drop them first")
     return x
+
+
+def check_model(model) -> None:
+    """What every method supports: a Keras model (Sequential or functional, nested models included)
+    with one input, of rank 3 (N, T, C) or 4 (N, H, W, C), and one output (N, K). Raises ValueError
+    that says what is supported otherwise."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs or not outputs:
+        raise ValueError(f"model {model.name!r} has no symbolic inputs and outputs (a subclassed model?); the "
+                         "methods need a Sequential or functional model: wrap it, e.g. "
+                         "inp = keras.Input(shape); model = keras.Model(inp, subclassed(inp))")
+    if len(inputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(inputs)} inputs; the methods explain models with one "
+                         "input (N, T, C) or (N, H, W, C). Fix the other inputs in a wrapper model.")
+    if len(outputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(outputs)} outputs; choose the one to explain: "
+                         f"keras.Model(model.inputs, model.outputs[i]) (names: {[t.name for t in outputs]})")
+    if len(model.input_shape) not in (3, 4):
+        raise ValueError(f"model {model.name!r} takes input {model.input_shape}; the methods explain 1D "
+                         "(N, T, C) and 2D (N, H, W, C) inputs")
+    if len(model.output_shape) != 2:
+        raise ValueError(f"model {model.name!r} outputs {model.output_shape}; the methods explain class scores (N, K)")
 
 
 def resolve_class_index(class_index, n: int, num_classes: int, predicted: Callable[[], np.ndarray]):
@@ -152,16 +181,23 @@ def find_layer(model, layer=None):
                      f"model {model.name!r}; candidates: {names}")
 
 
+def _activation_name(layer) -> str | None:
+    act = layer.get_config().get("activation")
+    return act if isinstance(act, str) else getattr(act, "__name__", None)
+
+
 def _split_head(last):
-    """How to get logits from a model whose last layer is ``last``: "drop_softmax" (a separate
-    Softmax layer), "linear_dense" (a Dense with softmax, applied without it) or "as_is"."""
+    """What the model's last layer is: ``(kind, dense)`` with kind "layer" (a separate Softmax or
+    sigmoid/softmax Activation: drop it for the logit), "dense" (a Dense with softmax or sigmoid:
+    apply it without the activation for the logit) or "logits" (anything else: the output is taken
+    as logits), and ``dense`` the Dense layer for "dense"."""
     if isinstance(last, keras.layers.Softmax):
-        return "drop_softmax", None
-    if isinstance(last, keras.layers.Dense) and last.get_config()["activation"] == "softmax":
-        return "linear_dense", last
-    if isinstance(last, keras.layers.Activation) and last.get_config()["activation"] == "softmax":
-        return "drop_softmax", None
-    return "as_is", None
+        return "layer", None
+    if isinstance(last, keras.layers.Activation) and _activation_name(last) in ("softmax", "sigmoid"):
+        return "layer", None
+    if isinstance(last, keras.layers.Dense) and _activation_name(last) in ("softmax", "sigmoid"):
+        return "dense", last
+    return "logits", None
 
 
 def _linear(dense, h):
@@ -183,7 +219,18 @@ class _Forward:
         self.layers, self.score = tuple(layers), score
         self.chain = _flatten_chain(model)
         last = self.chain[-1] if self.chain else model.layers[-1]
-        self.head, self.dense = _split_head(last) if score == "logit" else ("as_is", None)
+        kind, dense = _split_head(last)
+        self.softmax = False
+        if score == "logit":
+            self.head, self.dense = ("as_is", None) if kind == "logits" else \
+                ("drop_last", None) if kind == "layer" else ("linear_dense", dense)
+        else:
+            self.head, self.dense = "as_is", None
+            if kind == "logits":                                    # a logits head: its softmax
+                if int(model.output_shape[-1]) < 2:
+                    raise ValueError(f"model {model.name!r} ends in a single unit without a sigmoid: its output "
+                                     "is no probability. Use score='logit', or add a sigmoid")
+                self.softmax = True
         if self.chain is None:
             self._graph = self._graph_model(model)
 
@@ -210,7 +257,10 @@ class _Forward:
             features, h = outs[:-1], outs[-1]
         if self.head == "linear_dense":
             h = _linear(self.dense, h)
-        return features, h
+        h = tf.cast(h, tf.float32)                                  # mixed-precision models: scores in float32
+        if self.softmax:
+            h = tf.nn.softmax(h, axis=-1)
+        return features, h                                          # features in the model's dtype
 
 
 # Compiled steps live with the model they belong to and die with it (no id()-keyed state): the
@@ -238,8 +288,12 @@ def _forward(model, layers: tuple, score: str) -> _Forward:
 def score_model(model, score: str = "logit") -> Callable:
     """The score being explained, shared by every method and metric: ``f(x) -> (B, K)`` tensor.
 
-    ``"logit"``: the pre-softmax scores (a separate softmax layer is bypassed; a last Dense with
-    softmax activation is applied without it). ``"probability"``: the model's output.
+    ``"logit"``: the pre-softmax (or pre-sigmoid) scores: a separate Softmax layer or a softmax or
+    sigmoid Activation is bypassed; a last Dense with softmax or sigmoid activation is applied
+    without it; a model whose last layer is anything else is taken to output logits already.
+    ``"probability"``: the model's output, or the softmax of a logits head (a single logits unit is
+    refused). A single sigmoid unit has one class, 0: the positive class; its logit is the
+    log-odds of the positive class and its probability the sigmoid.
     """
     forward = _step(model, _forward, (), score)
     return lambda x: forward(x)[1]
@@ -301,9 +355,10 @@ def _num_classes(model) -> int:
 
 def explained_classes(model, x, class_index=None, *, batch_size: int = 256) -> np.ndarray:
     """The class explained for each example, int32 (N,): ``class_index`` checked and broadcast, or
-    (None) the model's prediction. ``x`` must already have passed :func:`check_input`."""
+    (None) the model's prediction (the arg-max of the logits, which is that of the probabilities).
+    ``x`` must already have passed :func:`check_input`."""
     return resolve_class_index(class_index, len(x), _num_classes(model),
-                               lambda: predict_scores(model, x, score="probability",
+                               lambda: predict_scores(model, x, score="logit",
                                                       batch_size=batch_size, check=False).argmax(-1))
 
 
@@ -322,7 +377,8 @@ def _grad_cam_step(model, target, score: str, jit_compile: bool):
             (features,), scores = forward(xb)                       # (B, ..., F), (B, K)
             tape.watch(features)
             picked = tf.gather(scores, cb, batch_dims=1)            # (B,)
-        grads = tape.gradient(picked, features)                     # (B, ..., F)
+        grads = tf.cast(tape.gradient(picked, features), tf.float32)   # (B, ..., F)
+        features = tf.cast(features, tf.float32)
         axes = list(range(1, len(features.shape) - 1))
         weights = tf.reduce_mean(grads, axis=axes, keepdims=True)   # (B, 1.., F)
         return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))   # (B, ...)

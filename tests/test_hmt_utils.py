@@ -55,6 +55,76 @@ def test_cache_hit_and_rebuild_on_change(tmp_path):
     assert xs[0].max() == 0
 
 
+def test_cache_rebuilt_when_content_changes_but_size_and_mtime_do_not(tmp_path):
+    root = _make_layout(tmp_path / "hmt", fmt="bmp")                    # BMP: size fixed by the shape
+    cache = tmp_path / "cache"
+    hmt.load_hmt(str(root), cache_dir=str(cache), progress=False)
+    target = root / "HMT_test" / "02_STROMA" / "t0.bmp"
+    before = os.stat(target)
+    Image.fromarray(np.full(hmt.TILE_SHAPE, 7, np.uint8)).save(target)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(target).st_size == before.st_size and os.stat(target).st_mtime_ns == before.st_mtime_ns
+    (_, _), (xs, _), _ = hmt.load_hmt(str(root), cache_dir=str(cache), progress=False)
+    assert (xs[1] == 7).all()
+
+
+def test_corrupt_or_truncated_cache_is_rebuilt(tmp_path):
+    root = _make_layout(tmp_path / "hmt")
+    cache = tmp_path / "cache"
+    (xt, _), _, _ = hmt.load_hmt(str(root), cache_dir=str(cache), progress=False)
+    path = cache / os.listdir(cache)[0]
+    data = path.read_bytes()
+    for broken in (data[: len(data) // 2], b"not a zip at all", b""):
+        path.write_bytes(broken)
+        (again, _), _, _ = hmt.load_hmt(str(root), cache_dir=str(cache), progress=False)
+        np.testing.assert_array_equal(again, xt)
+        assert path.read_bytes() == data or np.load(path)["x_train"].shape == xt.shape
+
+
+def test_read_only_cache_folder_still_loads(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root ignores folder permissions")
+    root = _make_layout(tmp_path / "hmt")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cache.chmod(0o500)
+    try:
+        with pytest.warns(UserWarning, match="without a cache"):
+            (xt, _), _, _ = hmt.load_hmt(str(root), cache_dir=str(cache), progress=False)
+        assert xt.shape[0] == 16 and os.listdir(cache) == []
+    finally:
+        cache.chmod(0o700)
+
+
+def test_unwritable_cache_location_still_loads(tmp_path):
+    root = _make_layout(tmp_path / "hmt")
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.warns(UserWarning, match="without a cache"):
+        (xt, _), _, _ = hmt.load_hmt(str(root), cache_dir=str(blocker / "cache"), progress=False)
+    assert xt.shape[0] == 16
+
+
+def test_interrupted_cache_build_leaves_no_temporary_files(tmp_path, monkeypatch):
+    root = _make_layout(tmp_path / "hmt")
+    cache = tmp_path / "cache"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(np, "savez_compressed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hmt.load_hmt(str(root), cache_dir=str(cache), progress=False)
+    assert os.listdir(cache) == []
+
+
+def test_data_fingerprint_follows_content():
+    x = np.zeros((2, 3), np.uint8)
+    a = hmt.data_fingerprint(x, np.arange(2))
+    assert a == hmt.data_fingerprint(x.copy(), np.arange(2)) and len(a) == 20
+    x[0, 0] = 1
+    assert hmt.data_fingerprint(x, np.arange(2)) != a
+
+
 def test_missing_root_says_make_data(tmp_path):
     with pytest.raises(hmt.HMTDataError, match="make data.*HMT_DIR"):
         hmt.load_hmt(str(tmp_path / "nowhere"), progress=False)
@@ -186,7 +256,11 @@ def test_model_shapes_softmax_and_raw_pixel_input():
     assert model.layers[-2].get_config()["activation"] == "linear"
     assert isinstance(model.layers[1], keras.layers.Rescaling)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert tuple(convs[-1].output.shape[1:3]) == (18, 18)
+    assert tuple(convs[-1].output.shape[1:3]) == (12, 12)                # valid convolutions: no padding
+    assert all(c.get_config()["padding"] == "valid" for c in convs)
+    assert tuple(hmt.build_model(padding="same").layers[-5].output.shape[1:3]) == (18, 18)
+    with pytest.raises(ValueError, match="padding"):
+        hmt.build_model(padding="reflect")
     assert hmt.build_model().count_params() <= 1_000_000
     prob = model(np.full((2, 150, 150, 3), 255.0, np.float32)).numpy()
     assert np.isfinite(prob).all()

@@ -142,3 +142,25 @@ def test_plot_examples_draws_mask(mnist1d_data):
     fig = m1d.plot_examples(mnist1d_data["x"][:4], mnist1d_data["y"][:4], mnist1d_data["mask"][:4], n=4, ncols=2)
     assert len(fig.axes) == 4
     assert any(len(ax.patches) > 0 for ax in fig.axes)
+
+
+@pytest.mark.parametrize("bad", [{"num_samples": 5}, {"num_samples": 100.5}, {"train_split": 1.0},
+                                 {"padding": (60, 36)}, {"padding": (1,)}, {"max_translation": 0},
+                                 {"max_translation": 1000}, {"iid_noise_scale": -1.0}, {"final_seq_length": 1},
+                                 {"seed": -3}, {"template_len": 10}])
+def test_impossible_dataset_arguments_are_refused(bad):
+    with pytest.raises(ValueError, match=list(bad)[0]):
+        m1d.get_dataset_args(**bad)
+
+
+def test_make_dataset_refuses_what_get_dataset_args_did_not_make():
+    with pytest.raises(TypeError, match="get_dataset_args"):
+        m1d.make_dataset({"num_samples": 100})
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a pickle", b"\x80\x04\x95"])
+def test_unreadable_pickles_are_named(tmp_path, content):
+    path = tmp_path / "broken.pkl"
+    path.write_bytes(content)
+    with pytest.raises((ValueError, pickle.UnpicklingError), match="broken.pkl"):
+        m1d.load_pickle_dataset(path)

@@ -433,3 +433,82 @@ def test_completeness_gap_is_the_one_definition():
     np.testing.assert_allclose(relative, np.abs(delta) / np.abs(gap), rtol=1e-4)
     with pytest.raises(ValueError, match="attributions have shape"):
         xu.completeness_gap(model, x, attributions[:, :8])
+
+
+# --- the score being explained, for every head; unusual models refused clearly ---
+
+def _head_model(head, seed=0):
+    inp = keras.Input((16, 1))
+    h = keras.layers.Conv1D(4, 3, padding="same", activation="tanh", name="conv",
+                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(inp)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    init = keras.initializers.GlorotUniform(seed=seed + 1)
+    if head == "sigmoid_dense":
+        return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid", kernel_initializer=init, name="d")(h))
+    if head == "sigmoid_layer":
+        return keras.Model(inp, keras.layers.Activation("sigmoid")(keras.layers.Dense(1, kernel_initializer=init, name="d")(h)))
+    if head == "logits":
+        return keras.Model(inp, keras.layers.Dense(3, kernel_initializer=init, name="d")(h))
+    raise ValueError(head)
+
+
+@pytest.mark.parametrize("head", ["sigmoid_dense", "sigmoid_layer"])
+def test_sigmoid_head_logit_is_the_pre_sigmoid_value(head):
+    model = _head_model(head)
+    x = np.random.default_rng(0).normal(size=(4, 16, 1)).astype(np.float32)
+    prob = model.predict(x, verbose=0)                                         # (4, 1)
+    logit = xu.predict_scores(model, x, score="logit")
+    np.testing.assert_allclose(1 / (1 + np.exp(-logit)), prob, atol=1e-5)
+    np.testing.assert_allclose(xu.predict_scores(model, x, score="probability"), prob, atol=1e-6)
+    assert not np.allclose(logit, prob)
+    cam = xu.grad_cam(model, x)                                                # class 0: the positive class
+    assert cam.shape == (4, 16)
+
+
+def test_a_logits_head_gets_its_softmax_as_probability():
+    model = _head_model("logits")
+    x = np.random.default_rng(1).normal(size=(4, 16, 1)).astype(np.float32)
+    logits = model.predict(x, verbose=0)
+    np.testing.assert_allclose(xu.predict_scores(model, x, score="logit"), logits, atol=1e-6)
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(xu.predict_scores(model, x, score="probability"), e / e.sum(1, keepdims=True), atol=1e-6)
+
+
+def test_unusual_models_are_refused_with_what_is_supported():
+    inp = keras.Input((16, 1))
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Conv1D(2, 3)(inp))
+    two_out = keras.Model(inp, [keras.layers.Dense(3, name="a")(h), keras.layers.Dense(2, name="b")(h)])
+    x = np.zeros((2, 16, 1), np.float32)
+    with pytest.raises(ValueError, match="2 outputs; choose the one"):
+        xu.grad_cam(two_out, x)
+    other = keras.Input((16, 1))
+    two_in = keras.Model([inp, other], keras.layers.Dense(3)(keras.layers.Concatenate()([h, keras.layers.Flatten()(other)])))
+    with pytest.raises(ValueError, match="2 inputs"):
+        xu.integrated_gradients(two_in, x)
+
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.pool, self.out = keras.layers.Conv1D(2, 3), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(3)
+
+        def call(self, z):
+            return self.out(self.pool(self.conv(z)))
+    sub = Sub()
+    sub(x)
+    with pytest.raises(ValueError, match="subclassed"):
+        xu.grad_cam(sub, x)
+    with pytest.raises(ValueError, match="keras.Model"):
+        xu.grad_cam(lambda z: z, x)
+
+
+def test_mixed_precision_models_are_explained_in_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = tiny_conv1d()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    x = np.random.default_rng(2).normal(size=(3, 16, 1)).astype(np.float32)
+    cam = xu.grad_cam(model, x)
+    ig, delta = xu.integrated_gradients(model, x, steps=32, return_delta=True)
+    assert cam.dtype == np.float32 and ig.dtype == np.float32 and np.isfinite(ig).all()
+    assert np.abs(delta).max() < 5e-2                                          # float16 arithmetic inside
