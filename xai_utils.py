@@ -40,7 +40,8 @@ __all__ = [
 
 SCORES = ("logit", "probability")
 IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
-_CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D)
+_CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.SeparableConv1D, keras.layers.SeparableConv2D,
+               keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
 
 
 # --- validation at the door ---
@@ -119,17 +120,26 @@ def resolve_class_index(class_index, n: int, num_classes: int, predicted: Callab
 
 # --- the model as a chain of layers, and the score being explained ---
 
-def _flatten_chain(model) -> list | None:
-    """The layers of a model whose graph is a single chain, nested chains expanded; None otherwise."""
+def _flatten_chain(model, keep_graphs: bool = False) -> list | None:
+    """The layers of a model whose graph is a single chain, nested chains expanded; None otherwise.
+
+    With ``keep_graphs``, a nested model whose own graph is not a chain (a ``keras.applications``
+    backbone under a new head) stays in the list as one unit instead of making the answer None.
+    Nested layers keep their own names: ``model.get_layer("mobilenetv2_1.00_96").get_layer("Conv_1")``.
+    """
     if isinstance(model, keras.Sequential):
         layers = list(model.layers)
     elif isinstance(model, keras.Model) and len(model.inputs) == 1 and len(model.outputs) == 1:
         layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
         previous = model.inputs[0]
         for layer in layers:
-            if len(layer._inbound_nodes) != 1 or layer.input is not previous:
+            # the node of this graph that feeds on the previous tensor (a nested model used as a layer
+            # also has the node of its own construction)
+            nodes = [n for n in layer._inbound_nodes
+                     if len(n.input_tensors) == 1 and n.input_tensors[0] is previous and len(n.output_tensors) == 1]
+            if len(nodes) != 1:
                 return None
-            previous = layer.output
+            previous = nodes[0].output_tensors[0]
         if previous is not model.outputs[0]:
             return None
     else:
@@ -139,13 +149,23 @@ def _flatten_chain(model) -> list | None:
         if isinstance(layer, keras.layers.InputLayer):
             continue
         if isinstance(layer, keras.Model):
-            inner = _flatten_chain(layer)
+            inner = _flatten_chain(layer, keep_graphs)
             if inner is None:
-                return None
+                if not keep_graphs:
+                    return None
+                inner = [layer]                                 # a graph-shaped unit, run whole
             flat.extend(inner)
         else:
             flat.append(layer)
     return flat
+
+
+def _contains(model, layer) -> bool:
+    """Whether ``layer`` is one of ``model``'s layers, at any depth."""
+    for inner in model.layers:
+        if inner is layer or (isinstance(inner, keras.Model) and _contains(inner, layer)):
+            return True
+    return False
 
 
 def conv_layers(model) -> list:
@@ -217,8 +237,18 @@ class _Forward:
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         self.layers, self.score = tuple(layers), score
-        self.chain = _flatten_chain(model)
+        self.chain = _flatten_chain(model, keep_graphs=True)
+        self.taps = {}                                              # unit position -> graph that taps it
+        for i, unit in enumerate(self.chain or []):
+            if isinstance(unit, keras.Model):
+                inside = [lay for lay in self.layers if lay is not unit and _contains(unit, lay)]
+                if inside:
+                    self.taps[i] = self._graph_model(unit, inside, whole=True)
         last = self.chain[-1] if self.chain else model.layers[-1]
+        if isinstance(last, keras.Model):
+            if _split_head(last.layers[-1])[0] != "logits":
+                raise ValueError(f"model {model.name!r} ends in the nested model {last.name!r}, whose last layer is a "
+                                 f"{type(last.layers[-1]).__name__}; put the softmax or sigmoid at the top level")
         kind, dense = _split_head(last)
         self.softmax = False
         if score == "logit":
@@ -232,22 +262,33 @@ class _Forward:
                                      "is no probability. Use score='logit', or add a sigmoid")
                 self.softmax = True
         if self.chain is None:
-            self._graph = self._graph_model(model)
+            self._graph = self._graph_model(model, self.layers, whole=self.head == "as_is")
 
-    def _graph_model(self, model):
-        for lay in self.layers:
+    @staticmethod
+    def _graph_model(model, layers, whole: bool):
+        """A functional model on ``model``'s graph giving the outputs of ``layers`` (top-level layers of
+        it) and its output (``whole``) or its last layer's input."""
+        for lay in layers:
             if not any(lay is top for top in model.layers):
-                raise ValueError(f"layer {lay.name!r} sits inside a nested model of {model.name!r}, whose "
-                                 "graph is not a simple chain; pass a top-level layer")
-        end = model.outputs[0] if self.head == "as_is" else model.layers[-1].input
-        return keras.Model(model.inputs, [lay.output for lay in self.layers] + [end])
+                raise ValueError(f"layer {lay.name!r} sits inside a nested model of {model.name!r} whose graph is not "
+                                 "a chain, two levels down; pass a layer of the outer model or of its first level "
+                                 "of nested models")
+        end = model.outputs[0] if whole else model.layers[-1].input
+        return keras.Model(model.inputs, [lay.output for lay in layers] + [end])
 
     def __call__(self, x):
         """x (B, ...) -> ([features (B, ..., F) per layer], scores (B, K))."""
         if self.chain is not None:
             h, found = x, {}
-            for lay in (self.chain if self.head == "as_is" else self.chain[:-1]):
-                h = lay(h, training=False)
+            for i, lay in enumerate(self.chain if self.head == "as_is" else self.chain[:-1]):
+                if i in self.taps:                                  # a graph-shaped unit holding targets
+                    outs = self.taps[i](h, training=False)
+                    inside = [t for t in self.layers if t is not lay and _contains(lay, t)]
+                    for t, f in zip(inside, outs[:-1]):
+                        found[id(t)] = f
+                    h = outs[-1]
+                else:
+                    h = lay(h, training=False)
                 if any(lay is want for want in self.layers):
                     found[id(lay)] = h
             features = [found[id(lay)] for lay in self.layers]

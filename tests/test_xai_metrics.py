@@ -173,8 +173,9 @@ def test_metrics_refuse_nan_maps_wrong_masks_and_non_probabilities():
         xm.relevance_mass_accuracy(_region_map(), np.ones((4, 40)))
     with pytest.raises(ValueError, match="expected \\(4, 40\\)"):
         xm.removal_curves(model, x, np.ones((4, 39)), 0, fill="zeros", score="logit")
-    with pytest.raises(ValueError, match="not probabilities"):
-        xm.removal_curves(model, x, _region_map(), 0, fill="zeros")              # the model outputs logits
+    one_logit = keras.Sequential([keras.Input((40, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="no probability"):
+        xm.removal_curves(one_logit, x, _region_map(), 0, fill="zeros")          # a single unit, no sigmoid
     for bad in ({"steps": 0}, {"steps": 2.5}, {"fill": "noise"}, {"score": "prob"}, {"batch_size": 0}):
         with pytest.raises(ValueError, match=list(bad)[0]):
             xm.removal_curves(model, x, _region_map(), 0, **{"fill": "zeros", "score": "logit", **bad})

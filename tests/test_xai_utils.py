@@ -47,8 +47,10 @@ def test_ig_gauss_legendre_matches_the_closed_form_of_a_sigmoid():
     model = _sigmoid_model()
     w = model.layers[-1].kernel.numpy()[:, 0].astype(np.float64)         # (10,)
     x = _rng(2).normal(size=(6, 10, 1)).astype(np.float32)
-    attr = xu.integrated_gradients(model, x, 0, steps=32, method="gausslegendre")
+    attr = xu.integrated_gradients(model, x, 0, steps=32, method="gausslegendre", score="probability")
     z = x[..., 0].astype(np.float64) @ w                                 # (6,)
+    # the logit of a sigmoid head is the pre-sigmoid value, linear here: IG_i = x_i w_i exactly
+    np.testing.assert_allclose(xu.integrated_gradients(model, x, 0)[..., 0], x[..., 0] * w[None], rtol=1e-5, atol=1e-6)
     sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
     # IG_i = x_i w_i * (sigma(w.x) - sigma(0)) / (w.x) for a zero baseline
     expected = x[..., 0] * w[None] * ((sig(z) - 0.5) / z)[:, None]
