@@ -179,26 +179,51 @@ def conv_layers(model) -> list:
     return found
 
 
+def _all_layers(model) -> list:
+    """Every layer of the model at any depth (nested models and their layers), in order."""
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(_all_layers(layer))
+    return found
+
+
+def _spatial(layer, rank: int) -> bool:
+    """Whether the layer outputs one feature map of the input's rank (N, T, F) or (N, H, W, F)."""
+    try:
+        shape = layer.output.shape
+    except (AttributeError, ValueError):
+        return False
+    return isinstance(layer, keras.layers.Layer) and len(shape) == rank
+
+
 def find_layer(model, layer=None):
-    """The convolutional layer to explain: ``None`` -> the last Conv1D/Conv2D (nested models
-    included); a name or a layer object otherwise. Raises ValueError listing the candidates."""
+    """The layer to explain: ``None`` -> the last convolution (Conv1D/2D, SeparableConv, DepthwiseConv;
+    nested models included); a name or a layer object -> that layer, at any depth, if it outputs a
+    spatial feature map (rank 3 for 1D, 4 for 2D). Raises ValueError listing the candidates."""
     candidates = conv_layers(model)
     names = [c.name for c in candidates]
     if layer is None:
         if not candidates:
-            raise ValueError(f"model {model.name!r} has no Conv1D/Conv2D layer; Grad-CAM needs a "
-                             "convolutional feature map")
+            raise ValueError(f"model {model.name!r} has no convolutional layer; Grad-CAM needs a "
+                             "convolutional feature map: pass layer=")
         return candidates[-1]
+    rank = len(model.input_shape)
+    every = _all_layers(model)
     if isinstance(layer, str):
-        for c in candidates:
-            if c.name == layer:
-                return c
-        raise ValueError(f"no convolutional layer named {layer!r} in model {model.name!r}; "
-                         f"candidates: {names}")
-    if any(layer is c for c in candidates):
-        return layer
-    raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not a convolutional feature map of "
-                     f"model {model.name!r}; candidates: {names}")
+        matches = [c for c in every if c.name == layer]
+        if not matches:
+            raise ValueError(f"no layer named {layer!r} in model {model.name!r} (nested models included); "
+                             f"convolutional candidates: {names[-10:]}")
+        layer = matches[-1]
+    elif not any(layer is c for c in every):
+        raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not a layer of model {model.name!r}; "
+                         f"convolutional candidates: {names[-10:]}")
+    if not _spatial(layer, rank):
+        raise ValueError(f"layer {layer.name!r} does not output a spatial feature map of rank {rank} "
+                         f"(like the input {model.input_shape}); convolutional candidates: {names[-10:]}")
+    return layer
 
 
 def _activation_name(layer) -> str | None:

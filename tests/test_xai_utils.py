@@ -215,10 +215,12 @@ def test_errors_at_the_door():
         xu.integrated_gradients(model, x, method="simpson")
     with pytest.raises(ValueError, match="score must be one of"):
         xu.grad_cam(model, x, score="loss")
-    with pytest.raises(ValueError, match=r"no convolutional layer named 'nope'.*candidates: \['c1', 'c2'\]"):
+    with pytest.raises(ValueError, match=r"no layer named 'nope'.*candidates: \['c1', 'c2'\]"):
         xu.grad_cam(model, x, layer="nope")
-    with pytest.raises(ValueError, match="not a convolutional feature map"):
+    with pytest.raises(ValueError, match="does not output a spatial feature map"):
         xu.grad_cam(model, x, layer=model.layers[-1])
+    with pytest.raises(ValueError, match="is not a layer of model"):
+        xu.grad_cam(model, x, layer=keras.layers.Dense(2))
     with pytest.raises(ValueError, match="steps must be"):
         xu.integrated_gradients(model, x, steps=0)
 
