@@ -26,7 +26,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.sparse.linalg import splu
 from scipy.stats import rankdata
 
-from xai_utils import check_input, explained_classes, predict_scores
+from xai_core import check_input, explained_classes, predict_scores
 
 __all__ = [
     "summary",

@@ -12,34 +12,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from xai_utils import (
-    _batches,
-    _classes,
-    _flatten_chain,
-    _Forward,
-    _pad_to,
-    _progress,
-    _step,
-    _upsample,
+from xai_core import (
+    Forward,
+    batches,
+    cached_step,
     check_batch_size,
     check_flag,
     check_input,
+    check_number,
+    explained_classes,
+    flatten_chain,
+    minmax,
+    pad_to,
+    progress_bar,
+    resize_maps,
     upsample,
 )
 
 __all__ = ["rise", "rise_masks", "sise", "sise_layers"]
-
-
-def _check_number(name, value, low=None, high=None, low_open=False, integer=False):
-    """A finite number (an int where ``integer``) within the bounds; raises ValueError naming it."""
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite {'int' if integer else 'number'}, got {value!r}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value!r}")
-    return value
 
 
 # --- RISE ---
@@ -47,9 +37,9 @@ def _check_number(name, value, low=None, high=None, low_open=False, integer=Fals
 def _rise_grid(n_masks: int, spatial: tuple, cell_size, p_keep: float, seed: int):
     """The low-resolution random grids and shifts of every mask, drawn at once from ``seed``:
     grids float32 (S, g+1[, g+1]) of 0/1, shifts int32 (S, D), and the cell size per axis."""
-    _check_number("n_masks", n_masks, low=1, integer=True)
-    _check_number("p_keep", p_keep, low=0, high=1, low_open=True)
-    _check_number("seed", seed, low=0, integer=True)
+    check_number("n_masks", n_masks, low=1, integer=True)
+    check_number("p_keep", p_keep, low=0, high=1, low_open=True)
+    check_number("seed", seed, low=0, integer=True)
     if cell_size is None:
         cells = tuple(int(np.ceil(n / 8)) for n in spatial)
     else:
@@ -71,7 +61,7 @@ def _rise_grid(n_masks: int, spatial: tuple, cell_size, p_keep: float, seed: int
 def _expand_masks(grids, shifts, cells, spatial):
     """Upsample (bilinear) the grids to (g+1) * cell and crop each at its own shift: (M, *spatial)."""
     big = tuple((g) * c for g, c in zip(grids.shape[1:], cells))
-    up = _upsample(grids, big)                                                     # (M, *big)
+    up = resize_maps(grids, big)                                                     # (M, *big)
     for axis, n in enumerate(spatial):
         idx = shifts[:, axis:axis + 1] + tf.range(n)[None]                         # (M, n)
         up = tf.gather(up, idx, axis=axis + 1, batch_dims=1)
@@ -93,7 +83,7 @@ def _rise_mask_step(model, cells: tuple, spatial: tuple):
 
 def _rise_score_step(model, score: str, jit_compile: bool):
     """(xb (E, ..., C), masks (M, ...), cb (E,)) -> sum over masks of score x mask, (E, ...)."""
-    forward = _Forward(model, (), score)
+    forward = Forward(model, (), score)
 
     def step(xb, masks, cb):
         masked = xb[:, None] * masks[None, ..., None]                             # (E, M, ..., C)
@@ -135,25 +125,25 @@ def rise(model, x, class_index=None, *, n_masks: int = 4000, cell_size=None, p_k
     batch_size = check_batch_size(batch_size)
     spatial = tuple(x.shape[1:-1])
     grids, shifts, cells = _rise_grid(n_masks, spatial, cell_size, p_keep, seed)
-    classes = _classes(model, x, class_index, score, batch_size)
+    classes = explained_classes(model, x, class_index, batch_size=batch_size)
     m_chunk = min(n_masks, batch_size)                  # masks per call
     e_chunk = max(1, min(batch_size // m_chunk, len(x)))  # examples per call, no more than there are
     # masks are made outside the (optionally XLA-compiled) scoring step: XLA's bilinear resize
     # differs from TensorFlow's at odd factors, so only the model and the weighting are compiled
-    make_masks = _step(model, _rise_mask_step, cells, spatial)
-    step = _step(model, _rise_score_step, score, check_flag(jit_compile, "jit_compile"))
+    make_masks = cached_step(model, _rise_mask_step, cells, spatial)
+    step = cached_step(model, _rise_score_step, score, check_flag(jit_compile, "jit_compile"))
 
     out = np.zeros((len(x),) + spatial, np.float32)
     grids, shifts = grids.numpy(), shifts.numpy()
     n_calls = int(np.ceil(len(x) / e_chunk)) * int(np.ceil(n_masks / m_chunk))
-    with _progress(n_calls, "RISE", progress) as bar:
-        for a, b in _batches(len(x), e_chunk):
-            xb = tf.constant(_pad_to(x[a:b], e_chunk))
-            cb = tf.constant(_pad_to(classes[a:b], e_chunk))
-            for m0, m1 in _batches(n_masks, m_chunk):
-                valid = tf.constant(_pad_to(np.ones(m1 - m0, np.float32), m_chunk))  # padded masks weigh 0
-                masks = make_masks(tf.constant(_pad_to(grids[m0:m1], m_chunk)),
-                                   tf.constant(_pad_to(shifts[m0:m1], m_chunk)), valid)
+    with progress_bar(n_calls, "RISE", progress) as bar:
+        for a, b in batches(len(x), e_chunk):
+            xb = tf.constant(pad_to(x[a:b], e_chunk))
+            cb = tf.constant(pad_to(classes[a:b], e_chunk))
+            for m0, m1 in batches(n_masks, m_chunk):
+                valid = tf.constant(pad_to(np.ones(m1 - m0, np.float32), m_chunk))  # padded masks weigh 0
+                masks = make_masks(tf.constant(pad_to(grids[m0:m1], m_chunk)),
+                                   tf.constant(pad_to(shifts[m0:m1], m_chunk)), valid)
                 out[a:b] += step(xb, masks, cb).numpy()[: b - a]
                 bar.update()
     return out / (n_masks * p_keep)
@@ -169,7 +159,7 @@ _POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.A
 
 def sise_layers(model) -> list:
     """The last layer of each convolutional block: every layer right before a pooling layer."""
-    chain = _flatten_chain(model)
+    chain = flatten_chain(model)
     if chain is None:
         layers = list(model.layers)
     else:
@@ -185,7 +175,7 @@ def sise_layers(model) -> list:
 def _resolve_layers(model, layers):
     if layers is None:
         return sise_layers(model)
-    chain = _flatten_chain(model) or list(model.layers)
+    chain = flatten_chain(model) or list(model.layers)
     by_name = {lay.name: lay for lay in chain}
     out = []
     for lay in layers:
@@ -209,24 +199,19 @@ def _otsu(values: np.ndarray, bins: int = 64) -> float:
     return float(centres[np.argmax(between)])
 
 
-def _unit(a: np.ndarray) -> np.ndarray:
-    lo, hi = a.min(), a.max()
-    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-
-
 def _fuse(maps: list, softness: float) -> np.ndarray:
     """Block-wise fusion from low to high level: add the next map and gate by its soft Otsu mask."""
-    fused = _unit(maps[0])
+    fused = minmax(maps[0])
     for nxt in maps[1:]:
-        nxt = _unit(nxt)
+        nxt = minmax(nxt)
         gate = 1 / (1 + np.exp(-(nxt - _otsu(nxt)) / softness))
-        fused = _unit((fused + nxt) * gate)
+        fused = minmax((fused + nxt) * gate)
     return fused
 
 
 def _sise_feature_step(model, targets: tuple, score: str, jit_compile: bool):
     """(x (...), c) -> per block: (feature maps (F, t..) at their own resolution, mean gradients (F,))."""
-    forward = _Forward(model, targets, score)
+    forward = Forward(model, targets, score)
 
     def step(xb, cb):
         with tf.GradientTape() as tape:
@@ -246,7 +231,7 @@ def _sise_feature_step(model, targets: tuple, score: str, jit_compile: bool):
 
 def _sise_score_step(model, score: str, jit_compile: bool):
     """(x (..., C), masks (M, ...), c) -> the class score of each masked copy (M,)."""
-    forward = _Forward(model, (), score)
+    forward = Forward(model, (), score)
 
     def step(xb, masks, c):
         masked = xb[None] * masks[..., None]                             # (M, ..., C)
@@ -279,19 +264,19 @@ def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0
     """
     x = check_input(model, x)
     batch_size = check_batch_size(batch_size)
-    _check_number("grad_threshold", grad_threshold)
-    _check_number("softness", softness, low=0, low_open=True)
+    check_number("grad_threshold", grad_threshold)
+    check_number("softness", softness, low=0, low_open=True)
     jit_compile = check_flag(jit_compile, "jit_compile")
     targets = _resolve_layers(model, layers)
-    classes = _classes(model, x, class_index, score, batch_size)
+    classes = explained_classes(model, x, class_index, batch_size=batch_size)
     spatial = tuple(x.shape[1:-1])
-    features_step = _step(model, _sise_feature_step, tuple(targets), score, jit_compile)
+    features_step = cached_step(model, _sise_feature_step, tuple(targets), score, jit_compile)
     # one call scores at most a block's worth of masks: padding beyond the widest block is waste
     chunk = min(batch_size, max(int(t.output.shape[-1]) for t in targets))
-    score_step = _step(model, _sise_score_step, score, jit_compile)
+    score_step = cached_step(model, _sise_score_step, score, jit_compile)
 
     out = np.zeros((len(x),) + spatial, np.float32)
-    with _progress(len(x), "SISE", progress) as bar:
+    with progress_bar(len(x), "SISE", progress) as bar:
         for i in range(len(x)):
             xi, ci = tf.constant(x[i]), tf.constant(classes[i])
             block_maps = []
@@ -301,12 +286,10 @@ def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0
                 if len(selected) == 0:
                     block_maps.append(np.zeros(spatial, np.float32))
                     continue
-                flat = selected.reshape(len(selected), -1)
-                lo, hi = flat.min(1, keepdims=True), flat.max(1, keepdims=True)
-                masks = ((flat - lo) / np.where(hi > lo, hi - lo, 1)).reshape(selected.shape).astype(np.float32)
+                masks = minmax(selected.reshape(len(selected), -1), axis=1).reshape(selected.shape)   # (F', ...)
                 weights = np.concatenate([
-                    score_step(xi, tf.constant(_pad_to(masks[a:b], chunk)), ci).numpy()[: b - a]
-                    for a, b in _batches(len(masks), chunk)])               # (F',)
+                    score_step(xi, tf.constant(pad_to(masks[a:b], chunk)), ci).numpy()[: b - a]
+                    for a, b in batches(len(masks), chunk)])               # (F',)
                 block_maps.append(np.tensordot(weights, masks, axes=1) / len(masks))
             out[i] = _fuse(block_maps, softness)
             bar.update()

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from conftest import shared_path, tiny_conv1d, tiny_conv2d
 
+import xai_core
 import xai_utils as xu
 
 
@@ -100,7 +101,7 @@ def test_ig_gradient_step_is_traced_at_most_twice():
     x = _rng(6).normal(size=(11, 16, 1)).astype(np.float32)
     xu.integrated_gradients(model, x, steps=8, batch_size=32)              # 4 examples a call, padded
     xu.integrated_gradients(model, x, steps=8, batch_size=32)
-    steps = [f for k, f in xu._STEPS[model].items() if k[0] == "_ig_step"]
+    steps = [f for k, f in xai_core.STEPS[model].items() if k[0] == "_ig_step"]
     assert len(steps) == 1 and steps[0].experimental_get_tracing_count() == 1
     # fewer examples than a call holds: a smaller call (no padding beyond the work), traced once
     # more with a relaxed shape that every later size reuses
@@ -162,7 +163,7 @@ def test_grad_cam_batch_invariant_deterministic_and_traced_once():
     for bs in (1, 4, 9):
         np.testing.assert_allclose(xu.grad_cam(model, x, batch_size=bs), ref, atol=1e-6)
     np.testing.assert_array_equal(xu.grad_cam(model, x, batch_size=64), ref)
-    steps = [f for k, f in xu._STEPS[model].items() if k[0] == "_grad_cam_step"]
+    steps = [f for k, f in xai_core.STEPS[model].items() if k[0] == "_grad_cam_step"]
     assert len(steps) == 1 and steps[0].experimental_get_tracing_count() <= 3   # 9, then 1, 4 (relaxed)
 
 
