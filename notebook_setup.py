@@ -95,7 +95,7 @@ def ensure_hmt(data_dir: str | None = None) -> str:
         print("HMT tiles: linked", target, "->", SHARED_HMT)
     else:
         import hmt_utils  # needs numpy, tqdm: installed by now
-        print("HMT tiles: downloading Zenodo record 53169 (about 250 MB, md5-checked) into", target)
+        print("HMT tiles: downloading Zenodo record 53169 (md5-checked) into", target)
         hmt_utils.download_hmt(target)
     return target
 

@@ -197,18 +197,10 @@ _INITIALIZER_ARGS = {"seed", "scale", "mode", "distribution", "mean", "stddev", 
                      "value", "gain"}
 
 
-# Layer arguments that Keras versions newer than 3.10 write and 3.10 rejects (dropped at their default).
-_NEWER_LAYER_ARGS = {"renorm", "renorm_clipping", "renorm_momentum", "quantization_config", "lora_alpha"}
-
-
-def _signature_defaults(class_name: str) -> dict:
-    """Keyword defaults of a built-in Keras layer's constructor ({} for anything else)."""
-    import inspect
-    cls = getattr(keras.layers, class_name, None)
-    if not isinstance(cls, type):
-        return {}
-    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+# Layer arguments that Keras versions newer than 3.10 write and 3.10 rejects, with their defaults:
+# dropped where they hold that default (whatever Keras does the saving).
+_NEWER_LAYER_ARGS = {"renorm": False, "renorm_clipping": None, "renorm_momentum": 0.99,
+                     "quantization_config": None, "lora_alpha": None}
 
 
 def _portable_config(node):
@@ -230,9 +222,8 @@ def _portable_config(node):
     if isinstance(config, dict) and node.get("module") == "keras.initializers":
         node["config"] = {k: v for k, v in config.items() if k in _INITIALIZER_ARGS}
     elif isinstance(config, dict) and node.get("module") == "keras.layers":
-        defaults = _signature_defaults(node.get("class_name", ""))
         node["config"] = {k: v for k, v in config.items()
-                          if not (k in _NEWER_LAYER_ARGS and k in defaults and _same(v, defaults[k]))}
+                          if not (k in _NEWER_LAYER_ARGS and _same(v, _NEWER_LAYER_ARGS[k]))}
     return node
 
 
@@ -258,7 +249,7 @@ def save_portable(model, path: str) -> None:
     if not path.endswith(".keras"):
         raise ValueError(f"path must end in .keras, got {path!r}")
     try:
-        copy = keras.models.clone_model(model)          # uncompiled: no optimizer, no compile config
+        copy = type(model).from_config(model.get_config())   # uncompiled: no optimizer, no compile config
         copy.set_weights(model.get_weights())
     except Exception as err:                            # subclassed models may not clone
         raise ValueError(f"cannot save {model.name!r} portably: it does not clone from its config "

@@ -16,6 +16,12 @@ def test_committed_model_is_saved_portably(name):
     path = repo_path("models", f"{name}.keras")
     with zipfile.ZipFile(path) as z:
         text = z.read("config.json").decode()
+        with z.open("model.weights.h5") as f:
+            import h5py
+            stored = []
+            h5py.File(f, "r").visititems(lambda n, item: stored.append(n) if n.startswith("optimizer/")
+                                         and isinstance(item, h5py.Dataset) else None)
+    assert stored == [], f"{path} holds optimizer state: save it with training_utils.save_portable"
     assert "compile_config" not in json.loads(text)
     for word in ("input_axes", "output_axes", "renorm"):
         assert word not in text, f"{path} holds {word!r}, which Keras < 3.15 rejects: save with training_utils"
