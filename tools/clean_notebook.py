@@ -1,6 +1,10 @@
 """Strip machine-specific noise from executed notebooks: papermill's timings and paths, execution
 counts' gaps, TensorFlow's C++ start-up log lines, and progress bars (widgets that render as nothing
-once saved, or carriage-return text). Usage: python tools/clean_notebook.py NB.ipynb ..."""
+once saved, or carriage-return text); and keep them light: an inline PNG over 1 MB (the HMT tile
+grids) is stored as a 256-colour palette PNG, which GitHub and Colab render alike (the full-colour
+figure stays in figures/). Usage: python tools/clean_notebook.py NB.ipynb ..."""
+import base64
+import io
 import re
 import sys
 
@@ -9,6 +13,20 @@ import nbformat
 NOISE = re.compile(r"^(?:[IWE]\d{4} [\d:. ]+\d+ \S+:\d+\]|WARNING: All log messages before absl|"
                    r"To enable the following instructions|.*oneDNN custom operations|"
                    r".*cudart_stub|.*cuda_platform|.*cpu_feature_guard).*\n?", re.M)
+
+
+LARGE_PNG = 1_000_000      # bytes of base64 text
+
+
+def _lighter_png(b64: str) -> str:
+    """A palette (256-colour) re-encoding of a large inline PNG, if it is smaller."""
+    from PIL import Image
+    image = Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB")
+    buffer = io.BytesIO()
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        buffer, format="PNG", optimize=True)
+    new = base64.b64encode(buffer.getvalue()).decode()
+    return new if len(new) < len(b64) else b64
 
 
 def clean(path: str) -> None:
@@ -31,6 +49,9 @@ def clean(path: str) -> None:
                 continue                                                  # a tqdm progress widget
             if out.get("output_type") == "execute_result":
                 out["execution_count"] = count
+            png = out.get("data", {}).get("image/png")
+            if isinstance(png, str) and len(png) > LARGE_PNG:
+                out["data"]["image/png"] = _lighter_png(png)
             if out.get("output_type") == "stream":
                 out["text"] = NOISE.sub("", out["text"])
                 out["text"] = "".join(line for line in out["text"].splitlines(keepends=True)
