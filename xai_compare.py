@@ -119,11 +119,12 @@ def compare_methods(model, x, maps: dict, classes, *, masks=None, seconds: dict 
             if MAP_KINDS.get(name) == "signed":
                 r["relevance_mass_signed"] = xm.relevance_mass_accuracy(m, masks, x.shape, absolute=False)
                 r["pointing_signed"] = xm.pointing_game(m, masks, x.shape, absolute=False)
+        signed = xm.saliency_positions(m, x.shape) if MAP_KINDS.get(name) == "signed" else None
         for other in maps:
             if other != name:
                 r[f"agreement_{other}"] = xm.spearman(positions[name], positions[other])
-                if MAP_KINDS.get(name) == "signed":
-                    r[f"agreement_signed_{other}"] = xm.spearman(xm.saliency_positions(m, x.shape), positions[other])
+                if signed is not None:
+                    r[f"agreement_signed_{other}"] = xm.spearman(signed, positions[other])
         if seconds and name in seconds:
             r["seconds_per_example"] = seconds[name]
         results[name] = r
