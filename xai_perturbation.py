@@ -271,26 +271,32 @@ def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0
     classes = explained_classes(model, x, class_index, batch_size=batch_size)
     spatial = tuple(x.shape[1:-1])
     features_step = cached_step(model, _sise_feature_step, tuple(targets), score, jit_compile)
-    # one call scores at most a block's worth of masks: padding beyond the widest block is waste
-    chunk = min(batch_size, max(int(t.output.shape[-1]) for t in targets))
+    # the masks of every block are scored together, so one tile's masks fill whole calls
+    chunk = min(batch_size, sum(int(t.output.shape[-1]) for t in targets))
     score_step = cached_step(model, _sise_score_step, score, jit_compile)
 
     out = np.zeros((len(x),) + spatial, np.float32)
     with progress_bar(len(x), "SISE", progress) as bar:
         for i in range(len(x)):
             xi, ci = tf.constant(x[i]), tf.constant(classes[i])
-            block_maps = []
+            per_block = []
             for maps, keep in features_step(xi, ci):
                 maps, keep = upsample(maps, spatial).numpy(), keep.numpy()   # (F, ...) at the input's size
                 selected = maps[keep > grad_threshold]                      # (F', ...)
-                if len(selected) == 0:
-                    block_maps.append(np.zeros(spatial, np.float32))
-                    continue
-                masks = minmax(selected.reshape(len(selected), -1), axis=1).reshape(selected.shape)   # (F', ...)
-                weights = np.concatenate([
-                    score_step(xi, tf.constant(pad_to(masks[a:b], chunk)), ci).numpy()[: b - a]
-                    for a, b in batches(len(masks), chunk)])               # (F',)
-                block_maps.append(np.tensordot(weights, masks, axes=1) / len(masks))
+                per_block.append(minmax(selected.reshape(len(selected), -1), axis=1).reshape(selected.shape)
+                                 if len(selected) else selected)
+            masks = np.concatenate(per_block)                               # (sum F', ...)
+            # calls of varying size share one trace (reduce_retracing); under XLA, where every size
+            # would compile anew, they are padded to one size
+            weights = np.concatenate([np.zeros(0, np.float32)] + [
+                score_step(xi, tf.constant(pad_to(masks[a:b], chunk) if jit_compile else masks[a:b]), ci).numpy()[: b - a]
+                for a, b in batches(len(masks), chunk)])                    # (sum F',)
+            block_maps, start = [], 0
+            for block in per_block:
+                w = weights[start:start + len(block)]
+                start += len(block)
+                block_maps.append(np.tensordot(w, block, axes=1) / len(block) if len(block)
+                                  else np.zeros(spatial, np.float32))
             out[i] = _fuse(block_maps, softness)
             bar.update()
     return out

@@ -47,6 +47,7 @@ __all__ = [
     "predict_scores",
     "resolve_class_index",
     "conv_layers",
+    "spatial_layers",
     "find_layer",
     "check_input",
     "check_model",
@@ -64,50 +65,64 @@ _CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.SeparableC
 # --- the layer Grad-CAM explains ---
 
 def conv_layers(model) -> list:
-    """Every Conv1D/Conv2D layer of the model, nested models included, in order."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found.extend(conv_layers(layer))
-        elif isinstance(layer, _CONV_TYPES):
-            found.append(layer)
-    return found
+    """Every convolution (Conv, SeparableConv, DepthwiseConv; 1D or 2D) of the model, nested models
+    included, in order."""
+    return [layer for layer in all_layers(model) if isinstance(layer, _CONV_TYPES)]
 
 
 def _spatial(layer, rank: int) -> bool:
     """Whether the layer outputs one feature map of the input's rank (N, T, F) or (N, H, W, F)."""
+    if isinstance(layer, (keras.Model, keras.layers.InputLayer)) or not isinstance(layer, keras.layers.Layer):
+        return False
     try:
         shape = layer.output.shape
-    except (AttributeError, ValueError):
+    except (AttributeError, ValueError):                 # no output, or several (a layer used twice)
         return False
-    return isinstance(layer, keras.layers.Layer) and len(shape) == rank
+    return len(shape) == rank
+
+
+def spatial_layers(model) -> list:
+    """Every layer whose output is a spatial feature map of the input's rank, (N, T, F) for 1D or
+    (N, H, W, F) for 2D, at any depth (the layers inside nested models, not the nested models
+    themselves), in the order the model runs them. Grad-CAM can explain any of them."""
+    check_model(model)
+    rank = len(model.input_shape)
+    return [layer for layer in all_layers(model) if _spatial(layer, rank)]
 
 
 def find_layer(model, layer=None):
-    """The layer to explain: ``None`` -> the last convolution (Conv1D/2D, SeparableConv, DepthwiseConv;
-    nested models included); a name or a layer object -> that layer, at any depth, if it outputs a
-    spatial feature map (rank 3 for 1D, 4 for 2D). Raises ValueError listing the candidates."""
-    candidates = conv_layers(model)
+    """The layer Grad-CAM explains.
+
+    ``None``: the last layer whose output is still a spatial feature map before the spatial axes
+    are pooled or flattened away, whatever its type (a convolution, the Activation, BatchNorm or Add
+    after it, a layer inside a nested backbone); maps of size 1 (a squeeze-excitation reshape) are
+    passed over when a larger one exists. A name or a layer object: that layer, at any depth, if
+    it outputs a spatial feature map (rank 3 for 1D, 4 for 2D). Nested layers keep their own names
+    (``"out_relu"`` inside MobileNetV2, not ``"mobilenetv2_1.00_96/out_relu"``); where two layers
+    share a name, the last one is taken, so pass the object (``backbone.get_layer(name)``) then.
+    Raises ValueError listing the candidates.
+    """
+    candidates = spatial_layers(model)
     names = [c.name for c in candidates]
     if layer is None:
         if not candidates:
-            raise ValueError(f"model {model.name!r} has no convolutional layer; Grad-CAM needs a "
-                             "convolutional feature map: pass layer=")
-        return candidates[-1]
-    rank = len(model.input_shape)
+            raise ValueError(f"model {model.name!r} has no layer with a spatial feature map output of rank "
+                             f"{len(model.input_shape)}; Grad-CAM needs one")
+        wide = [c for c in candidates if any(d is None or d > 1 for d in c.output.shape[1:-1])]
+        return (wide or candidates)[-1]
     every = all_layers(model)
     if isinstance(layer, str):
         matches = [c for c in every if c.name == layer]
         if not matches:
             raise ValueError(f"no layer named {layer!r} in model {model.name!r} (nested models included); "
-                             f"convolutional candidates: {names[-10:]}")
+                             f"last spatial candidates: {names[-10:]}")
         layer = matches[-1]
     elif not any(layer is c for c in every):
         raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not a layer of model {model.name!r}; "
-                         f"convolutional candidates: {names[-10:]}")
-    if not _spatial(layer, rank):
-        raise ValueError(f"layer {layer.name!r} does not output a spatial feature map of rank {rank} "
-                         f"(like the input {model.input_shape}); convolutional candidates: {names[-10:]}")
+                         f"last spatial candidates: {names[-10:]}")
+    if not any(layer is c for c in candidates):
+        raise ValueError(f"layer {layer.name!r} does not output a spatial feature map of rank {len(model.input_shape)} "
+                         f"(like the input {model.input_shape}); last spatial candidates: {names[-10:]}")
     return layer
 
 
@@ -132,14 +147,16 @@ def _grad_cam_step(model, target, score: str, jit_compile: bool):
 
 def grad_cam(model, x, class_index=None, *, layer=None, batch_size: int = 64, score: str = "logit",
              jit_compile: bool = False, progress=None) -> np.ndarray:
-    """Grad-CAM (Selvaraju et al., ICCV 2017): ReLU of the feature maps of a conv layer weighted
-    by the spatial mean of the score's gradient, upsampled to the input.
+    """Grad-CAM (Selvaraju et al., ICCV 2017): ReLU of a layer's feature maps weighted by the
+    spatial mean of the score's gradient, upsampled to the input.
 
     Args:
         model: a Keras model (Sequential or functional; legacy HDF5 models included).
         x: float32 (N, T, C) or (N, H, W, C).
         class_index: None (each example's predicted class), an int, or an int array (N,).
-        layer: the conv layer (name or object); None means the last Conv1D/Conv2D.
+        layer: the layer explained (name or object, at any depth; see :func:`find_layer`). None:
+            the last layer whose output is still a spatial feature map before pooling or flattening
+            (for a Conv-BN-Activation block, the Activation).
         batch_size: examples per gradient call (a positive int).
         score: "logit" (the paper's y^c, pre-softmax) or "probability".
         jit_compile: compile the gradient step with XLA (the upsampling stays outside it, so the

@@ -50,7 +50,9 @@ def test_application_alone(name):
     model = ctor(weights=None, input_shape=(size, size, 3), classes=5)
     x = _inputs(size)
     target = xu.find_layer(model)
-    assert isinstance(target, xu._CONV_TYPES)
+    # the default: the last spatial feature map, the one the final global pooling reduces
+    pools = [lay for lay in xu.all_layers(model) if isinstance(lay, keras.layers.GlobalAveragePooling2D)]
+    assert pools[-1].input is target.output, (target.name, pools[-1].name)
     classes = xu.predict_scores(model, x).argmax(-1)
     head = model.layers[-1]                                            # the Dense with softmax
     sub = keras.Model(model.inputs, [target.output, head.input])
@@ -74,7 +76,7 @@ def test_application_as_a_nested_backbone(name, outer):
         model = keras.Model(inp, keras.layers.Softmax()(dense(gap(backbone(inp)))))
     x = _inputs(size)
     target = xu.find_layer(model)                                      # found inside the backbone
-    assert any(target is layer for layer in backbone.layers)
+    assert any(target is layer for layer in backbone.layers) and target.output is backbone.layers[-1].output
     assert xu.find_layer(model, target.name) is target
     tap = keras.Model(backbone.inputs, [target.output, backbone.output])
     classes = xu.predict_scores(model, x).argmax(-1)

@@ -277,6 +277,36 @@ def test_augmentation_keeps_range_and_shape():
     assert len({arr.tobytes() for arr in d}) == 8
 
 
+def test_augmentation_crops_a_window_of_each_tile():
+    rng = np.random.default_rng(1)
+    xb = np.random.default_rng(2).uniform(0, 255, (5, 150, 150, 3)).astype(np.float32)
+    out = hmt.augment_tiles(xb, rng, colour_jitter=0.0, crop=112).astype(np.float32)
+    assert out.shape == (5, 112, 112, 3)
+    # with no colour jitter each crop is a flipped/rotated window of its own tile
+    for tile, crop in zip(xb, out):
+        windows = {tile[i:i + 112, j:j + 112].tobytes() for i in range(39) for j in range(39)}
+        assert any(t.tobytes() in windows for t in hmt._dihedral(crop[None].repeat(8, 0), np.arange(8)))
+    with pytest.raises(ValueError, match="crop"):
+        hmt.augment_tiles(xb, rng, crop=151)
+
+
+def test_train_config_checks_the_model_fields():
+    for bad in ({"train_crop": 16}, {"train_crop": 151}, {"width": 0}, {"block3_width": -1}):
+        with pytest.raises(ValueError, match="invalid HMT config"):
+            hmt.TrainConfig(**bad)
+
+
+def test_training_on_crops_returns_a_whole_tile_model():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (40, 150, 150, 3), dtype=np.uint8)
+    y = np.repeat(np.arange(8), 5)
+    config = hmt.TrainConfig(epochs=1, width=4, block3_width=8, train_crop=64, batch_size=8, val_fraction=0.2)
+    model, info = hmt.train(x, y, config)
+    assert model.input_shape == (None, 150, 150, 3) and model.output_shape == (None, 8)
+    assert info["config"]["train_crop"] == 64 and len(info["history"]["val_accuracy"]) == 1
+    assert np.isfinite(model.predict(x[:2].astype(np.float32), verbose=0)).all()
+
+
 def test_saved_model_reaches_92_percent(hmt_data, hmt_model):
     (_, _), (x_test, y_test), _ = hmt_data
     acc = np.mean(hmt_model.predict(x_test.astype(np.float32), verbose=0).argmax(-1) == y_test)

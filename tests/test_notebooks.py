@@ -118,3 +118,9 @@ def test_colab_links_from_a_github_remote(tmp_path):
     subprocess.run(["git", "remote", "set-url", "origin", "https://gitlab.com/a/b.git"], cwd=repo, check=True)
     bad = subprocess.run([sys.executable, "tools/colab_links.py"], cwd=repo, capture_output=True, text=True)
     assert bad.returncode != 0 and "not a GitHub URL" in bad.stderr
+
+
+def test_readme_shows_the_results_the_notebook_wrote():
+    """The README's tables and claims are those of figures/xai_tables.md (tools/readme_results.py)."""
+    out = subprocess.run([sys.executable, "tools/readme_results.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

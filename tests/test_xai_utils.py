@@ -156,6 +156,26 @@ def test_grad_cam_2d_matches_hand_computation():
     np.testing.assert_allclose(cam, _hand_grad_cam(model, "k2", x, classes), atol=1e-5)
 
 
+def test_default_layer_is_the_last_spatial_feature_map_whatever_its_type():
+    from keras import layers
+    inp = keras.Input((12, 12, 3))
+    h = layers.Conv2D(4, 3, name="c1")(inp)
+    h = layers.BatchNormalization(name="bn")(h)
+    h = layers.Activation("relu", name="act")(h)                      # after the last conv
+    se = layers.Reshape((1, 1, 4), name="se")(layers.GlobalAveragePooling2D()(h))   # a 1x1 map: passed over
+    h = layers.Multiply(name="excite")([h, se])
+    out = layers.Dense(3)(layers.GlobalAveragePooling2D()(h))
+    model = keras.Model(inp, out)
+    assert xu.find_layer(model).name == "excite"
+    assert [lay.name for lay in xu.spatial_layers(model)] == ["c1", "bn", "act", "se", "excite"]
+    seq = keras.Sequential([keras.Input((16, 2)), layers.SeparableConv1D(3, 3, name="sep"),
+                            layers.Dropout(0.1, name="drop"), layers.Flatten(), layers.Dense(2)])
+    assert xu.find_layer(seq).name == "drop"
+    assert xu.find_layer(tiny_conv2d()).name == "k2"                   # Conv with its activation built in
+    with pytest.raises(ValueError, match="no layer with a spatial feature map"):
+        xu.find_layer(keras.Sequential([keras.Input((8, 1)), layers.Flatten(), layers.Dense(2)]))
+
+
 def test_grad_cam_batch_invariant_deterministic_and_traced_once():
     model = tiny_conv2d()
     x = _rng(9).uniform(0, 255, size=(9, 12, 12, 3)).astype(np.float32)

@@ -45,7 +45,7 @@ def _branch(root: str) -> str:
     return name if out.returncode == 0 and name and name != "HEAD" else "main"
 
 
-def _write_atomic(path: str, text: str) -> None:
+def write_atomic(path: str, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
@@ -77,7 +77,7 @@ def update(root: str = ".") -> list[str]:
         raise SystemExit(f"README.md has no {START} ... {END} block to fill")
     new = text[:text.index(START)] + badges(owner, repo, _branch(root)) + text[text.index(END) + len(END):]
     if new != text:
-        _write_atomic(readme, new)
+        write_atomic(readme, new)
         changed.append("README.md")
     for nb in NOTEBOOKS:
         path = os.path.join(root, nb)
@@ -91,7 +91,7 @@ def update(root: str = ".") -> list[str]:
         updated = REPO_URL_LINE.sub(f'REPO_URL = "{clone_url}"', source, count=1)
         if updated != source:
             params[0]["source"] = updated.splitlines(keepends=True)
-            _write_atomic(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+            write_atomic(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
             changed.append(nb)
     return changed
 

@@ -1,0 +1,81 @@
+"""Copy the comparison's tables and its supported claims from ``figures/xai_tables.md`` (written by
+``XAI_methods.ipynb``) into the README, so that the numbers the README shows are those the notebook
+produced. Run it from the repository's root after a full run of the notebook:
+
+    python tools/readme_results.py            # or: python tools/readme_results.py --check
+
+Two blocks of the README are rewritten, between ``<!-- xai-tables:start -->`` and
+``<!-- xai-tables:end -->`` (the tables per data set) and between ``<!-- xai-claims:start -->`` and
+``<!-- xai-claims:end -->`` (the differences whose confidence interval excludes 0). The full table of
+paired differences stays in ``figures/xai_tables.md``. The README is rewritten through a temporary
+file and a rename; ``--check`` only reports whether it is up to date (exit 1 if not).
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from colab_links import write_atomic  # tools/ is on sys.path when run as a script
+
+TABLES, CLAIMS = "xai-tables", "xai-claims"
+PAIRED = "Paired differences"
+CLAIMED = "Differences whose confidence interval excludes 0"
+
+
+def sections(text: str) -> list[tuple[str, str]]:
+    """The ``### heading`` sections of the tables file: [(heading, body)], in order."""
+    parts = re.split(r"^### (.+)$", text, flags=re.M)
+    if len(parts) < 3:
+        raise SystemExit("figures/xai_tables.md has no '### ' sections: run XAI_methods.ipynb first")
+    return [(parts[i].strip(), parts[i + 1].strip()) for i in range(1, len(parts), 2)]
+
+
+def blocks(text: str) -> dict[str, str]:
+    """The README blocks built from the tables file's text."""
+    tables, claims = [], []
+    for heading, body in sections(text):
+        if heading.startswith(PAIRED):
+            continue
+        if heading.startswith(CLAIMED):
+            claims.append(body.split("\n\n")[0])            # the list; the completeness line follows it
+        else:
+            tables.append(f"**{heading}**\n\n{body}")
+    if not claims:
+        raise SystemExit(f"figures/xai_tables.md has no '### {CLAIMED}' section")
+    return {TABLES: "\n\n".join(tables), CLAIMS: claims[0]}
+
+
+def fill(readme: str, name: str, body: str) -> str:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if readme.count(start) != 1 or readme.count(end) != 1 or readme.index(start) > readme.index(end):
+        raise SystemExit(f"README.md needs exactly one {start} ... {end} block")
+    head, rest = readme.split(start)
+    _, tail = rest.split(end)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def updated(readme: str, tables_text: str) -> str:
+    for name, body in blocks(tables_text).items():
+        readme = fill(readme, name, body)
+    return readme
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    with open(os.path.join("figures", "xai_tables.md")) as f:
+        tables_text = f.read()
+    with open("README.md") as f:
+        readme = f.read()
+    new = updated(readme, tables_text)
+    if check:
+        print("README.md is up to date" if new == readme else "README.md differs from figures/xai_tables.md")
+        return int(new != readme)
+    if new != readme:
+        write_atomic("README.md", new)
+    print("README.md", "updated" if new != readme else "already up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
