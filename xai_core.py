@@ -248,15 +248,48 @@ class Forward:
 
     @staticmethod
     def _graph_model(model, layers, whole: bool):
-        """A functional model on ``model``'s graph giving the outputs of ``layers`` (top-level layers of
-        it) and its output (``whole``) or its last layer's input."""
+        """A functional model on ``model``'s graph giving the outputs of ``layers`` and its output
+        (``whole``) or its last layer's input.
+
+        ``layers`` are layers of ``model`` or of a model nested in it (one level down). For the
+        nested ones the graph is rebuilt with the same layer objects (shared weights), the nested
+        model being replaced by one that also returns the targets' feature maps.
+        """
+        top = list(model.layers)
+        nested = {}                                             # id(unit) -> (unit, [targets inside])
         for lay in layers:
-            if not any(lay is top for top in model.layers):
-                raise ValueError(f"layer {lay.name!r} sits inside a nested model of {model.name!r} whose graph is not "
-                                 "a chain, two levels down; pass a layer of the outer model or of its first level "
+            if any(lay is t for t in top):
+                continue
+            unit = next((u for u in top if isinstance(u, keras.Model) and any(lay is v for v in u.layers)), None)
+            if unit is None:
+                raise ValueError(f"layer {lay.name!r} sits two or more levels down in the nested models of {model.name!r}, "
+                                 "whose graph is not a chain; pass a layer of the outer model or of its first level "
                                  "of nested models")
-        end = model.outputs[0] if whole else model.layers[-1].input
-        return keras.Model(model.inputs, [lay.output for lay in layers] + [end])
+            nested.setdefault(id(unit), (unit, []))[1].append(lay)
+        if not nested:
+            end = model.outputs[0] if whole else model.layers[-1].input
+            return keras.Model(model.inputs, [lay.output for lay in layers] + [end])
+        taps = {key: (keras.Model(unit.inputs, [t.output for t in inside] + [unit.outputs[0]]), inside)
+                for key, (unit, inside) in nested.items()}
+        found, head_input = {}, []
+
+        def call(layer, *args, **kwargs):
+            if id(layer) in taps:
+                tap, inside = taps[id(layer)]
+                outs = tap(*args, **kwargs)
+                found.update((id(t), f) for t, f in zip(inside, outs[:-1]))
+                out = outs[-1]
+            else:
+                if layer is top[-1]:
+                    head_input.append(args[0])
+                out = layer(*args, **kwargs)
+            if any(layer is t for t in layers):
+                found[id(layer)] = out
+            return out
+
+        rebuilt = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+        end = rebuilt.outputs[0] if whole else head_input[-1]
+        return keras.Model(rebuilt.inputs, [found[id(lay)] for lay in layers] + [end])
 
     def __call__(self, x):
         """x (B, ...) -> ([features (B, ..., F) per layer], scores (B, K))."""

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from xai_core import (
     Forward,
+    all_layers,
     batches,
     cached_step,
     check_batch_size,
@@ -173,17 +174,32 @@ def sise_layers(model) -> list:
 
 
 def _resolve_layers(model, layers):
+    """SISE's block outputs: None finds them; else names or layer objects at any depth (nested
+    models included; a repeated name means its last layer), each with a spatial feature map."""
     if layers is None:
         return sise_layers(model)
-    chain = flatten_chain(model) or list(model.layers)
-    by_name = {lay.name: lay for lay in chain}
+    if isinstance(layers, (str, keras.layers.Layer)) or not len(layers):
+        raise ValueError(f"layers must be a non-empty list of layer names or objects, got {layers!r}")
+    every = [lay for lay in all_layers(model) if not isinstance(lay, keras.Model)]
+    rank = len(model.input_shape)
     out = []
     for lay in layers:
-        name = lay if isinstance(lay, str) else getattr(lay, "name", None)
-        if name not in by_name:
-            raise ValueError(f"no layer named {name!r} in model {model.name!r}; SISE needs feature-map layers "
-                             f"such as {[lay.name for lay in sise_layers(model)]}")
-        out.append(by_name[name])
+        if isinstance(lay, str):
+            named = [v for v in every if v.name == lay]
+            found = named[-1] if named else None
+        else:
+            found = lay if any(lay is v for v in every) else None
+        if found is None:
+            raise ValueError(f"no layer {getattr(lay, 'name', lay)!r} in model {model.name!r} (nested models included); "
+                             f"SISE needs feature-map layers such as {[v.name for v in sise_layers(model)]}")
+        try:
+            spatial = len(found.output.shape) == rank
+        except (AttributeError, ValueError):
+            spatial = False
+        if not spatial:
+            raise ValueError(f"layer {found.name!r} does not output a spatial feature map of rank {rank}; SISE needs "
+                             f"feature-map layers such as {[v.name for v in sise_layers(model)]}")
+        out.append(found)
     return out
 
 

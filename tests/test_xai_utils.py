@@ -267,6 +267,56 @@ def test_nested_model_with_preprocessing_and_functional_non_chain():
     assert np.abs(delta).max() < 5e-2
 
 
+def _backbone():
+    """A small functional backbone with a residual (non-chain) graph: (12, 12, 3) -> (6, 6, 6)."""
+    from keras import layers
+    init = lambda i: keras.initializers.GlorotUniform(seed=40 + i)  # noqa: E731
+    inp = keras.Input((12, 12, 3))
+    a = layers.Conv2D(6, 3, padding="same", activation="gelu", kernel_initializer=init(0), name="bb_a")(inp)
+    b = layers.Conv2D(6, 3, padding="same", activation="gelu", kernel_initializer=init(1), name="bb_b")(a)
+    h = layers.Add(name="bb_add")([a, b])
+    return keras.Model(inp, layers.AveragePooling2D(2, name="bb_pool")(h), name="backbone")
+
+
+def test_a_layer_inside_a_backbone_of_a_non_chain_outer_model():
+    from keras import layers
+    backbone = _backbone()
+    inp = keras.Input((12, 12, 3))
+    side = layers.Conv2D(2, 2, strides=2, kernel_initializer=keras.initializers.GlorotUniform(seed=50), name="side")(inp)
+    h = layers.Concatenate(name="cat")([backbone(inp), side])                  # a branch around the backbone
+    dense = layers.Dense(3, kernel_initializer=keras.initializers.GlorotUniform(seed=51), name="head")
+    model = keras.Model(inp, layers.Softmax()(dense(layers.GlobalAveragePooling2D()(h))))
+    x = _rng(30).uniform(0, 1, size=(4, 12, 12, 3)).astype(np.float32)
+    target = backbone.get_layer("bb_add")
+    classes = xu.predict_scores(model, x).argmax(-1)
+    cam = xu.grad_cam(model, x, classes, layer=target)
+    # independent: the backbone's tap, then the rest of the outer graph by hand
+    tap = keras.Model(backbone.inputs, [target.output, backbone.outputs[0]])
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        feats, out = tap(xt)
+        tape.watch(feats)
+        logits = dense(tf.reduce_mean(tf.concat([out, model.get_layer("side")(xt)], -1), axis=(1, 2)))
+        picked = tf.gather(logits, classes, batch_dims=1)
+    grads = tape.gradient(picked, feats)
+    expected = tf.nn.relu(tf.reduce_sum(tf.reduce_mean(grads, axis=(1, 2), keepdims=True) * feats, -1))
+    expected = xu.upsample(expected, (12, 12)).numpy()
+    assert expected.max() > 1e-3
+    np.testing.assert_allclose(cam, expected, atol=1e-5 * max(1.0, expected.max()))
+    assert xu.find_layer(model).name == "cat"                                    # the default: the last spatial map
+    _, gap = xu.completeness_gap(model, x, xu.integrated_gradients(model, x, classes), classes)
+    assert gap.max() <= 0.01
+    import xai_perturbation as xp
+    sise = xp.sise(model, x, classes, layers=[target, "bb_pool", "cat"])
+    assert sise.shape == (4, 12, 12) and np.isfinite(sise).all()
+    assert xp.rise(model, x, classes, n_masks=32).shape == (4, 12, 12)
+    # two levels down in a non-chain graph: refused, saying what works
+    wrap = keras.Sequential([keras.Input((12, 12, 3)), backbone], name="wrap")
+    wrapped = keras.Model(inp, layers.Dense(2)(layers.GlobalAveragePooling2D()(layers.Concatenate()([wrap(inp), side]))))
+    with pytest.raises(ValueError, match="two or more levels down"):
+        xu.grad_cam(wrapped, x, layer=target)
+
+
 def test_normalize():
     maps = np.stack([np.arange(4.0), np.full(4, 3.0)])
     out = xu.normalize(maps)
