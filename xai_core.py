@@ -269,27 +269,38 @@ class Forward:
         if not nested:
             end = model.outputs[0] if whole else model.layers[-1].input
             return keras.Model(model.inputs, [lay.output for lay in layers] + [end])
-        taps = {key: (keras.Model(unit.inputs, [t.output for t in inside] + [unit.outputs[0]]), inside)
+        taps = {key: (keras.Model(unit.inputs, [t.output for t in inside] + list(unit.outputs)), inside, unit)
                 for key, (unit, inside) in nested.items()}
-        found, head_input = {}, []
+        found, head_input, calls = {}, [], {}
 
         def call(layer, *args, **kwargs):
+            if id(layer) in taps or any(layer is t for t in layers):
+                calls[id(layer)] = calls.get(id(layer), 0) + 1
+                if calls[id(layer)] > 1:
+                    raise ValueError(f"{layer.name!r} is called more than once in the graph of {model.name!r}, so its "
+                                     "feature maps are ambiguous; explain a layer that runs once")
             if id(layer) in taps:
-                tap, inside = taps[id(layer)]
+                tap, inside, unit = taps[id(layer)]
                 outs = tap(*args, **kwargs)
-                found.update((id(t), f) for t, f in zip(inside, outs[:-1]))
-                out = outs[-1]
+                found.update((id(t), f) for t, f in zip(inside, outs[:len(inside)]))
+                rest = outs[len(inside):]
+                out = rest[0] if len(unit.outputs) == 1 else rest
             else:
                 if layer is top[-1]:
-                    head_input.append(args[0])
+                    head_input.append(args[0] if args else next(iter(kwargs.values())))
                 out = layer(*args, **kwargs)
             if any(layer is t for t in layers):
                 found[id(layer)] = out
             return out
 
-        rebuilt = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
-        end = rebuilt.outputs[0] if whole else head_input[-1]
-        return keras.Model(rebuilt.inputs, [found[id(lay)] for lay in layers] + [end])
+        # the outer graph run on new symbolic inputs with the same layers (shared weights); a private
+        # but stable Keras 3 method (3.10 to 3.15): keras.models.clone_model would also recompile the
+        # model, which fails for custom losses and builds a throwaway optimizer
+        inputs = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype) for t in model.inputs]
+        outputs = model._run_through_graph(inputs, operation_fn=lambda op: op, call_fn=call)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        end = outputs[0] if whole else head_input[-1]
+        return keras.Model(inputs, [found[id(lay)] for lay in layers] + [end])
 
     def __call__(self, x):
         """x (B, ...) -> ([features (B, ..., F) per layer], scores (B, K))."""

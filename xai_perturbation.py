@@ -178,9 +178,12 @@ def _resolve_layers(model, layers):
     models included; a repeated name means its last layer), each with a spatial feature map."""
     if layers is None:
         return sise_layers(model)
-    if isinstance(layers, (str, keras.layers.Layer)) or not len(layers):
-        raise ValueError(f"layers must be a non-empty list of layer names or objects, got {layers!r}")
-    every = [lay for lay in all_layers(model) if not isinstance(lay, keras.Model)]
+    if isinstance(layers, (str, keras.layers.Layer)) or not hasattr(layers, "__iter__"):
+        raise ValueError(f"layers must be a list of layer names or objects, got {layers!r}")
+    layers = list(layers)
+    if not layers:
+        raise ValueError("layers must name at least one layer")
+    every = [lay for lay in all_layers(model) if not isinstance(lay, (keras.Model, keras.layers.InputLayer))]
     rank = len(model.input_shape)
     out = []
     for lay in layers:
@@ -301,17 +304,19 @@ def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0
                 selected = maps[keep > grad_threshold]                      # (F', ...)
                 per_block.append(minmax(selected.reshape(len(selected), -1), axis=1).reshape(selected.shape)
                                  if len(selected) else selected)
+            sizes = [len(block) for block in per_block]
             masks = np.concatenate(per_block)                               # (sum F', ...)
+            del per_block                                                   # one copy of the masks at a time
             # calls of varying size share one trace (reduce_retracing); under XLA, where every size
             # would compile anew, they are padded to one size
             weights = np.concatenate([np.zeros(0, np.float32)] + [
                 score_step(xi, tf.constant(pad_to(masks[a:b], chunk) if jit_compile else masks[a:b]), ci).numpy()[: b - a]
                 for a, b in batches(len(masks), chunk)])                    # (sum F',)
             block_maps, start = [], 0
-            for block in per_block:
-                w = weights[start:start + len(block)]
-                start += len(block)
-                block_maps.append(np.tensordot(w, block, axes=1) / len(block) if len(block)
+            for size in sizes:
+                block = slice(start, start + size)
+                start += size
+                block_maps.append(np.tensordot(weights[block], masks[block], axes=1) / size if size
                                   else np.zeros(spatial, np.float32))
             out[i] = _fuse(block_maps, softness)
             bar.update()

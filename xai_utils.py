@@ -76,7 +76,7 @@ def _spatial(layer, rank: int) -> bool:
         return False
     try:
         shape = layer.output.shape
-    except (AttributeError, ValueError):                 # no output, or several (a layer used twice)
+    except (AttributeError, ValueError):                 # no symbolic output
         return False
     return len(shape) == rank
 

@@ -310,6 +310,17 @@ def test_a_layer_inside_a_backbone_of_a_non_chain_outer_model():
     sise = xp.sise(model, x, classes, layers=[target, "bb_pool", "cat"])
     assert sise.shape == (4, 12, 12) and np.isfinite(sise).all()
     assert xp.rise(model, x, classes, n_masks=32).shape == (4, 12, 12)
+    for bad in ([model.layers[0].name], [], "cat", ["head"]):                 # the input, none, a str, not spatial
+        with pytest.raises(ValueError, match="layer"):
+            xp.sise(model, x, classes, layers=bad)
+    # a compiled model with a loss Keras cannot deserialise is explained the same (no recompiling)
+    model.compile(loss=lambda y, p: tf.reduce_mean((y - p) ** 2))
+    np.testing.assert_allclose(xu.grad_cam(model, x, classes, layer=target, batch_size=3), cam, atol=1e-6)
+    # a backbone called twice: its feature maps are ambiguous, so it is refused
+    twice = keras.Model(inp, layers.Dense(2)(layers.GlobalAveragePooling2D()(
+        layers.Concatenate()([backbone(inp), backbone(1.0 - inp), side]))))
+    with pytest.raises(ValueError, match="called more than once"):
+        xu.grad_cam(twice, x, layer=target)
     # two levels down in a non-chain graph: refused, saying what works
     wrap = keras.Sequential([keras.Input((12, 12, 3)), backbone], name="wrap")
     wrapped = keras.Model(inp, layers.Dense(2)(layers.GlobalAveragePooling2D()(layers.Concatenate()([wrap(inp), side]))))
