@@ -96,7 +96,10 @@ def find_layer(model, layer=None):
     ``None``: the last layer whose output is still a spatial feature map before the spatial axes
     are pooled or flattened away, whatever its type (a convolution, the Activation, BatchNorm or Add
     after it, a layer inside a nested backbone); maps of size 1 (a squeeze-excitation reshape) are
-    passed over when a larger one exists. A name or a layer object: that layer, at any depth, if
+    passed over when a larger one exists. A pooling layer that keeps the spatial axes counts (for
+    VGG16 with its top, the default is ``block5_pool``; pass ``layer="block5_conv3"`` for the
+    paper's choice). "Last" follows the order of ``model.layers``; in a model with several spatial
+    branches, name the one to explain. A name or a layer object: that layer, at any depth, if
     it outputs a spatial feature map (rank 3 for 1D, 4 for 2D). Nested layers keep their own names
     (``"out_relu"`` inside MobileNetV2, not ``"mobilenetv2_1.00_96/out_relu"``); where two layers
     share a name, the last one is taken, so pass the object (``backbone.get_layer(name)``) then.
