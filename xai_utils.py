@@ -81,6 +81,20 @@ def _spatial(layer, rank: int) -> bool:
     return len(shape) == rank
 
 
+def _collapsed(layer) -> bool:
+    """Whether a spatial layer's output is a 1 x 1 map made from something that was not one: a
+    squeeze-excitation reshape of pooled features, or a global pooling with keepdims. (A network
+    whose last maps are 1 x 1 because its input is small keeps them: their inputs are 1 x 1 too.)"""
+    out = layer.output.shape
+    if any(d is None or d > 1 for d in out[1:-1]):
+        return False
+    try:
+        inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+    except (AttributeError, ValueError):
+        return False
+    return not any(len(t.shape) == len(out) and all(d == 1 for d in t.shape[1:-1]) for t in inputs)
+
+
 def spatial_layers(model) -> list:
     """Every layer whose output is a spatial feature map of the input's rank, (N, T, F) for 1D or
     (N, H, W, F) for 2D, at any depth (the layers inside nested models, not the nested models
@@ -95,14 +109,18 @@ def find_layer(model, layer=None):
 
     ``None``: the last layer whose output is still a spatial feature map before the spatial axes
     are pooled or flattened away, whatever its type (a convolution, the Activation, BatchNorm or Add
-    after it, a layer inside a nested backbone); maps of size 1 (a squeeze-excitation reshape) are
-    passed over when a larger one exists. A pooling layer that keeps the spatial axes counts (for
-    VGG16 with its top, the default is ``block5_pool``; pass ``layer="block5_conv3"`` for the
-    paper's choice). "Last" follows the order of ``model.layers``; in a model with several spatial
-    branches, name the one to explain. A name or a layer object: that layer, at any depth, if
-    it outputs a spatial feature map (rank 3 for 1D, 4 for 2D). Nested layers keep their own names
-    (``"out_relu"`` inside MobileNetV2, not ``"mobilenetv2_1.00_96/out_relu"``); where two layers
-    share a name, the last one is taken, so pass the object (``backbone.get_layer(name)``) then.
+    after it, a layer inside a nested backbone); a 1 x 1 map made from pooled features (a
+    squeeze-excitation reshape, a global pooling with keepdims) is passed over. A pooling layer
+    that keeps the spatial axes counts (for VGG16 with its top, the default is ``block5_pool``;
+    pass ``layer="block5_conv3"`` for the paper's choice). Only layers can be tapped: where the
+    last map comes from an operation that is not a layer (ConvNeXt's residual ``x + y``), the
+    default is the last layer before it. "Last" follows the order of ``model.layers``; in a model
+    with several spatial branches, name the one to explain.
+
+    A name or a layer object: that layer, at any depth, if it outputs a spatial feature map (rank 3
+    for 1D, 4 for 2D). Nested layers keep their own names (``"out_relu"`` inside MobileNetV2, not
+    ``"mobilenetv2_1.00_96/out_relu"``); where two layers share a name, the last one is taken, so
+    pass the object (``backbone.get_layer(name)``) then.
     Raises ValueError listing the candidates.
     """
     candidates = spatial_layers(model)
@@ -111,8 +129,8 @@ def find_layer(model, layer=None):
         if not candidates:
             raise ValueError(f"model {model.name!r} has no layer with a spatial feature map output of rank "
                              f"{len(model.input_shape)}; Grad-CAM needs one")
-        wide = [c for c in candidates if any(d is None or d > 1 for d in c.output.shape[1:-1])]
-        return (wide or candidates)[-1]
+        kept = [c for c in candidates if not _collapsed(c)]
+        return (kept or candidates)[-1]
     every = all_layers(model)
     if isinstance(layer, str):
         matches = [c for c in every if c.name == layer]
