@@ -193,7 +193,8 @@ def _resolve_layers(model, layers):
         else:
             found = lay if any(lay is v for v in every) else None
         if found is None:
-            raise ValueError(f"no layer {getattr(lay, 'name', lay)!r} in model {model.name!r} (nested models included); "
+            what = f"named {lay!r}" if isinstance(lay, str) else repr(getattr(lay, "name", lay))
+            raise ValueError(f"no layer {what} in model {model.name!r} (nested models included); "
                              f"SISE needs feature-map layers such as {[v.name for v in sise_layers(model)]}")
         try:
             spatial = len(found.output.shape) == rank

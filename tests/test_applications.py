@@ -22,6 +22,12 @@ APPS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """keras.applications draw their weights unseeded: seed every test, so each builds the same model."""
+    keras.utils.set_random_seed(0)
+
+
 def _inputs(size):
     return np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
 
