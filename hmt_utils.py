@@ -383,8 +383,10 @@ def augment_tiles(xb: np.ndarray, rng: np.random.Generator, colour_jitter: float
     window of each tile. xb: float32 (B, 150, 150, 3) in 0-255; returns (B, crop or 150, ..., 3)."""
     if crop:
         size = xb.shape[1]
-        if not 0 < crop <= min(xb.shape[1:3]):
-            raise ValueError(f"crop must be in [1, {min(xb.shape[1:3])}], got {crop}")
+        if xb.shape[2] != size:
+            raise ValueError(f"crop needs square tiles (B, S, S, C), got {xb.shape}")
+        if not 0 < crop <= size:
+            raise ValueError(f"crop must be in [1, {size}], got {crop}")
         top, left = rng.integers(0, size - crop + 1, size=(2, len(xb)))
         xb = np.stack([t[i:i + crop, j:j + crop] for t, i, j in zip(xb, top, left)])
     xb = _dihedral(xb, rng.integers(0, 8, size=len(xb)))

@@ -29,6 +29,8 @@ __all__ = [
     "explained_classes",
     "flatten_chain",
     "all_layers",
+    "is_spatial",
+    "lookup_layer",
     "contains",
     "split_head",
     "Forward",
@@ -181,6 +183,37 @@ def all_layers(model) -> list:
             found.extend(all_layers(layer))
     return found
 
+
+
+def is_spatial(layer, rank: int) -> bool:
+    """Whether ``layer`` (not a nested model, not an input) outputs one feature map of the input's
+    rank: (N, T, F) for 1D, (N, H, W, F) for 2D."""
+    if isinstance(layer, (keras.Model, keras.layers.InputLayer)) or not isinstance(layer, keras.layers.Layer):
+        return False
+    try:
+        shape = layer.output.shape
+    except (AttributeError, ValueError):                 # no symbolic output
+        return False
+    return len(shape) == rank
+
+
+def lookup_layer(model, layer, hint: Callable[[], str]):
+    """A layer with a spatial feature map, given by name or object at any depth of ``model`` (a
+    repeated name means its last layer). Raises ValueError ending in ``hint()`` (the candidates,
+    worked out only when there is an error)."""
+    every = all_layers(model)
+    if isinstance(layer, str):
+        matches = [c for c in every if c.name == layer]
+        if not matches:
+            raise ValueError(f"no layer named {layer!r} in model {model.name!r} (nested models included); {hint()}")
+        layer = matches[-1]
+    elif not any(layer is c for c in every):
+        raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not a layer of model {model.name!r}; {hint()}")
+    rank = len(model.input_shape)
+    if not is_spatial(layer, rank):
+        raise ValueError(f"layer {layer.name!r} does not output a spatial feature map of rank {rank} "
+                         f"(like the input {model.input_shape}); {hint()}")
+    return layer
 
 
 def activation_name(layer) -> str | None:

@@ -14,7 +14,6 @@ import tensorflow as tf
 
 from xai_core import (
     Forward,
-    all_layers,
     batches,
     cached_step,
     check_batch_size,
@@ -23,6 +22,7 @@ from xai_core import (
     check_number,
     explained_classes,
     flatten_chain,
+    lookup_layer,
     minmax,
     pad_to,
     progress_bar,
@@ -183,28 +183,13 @@ def _resolve_layers(model, layers):
     layers = list(layers)
     if not layers:
         raise ValueError("layers must name at least one layer")
-    every = [lay for lay in all_layers(model) if not isinstance(lay, (keras.Model, keras.layers.InputLayer))]
-    rank = len(model.input_shape)
-    out = []
-    for lay in layers:
-        if isinstance(lay, str):
-            named = [v for v in every if v.name == lay]
-            found = named[-1] if named else None
-        else:
-            found = lay if any(lay is v for v in every) else None
-        if found is None:
-            what = f"named {lay!r}" if isinstance(lay, str) else repr(getattr(lay, "name", lay))
-            raise ValueError(f"no layer {what} in model {model.name!r} (nested models included); "
-                             f"SISE needs feature-map layers such as {[v.name for v in sise_layers(model)]}")
+
+    def hint():
         try:
-            spatial = len(found.output.shape) == rank
-        except (AttributeError, ValueError):
-            spatial = False
-        if not spatial:
-            raise ValueError(f"layer {found.name!r} does not output a spatial feature map of rank {rank}; SISE needs "
-                             f"feature-map layers such as {[v.name for v in sise_layers(model)]}")
-        out.append(found)
-    return out
+            return f"SISE needs feature-map layers such as {[v.name for v in sise_layers(model)]}"
+        except ValueError:
+            return "SISE needs layers that output spatial feature maps"
+    return [lookup_layer(model, lay, hint) for lay in layers]
 
 
 def _otsu(values: np.ndarray, bins: int = 64) -> float:

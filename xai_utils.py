@@ -26,6 +26,8 @@ from xai_core import (
     check_input,
     check_model,
     explained_classes,
+    is_spatial,
+    lookup_layer,
     minmax,
     pad_to,
     predict_scores,
@@ -70,17 +72,6 @@ def conv_layers(model) -> list:
     return [layer for layer in all_layers(model) if isinstance(layer, _CONV_TYPES)]
 
 
-def _spatial(layer, rank: int) -> bool:
-    """Whether the layer outputs one feature map of the input's rank (N, T, F) or (N, H, W, F)."""
-    if isinstance(layer, (keras.Model, keras.layers.InputLayer)) or not isinstance(layer, keras.layers.Layer):
-        return False
-    try:
-        shape = layer.output.shape
-    except (AttributeError, ValueError):                 # no symbolic output
-        return False
-    return len(shape) == rank
-
-
 def _collapsed(layer) -> bool:
     """Whether a spatial layer's output is a 1 x 1 map made from something that was not one: a
     squeeze-excitation reshape of pooled features, or a global pooling with keepdims. (A network
@@ -101,7 +92,7 @@ def spatial_layers(model) -> list:
     themselves), in the order the model runs them. Grad-CAM can explain any of them."""
     check_model(model)
     rank = len(model.input_shape)
-    return [layer for layer in all_layers(model) if _spatial(layer, rank)]
+    return [layer for layer in all_layers(model) if is_spatial(layer, rank)]
 
 
 def find_layer(model, layer=None):
@@ -131,20 +122,7 @@ def find_layer(model, layer=None):
                              f"{len(model.input_shape)}; Grad-CAM needs one")
         kept = [c for c in candidates if not _collapsed(c)]
         return (kept or candidates)[-1]
-    every = all_layers(model)
-    if isinstance(layer, str):
-        matches = [c for c in every if c.name == layer]
-        if not matches:
-            raise ValueError(f"no layer named {layer!r} in model {model.name!r} (nested models included); "
-                             f"last spatial candidates: {names[-10:]}")
-        layer = matches[-1]
-    elif not any(layer is c for c in every):
-        raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not a layer of model {model.name!r}; "
-                         f"last spatial candidates: {names[-10:]}")
-    if not any(layer is c for c in candidates):
-        raise ValueError(f"layer {layer.name!r} does not output a spatial feature map of rank {len(model.input_shape)} "
-                         f"(like the input {model.input_shape}); last spatial candidates: {names[-10:]}")
-    return layer
+    return lookup_layer(model, layer, lambda: f"last spatial candidates: {names[-10:]}")
 
 
 # --- Grad-CAM ---
