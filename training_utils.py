@@ -48,12 +48,13 @@ class TrainConfig:
     label_smoothing: float = 0.05
     val_fraction: float = 0.1      # share of each class held out to choose the epoch
     warmup_epochs: int = 2         # linear warm-up before the cosine decay
+    ema_decay: float = 0.0         # > 0: validate and keep an exponential moving average of the weights
 
     def __post_init__(self):
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1,
                   "learning_rate": self.learning_rate > 0, "weight_decay": self.weight_decay >= 0,
                   "label_smoothing": 0 <= self.label_smoothing < 1, "val_fraction": 0 < self.val_fraction < 1,
-                  "warmup_epochs": self.warmup_epochs >= 0}
+                  "warmup_epochs": self.warmup_epochs >= 0, "ema_decay": 0 <= self.ema_decay < 1}
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid training config field(s) {bad}: {self}")
@@ -81,7 +82,7 @@ def train_model(build: Callable, x: np.ndarray, y: np.ndarray, config: TrainConf
         model, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
         epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, label_smoothing=config.label_smoothing, augment=augment,
-        seed=config.seed, warmup_epochs=config.warmup_epochs, verbose=verbose)
+        seed=config.seed, warmup_epochs=config.warmup_epochs, ema_decay=config.ema_decay, verbose=verbose)
     info = {"history": history, "train_seconds": seconds, "best_epoch": history["best_epoch"],
             "val_accuracy": max(history["val_accuracy"]), "config": asdict(config),
             "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
@@ -144,8 +145,12 @@ class AugmentedBatches(keras.utils.PyDataset):
 
 def fit(model, x_train, y_train, x_val, y_val, *, epochs: int, batch_size: int, learning_rate: float,
         weight_decay: float, label_smoothing: float, augment: Callable | None, seed: int,
-        warmup_epochs: int = 2, verbose: int = 0):
+        warmup_epochs: int = 2, ema_decay: float = 0.0, verbose: int = 0):
     """Train with AdamW, linear warm-up then cosine decay; keep the weights of the best val epoch.
+
+    With ``ema_decay`` > 0 an exponential moving average of all the weights (batch-norm statistics
+    included) is updated after every step; it is what is validated and kept (the raw weights'
+    validation accuracy is in the history as ``raw_val_accuracy``).
 
     The validation split alone chooses the epoch. Returns ``(history dict, seconds)``.
     """
@@ -160,10 +165,12 @@ def fit(model, x_train, y_train, x_val, y_val, *, epochs: int, batch_size: int, 
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
                   metrics=["accuracy"])
-    keeper = _KeepBest()
+    x_val, y_val = x_val.astype(np.float32), onehot(y_val)
+    callbacks = [_WeightAverage(ema_decay, x_val, y_val, batch_size)] if ema_decay else []
+    keeper = _KeepBest(callbacks[0] if callbacks else None)
     start = time.perf_counter()
-    history = model.fit(batches, validation_data=(x_val.astype(np.float32), onehot(y_val)), epochs=epochs,
-                        callbacks=[keeper], verbose=verbose)
+    history = model.fit(batches, validation_data=(x_val, y_val), epochs=epochs,
+                        callbacks=callbacks + [keeper], verbose=verbose)
     seconds = time.perf_counter() - start
     model.set_weights(keeper.best_weights)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -171,18 +178,66 @@ def fit(model, x_train, y_train, x_val, y_val, *, epochs: int, batch_size: int, 
     return hist, seconds
 
 
-class _KeepBest(keras.callbacks.Callback):
-    """Keeps the weights of the epoch with the best val accuracy (ties: the lower val loss)."""
+class _WeightAverage(keras.callbacks.Callback):
+    """An exponential moving average of all the model's weights, updated after every training step
+    (decay warmed up as min(decay, (1 + n) / (10 + n)) over the first steps). Validation sees the
+    average: it is swapped in for the validation pass and the raw weights are put back after it;
+    the raw weights' validation accuracy is logged as ``raw_val_accuracy``."""
 
-    def __init__(self):
+    def __init__(self, decay: float, x_val, y_val, batch_size: int):
         super().__init__()
+        if not 0 < decay < 1:
+            raise ValueError(f"ema decay must be in (0, 1), got {decay}")
+        self.decay, self.x_val, self.y_val, self.batch_size = decay, x_val, y_val, batch_size
+        self.average, self.steps, self._raw = None, 0, None
+
+    def on_train_begin(self, logs=None):
+        self.average = [np.array(w, dtype=np.float64) for w in self.model.get_weights()]
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        for a, w in zip(self.average, self.model.get_weights()):
+            a *= d
+            a += (1 - d) * w
+        self.steps += 1
+
+    def weights(self) -> list:
+        return [a.astype(w.dtype) for a, w in zip(self.average, self.model.get_weights())]
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Runs after fit's validation pass (on the average, see on_test_begin): adds the raw weights'.
+        if logs is not None and "val_accuracy" in logs:
+            raw = self.model.evaluate(self.x_val, self.y_val, batch_size=self.batch_size, verbose=0,
+                                      return_dict=True)
+            logs["raw_val_accuracy"] = raw["accuracy"]
+
+    def on_test_begin(self, logs=None):
+        if self._raw is None and self.average is not None:
+            self._raw = self.model.get_weights()
+            self.model.set_weights(self.weights())
+
+    def on_test_end(self, logs=None):
+        if self._raw is not None:
+            self.model.set_weights(self._raw)
+            self._raw = None
+
+
+class _KeepBest(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the best val accuracy (ties: the lower val loss): the
+    model's own weights, or ``average.weights()`` when a weight average is what was validated."""
+
+    def __init__(self, average: _WeightAverage | None = None):
+        super().__init__()
+        self.average = average
         self.best, self.best_epoch, self.best_weights = None, -1, None
 
     def on_epoch_end(self, epoch, logs=None):
         key = (logs["val_accuracy"], -logs["val_loss"])
         if self.best is None or key > self.best:
             self.best, self.best_epoch = key, epoch
-            self.best_weights = [w.copy() for w in self.model.get_weights()]
+            self.best_weights = (self.average.weights() if self.average is not None
+                                 else [w.copy() for w in self.model.get_weights()])
 
 
 def library_versions() -> dict:
@@ -320,13 +375,18 @@ def save_figure(fig, path: str, dpi: int = 120) -> str:
 
 
 def plot_history(history: dict, title: str = ""):
-    """Loss and accuracy per epoch, train and validation, with the chosen epoch marked."""
+    """Loss and accuracy per epoch, train and validation, with the chosen epoch marked. With a
+    weight average (``raw_val_accuracy`` in the history) validation is the average's, and the raw
+    weights' validation accuracy is drawn beside it."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     epochs = np.arange(1, len(history["loss"]) + 1)
+    averaged = "raw_val_accuracy" in history
     for ax, key in zip(axes, ("loss", "accuracy")):
         ax.plot(epochs, history[key], label="train (augmented)")
-        ax.plot(epochs, history[f"val_{key}"], label="validation")
+        ax.plot(epochs, history[f"val_{key}"], label="validation, averaged weights" if averaged else "validation")
+        if averaged and key == "accuracy":
+            ax.plot(epochs, history["raw_val_accuracy"], lw=0.8, alpha=0.6, label="validation, raw weights")
         ax.axvline(history["best_epoch"], color="grey", ls=":", label=f"chosen epoch {history['best_epoch']}")
         ax.set_xlabel("epoch"), ax.set_ylabel(key), ax.grid(alpha=0.3)
     axes[1].legend(loc="lower right")

@@ -37,7 +37,8 @@ def test_stratified_split_keeps_class_proportions(fraction):
 
 
 def test_train_config_refuses_impossible_values():
-    for bad in ({"epochs": 0}, {"val_fraction": 1.0}, {"learning_rate": -1.0}, {"label_smoothing": 1.0}):
+    for bad in ({"epochs": 0}, {"val_fraction": 1.0}, {"learning_rate": -1.0}, {"label_smoothing": 1.0},
+                {"ema_decay": 1.0}, {"ema_decay": -0.1}):
         with pytest.raises(ValueError, match=list(bad)[0]):
             tu.TrainConfig(**bad)
 
@@ -56,6 +57,33 @@ def test_train_model_keeps_the_best_validation_epoch():
     loss = model.evaluate(x[val], np.eye(2, dtype=np.float32)[y[val]], verbose=0, return_dict=True)["loss"]
     assert abs(loss - history["val_loss"][info["best_epoch"] - 1]) < 1e-4
     assert (info["n_train"], info["n_val"]) == (90, 30)
+
+
+def test_weight_average_is_what_is_validated_and_kept():
+    x, y = _toy()
+    config = tu.TrainConfig(epochs=3, batch_size=16, learning_rate=0.05, val_fraction=0.25, ema_decay=0.9)
+    model, info = tu.train_model(_tiny, x, y, config)
+    history = info["history"]
+    assert len(history["raw_val_accuracy"]) == 3
+    # the kept weights are the average's at the best epoch: their validation loss is the recorded one
+    _, val = tu.stratified_split(y, config.val_fraction, config.seed)
+    model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing))
+    loss = model.evaluate(x[val], np.eye(2, dtype=np.float32)[y[val]], verbose=0, return_dict=True)["loss"]
+    assert abs(loss - history["val_loss"][info["best_epoch"] - 1]) < 1e-4
+
+
+def test_weight_average_update_rule():
+    model = _tiny()
+    avg = tu._WeightAverage(0.5, None, None, 4)
+    avg.set_model(model)
+    avg.on_train_begin()
+    start = [w.copy() for w in model.get_weights()]
+    model.set_weights([w + 1.0 for w in start])
+    avg.on_train_batch_end(0)            # first step: decay min(0.5, 1 / 10) = 0.1
+    for a, w in zip(avg.weights(), start):
+        np.testing.assert_allclose(a, w + 0.9, rtol=1e-6)
+    with pytest.raises(ValueError, match="ema decay"):
+        tu._WeightAverage(1.0, None, None, 4)
 
 
 def test_provenance_json_and_portable_file(tmp_path):
