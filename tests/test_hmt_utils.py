@@ -291,9 +291,31 @@ def test_augmentation_crops_a_window_of_each_tile():
 
 
 def test_train_config_checks_the_model_fields():
-    for bad in ({"train_crop": 16}, {"train_crop": 151}, {"width": 0}, {"block3_width": -1}):
+    for bad in ({"train_crop": 16}, {"train_crop": 151}, {"width": 0}, {"block3_width": -1}, {"stem_width": -1}):
         with pytest.raises(ValueError, match="invalid HMT config"):
             hmt.TrainConfig(**bad)
+
+
+def test_full_resolution_stem_keeps_the_feature_map_sizes():
+    plain = hmt.build_model(width=4, block3_width=8)
+    stem = hmt.build_model(width=4, block3_width=8, stem_width=6)
+    assert stem.get_layer("block1_conv1").output.shape == (None, 148, 148, 6)
+    assert stem.get_layer("block1_stem_pool").output.shape == (None, 74, 74, 6)
+    for name in ("block1_conv2", "block3_conv2_gelu"):
+        assert stem.get_layer(name).output.shape == plain.get_layer(name).output.shape
+
+
+def test_trial_tool_parses_recipe_fields():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("hmt_trial", repo_path("tools", "hmt_trial.py"))
+    trial = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trial)
+    assert trial.parse_fields(["ema_decay=0.998", "stem_width=16", "activation=relu"]) == {
+        "ema_decay": 0.998, "stem_width": 16, "activation": "relu"}
+    with pytest.raises(SystemExit, match="key=value"):
+        trial.parse_fields(["stem_width"])
+    with pytest.raises(TypeError):
+        hmt.TrainConfig(**trial.parse_fields(["no_such_field=1"]))
 
 
 def test_training_on_crops_returns_a_whole_tile_model():
