@@ -305,7 +305,7 @@ class TrainConfig(tu.TrainConfig):
     block3_width: int = 192        # channels of the third block (cheap at 14 x 14); 0 means 4 * width
     train_crop: int = 112          # > 0: train on random crops of this size (see train); 0: whole tiles
     stem_width: int = 0            # > 0: a full-resolution first conv of this many channels + 2x2 pooling
-    # ema_decay (from the base): 0.998 averages about 4 epochs; tried, and a tie on validation (see HMT.ipynb)
+    # ema_decay (from the base, 0: off): 0.998 was tried and tied on validation (see HMT.ipynb, models/trials/)
 
     def __post_init__(self):
         super().__post_init__()

@@ -310,12 +310,15 @@ def test_trial_tool_parses_recipe_fields():
     spec = importlib.util.spec_from_file_location("hmt_trial", repo_path("tools", "hmt_trial.py"))
     trial = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(trial)
-    assert trial.parse_fields(["ema_decay=0.998", "stem_width=16", "activation=relu"]) == {
-        "ema_decay": 0.998, "stem_width": 16, "activation": "relu"}
-    with pytest.raises(SystemExit, match="key=value"):
-        trial.parse_fields(["stem_width"])
-    with pytest.raises(TypeError):
-        hmt.TrainConfig(**trial.parse_fields(["no_such_field=1"]))
+    defaults = hmt.TrainConfig()
+    fields = trial.parse_fields(["ema_decay=0.998", "stem_width=16", "activation=relu", "weight_decay=0"], defaults)
+    assert fields == {"ema_decay": 0.998, "stem_width": 16, "activation": "relu", "weight_decay": 0.0}
+    assert type(fields["weight_decay"]) is float
+    for bad, why in ((["stem_width"], "key=value"), (["no_such_field=1"], "unknown field"),
+                     (["epochs=20.0"], "takes a int"), (["width=1", "width=2"], "twice"),
+                     (["activation={1}"], "takes a str")):
+        with pytest.raises(SystemExit, match=why):
+            trial.parse_fields(bad, defaults)
 
 
 def test_training_on_crops_returns_a_whole_tile_model():

@@ -72,7 +72,8 @@ def test_weight_average_is_what_is_validated_and_kept():
     assert abs(loss - history["val_loss"][info["best_epoch"] - 1]) < 1e-4
 
 
-def test_weight_average_update_rule():
+def test_weight_average_update_rule_and_swap():
+    keras.utils.set_random_seed(0)
     model = _tiny()
     avg = tu._WeightAverage(0.5, None, None, 4)
     avg.set_model(model)
@@ -81,7 +82,18 @@ def test_weight_average_update_rule():
     model.set_weights([w + 1.0 for w in start])
     avg.on_train_batch_end(0)            # first step: decay min(0.5, 1 / 10) = 0.1
     for a, w in zip(avg.weights(), start):
-        np.testing.assert_allclose(a, w + 0.9, rtol=1e-6)
+        np.testing.assert_allclose(a, w + 0.9, rtol=1e-6, atol=1e-6)
+    avg.on_train_batch_end(1)            # second step: decay min(0.5, 2 / 11)
+    d = 2 / 11
+    for a, w in zip(avg.weights(), start):
+        np.testing.assert_allclose(a, d * (w + 0.9) + (1 - d) * (w + 1.0), rtol=1e-6, atol=1e-6)
+    # validation sees the average, and the raw weights come back after it
+    avg.on_test_begin()
+    for m, a in zip(model.get_weights(), avg.weights()):
+        np.testing.assert_array_equal(m, a)
+    avg.on_test_end()
+    for m, w in zip(model.get_weights(), start):
+        np.testing.assert_array_equal(m, w + 1.0)
     with pytest.raises(ValueError, match="ema decay"):
         tu._WeightAverage(1.0, None, None, 4)
 

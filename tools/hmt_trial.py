@@ -19,21 +19,31 @@ import sys
 import time
 
 _TOOLS = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [p for p in (_TOOLS, os.path.dirname(_TOOLS)) if p not in sys.path]   # tools/ and the repository
-
-from colab_links import write_atomic  # noqa: E402
 
 
-def parse_fields(pairs: list[str]) -> dict:
+def parse_fields(pairs: list[str], defaults) -> dict:
+    """``key=value`` pairs -> {field: value}, each value of its field's type in ``defaults`` (a
+    config instance; an int is accepted for a float field). Unknown or repeated fields, and values of
+    the wrong type, stop here, before any data is loaded."""
     fields = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise SystemExit(f"expected key=value, got {pair!r}")
+        if key in fields:
+            raise SystemExit(f"field {key!r} given twice")
+        if not hasattr(defaults, key):
+            raise SystemExit(f"unknown field {key!r}; the fields are {sorted(vars(defaults))}")
+        want = type(getattr(defaults, key))
         try:
-            fields[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            fields[key] = value          # a bare string, e.g. activation=relu
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError, TypeError):
+            parsed = value               # a bare string, e.g. activation=relu
+        if want is float and type(parsed) is int:
+            parsed = float(parsed)
+        if type(parsed) is not want:
+            raise SystemExit(f"field {key!r} takes a {want.__name__}, got {value!r}")
+        fields[key] = parsed
     return fields
 
 
@@ -44,13 +54,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--data", default=None, help="HMT folder (default: $HMT_DIR or data/hmt)")
     parser.add_argument("--out", default=None, help="JSON record to write")
     args = parser.parse_args(argv)
+    sys.path[:0] = [p for p in (_TOOLS, os.path.dirname(_TOOLS)) if p not in sys.path]   # tools/, the repository
 
     import keras
+    from colab_links import write_atomic
 
     import hmt_utils as hmt
     import training_utils as tu
-    fields = parse_fields(args.fields)
+    fields = parse_fields(args.fields, hmt.TrainConfig())
     if args.epochs is not None:
+        if "epochs" in fields:
+            raise SystemExit("give the epochs once: --epochs or epochs=")
         fields["epochs"] = args.epochs
     config = hmt.TrainConfig(**fields)          # refuses unknown fields and impossible values
     print(config, flush=True)
