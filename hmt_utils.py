@@ -411,10 +411,11 @@ def predict_tta(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     return np.mean(probs, axis=0)
 
 
-def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, verbose: int = 0):
+def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, callbacks=(), verbose: int = 0):
     """Train on HMT_train (uint8 or float tiles, 0-255); a stratified validation split of it
     chooses the epoch. HMT_test is not touched. Returns ``(model, info)`` (see
-    :func:`training_utils.train_model`); info also holds the data fingerprint of the training tiles.
+    :func:`training_utils.train_model`, which also takes the extra Keras ``callbacks``); info also
+    holds the data fingerprint of the training tiles.
 
     With ``config.train_crop`` > 0 the network is trained on random crops (a cheaper step and a
     translation augmentation); being fully convolutional up to its global average pooling, it is
@@ -427,7 +428,8 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, verbose: int
                                       config.padding, config.block3_width, shape, config.stem_width)
     model, info = tu.train_model(
         lambda: build((None, None, 3) if config.train_crop else TILE_SHAPE), x_train, y_train, config,
-        augment=lambda xb, rng: augment_tiles(xb, rng, config.colour_jitter, config.train_crop), verbose=verbose)
+        augment=lambda xb, rng: augment_tiles(xb, rng, config.colour_jitter, config.train_crop),
+        callbacks=callbacks, verbose=verbose)
     if config.train_crop:
         final = build(TILE_SHAPE)
         final.set_weights(model.get_weights())

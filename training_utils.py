@@ -12,7 +12,7 @@ import platform
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import keras
@@ -61,7 +61,7 @@ class TrainConfig:
 
 
 def train_model(build: Callable, x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
-                augment: Callable | None = None, verbose: int = 0):
+                augment: Callable | None = None, callbacks: Sequence = (), verbose: int = 0):
     """The one training path: seed everything, split off a stratified validation set, build the
     model with ``build()``, train (:func:`fit`) and keep the best validation epoch.
 
@@ -70,6 +70,7 @@ def train_model(build: Callable, x: np.ndarray, y: np.ndarray, config: TrainConf
         x: (N, ...) training inputs; y: int (N,) labels. The test split never comes here.
         config: a :class:`TrainConfig` (or a subclass with the model's own fields).
         augment: ``f(batch, rng) -> batch`` or None.
+        callbacks: extra Keras callbacks for ``fit`` (they run after the ones that keep the best epoch).
 
     Returns:
         ``(model, info)``: info holds the history, ``train_seconds``, ``best_epoch``,
@@ -82,7 +83,8 @@ def train_model(build: Callable, x: np.ndarray, y: np.ndarray, config: TrainConf
         model, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
         epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, label_smoothing=config.label_smoothing, augment=augment,
-        seed=config.seed, warmup_epochs=config.warmup_epochs, ema_decay=config.ema_decay, verbose=verbose)
+        seed=config.seed, warmup_epochs=config.warmup_epochs, ema_decay=config.ema_decay, callbacks=callbacks,
+        verbose=verbose)
     info = {"history": history, "train_seconds": seconds, "best_epoch": history["best_epoch"],
             "val_accuracy": max(history["val_accuracy"]), "config": asdict(config),
             "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
@@ -145,7 +147,7 @@ class AugmentedBatches(keras.utils.PyDataset):
 
 def fit(model, x_train, y_train, x_val, y_val, *, epochs: int, batch_size: int, learning_rate: float,
         weight_decay: float, label_smoothing: float, augment: Callable | None, seed: int,
-        warmup_epochs: int = 2, ema_decay: float = 0.0, verbose: int = 0):
+        warmup_epochs: int = 2, ema_decay: float = 0.0, callbacks: Sequence = (), verbose: int = 0):
     """Train with AdamW, linear warm-up then cosine decay; keep the weights of the best val epoch.
 
     With ``ema_decay`` > 0 an exponential moving average of all the weights (batch-norm statistics
@@ -167,11 +169,11 @@ def fit(model, x_train, y_train, x_val, y_val, *, epochs: int, batch_size: int, 
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
                   metrics=["accuracy"])
     x_val, y_val = x_val.astype(np.float32), onehot(y_val)
-    callbacks = [_WeightAverage(ema_decay, x_val, y_val, batch_size)] if ema_decay else []
-    keeper = _KeepBest(callbacks[0] if callbacks else None)
+    average = _WeightAverage(ema_decay, x_val, y_val, batch_size) if ema_decay else None
+    keeper = _KeepBest(average)
     start = time.perf_counter()
     history = model.fit(batches, validation_data=(x_val, y_val), epochs=epochs,
-                        callbacks=callbacks + [keeper], verbose=verbose)
+                        callbacks=[c for c in (average, keeper) if c is not None] + list(callbacks), verbose=verbose)
     seconds = time.perf_counter() - start
     model.set_weights(keeper.best_weights)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -194,10 +196,12 @@ class _WeightAverage(keras.callbacks.Callback):
         if not 0 < decay < 1:
             raise ValueError(f"ema decay must be in (0, 1), got {decay}")
         self.decay, self.x_val, self.y_val, self.batch_size = decay, x_val, y_val, batch_size
-        self.average, self.steps, self._raw = None, 0, None
+        self.average, self.dtypes, self.steps, self._raw = None, None, 0, None
 
     def on_train_begin(self, logs=None):
-        self.average = [np.array(w, dtype=np.float64) for w in self.model.get_weights()]
+        start = self.model.get_weights()
+        self.average = [np.array(w, dtype=np.float64) for w in start]
+        self.dtypes = [w.dtype for w in start]
         self.steps, self._raw = 0, None
 
     def on_train_batch_end(self, batch, logs=None):
@@ -208,7 +212,7 @@ class _WeightAverage(keras.callbacks.Callback):
         self.steps += 1
 
     def weights(self) -> list:
-        return [a.astype(w.dtype) for a, w in zip(self.average, self.model.get_weights())]
+        return [a.astype(dtype) for a, dtype in zip(self.average, self.dtypes)]
 
     def on_epoch_end(self, epoch, logs=None):
         # Runs after fit's validation pass (on the average, see on_test_begin): adds the raw weights'.

@@ -184,7 +184,6 @@ def all_layers(model) -> list:
     return found
 
 
-
 def is_spatial(layer, rank: int) -> bool:
     """Whether ``layer`` (not a nested model, not an input) outputs one feature map of the input's
     rank: (N, T, F) for 1D, (N, H, W, F) for 2D."""

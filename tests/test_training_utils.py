@@ -62,9 +62,13 @@ def test_train_model_keeps_the_best_validation_epoch():
 def test_weight_average_is_what_is_validated_and_kept():
     x, y = _toy()
     config = tu.TrainConfig(epochs=3, batch_size=16, learning_rate=0.05, val_fraction=0.25, ema_decay=0.9)
-    model, info = tu.train_model(_tiny, x, y, config)
+    seen = []
+    extra = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(dict(logs)))
+    model, info = tu.train_model(_tiny, x, y, config, callbacks=[extra])
     history = info["history"]
     assert len(history["raw_val_accuracy"]) == 3
+    # extra callbacks run after the average's: they see both validation accuracies
+    assert [s["raw_val_accuracy"] for s in seen] == pytest.approx(history["raw_val_accuracy"])
     # the kept weights are the average's at the best epoch: their validation loss is the recorded one
     _, val = tu.stratified_split(y, config.val_fraction, config.seed)
     model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing))

@@ -81,17 +81,7 @@ def main(argv=None) -> dict:
             shown = " ".join(f"{k} {v:.4f}" for k, v in sorted(logs.items()))
             print(f"epoch {epoch + 1}: {seconds[-1]} s  {shown}", flush=True)
 
-    fit = keras.Model.fit
-
-    def fit_with_lines(model, *a, **kw):   # hmt.train owns the fit call; add the line printer to it
-        kw["callbacks"] = list(kw.get("callbacks") or []) + [EpochLine()]
-        return fit(model, *a, **kw)
-
-    keras.Model.fit = fit_with_lines
-    try:
-        _, info = hmt.train(x_train, y_train, config)
-    finally:
-        keras.Model.fit = fit
+    _, info = hmt.train(x_train, y_train, config, callbacks=[EpochLine()])
     record = {"command": "python tools/hmt_trial.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "changed": fields, "config": info["config"], "best_epoch": info["best_epoch"],
               "val_accuracy": info["val_accuracy"], "train_seconds": round(info["train_seconds"], 1),
