@@ -1,0 +1,322 @@
+"""explain_dataset: every data kind, the file's layout, resume after SIGKILL, refusals, shards,
+devices and workers (tf.distribute), merge_shards and the command line."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+from conftest import ROOT, tiny_conv1d, tiny_conv2d
+
+import xai_dataset as xd
+import xai_utils as xu
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])}
+
+
+@pytest.fixture(scope="module")
+def model2d():
+    return tiny_conv2d()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).integers(0, 256, size=(23, 12, 12, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, model2d, images):
+    """The tiny model and the images on disk, for other processes."""
+    folder = tmp_path_factory.mktemp("saved")
+    model2d.save(folder / "model.keras")
+    np.save(folder / "x.npy", images)
+    return folder
+
+
+def same_file(a, b, rtol=1e-5, atol=1e-6):
+    ra, rb = xd.load_explanations(a), xd.load_explanations(b)
+    assert sorted(ra) == sorted(rb)
+    for key in ra:
+        if key == "attrs":
+            continue
+        if ra[key].dtype.kind == "f":
+            np.testing.assert_allclose(ra[key], rb[key], rtol=rtol, atol=atol, err_msg=key)
+        else:
+            np.testing.assert_array_equal(ra[key], rb[key], err_msg=key)
+
+
+def test_array_layout_and_values(tmp_path, model2d, images):
+    out = xd.explain_dataset(model2d, images, "grad_cam", tmp_path / "a.h5", batch_size=5, progress=False)
+    assert out == str(tmp_path / "a.h5") and not os.path.exists(out + ".parts")
+    r = xd.load_explanations(out)
+    np.testing.assert_allclose(r["maps"], xu.grad_cam(model2d, images), rtol=1e-5, atol=1e-6)
+    probs = xu.predict_scores(model2d, images, score="probability")
+    np.testing.assert_allclose(r["probabilities"], probs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(r["class_index"], probs.argmax(1))
+    np.testing.assert_array_equal(r["index"], np.arange(len(images)))
+    a = r["attrs"]
+    assert a["complete"] and a["method"] == "grad_cam" and a["n_examples"] == len(images)
+    assert a["model_fingerprint"] == xd.model_fingerprint(model2d) and a["versions"]["h5py"]
+    with h5py.File(out) as f:                                             # one self-contained, compressed file
+        assert not f["maps"].is_virtual and f["maps"].compression == "gzip" and "label" not in f
+
+
+def test_options_class_index_and_labels(tmp_path, model2d, images):
+    labels = np.arange(len(images)) % 4
+    out = xd.explain_dataset(model2d, (images, labels), "integrated_gradients", tmp_path / "ig.h5",
+                             class_index="label", batch_size=6, progress=False, steps=8, method_batch_size=20)
+    r = xd.load_explanations(out)
+    np.testing.assert_array_equal(r["label"], labels)
+    np.testing.assert_array_equal(r["class_index"], labels)
+    np.testing.assert_allclose(r["maps"], xu.integrated_gradients(model2d, images, labels, steps=8),
+                               rtol=1e-4, atol=1e-5)
+    assert r["attrs"]["method_options"] == {"steps": 8}
+    per_example = np.arange(len(images)) % 3
+    out = xd.explain_dataset(model2d, images, "grad_cam", tmp_path / "c.h5", class_index=per_example, progress=False)
+    np.testing.assert_array_equal(xd.load_explanations(out)["class_index"], per_example)
+
+
+def test_memmap_and_1d(tmp_path):
+    model = tiny_conv1d()
+    x = np.random.default_rng(1).normal(size=(30, 16, 1)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    out = xd.explain_dataset(model, mm, "rise", tmp_path / "r.h5", batch_size=7, progress=False, n_masks=16, seed=2)
+    np.testing.assert_allclose(xd.load_explanations(out)["maps"], xu_rise(model, x), rtol=1e-5, atol=1e-6)
+
+
+def xu_rise(model, x):
+    import xai_perturbation
+    return xai_perturbation.rise(model, x, n_masks=16, seed=2)
+
+
+def test_tf_data_batched_unbatched_unknown_length(tmp_path, model2d, images):
+    import tensorflow as tf
+    labels = (np.arange(len(images)) % 4).astype(np.int64)
+    ref = xd.load_explanations(xd.explain_dataset(model2d, (images, labels), "grad_cam", tmp_path / "ref.h5",
+                                                  batch_size=4, progress=False))
+    kinds = {
+        "unbatched": tf.data.Dataset.from_tensor_slices((images, labels)),
+        "batched": tf.data.Dataset.from_tensor_slices((images, labels)).batch(5),
+        "unknown": tf.data.Dataset.from_tensor_slices((images, labels)).filter(lambda x, y: True),
+    }
+    for name, ds in kinds.items():
+        r = xd.load_explanations(xd.explain_dataset(model2d, ds, "grad_cam", tmp_path / f"{name}.h5", batch_size=4,
+                                                    progress=False))
+        for key in ("maps", "class_index", "label", "index"):
+            np.testing.assert_allclose(r[key], ref[key], rtol=1e-5, atol=1e-6, err_msg=f"{name}: {key}")
+    inputs_only = tf.data.Dataset.from_tensor_slices(images)
+    r = xd.load_explanations(xd.explain_dataset(model2d, inputs_only, "grad_cam", tmp_path / "x.h5", progress=False))
+    assert "label" not in r and len(r["maps"]) == len(images)
+
+
+def write_images(folder, images, names):
+    from PIL import Image
+    for img, name in zip(images, names):
+        os.makedirs(os.path.dirname(folder / name), exist_ok=True)
+        Image.fromarray(img.astype(np.uint8)).save(folder / name)
+
+
+def test_folders_flat_and_one_folder_a_class(tmp_path, model2d, images):
+    flat = tmp_path / "flat"
+    write_images(flat, images, [f"t{i:02d}.png" for i in range(len(images))])
+    r = xd.load_explanations(xd.explain_dataset(model2d, flat, "grad_cam", tmp_path / "f.h5", batch_size=4,
+                                                progress=False))
+    np.testing.assert_allclose(r["maps"], xu.grad_cam(model2d, images), rtol=1e-5, atol=1e-6)
+    assert r["paths"].tolist() == [f"t{i:02d}.png" for i in range(len(images))] and "label" not in r
+
+    classes = tmp_path / "classes"
+    names = [f"{'01_A' if i % 2 else '02_B'}/t{i:02d}.png" for i in range(len(images))]
+    write_images(classes, images, names)
+    r = xd.load_explanations(xd.explain_dataset(model2d, classes, "grad_cam", tmp_path / "c.h5", batch_size=4,
+                                                progress=False))
+    order = np.argsort(names)                                             # sorted by class folder, then name
+    assert r["paths"].tolist() == sorted(names)
+    np.testing.assert_array_equal(r["label"], [0 if n.startswith("01_A") else 1 for n in sorted(names)])
+    np.testing.assert_allclose(r["maps"], xu.grad_cam(model2d, images[order]), rtol=1e-5, atol=1e-6)
+    assert r["attrs"]["data"]["classes"] == ["01_A", "02_B"]
+
+    odd = tmp_path / "odd"
+    write_images(odd, np.zeros((1, 10, 12, 3)), ["a.png"])
+    with pytest.raises(ValueError, match=r"is \(10, 12, 3\), the model takes \(12, 12, 3\)"):
+        xd.explain_dataset(model2d, odd, "grad_cam", tmp_path / "o.h5", progress=False)
+
+
+def test_refusals_at_the_door(tmp_path, model2d, images, monkeypatch):
+    out = tmp_path / "x.h5"
+    cases = [
+        (dict(method="no_such_method"), "unknown method"),
+        (dict(data=images[:, :5]), "the model expects"),
+        (dict(data=[1, 2]), "NumPy array"),
+        (dict(data=tmp_path / "missing"), "does not exist"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(shard=(2, 2)), "shard"),
+        (dict(class_index="labels"), "class_index"),
+        (dict(class_index="label"), "needs labels"),
+        (dict(compression="zip"), "compression"),
+        (dict(out=tmp_path / "no" / "x.h5"), "does not exist"),
+        (dict(out="/proc/x.h5"), "cannot write"),
+        (dict(steps=0, method="integrated_gradients"), "steps"),
+        (dict(return_delta=True, method="integrated_gradients"), "return_delta"),
+        (dict(layer=object()), "cannot be recorded"),
+    ]
+    for change, message in cases:
+        call = dict(model=model2d, data=images, method="grad_cam", out=out, progress=False)
+        call.update(change)
+        with pytest.raises(ValueError, match=message):
+            xd.explain_dataset(**call)
+        assert not os.path.exists(out), change
+    monkeypatch.setattr(xd.shutil, "disk_usage", lambda path: type("U", (), {"free": 1000})())
+    with pytest.raises(ValueError, match="GB free"):
+        xd.explain_dataset(model2d, images, "grad_cam", out, progress=False)
+    assert not os.path.exists(out)
+
+
+def test_resume_refuses_another_model_method_option_or_batch(tmp_path, model2d, images):
+    out = tmp_path / "r.h5"
+    xd.explain_dataset(model2d, images, "integrated_gradients", out, batch_size=5, progress=False, steps=8)
+    stamp = os.path.getmtime(out)
+    xd.explain_dataset(model2d, images, "integrated_gradients", out, batch_size=5, progress=False, steps=8)
+    assert os.path.getmtime(out) == stamp                                 # complete: nothing to do
+    changes = [(dict(model=tiny_conv2d(seed=5)), "model_fingerprint"),
+               (dict(steps=16), "method_options"),
+               (dict(method="grad_cam", steps=None), "method"),
+               (dict(batch_size=6), "batch_size"),
+               (dict(data=images[:-1]), "data")]
+    for change, key in changes:
+        call = dict(model=model2d, data=images, method="integrated_gradients", out=out, batch_size=5,
+                    progress=False, steps=8)
+        call.update(change)
+        if call["steps"] is None:
+            del call["steps"]
+        with pytest.raises(ValueError, match=f"different call.*{key}: file has"):
+            xd.explain_dataset(**call)
+    xd.explain_dataset(model2d, images, "integrated_gradients", out, batch_size=5, progress=False, steps=16,
+                       resume=False)
+    assert xd.load_explanations(out)["attrs"]["method_options"] == {"steps": 16}
+
+
+def test_killed_run_is_readable_and_resumes_to_the_same_file(tmp_path, saved, model2d, images):
+    out = tmp_path / "k.h5"
+    script = ("import keras, numpy as np, xai_dataset as xd, dataset_helpers as h\n"
+              f"m = keras.models.load_model({str(saved / 'model.keras')!r})\n"
+              f"xd.explain_dataset(m, np.load({str(saved / 'x.npy')!r}), h.slow_grad_cam, {str(out)!r},"
+              " batch_size=2, progress=False, delay=0.25)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], env=ENV, cwd=ROOT)
+    parts = str(out) + ".parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.isdir(parts) and len([p for p in os.listdir(parts) if p.endswith(".h5")]) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    import dataset_helpers
+
+    with h5py.File(out) as f:                                             # plain h5py reads the killed run
+        done = f["maps"].shape[0]
+        assert done >= 6 and done % 2 == 0 and not f.attrs["complete"]
+        np.testing.assert_array_equal(f["index"][:], np.arange(done))
+        np.testing.assert_allclose(f["maps"][:], xu.grad_cam(model2d, images[:done]), rtol=1e-5, atol=1e-6)
+    open(os.path.join(parts, ".tmp-half-written.h5"), "wb").write(b"\0" * 100)   # a write cut short
+    xd.explain_dataset(model2d, images, dataset_helpers.slow_grad_cam, out, batch_size=2, progress=False, delay=0.25)
+    assert not os.path.exists(parts)
+    xd.explain_dataset(model2d, images, dataset_helpers.slow_grad_cam, tmp_path / "whole.h5", batch_size=2,
+                       progress=False, delay=0.0 + 0.25)
+    same_file(out, tmp_path / "whole.h5", rtol=0, atol=0)
+
+
+def test_a_failed_write_keeps_the_completed_batches(tmp_path, model2d, images, monkeypatch):
+    out = tmp_path / "d.h5"
+    real, calls = xd._write_part, []
+
+    def full_disk(path, *args):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(path, *args)
+    monkeypatch.setattr(xd, "_write_part", full_disk)
+    with pytest.raises(OSError, match="completed batches are kept"):
+        xd.explain_dataset(model2d, images, "grad_cam", out, batch_size=4, progress=False)
+    with h5py.File(out) as f:
+        assert f["maps"].shape[0] == 8
+    monkeypatch.setattr(xd, "_write_part", real)
+    xd.explain_dataset(model2d, images, "grad_cam", out, batch_size=4, progress=False)
+    np.testing.assert_allclose(xd.load_explanations(out)["maps"], xu.grad_cam(model2d, images), rtol=1e-5, atol=1e-6)
+
+
+def test_shards_merge_to_the_single_run(tmp_path, model2d, images):
+    whole = xd.explain_dataset(model2d, images, "grad_cam", tmp_path / "whole.h5", batch_size=4, progress=False)
+    shards = [xd.explain_dataset(model2d, images, "grad_cam", xd.shard_path(str(tmp_path / "s.h5"), i, 3),
+                                 batch_size=4, shard=(i, 3), progress=False) for i in range(3)]
+    assert [len(xd.load_explanations(s)["index"]) for s in shards] == [8, 8, 7]
+    same_file(xd.merge_shards(shards, tmp_path / "merged.h5"), whole)
+    with pytest.raises(ValueError, match="each of 0..n-1"):
+        xd.merge_shards(shards[:2], tmp_path / "m2.h5")
+    with pytest.raises(ValueError, match="each of 0..n-1"):
+        xd.merge_shards(shards + shards[:1], tmp_path / "m3.h5")
+    other = xd.explain_dataset(model2d, images, "grad_cam", tmp_path / "o.h5", batch_size=4, shard=(2, 3),
+                               progress=False, layer="k1")
+    with pytest.raises(ValueError, match="differ in method_options"):
+        xd.merge_shards(shards[:2] + [other], tmp_path / "m4.h5")
+
+
+def test_two_logical_devices_equal_one(tmp_path, saved):
+    script = f"""
+import json, keras, numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import xai_dataset as xd
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = keras.models.load_model({str(saved / 'model.keras')!r})
+x = np.load({str(saved / 'x.npy')!r})
+for name, s in (("two", strategy), ("one", None)):
+    xd.explain_dataset(model, x, "integrated_gradients", {str(tmp_path)!r} + f"/{{name}}.h5", batch_size=6,
+                       strategy=s, progress=False, steps=8)
+print(json.dumps(xd._devices(strategy)))
+"""
+    run = subprocess.run([sys.executable, "-c", script], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert len(json.loads(run.stdout.strip().splitlines()[-1])) == 2
+    same_file(tmp_path / "two.h5", tmp_path / "one.h5")
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_workers_and_the_command_line(tmp_path, saved, model2d, images):
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    command = [sys.executable, "-m", "xai_dataset", "--model", str(saved / "model.keras"), "--data",
+               str(saved / "x.npy"), "--method", "integrated_gradients", "--option", "steps=8", "--out",
+               str(tmp_path / "w.h5"), "--batch-size", "4", "--strategy", "multi-worker", "--no-progress"]
+    procs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                                   "task": {"type": "worker", "index": i}})})
+             for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, stderr) in zip(procs, outs):
+        assert p.returncode == 0, stderr[-3000:]
+    shards = [xd.shard_path(str(tmp_path / "w.h5"), i, 2) for i in range(2)]
+    assert [o[0].strip().splitlines()[-1] for o in outs] == shards
+    assert xd.main(["merge", "--out", str(tmp_path / "merged.h5")] + shards) == 0
+    single = xd.explain_dataset(model2d, images, "integrated_gradients", tmp_path / "one.h5", batch_size=4,
+                                progress=False, steps=8)
+    same_file(tmp_path / "merged.h5", single)
+    help_text = subprocess.run([sys.executable, "-m", "xai_dataset", "--help"], cwd=ROOT, env=ENV,
+                               capture_output=True, text=True)
+    assert help_text.returncode == 0 and "--method" in help_text.stdout and "merge" in help_text.stdout
