@@ -5,24 +5,10 @@ spread over the devices of one machine or over machines with ``tf.distribute``.
     python -m xai_dataset --model models/HMT.keras --data data/hmt/HMT_test \\
         --method grad_cam --out hmt_gradcam.h5                                  # a batch job
 
-How the file stays readable at every instant. HDF5 rewrites its metadata in place, so a process
-killed while it has a file open for writing can leave it unreadable (SWMR mode needs ``h5clear``
-after a crash). Here no file is ever left open: each finished batch is written to its own small
-HDF5 file in ``<out>.parts/`` under a temporary name and renamed into place (atomic), and ``<out>``
-itself, written once before the work starts, maps its datasets onto those parts with HDF5 virtual
-datasets whose source names follow the block number (``<out>.parts/%b.h5``). Opened with plain
-``h5py.File(out)`` at any time, it shows every completed batch and nothing else. When the run
-completes, one self-contained file (the compressed chunks copied as they are) replaces ``<out>``
-by rename and the parts are removed. A killed run leaves ``<out>`` and its parts; the same call
-resumes after the last completed batch and refuses, naming the difference, when the model (weights
-fingerprint), method, options, data or batch size differ from the file's.
-
-Datasets in the file (rows in the shard's order of examples):
-``maps`` float32 (N, ...) the method's maps; ``class_index`` int32 (N,) the class explained;
-``probabilities`` float32 (N, K) the model's probabilities; ``index`` int64 (N,) each example's
-position in ``data``; ``label`` int64 (N,) where the data carry labels (-1 where not); ``paths``
-(N,) for a folder of images, relative to it. Attributes: ``method``, ``method_options`` (JSON),
-``model_fingerprint``, ``versions``, ``data`` (JSON), ``complete`` and the rest of the call.
+A run killed at any point (SIGKILL included) leaves ``out`` readable with every completed batch
+(see ``xai_store`` for how); the same call resumes after the last one and refuses, naming the
+difference, when the model (weights fingerprint), method, options, data or batch size differ from
+the file's. Data are read by ``xai_sources``; the file's layout is ``xai_store``'s.
 
 Axis key: N examples, B examples in one batch, T signal length, H, W image size, C channels,
 K classes, R replicas (devices).
@@ -44,6 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+import xai_store as store
+from xai_sources import array_digest, open_source
+from xai_store import COMPRESSIONS, FORMAT, load_explanations, merge_shards, shard_path
+
 __all__ = [
     "METHODS",
     "explain_dataset",
@@ -54,7 +44,6 @@ __all__ = [
     "main",
 ]
 
-FORMAT = "xai_dataset/1"
 # every method of the library, by name: module and function (imported when asked for)
 METHODS = {
     "grad_cam": ("xai_utils", "grad_cam"),
@@ -71,9 +60,6 @@ METHODS = {
     "grad_cam_plus_plus": ("xai_cam", "grad_cam_plus_plus"),
     "score_cam": ("xai_cam", "score_cam"),
 }
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
-COMPRESSIONS = ("gzip", "lzf", None)
-CHUNK_BYTES = 1 << 20                 # at most this much of one dataset in a chunk
 
 
 # --- the method, its options and the model, as recorded in the file ---
@@ -93,13 +79,6 @@ def _resolve_method(method) -> tuple[Callable, str]:
     raise ValueError(f"method must be a name ({sorted(METHODS)}) or a function, got {type(method).__name__}")
 
 
-def _array_digest(a: np.ndarray) -> str:
-    a = np.ascontiguousarray(a)
-    h = hashlib.sha1(f"{a.shape}|{a.dtype}|".encode())
-    h.update(memoryview(a).cast("B"))
-    return h.hexdigest()[:20]
-
-
 def _recordable(name: str, value):
     """An option as JSON: arrays by shape and content hash, layers by name; refuses what cannot be
     recorded, since a resumed run is checked against it."""
@@ -113,7 +92,7 @@ def _recordable(name: str, value):
     if isinstance(value, dict):
         return {str(k): _recordable(name, v) for k, v in sorted(value.items())}
     if isinstance(value, np.ndarray):
-        return {"array": list(value.shape), "dtype": str(value.dtype), "sha1": _array_digest(value)}
+        return {"array": list(value.shape), "dtype": str(value.dtype), "sha1": array_digest(value)}
     if isinstance(value, keras.layers.Layer):
         return {"layer": value.name}
     raise ValueError(f"option {name}={value!r} ({type(value).__name__}) cannot be recorded in the file; pass "
@@ -140,162 +119,6 @@ def _versions() -> dict:
 
 
 # --- the data: arrays, tf.data, a folder of images ---
-
-class _Source:
-    """One shard of the data, read in batches from any position: ``n`` examples (None: unknown until
-    read), ``index`` of position k is its place in the whole data, labels where the data have them."""
-
-    def __init__(self, n, describe: dict, has_labels: bool, paths=None, class_names=None):
-        self.n, self.describe, self.has_labels = n, describe, has_labels
-        self.paths, self.class_names = paths, class_names
-
-    def batches(self, start: int, size: int):
-        """Yields (positions (B,), x float32 (B, ...), labels int64 (B,) or None) from ``start``."""
-        raise NotImplementedError
-
-
-def _shard_positions(total: int, shard) -> np.ndarray:
-    i, n = shard
-    return np.arange(i, total, n)
-
-
-class _ArraySource(_Source):
-    def __init__(self, x, y, shard):
-        self.x, self.y = x, y
-        self.positions = _shard_positions(len(x), shard)
-        ends = [0, len(x) - 1]
-        describe = {"kind": "array", "shape": list(x.shape), "dtype": str(x.dtype),
-                    "ends_sha1": _array_digest(np.stack([np.asarray(x[e]) for e in ends])),
-                    "labels_sha1": None if y is None else _array_digest(np.asarray(y))}
-        super().__init__(len(self.positions), describe, y is not None)
-
-    def batches(self, start, size):
-        for a in range(start, self.n, size):
-            pos = self.positions[a:a + size]
-            if len(pos) and pos[-1] - pos[0] == len(pos) - 1:              # contiguous: one slice of a memmap
-                xb = np.asarray(self.x[pos[0]:pos[-1] + 1])
-            else:
-                xb = np.asarray(self.x[pos])
-            yb = None if self.y is None else np.asarray(self.y[pos], np.int64)
-            yield pos, xb.astype(np.float32, copy=False), yb
-
-
-class _DatasetSource(_Source):
-    def __init__(self, ds, rank: int, shard):
-        import tensorflow as tf
-        spec = ds.element_spec
-        has_labels = isinstance(spec, tuple)
-        x_spec = spec[0] if has_labels else spec
-        if not isinstance(x_spec, tf.TensorSpec):
-            raise ValueError(f"a tf.data.Dataset of inputs or (inputs, labels) was expected, got elements {spec}")
-        if len(x_spec.shape) == rank:                                       # batched: one example at a time
-            ds = ds.unbatch()
-        elif len(x_spec.shape) != rank - 1:
-            raise ValueError(f"dataset elements of shape {x_spec.shape} do not match the model's input rank "
-                             f"{rank} (batched) or {rank - 1} (one example)")
-        self.ds, self.shard = ds.shard(shard[1], shard[0]) if shard[1] > 1 else ds, shard
-        card = int(self.ds.cardinality())
-        super().__init__(card if card >= 0 else None, {"kind": "tf.data", "element_spec": str(spec)}, has_labels)
-
-    def batches(self, start, size):
-        i, n = self.shard
-        k = start
-        for element in self.ds.skip(start).batch(size).as_numpy_iterator():
-            xb = element[0] if self.has_labels else element
-            yb = np.asarray(element[1], np.int64).reshape(len(xb)) if self.has_labels else None
-            pos = i + n * np.arange(k, k + len(xb))
-            k += len(xb)
-            yield pos, np.asarray(xb, np.float32), yb
-
-
-def _list_images(root: str):
-    """(relative paths, labels or None, class names or None): image files directly in ``root`` (a flat
-    folder), or one folder deep with one folder a class (HMT's layout: labels by sorted folder name)."""
-    entries = sorted(os.listdir(root))
-    files = [e for e in entries if e.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(os.path.join(root, e))]
-    folders = [e for e in entries if os.path.isdir(os.path.join(root, e)) and not e.startswith(".")]
-    if files and folders:
-        raise ValueError(f"{root!r} holds both image files and folders; expected a flat folder of images or one "
-                         "folder a class")
-    if files:
-        return files, None, None
-    paths, labels = [], []
-    for label, folder in enumerate(folders):
-        inner = sorted(e for e in os.listdir(os.path.join(root, folder)) if e.lower().endswith(IMAGE_SUFFIXES))
-        paths += [os.path.join(folder, e) for e in inner]
-        labels += [label] * len(inner)
-    if not paths:
-        raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {root!r} nor in its folders; pass a "
-                         "flat folder of images or a folder with one folder a class (e.g. data/hmt/HMT_test)")
-    return paths, np.asarray(labels, np.int64), folders
-
-
-def _decode_image(path: str, shape: tuple) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"cannot decode image {path!r}: {err}") from err
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.shape != shape:
-        raise ValueError(f"image {path!r} is {arr.shape}, the model takes {shape}; resize the images first "
-                         "or pass a tf.data.Dataset that does")
-    return arr.astype(np.float32)                                        # pixels as stored (0-255 for 8 bits)
-
-
-class _FolderSource(_Source):
-    def __init__(self, root, shape, shard):
-        paths, labels, names = _list_images(root)
-        self.root, self.shape = root, shape
-        self.positions = _shard_positions(len(paths), shard)
-        self.all_labels = labels
-        listing = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:20]
-        describe = {"kind": "folder", "n_files": len(paths), "listing_sha1": listing, "classes": names}
-        super().__init__(len(self.positions), describe, labels is not None,
-                         paths=[paths[p] for p in self.positions], class_names=names)
-
-    def batches(self, start, size):
-        for a in range(start, self.n, size):
-            pos = self.positions[a:a + size]
-            xb = np.stack([_decode_image(os.path.join(self.root, self.paths[a + k]), self.shape)
-                           for k in range(len(pos))])
-            yield pos, xb, None if self.all_labels is None else self.all_labels[pos]
-
-
-def _source(data, model, shard) -> _Source:
-    import tensorflow as tf
-    shape = tuple(model.input_shape[1:])
-    if isinstance(data, (str, os.PathLike)):
-        root = os.fspath(data)
-        if not os.path.isdir(root):
-            raise ValueError(f"data folder {root!r} does not exist")
-        if any(s is None for s in shape):
-            raise ValueError(f"the model takes inputs of any size {model.input_shape}; a folder of images needs a "
-                             "fixed input shape (pass a tf.data.Dataset instead)")
-        return _FolderSource(root, shape, shard)
-    if isinstance(data, tf.data.Dataset):
-        return _DatasetSource(data, len(model.input_shape), shard)
-    y = None
-    if isinstance(data, tuple) and len(data) == 2:
-        data, y = data
-    if not hasattr(data, "shape") or not hasattr(data, "dtype"):
-        raise ValueError(f"data must be a NumPy array or memory map (N, ...), a pair (x, labels), a "
-                         f"tf.data.Dataset or a folder of images, got {type(data).__name__}")
-    if np.dtype(data.dtype).kind not in "fiub":
-        raise ValueError(f"data must be numeric, got dtype {data.dtype}")
-    want = tuple(model.input_shape)
-    if len(data.shape) != len(want) or any(w is not None and w != s for w, s in zip(want[1:], data.shape[1:])):
-        raise ValueError(f"data has shape {data.shape}, the model expects {want} (N examples first)")
-    if len(data) == 0:
-        raise ValueError("data holds no examples")
-    if y is not None:
-        y = np.asarray(y)
-        if y.shape != (len(data),) or y.dtype.kind not in "iu":
-            raise ValueError(f"labels must be ints of shape ({len(data)},), got {y.dtype} {y.shape}")
-    return _ArraySource(data, y, shard)
-
 
 # --- checks at the door ---
 
@@ -325,16 +148,10 @@ def _check_class_index(class_index):
 def _class_index_record(spec):
     if isinstance(spec, str):
         return spec
-    return int(spec) if spec.ndim == 0 else {"array": list(spec.shape), "sha1": _array_digest(spec)}
+    return int(spec) if spec.ndim == 0 else {"array": list(spec.shape), "sha1": array_digest(spec)}
 
 
-def shard_path(out: str, i: int, n: int) -> str:
-    """The file of shard i of n: ``maps.h5`` -> ``maps.shard-1-of-4.h5``."""
-    stem, ext = os.path.splitext(out)
-    return f"{stem}.shard-{i}-of-{n}{ext or '.h5'}"
-
-
-def _check_writable(out: str, need_bytes: int) -> None:
+def _check_writable(out: str) -> None:
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise ValueError(f"the folder of out={out!r} does not exist; create it first")
@@ -344,146 +161,14 @@ def _check_writable(out: str, need_bytes: int) -> None:
         os.remove(probe)
     except OSError as err:
         raise ValueError(f"cannot write in {folder!r} ({err}); choose another out") from err
+
+
+def _check_space(out: str, need_bytes: int) -> None:
+    folder = os.path.dirname(os.path.abspath(out))
     free = shutil.disk_usage(folder).free
     if need_bytes > free:
         raise ValueError(f"{folder!r} has {free / 1e9:.2f} GB free; the maps need up to {need_bytes / 1e9:.2f} GB "
                          "uncompressed. Free space, choose another out, or shard the run")
-
-
-# --- writing: one part file per batch, a virtual main file, one file at the end ---
-
-def _part_name(k: int) -> str:
-    return f"{k}.h5"
-
-
-def _fields(map_shape, map_dtype, num_classes, has_labels):
-    """name -> (row shape, dtype, fill) of every per-example dataset."""
-    fields = {"maps": (tuple(map_shape), np.dtype(map_dtype), np.nan),
-              "class_index": ((), np.dtype(np.int32), -1),
-              "probabilities": ((num_classes,), np.dtype(np.float32), np.nan),
-              "index": ((), np.dtype(np.int64), -1)}
-    if has_labels:
-        fields["label"] = ((), np.dtype(np.int64), -1)
-    return fields
-
-
-def _chunk_rows(row_shape, dtype, block: int) -> int:
-    """Rows per chunk: the largest divisor of the block that keeps a chunk under CHUNK_BYTES, so a
-    block's chunks copy into the final file unchanged."""
-    row = max(1, int(np.prod(row_shape)) * np.dtype(dtype).itemsize)
-    fit = max(1, CHUNK_BYTES // row)
-    return max(d for d in range(1, block + 1) if block % d == 0 and d <= fit)
-
-
-def _create_kwargs(name, row_shape, dtype, block, compression):
-    kwargs = {"chunks": (_chunk_rows(row_shape, dtype, block),) + tuple(row_shape)}
-    if name == "maps" and compression is not None:
-        kwargs.update(compression=compression, shuffle=True)
-        if compression == "gzip":
-            kwargs["compression_opts"] = 1
-    return kwargs
-
-
-def _atomic_h5(path: str, write: Callable) -> None:
-    import h5py
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".h5")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _write_part(path, fields, rows: dict, block, compression):
-    def write(f):
-        for name, (shape, dtype, fill) in fields.items():
-            data = np.full((block,) + shape, fill, dtype)                 # the last block padded to full size
-            data[:len(rows[name])] = rows[name]
-            f.create_dataset(name, data=data, **_create_kwargs(name, shape, dtype, block, compression))
-    _atomic_h5(path, write)
-
-
-def _write_virtual_main(out, attrs: dict, fields, block, paths):
-    """``out``: attributes, the paths, and virtual datasets over ``<out>.parts/%b.h5``, block by block."""
-    import h5py
-    unlimited = h5py.h5s.UNLIMITED
-    parts = (os.path.basename(out) + ".parts/%b.h5").encode()
-
-    def write(f):
-        for key, value in attrs.items():
-            f.attrs[key] = value
-        if paths is not None:
-            f.create_dataset("paths", data=np.asarray(paths, dtype=h5py.string_dtype()))
-        for name, (shape, dtype, fill) in fields.items():
-            rank = 1 + len(shape)
-            vspace = h5py.h5s.create_simple((0,) + shape, (unlimited,) + shape)
-            vspace.select_hyperslab((0,) * rank, (unlimited,) + (1,) * len(shape), stride=(block,) + (1,) * len(shape),
-                                    block=(block,) + shape)
-            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-            dcpl.set_fill_value(np.array(fill, dtype))
-            dcpl.set_virtual(vspace, parts, name.encode(), h5py.h5s.create_simple((block,) + shape))
-            h5py.h5d.create(f.id, name.encode(), h5py.h5t.py_create(dtype),
-                            h5py.h5s.create_simple((0,) + shape, (unlimited,) + shape), dcpl=dcpl).close()
-    _atomic_h5(out, write)
-
-
-def _completed_parts(parts_dir: str, block: int) -> int:
-    """How many consecutive blocks 0, 1, ... are complete; stray temporary files and anything after a
-    gap or an unreadable part are removed (a part is renamed into place only once it is whole)."""
-    import h5py
-    if not os.path.isdir(parts_dir):
-        return 0
-    for name in os.listdir(parts_dir):
-        if name.startswith(".tmp-"):
-            os.remove(os.path.join(parts_dir, name))
-    k = 0
-    while os.path.exists(os.path.join(parts_dir, _part_name(k))):
-        try:
-            with h5py.File(os.path.join(parts_dir, _part_name(k)), "r") as f:
-                if f["maps"].shape[0] != block:
-                    break
-        except OSError:
-            break
-        k += 1
-    for name in os.listdir(parts_dir):
-        stem = name[:-3]
-        if name.endswith(".h5") and stem.isdigit() and int(stem) >= k:
-            os.remove(os.path.join(parts_dir, name))
-    return k
-
-
-def _consolidate(out, parts_dir, attrs, fields, block, n_rows, paths, compression):
-    """One self-contained file in place of the virtual one (atomic), chunks copied without
-    recompressing; then the parts are removed."""
-    import h5py
-    n_blocks = -(-n_rows // block)
-
-    def write(f):
-        for key, value in attrs.items():
-            f.attrs[key] = value
-        if paths is not None:
-            f.create_dataset("paths", data=np.asarray(paths[:n_rows], dtype=h5py.string_dtype()))
-        # unlimited rows: a chunk may hold more rows than a small file has (chunks copied as they are)
-        dsets = {name: f.create_dataset(name, shape=(n_rows,) + shape, maxshape=(None,) + shape, dtype=dtype,
-                                        fillvalue=np.array(fill, dtype),
-                                        **_create_kwargs(name, shape, dtype, block, compression))
-                 for name, (shape, dtype, fill) in fields.items()}
-        for k in range(n_blocks):
-            with h5py.File(os.path.join(parts_dir, _part_name(k)), "r") as part:
-                for name, d in dsets.items():
-                    src = part[name]
-                    rows = src.chunks[0]
-                    for r in range(0, block, rows):
-                        if k * block + r >= n_rows:
-                            break
-                        zeros = (0,) * (src.ndim - 1)
-                        mask, chunk = src.id.read_direct_chunk((r,) + zeros)
-                        d.id.write_direct_chunk((k * block + r,) + zeros, chunk, mask)
-    _atomic_h5(out, write)
-    shutil.rmtree(parts_dir, ignore_errors=True)
 
 
 # --- running the method, over the devices of a strategy ---
@@ -655,7 +340,7 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
             raise ValueError("pass either shard= or a multi-worker strategy, not both")
         shard, out = (worker, workers), shard_path(os.fspath(out), worker, workers)
     out = os.fspath(out)
-    source = _source(data, model, shard)
+    source = open_source(data, model, shard)
     if isinstance(class_spec, str) and class_spec == "label" and not source.has_labels:
         raise ValueError("class_index='label' needs labels: pass (x, labels), a dataset of (inputs, labels) or a "
                          "folder with one folder a class")
@@ -671,77 +356,80 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
                "data", "n_examples", "compression")
     parts_dir = out + ".parts"
 
+    _check_writable(out)
+    done_blocks = _resume_point(out, attrs, checked, batch_size, resume)
+    if done_blocks is None:                                                # complete already
+        return out
     explainer = _Explainer(model, function, method_options, class_spec, _devices(strategy), method_batch_size)
     try:
-        # one example first: the options are checked and the maps' shape known before any file is written
-        first = next(source.batches(0, 1), None)
-        if first is None:
+        batches = _prefetch(source.batches(done_blocks * batch_size, batch_size))
+        first = next(batches, None)
+        if first is None and done_blocks == 0:
             raise ValueError("data holds no examples (for this shard)")
-        maps0, _, probs0 = explainer._one(explainer.devices[0], first[1], first[2], first[0])
-        fields = _fields(maps0.shape[1:], np.float32, num_classes(model), source.has_labels)
-        row_bytes = sum(int(np.prod(s)) * d.itemsize for s, d, _ in fields.values())
-        _check_writable(out, 2 * row_bytes * (source.n or batch_size))     # parts, then the one file
-
-        done_blocks = _start(out, parts_dir, attrs, checked, fields, batch_size, source, resume)
-        if done_blocks is None:                                            # complete already
-            return out
-        _run(source, explainer, fields, out, parts_dir, batch_size, done_blocks, compression, progress)
-        n_blocks = _completed_parts(parts_dir, batch_size)
-        n_rows = _rows_written(parts_dir, n_blocks, batch_size)
-        _consolidate(out, parts_dir, {**attrs, "complete": True, "n_examples": n_rows}, fields, batch_size, n_rows,
-                     source.paths, compression)
+        if first is not None:
+            # the first batch before any file is written: the options are checked, the maps' shape known
+            first = (first, explainer(first[1], first[2], first[0]))
+            fields = store.fields_for(first[1][0].shape[1:], np.float32, num_classes(model), source.has_labels)
+            row_bytes = sum(int(np.prod(s)) * d.itemsize for s, d, _ in fields.values())
+            todo = batch_size if source.n is None else source.n - done_blocks * batch_size
+            _check_space(out, 2 * row_bytes * max(todo, 1))                # parts, then the one file
+            if done_blocks == 0:
+                shutil.rmtree(parts_dir, ignore_errors=True)
+                os.makedirs(parts_dir)
+                store.write_virtual_main(out, attrs, fields, batch_size, source.paths)
+            os.makedirs(parts_dir, exist_ok=True)
+            _run(first, batches, source, explainer, fields, out, parts_dir, batch_size, done_blocks, compression,
+                 progress)
+        else:
+            fields = _fields_of(out)
+        n_blocks = store.completed_parts(parts_dir, batch_size)
+        n_rows = store.rows_written(parts_dir, n_blocks, batch_size)
+        store.consolidate(out, parts_dir, {**attrs, "complete": True, "n_examples": n_rows}, fields, batch_size,
+                          n_rows, source.paths, compression)
         return out
     finally:
         explainer.close()
 
 
-def _start(out, parts_dir, attrs, checked, fields, block, source, resume):
-    """Blocks already done (0 for a fresh file), or None when ``out`` is complete already."""
+def _resume_point(out, attrs, checked, block, resume):
+    """Blocks already done: 0 for a new run (``out`` missing, or ``resume=False``), None when ``out``
+    is complete already; raises when ``out`` was made by another call."""
     import h5py
-    if os.path.exists(out) and resume:
-        try:
-            with h5py.File(out, "r") as f:
-                found = dict(f.attrs)
-        except OSError as err:
-            raise ValueError(f"{out!r} exists but is not a readable HDF5 file ({err}); delete it or pass "
-                             "resume=False") from err
-        if bool(found.get("complete")) and attrs["n_examples"] == -1:      # counted when it completed
-            checked = [k for k in checked if k != "n_examples"]
-        differ = [k for k in checked if _attr(found.get(k)) != _attr(attrs[k])]
-        if differ:
-            lines = "; ".join(f"{k}: file has {_attr(found.get(k))!r}, this call {_attr(attrs[k])!r}" for k in differ)
-            raise ValueError(f"{out!r} was made by a different call ({lines}). Use the same settings to resume, "
-                             "another out, or resume=False to start again")
-        if bool(found.get("complete")):
-            return None
-        os.makedirs(parts_dir, exist_ok=True)
-        return _completed_parts(parts_dir, block)
-    shutil.rmtree(parts_dir, ignore_errors=True)
-    os.makedirs(parts_dir)
-    _write_virtual_main(out, attrs, fields, block, source.paths)
-    return 0
-
-
-def _attr(value):
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, np.generic):
-        value = value.item()
-    return value
-
-
-def _rows_written(parts_dir, n_blocks, block) -> int:
-    import h5py
-    if n_blocks == 0:
+    if not (os.path.exists(out) and resume):
         return 0
-    with h5py.File(os.path.join(parts_dir, _part_name(n_blocks - 1)), "r") as f:
-        last = int((f["index"][:] >= 0).sum())
-    return (n_blocks - 1) * block + last
+    try:
+        with h5py.File(out, "r") as f:
+            found = dict(f.attrs)
+    except OSError as err:
+        raise ValueError(f"{out!r} exists but is not a readable HDF5 file ({err}); delete it or pass "
+                         "resume=False") from err
+    if bool(found.get("complete")) and attrs["n_examples"] == -1:          # counted when it completed
+        checked = [k for k in checked if k != "n_examples"]
+    differ = [k for k in checked if store.attr_value(found.get(k)) != store.attr_value(attrs[k])]
+    if differ:
+        lines = "; ".join(f"{k}: file has {store.attr_value(found.get(k))!r}, this call "
+                          f"{store.attr_value(attrs[k])!r}" for k in differ)
+        raise ValueError(f"{out!r} was made by a different call ({lines}). Use the same settings to resume, "
+                         "another out, or resume=False to start again")
+    if bool(found.get("complete")):
+        return None
+    return store.completed_parts(out + ".parts", block)
 
 
-def _run(source, explainer, fields, out, parts_dir, block, done_blocks, compression, progress):
+def _fields_of(out) -> dict:
+    """The fields of an existing main file (a resumed run with nothing left to explain)."""
+    import h5py
+    with h5py.File(out, "r") as f:
+        names = [n for n in f if n != "paths"]
+        return store.fields_for(f["maps"].shape[1:], f["maps"].dtype, f["probabilities"].shape[1],
+                                "label" in names)
+
+
+def _run(first, batches, source, explainer, fields, out, parts_dir, block, done_blocks, compression, progress):
+    """Explain every batch (the first one already done) while a thread writes the finished ones."""
+    import itertools
+
     from tqdm.auto import tqdm
-    start = done_blocks * block
     writes: queue.Queue = queue.Queue(2)
     failure = []
 
@@ -752,7 +440,7 @@ def _run(source, explainer, fields, out, parts_dir, block, done_blocks, compress
                 return
             k, rows = item
             try:
-                _write_part(os.path.join(parts_dir, _part_name(k)), fields, rows, block, compression)
+                store.write_part(os.path.join(parts_dir, store.part_name(k)), fields, rows, block, compression)
             except BaseException as err:                                      # e.g. the disk filled up
                 failure.append(err)
                 return
@@ -760,17 +448,15 @@ def _run(source, explainer, fields, out, parts_dir, block, done_blocks, compress
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     try:
-        with tqdm(total=source.n, initial=start, unit="ex", desc=f"explaining -> {os.path.basename(out)}",
-                  disable=not progress, smoothing=0.1) as bar:
-            k = done_blocks
-            for pos, xb, yb in _prefetch(source.batches(start, block)):
-                maps, classes, probs = explainer(xb, yb, pos)
+        with tqdm(total=source.n, initial=done_blocks * block, unit="ex", disable=not progress, smoothing=0.1,
+                  desc=f"explaining -> {os.path.basename(out)}") as bar:
+            rest = ((batch, explainer(batch[1], batch[2], batch[0])) for batch in batches)
+            for k, ((pos, xb, yb), (maps, classes, probs)) in enumerate(itertools.chain([first], rest), done_blocks):
                 rows = {"maps": maps, "class_index": classes, "probabilities": probs, "index": pos}
                 if "label" in fields:
                     rows["label"] = yb
                 if not _put(writes, (k, rows), thread):
                     break                                                       # the writer stopped: see below
-                k += 1
                 bar.update(len(xb))
     finally:
         _put(writes, None, thread)
@@ -789,95 +475,6 @@ def _put(q: queue.Queue, item, thread) -> bool:
         except queue.Full:
             continue
     return False
-
-
-def load_explanations(path, fields=None) -> dict:
-    """Every completed row of a file written by :func:`explain_dataset` (complete or not), as NumPy
-    arrays, plus ``"attrs"`` (JSON attributes decoded). Reads everything into memory: for large
-    files use ``h5py.File(path)`` and slice."""
-    import h5py
-    with h5py.File(path, "r") as f:
-        index = f["index"][:]
-        keep = index >= 0                                                     # a padded last block, if any
-        names = [n for n in f if n != "paths"] if fields is None else list(fields)
-        result = {n: f[n][:][keep] for n in names}
-        if "paths" in f and (fields is None or "paths" in fields):
-            result["paths"] = np.asarray([p.decode() if isinstance(p, bytes) else p for p in f["paths"][:]])[:keep.sum()]
-        attrs = {}
-        for key, value in f.attrs.items():
-            value = _attr(value)
-            if isinstance(value, str) and value[:1] in "[{\"" and key != "method":
-                try:
-                    value = json.loads(value)
-                except json.JSONDecodeError:
-                    pass
-            attrs[key] = value
-        result["attrs"] = attrs
-    return result
-
-
-def merge_shards(shards, out, *, compression: str | None = "gzip") -> str:
-    """One file from the complete shard files of one run (:func:`shard_path`), rows in example order.
-
-    Checks that every shard is complete, that all were made by the same model, method, options and
-    data, and that together they cover every example exactly once; written atomically."""
-    import h5py
-    shards = [os.fspath(s) for s in shards]
-    if not shards:
-        raise ValueError("no shard files given")
-    infos = []
-    for path in shards:
-        with h5py.File(path, "r") as f:
-            attrs = {k: _attr(v) for k, v in f.attrs.items()}
-            if attrs.get("format") != FORMAT:
-                raise ValueError(f"{path!r} is not a file written by explain_dataset")
-            if not attrs.get("complete"):
-                raise ValueError(f"{path!r} is not complete; finish (resume) that shard first")
-            infos.append((path, attrs, f["index"][:]))
-    same = ("method", "method_options", "model_fingerprint", "class_index", "data", "compression")
-    for key in same:
-        values = {str(a[key]) for _, a, _ in infos}
-        if len(values) > 1:
-            raise ValueError(f"the shards differ in {key}: {sorted(values)}; they are not one run")
-    counts = {json.loads(a["shard"])[1] for _, a, _ in infos}
-    ids = sorted(json.loads(a["shard"])[0] for _, a, _ in infos)
-    if len(counts) != 1 or ids != list(range(counts.pop())):
-        raise ValueError(f"the shards are {ids} of {sorted({json.loads(a['shard'])[1] for _, a, _ in infos})}; "
-                         "each of 0..n-1 must be given once")
-    index = np.concatenate([i for _, _, i in infos])
-    total = len(index)
-    if not np.array_equal(np.sort(index), np.arange(total)):
-        missing = np.setdiff1d(np.arange(index.max() + 1), index)[:10].tolist()
-        raise ValueError(f"the shards do not cover every example once (repeated or missing, e.g. {missing})")
-    order = np.argsort(index, kind="stable")
-    first = infos[0][1]
-
-    def write(f):
-        for key, value in first.items():
-            f.attrs[key] = value
-        f.attrs["shard"] = json.dumps([0, 1])
-        f.attrs["n_examples"] = total
-        f.attrs["merged_from"] = json.dumps([os.path.basename(p) for p, _, _ in infos])
-        sources = [h5py.File(p, "r") for p, _, _ in infos]
-        try:
-            for name in [n for n in sources[0] if n != "paths"]:
-                data = np.concatenate([s[name][:] for s in sources])[order]
-                kwargs = {}
-                if name == "maps":
-                    kwargs = {"chunks": (_chunk_rows(data.shape[1:], data.dtype, 1),) + data.shape[1:]}
-                    if compression is not None:
-                        kwargs.update(compression=compression, shuffle=True)
-                        if compression == "gzip":
-                            kwargs["compression_opts"] = 1
-                f.create_dataset(name, data=data, **kwargs)
-            if "paths" in sources[0]:
-                paths = np.concatenate([s["paths"][:] for s in sources])[order]
-                f.create_dataset("paths", data=paths, dtype=h5py.string_dtype())
-        finally:
-            for s in sources:
-                s.close()
-    _atomic_h5(out, write)
-    return out
 
 
 # --- the command line ---

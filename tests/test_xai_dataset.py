@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT, tiny_conv1d, tiny_conv2d
 
 import xai_dataset as xd
+import xai_store
 import xai_utils as xu
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])}
@@ -234,19 +235,19 @@ def test_killed_run_is_readable_and_resumes_to_the_same_file(tmp_path, saved, mo
 
 def test_a_failed_write_keeps_the_completed_batches(tmp_path, model2d, images, monkeypatch):
     out = tmp_path / "d.h5"
-    real, calls = xd._write_part, []
+    real, calls = xai_store.write_part, []
 
     def full_disk(path, *args):
         calls.append(path)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
         return real(path, *args)
-    monkeypatch.setattr(xd, "_write_part", full_disk)
+    monkeypatch.setattr(xai_store, "write_part", full_disk)
     with pytest.raises(OSError, match="completed batches are kept"):
         xd.explain_dataset(model2d, images, "grad_cam", out, batch_size=4, progress=False)
     with h5py.File(out) as f:
         assert f["maps"].shape[0] == 8
-    monkeypatch.setattr(xd, "_write_part", real)
+    monkeypatch.setattr(xai_store, "write_part", real)
     xd.explain_dataset(model2d, images, "grad_cam", out, batch_size=4, progress=False)
     np.testing.assert_allclose(xd.load_explanations(out)["maps"], xu.grad_cam(model2d, images), rtol=1e-5, atol=1e-6)
 
@@ -273,6 +274,7 @@ import json, keras, numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import xai_dataset as xd
+import xai_store
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     model = keras.models.load_model({str(saved / 'model.keras')!r})
@@ -320,3 +322,22 @@ def test_two_workers_and_the_command_line(tmp_path, saved, model2d, images):
     help_text = subprocess.run([sys.executable, "-m", "xai_dataset", "--help"], cwd=ROOT, env=ENV,
                                capture_output=True, text=True)
     assert help_text.returncode == 0 and "--method" in help_text.stdout and "merge" in help_text.stdout
+
+
+def test_interrupted_before_the_last_step_finishes_on_resume(tmp_path, model2d, images, monkeypatch):
+    out = tmp_path / "i.h5"
+    real = xai_store.consolidate
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(xai_store, "consolidate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        xd.explain_dataset(model2d, images, "grad_cam", out, batch_size=4, progress=False)
+    with h5py.File(out) as f:                                             # every batch is there, virtually
+        assert f["maps"].is_virtual and f["maps"].shape[0] == 24 and not f.attrs["complete"]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+    monkeypatch.setattr(xai_store, "consolidate", real)
+    xd.explain_dataset(model2d, images, "grad_cam", out, batch_size=4, progress=False)   # nothing left but the end
+    r = xd.load_explanations(out)
+    assert r["attrs"]["complete"] and len(r["maps"]) == len(images)
+    np.testing.assert_allclose(r["maps"], xu.grad_cam(model2d, images), rtol=1e-5, atol=1e-6)
