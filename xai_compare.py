@@ -18,13 +18,14 @@ from collections.abc import Callable
 import numpy as np
 
 import xai_metrics as xm
-import xai_perturbation as xp
 import xai_utils as xu
 
 __all__ = [
     "METHOD_NAMES",
+    "method_settings",
     "methods",
     "explain_all",
+    "explain_stored",
     "completeness_report",
     "compare_methods",
     "comparison_table",
@@ -40,19 +41,28 @@ METHOD_NAMES = ("Grad-CAM", "IG", "RISE", "SISE")
 MAP_KINDS = {"Grad-CAM": "unsigned", "IG": "signed", "RISE": "unsigned", "SISE": "unsigned"}
 
 
-def methods(*, rise_masks: int = 4000, seed: int = 0, batch_size: int | None = None) -> dict[str, Callable]:
-    """The four methods with the notebook's settings: name -> ``f(model, x, classes) -> maps``.
+def method_settings(*, rise_masks: int = 4000, seed: int = 0) -> dict[str, tuple[str, dict]]:
+    """The four methods with the notebook's settings: name -> (the library's method name, options).
 
     Grad-CAM and IG explain the logit (the papers' choice), RISE and SISE the probability (theirs).
+    """
+    return {"Grad-CAM": ("grad_cam", {}), "IG": ("integrated_gradients", {}),
+            "RISE": ("rise", {"n_masks": rise_masks, "seed": seed}), "SISE": ("sise", {})}
+
+
+def methods(*, rise_masks: int = 4000, seed: int = 0, batch_size: int | None = None) -> dict[str, Callable]:
+    """The four methods of :func:`method_settings`: name -> ``f(model, x, classes) -> maps``.
+
     ``batch_size`` (model inputs per call) applies to IG, RISE and SISE; None keeps each default.
     """
+    import xai_dataset
     b = {} if batch_size is None else {"batch_size": batch_size}
-    return {
-        "Grad-CAM": lambda m, x, c: xu.grad_cam(m, x, c),
-        "IG": lambda m, x, c: xu.integrated_gradients(m, x, c, **b),
-        "RISE": lambda m, x, c: xp.rise(m, x, c, n_masks=rise_masks, seed=seed, **b),
-        "SISE": lambda m, x, c: xp.sise(m, x, c, **b),
-    }
+    out = {}
+    for name, (method, options) in method_settings(rise_masks=rise_masks, seed=seed).items():
+        function = xai_dataset.method_function(method)
+        extra = {} if name == "Grad-CAM" else b
+        out[name] = lambda m, x, c, f=function, o=options, e=extra: f(m, x, c, **o, **e)
+    return out
 
 
 def explain_all(model, x, classes, method_functions: dict, *, log: Callable | None = print):
@@ -64,6 +74,29 @@ def explain_all(model, x, classes, method_functions: dict, *, log: Callable | No
         seconds[name] = (time.perf_counter() - start) / len(x)
         if log:
             log(f"{name:9s} {seconds[name] * 1e3:9.2f} ms / example  ({len(x)} examples)")
+    return maps, seconds
+
+
+def explain_stored(model, x, classes, names, folder: str, *, tag: str, rise_masks: int = 4000, seed: int = 0,
+                   batch_size: int | None = None, log: Callable | None = print):
+    """:func:`explain_all` through ``xai_dataset.explain_dataset``: each method's maps are written to
+    ``folder/<tag>_<method>.h5`` (made afresh) and read back. Returns ``(maps dict, seconds-per-example
+    dict)``; the seconds include storing."""
+    import xai_dataset
+    os.makedirs(folder, exist_ok=True)
+    settings = method_settings(rise_masks=rise_masks, seed=seed)
+    maps, seconds = {}, {}
+    for name in names:
+        method, options = settings[name]
+        out = os.path.join(folder, f"{tag}_{method}.h5")
+        start = time.perf_counter()
+        xai_dataset.explain_dataset(model, x, method, out, class_index=np.asarray(classes), resume=False,
+                                    progress=False, method_batch_size=None if name == "Grad-CAM" else batch_size,
+                                    **options)
+        seconds[name] = (time.perf_counter() - start) / len(x)
+        maps[name] = xai_dataset.load_explanations(out, fields=["maps", "index"])["maps"]
+        if log:
+            log(f"{name:9s} {seconds[name] * 1e3:9.2f} ms / example  ({len(x)} examples) -> {out}")
     return maps, seconds
 
 

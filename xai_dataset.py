@@ -36,6 +36,7 @@ from xai_store import COMPRESSIONS, FORMAT, load_explanations, merge_shards, sha
 
 __all__ = [
     "METHODS",
+    "method_function",
     "explain_dataset",
     "merge_shards",
     "load_explanations",
@@ -63,6 +64,11 @@ METHODS = {
 
 
 # --- the method, its options and the model, as recorded in the file ---
+
+def method_function(name: str) -> Callable:
+    """The library's method called ``name`` (a key of :data:`METHODS`)."""
+    return _resolve_method(name)[0]
+
 
 def _resolve_method(method) -> tuple[Callable, str]:
     if isinstance(method, str):

@@ -92,3 +92,19 @@ def test_methods_explain_all_and_completeness_report():
 def test_write_text_atomic(tmp_path):
     path = xc.write_text_atomic(str(tmp_path / "sub" / "t.md"), "hello\n")
     assert open(path).read() == "hello\n" and os.listdir(tmp_path / "sub") == ["t.md"]
+
+
+def test_explain_stored_equals_explain_all(tmp_path):
+    from conftest import tiny_conv2d
+    model = tiny_conv2d()
+    x = np.random.default_rng(0).uniform(0, 255, (10, 12, 12, 3)).astype(np.float32)
+    classes = np.arange(10) % 4
+    names = ("Grad-CAM", "IG", "RISE", "SISE")
+    kept, _ = xc.explain_all(model, x, classes, xc.methods(rise_masks=50, seed=1), log=None)
+    stored, seconds = xc.explain_stored(model, x, classes, names, str(tmp_path / "maps"), tag="t", rise_masks=50,
+                                        seed=1, batch_size=32, log=None)
+    assert sorted(stored) == sorted(names) and all(s > 0 for s in seconds.values())
+    for name in names:
+        np.testing.assert_allclose(stored[name], kept[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    assert sorted(os.listdir(tmp_path / "maps")) == ["t_grad_cam.h5", "t_integrated_gradients.h5", "t_rise.h5",
+                                                     "t_sise.h5"]
