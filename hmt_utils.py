@@ -5,6 +5,11 @@ Data: 5000 H&E tiles of 150 x 150 px in 8 classes, in the course's layout
 Cite: J. N. Kather et al., "Multi-class texture analysis in colorectal cancer histology",
 Scientific Reports 6:27988 (2016); data CC BY 4.0, Zenodo record 53169.
 
+Every tile's file name names its slide and source image (:func:`tile_groups`): the 5000 tiles come
+from 10 slides and 298 source images, and 495 of the 496 HMT_test tiles share a source image with
+HMT_train. ``load_hmt(..., groups=True)`` returns them; ``TrainConfig(val_split="source_image")``
+keeps whole source images on one side of the validation split.
+
 Axis key: N examples, B batch, H, W image size (150), C channels (3), K classes (8).
 """
 from __future__ import annotations
@@ -12,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,10 +36,14 @@ __all__ = [
     "ZENODO_URL",
     "ZENODO_MD5",
     "HMTDataError",
+    "TILE_NAME_FORMS",
+    "TileGroups",
+    "tile_groups",
     "default_root",
     "load_hmt",
     "data_fingerprint",
     "download_hmt",
+    "VAL_SPLITS",
     "TrainConfig",
     "build_model",
     "train",
@@ -57,6 +68,58 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 class HMTDataError(RuntimeError):
     """The HMT data are missing, incomplete or corrupt; the message says which file and what to do."""
+
+
+# --- where each tile comes from: its slide and source image, from its file name ---
+
+# <hex id>_<source image>.tif_Row_<row>_Col_<col>.<ext>, the window at (row, col) of a source image of
+# a slide. Nine forms of the source image occur in the 5000 tiles (counts in the docstring below).
+TILE_NAME_FORMS = ("CRC-Prim-HE-NN_NNN", "CRC-Prim-HE-NN", "CRC-Prim-HE-NN_NNNa", "CRC-Prim-HE-NN_NNNb",
+                   "CRC-Prim-HE-NN_NNNc", "CRC-Prim-HE-NN_NNN_copy", "CRC-Prim-HE-NNb", "CRC-Prim-HE-NNc",
+                   "CRC-Prim-HE-NN_copy")
+_TILE_NAME = re.compile(r"[0-9A-F]+_(?P<slide>CRC-Prim-HE-\d{2})(?:(?P<image>_\d{3})(?:[abc]|_copy)?|b|c|_copy)?"
+                        r"\.tif_Row_\d+_Col_\d+\.[A-Za-z0-9]+")
+
+
+class TileGroups(NamedTuple):
+    """Where each tile comes from, aligned with the tiles: str arrays (N,)."""
+    slide: np.ndarray           # (N,) str, e.g. "CRC-Prim-HE-03"
+    source_image: np.ndarray    # (N,) str, e.g. "CRC-Prim-HE-03_009"
+
+
+def tile_groups(name: str) -> tuple[str, str]:
+    """``(slide, source_image)`` of an HMT tile, from its file name (a path is fine).
+
+    ``10009_CRC-Prim-HE-03_009.tif_Row_301_Col_151.webp`` is the window at row 301, column 151 of
+    source image ``CRC-Prim-HE-03_009`` of slide ``CRC-Prim-HE-03``. The forms, with their counts in
+    the 5000 tiles: ``CRC-Prim-HE-NN_NNN`` 4332, ``CRC-Prim-HE-NN`` 431 (the slide's unnumbered
+    image), ``_NNNb`` 100, ``_NNNa`` 71, ``_NNN_copy`` 25, ``NNb`` 15, ``NN_copy`` 14, ``NNc`` 10,
+    ``_NNNc`` 2. A suffix (a, b, c, _copy) marks another crop or a copy of the same image: its windows
+    restart at row 1, col 1 and hold other tissue, but may lie next to the unsuffixed crop's in the
+    image, so it is counted as the same source image (the cautious choice: merging never leaks).
+    That gives 298 source images (313 with the suffixes kept apart) on 10 slides.
+
+    Raises:
+        HMTDataError: a name of none of the forms (:data:`TILE_NAME_FORMS`).
+    """
+    base = os.path.basename(str(name))
+    match = _TILE_NAME.fullmatch(base)
+    if match is None:
+        raise HMTDataError(f"cannot tell the slide and source image of {base!r}: expected "
+                           "<hex id>_<source image>.tif_Row_<row>_Col_<col>.<ext> with the source image in one of the "
+                           f"forms {', '.join(TILE_NAME_FORMS)} (N a digit), as Kather et al.'s tiles are named. "
+                           "Tiles named otherwise load without groups: load_hmt(..., groups=False).")
+    return match["slide"], match["slide"] + (match["image"] or "")
+
+
+def _groups_of(files: list[str]) -> TileGroups | None:
+    """The groups of these files, or None if any name is not of a known form."""
+    try:
+        pairs = [tile_groups(path) for path in files]
+    except HMTDataError:
+        return None
+    slide, image = zip(*pairs) if pairs else ((), ())
+    return TileGroups(np.asarray(slide, dtype=str), np.asarray(image, dtype=str))
 
 
 def default_root() -> str:
@@ -113,27 +176,34 @@ def _decode(path: str) -> np.ndarray:
     return arr
 
 
-def load_hmt(root: str | None = None, *, cache_dir: str | None = None, progress: bool = True):
+def load_hmt(root: str | None = None, *, cache_dir: str | None = None, progress: bool = True,
+             groups: bool = False):
     """Load the HMT tiles in the course's train/test layout.
 
     Decoded arrays are cached as a compressed ``.npz`` in ``cache_dir`` (default ``data/cache``),
     keyed by a fingerprint of the files' names and contents; a change to any file's bytes rebuilds
     the cache, and so does a truncated or corrupt cache. A folder that cannot be written loads
-    without caching (with a warning).
+    without caching (with a warning). The cache also holds the tiles' groups (slide, source image)
+    when every name has a known form; a cache written before it did is rebuilt once.
 
     Args:
         root: folder holding ``HMT_train`` and ``HMT_test``; ``None`` means :func:`default_root`.
         cache_dir: where the decoded cache lives; ``None`` means ``data/cache`` in the repository.
         progress: show a progress bar while decoding.
+        groups: also return each tile's slide and source image (:func:`tile_groups`). Tiles named
+            otherwise (a folder of one's own) load as usual without it; asked for, such a name is an error.
 
     Returns:
         ``(x_train, y_train), (x_test, y_test), class_names`` with x uint8 (N, 150, 150, 3),
-        y int64 (N,) in folder order, and the 8 readable class names.
+        y int64 (N,) in folder order, and the 8 readable class names; with ``groups=True`` a fourth
+        item ``(groups_train, groups_test)``, two :class:`TileGroups` aligned with the tiles.
 
     Raises:
         HMTDataError: missing root or class folders, an empty class, a file that does not decode
-            or is not a 150 x 150 RGB tile.
+            or is not a 150 x 150 RGB tile; with ``groups=True``, a name of no known form.
     """
+    if not isinstance(groups, bool):
+        raise TypeError(f"groups must be True or False, got {groups!r}")
     root = default_root() if root is None else str(root)
     if not os.path.isdir(root):
         raise HMTDataError(f"HMT data folder {root!r} does not exist. Run `make data` (it links the "
@@ -141,35 +211,56 @@ def load_hmt(root: str | None = None, *, cache_dir: str | None = None, progress:
                            "folder that holds HMT_train and HMT_test.")
     per_split = {s: _list_split(root, s) for s in SPLITS}
     all_files = [p for s in SPLITS for cls in per_split[s] for p in cls]
+    named = {s: _groups_of([p for cls in per_split[s] for p in cls]) for s in SPLITS}   # None: names of no known form
+    if groups and any(g is None for g in named.values()):
+        for path in all_files:
+            tile_groups(path)                                 # raises, naming the first such file
     cache_dir = os.path.join(HERE, "data", "cache") if cache_dir is None else cache_dir
     cache = os.path.join(cache_dir, f"hmt_{_fingerprint(all_files, root)}.npz")
-    arrays = _read_cache(cache, per_split) if os.path.isfile(cache) else None
+    arrays = _read_cache(cache, per_split, named) if os.path.isfile(cache) else None
     if arrays is None:
         arrays = _decode_splits(per_split, progress)
+        for split, key in zip(SPLITS, ("train", "test")):
+            if named[split] is not None:
+                arrays[f"slide_{key}"], arrays[f"source_image_{key}"] = named[split]
         try:
             _save_npz_atomic(cache, arrays)
         except OSError as err:                                # a read-only folder: load without caching
             import warnings
             warnings.warn(f"could not write the HMT cache {cache!r} ({err}); loading without a cache",
                           stacklevel=2)
-    return ((arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"]),
-            list(CLASS_NAMES))
+    data = (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"]), list(CLASS_NAMES)
+    if not groups:
+        return data
+    return data + (tuple(TileGroups(arrays[f"slide_{k}"], arrays[f"source_image_{k}"]) for k in ("train", "test")),)
 
 
-def data_fingerprint(x: np.ndarray, y: np.ndarray) -> str:
+def data_fingerprint(x: np.ndarray, y: np.ndarray, groups: TileGroups | np.ndarray | None = None) -> str:
     """A content hash of tiles and labels (sha1 of the bytes, shapes and dtypes; 20 hex digits), so
-    a saved model names exactly the data it was trained or tested on, wherever they were stored."""
+    a saved model names exactly the data it was trained or tested on, wherever they were stored.
+
+    ``groups``: None (the hash of x and y alone, as models/HMT.json records it), a :class:`TileGroups`
+    or str/int (N,) group ids, hashed too (as text, so the dtype's string width does not matter)."""
     h = hashlib.sha1()
     for a in (np.ascontiguousarray(x), np.ascontiguousarray(y)):
         h.update(f"{a.shape}|{a.dtype}|".encode())
         h.update(memoryview(a).cast("B"))
+    if groups is not None:
+        columns = list(groups) if isinstance(groups, TileGroups) else [groups]
+        for column in map(np.asarray, columns):
+            if column.shape != (len(y),):
+                raise ValueError(f"groups must hold one id per tile: expected shape ({len(y)},), got {column.shape}")
+            h.update(b"groups|" + "\n".join(map(str, column.tolist())).encode())
     return h.hexdigest()[:20]
 
 
-def _read_cache(path: str, per_split: dict) -> dict | None:
-    """The cached arrays, or None (rebuild) when the file is truncated, corrupt or incomplete."""
+def _read_cache(path: str, per_split: dict, named: dict) -> dict | None:
+    """The cached arrays, or None (rebuild) when the file is truncated, corrupt or incomplete, or its
+    groups are missing or differ from those the file names give."""
     import zipfile
     want = {f"{x}_{k}": sum(len(c) for c in per_split[s]) for s, k in zip(SPLITS, ("train", "test")) for x in "xy"}
+    want.update({f"{g}_{k}": n for s, k in zip(SPLITS, ("train", "test")) if named[s] is not None
+                 for g, n in (("slide", len(named[s].slide)), ("source_image", len(named[s].slide)))})
     try:
         with np.load(path) as z:
             arrays = {k: z[k] for k in z.files}
@@ -178,6 +269,10 @@ def _read_cache(path: str, per_split: dict) -> dict | None:
     if set(arrays) != set(want) or any(len(arrays[k]) != n for k, n in want.items()) or \
             arrays["x_train"].shape[1:] != TILE_SHAPE or arrays["x_train"].dtype != np.uint8:
         return None
+    for s, k in zip(SPLITS, ("train", "test")):
+        if named[s] is not None and not (np.array_equal(arrays[f"slide_{k}"], named[s].slide)
+                                         and np.array_equal(arrays[f"source_image_{k}"], named[s].source_image)):
+            return None
     return arrays
 
 
@@ -290,6 +385,9 @@ def _extract_and_split(archive: str, out: str, seed: int, test_per_class: int) -
 
 # --- the VGG-style CNN ---
 
+VAL_SPLITS = ("stratified", "source_image")
+
+
 @dataclass(frozen=True)
 class TrainConfig(tu.TrainConfig):
     """Training recipe of the HMT CNN, chosen on a stratified validation split of HMT_train."""
@@ -305,6 +403,7 @@ class TrainConfig(tu.TrainConfig):
     block3_width: int = 192        # channels of the third block (cheap at 14 x 14); 0 means 4 * width
     train_crop: int = 112          # > 0: train on random crops of this size (see train); 0: whole tiles
     stem_width: int = 0            # > 0: a full-resolution first conv of this many channels + 2x2 pooling
+    val_split: str = "stratified"  # "stratified" (the committed model's) or "source_image" (whole images a side; needs groups)
     # ema_decay (from the base, 0: off): 0.998 was tried and tied on validation (see HMT.ipynb, models/trials/)
 
     def __post_init__(self):
@@ -313,6 +412,8 @@ class TrainConfig(tu.TrainConfig):
         if self.width < 1 or self.block3_width < 0 or self.stem_width < 0 or not crop_ok:
             raise ValueError(f"invalid HMT config: width >= 1, block3_width >= 0, stem_width >= 0 and train_crop 0 or in "
                              f"[32, {TILE_SHAPE[0]}] expected, got {self}")
+        if self.val_split not in VAL_SPLITS:
+            raise ValueError(f"invalid HMT config: val_split must be one of {VAL_SPLITS}, got {self.val_split!r}")
 
 
 def build_model(width: int = 32, seed: int = 0, activation: str = "gelu", dropout: float = 0.2,
@@ -411,11 +512,16 @@ def predict_tta(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     return np.mean(probs, axis=0)
 
 
-def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, callbacks=(), verbose: int = 0):
-    """Train on HMT_train (uint8 or float tiles, 0-255); a stratified validation split of it
-    chooses the epoch. HMT_test is not touched. Returns ``(model, info)`` (see
-    :func:`training_utils.train_model`, which also takes the extra Keras ``callbacks``); info also
-    holds the data fingerprint of the training tiles.
+def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: TileGroups | np.ndarray | None = None,
+          one_group_classes: str = "raise", callbacks=(), verbose: int = 0):
+    """Train on HMT_train (uint8 or float tiles, 0-255); a validation split of it chooses the epoch:
+    stratified (``config.val_split="stratified"``), or whole source images on one side
+    (``"source_image"``, :func:`training_utils.grouped_split`), which needs ``groups``: the
+    :class:`TileGroups` of the tiles or str (N,) source images. ``one_group_classes="train"`` keeps a
+    class from a single source image in training only (see grouped_split). HMT_test is not touched.
+    Returns ``(model, info)`` (see :func:`training_utils.train_model`, which also takes the extra
+    Keras ``callbacks``); info also holds the data fingerprint of the training tiles (and, with
+    groups, ``train_groups_fingerprint``: of tiles, labels and groups).
 
     With ``config.train_crop`` > 0 the network is trained on random crops (a cheaper step and a
     translation augmentation); being fully convolutional up to its global average pooling, it is
@@ -424,17 +530,24 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, callbacks=()
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be hmt_utils.TrainConfig, got {type(config).__name__}")
+    if (groups is None) != (config.val_split == "stratified"):
+        raise ValueError(f"config.val_split={config.val_split!r} with groups={'None' if groups is None else 'given'}: "
+                         "'source_image' needs the tiles' groups (load_hmt(..., groups=True)), 'stratified' uses none; "
+                         "pass groups with val_split='source_image' only")
+    images = groups.source_image if isinstance(groups, TileGroups) else groups
     build = lambda shape: build_model(config.width, config.seed, config.activation, config.dropout,  # noqa: E731
                                       config.padding, config.block3_width, shape, config.stem_width)
     model, info = tu.train_model(
         lambda: build((None, None, 3) if config.train_crop else TILE_SHAPE), x_train, y_train, config,
         augment=lambda xb, rng: augment_tiles(xb, rng, config.colour_jitter, config.train_crop),
-        callbacks=callbacks, verbose=verbose)
+        callbacks=callbacks, verbose=verbose, groups=images, one_group_classes=one_group_classes)
     if config.train_crop:
         final = build(TILE_SHAPE)
         final.set_weights(model.get_weights())
         model = final
     info["train_fingerprint"] = data_fingerprint(x_train, y_train)
+    if groups is not None:
+        info["train_groups_fingerprint"] = data_fingerprint(x_train, y_train, groups)
     return model, info
 
 
@@ -461,13 +574,15 @@ def course_model_inputs(x: np.ndarray, batch_size: int = 128):
 def save_model(model, info: dict, test_accuracy: float, per_class_accuracy, tta_accuracy: float | None = None,
                path: str = "models/HMT.keras", *, test_fingerprint: str | None = None) -> None:
     """Save the model portably and, beside it, a JSON with its provenance: seed, recipe, the
-    validation split's seed, the data fingerprints, validation, test and per-class accuracy,
-    training time and library versions. Atomic (temp file + rename)."""
+    validation split (its kind, seed and, if grouped, groups a side), the data fingerprints,
+    validation, test and per-class accuracy, training time and library versions. Atomic (temp file + rename)."""
     tu.save_trained_model(
         model, info, path, test_accuracy,
         per_class_accuracy=dict(zip(CLASS_NAMES, map(float, per_class_accuracy))),
         test_accuracy_tta=None if tta_accuracy is None else float(tta_accuracy),
         data={"name": "HMT (Kather et al. 2016), the course's HMT_train / HMT_test split",
+              "val_split": info["config"].get("val_split", "stratified"), "val_groups": info.get("val_groups"),
               "val_split_seed": info["config"]["seed"], "val_fraction": info["config"]["val_fraction"],
+              "train_groups_fingerprint": info.get("train_groups_fingerprint"),
               "train_fingerprint": info.get("train_fingerprint"), "test_fingerprint": test_fingerprint,
               "n_train": info.get("n_train"), "n_val": info.get("n_val")})

@@ -137,7 +137,7 @@ def main():
             label = method + (f" ({len(xs)} tiles)" if len(xs) != n else "")
             print(f"| {label} | {best['memory']:.2f} | {best['hdf5']:.2f} | {ratio * 100:+.1f} % | {size / 1e6:.1f} |")
         sizes = (64, 640) if args.quick else (500, 5000)
-        print(f"\n## Peak memory, Grad-CAM over a memory-mapped file of N tiles (fresh process each)\n")
+        print("\n## Peak memory, Grad-CAM over a memory-mapped file of N tiles (fresh process each)\n")
         print("| N tiles | data on disk, MiB | peak anonymous RSS, MiB | seconds |")
         print("| --- | --- | --- | --- |")
         for n_tiles, peak, seconds, disk in memory(model_path, x, sizes, folder):

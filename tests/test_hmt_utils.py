@@ -12,6 +12,7 @@ from conftest import repo_path, shared_path
 from PIL import Image
 
 import hmt_utils as hmt
+import training_utils as tu
 
 
 def _tile(seed, shape=hmt.TILE_SHAPE):
@@ -115,6 +116,143 @@ def test_interrupted_cache_build_leaves_no_temporary_files(tmp_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         hmt.load_hmt(str(root), cache_dir=str(cache), progress=False)
     assert os.listdir(cache) == []
+
+
+# --- where each tile comes from ---
+
+# One real name of each of the nine forms (from HMT_test, HMT_train), with its slide and source image.
+NAME_FORMS = [
+    ("13859_CRC-Prim-HE-04_033.tif_Row_601_Col_1.webp", "CRC-Prim-HE-04", "CRC-Prim-HE-04_033"),
+    ("17158_CRC-Prim-HE-07.tif_Row_601_Col_301.webp", "CRC-Prim-HE-07", "CRC-Prim-HE-07"),
+    ("13051_CRC-Prim-HE-05_009a.tif_Row_151_Col_151.webp", "CRC-Prim-HE-05", "CRC-Prim-HE-05_009"),
+    ("15143_CRC-Prim-HE-02_003b.tif_Row_151_Col_151.webp", "CRC-Prim-HE-02", "CRC-Prim-HE-02_003"),
+    ("A8D0_CRC-Prim-HE-10_002c.tif_Row_1_Col_451.webp", "CRC-Prim-HE-10", "CRC-Prim-HE-10_002"),
+    ("16859_CRC-Prim-HE-07_001_copy.tif_Row_451_Col_1.webp", "CRC-Prim-HE-07", "CRC-Prim-HE-07_001"),
+    ("E115_CRC-Prim-HE-01b.tif_Row_1_Col_1.webp", "CRC-Prim-HE-01", "CRC-Prim-HE-01"),
+    ("E174_CRC-Prim-HE-10c.tif_Row_601_Col_151.webp", "CRC-Prim-HE-10", "CRC-Prim-HE-10"),
+    ("105DB_CRC-Prim-HE-02_copy.tif_Row_1_Col_601.webp", "CRC-Prim-HE-02", "CRC-Prim-HE-02"),
+]
+
+
+@pytest.mark.parametrize("name, slide, image", NAME_FORMS)
+def test_tile_groups_reads_every_name_form(name, slide, image):
+    assert hmt.tile_groups(name) == (slide, image)
+    assert hmt.tile_groups(os.path.join("HMT_train", "01_TUMOR", name)) == (slide, image)     # a path
+    assert hmt.tile_groups(name.replace(".webp", ".tif")) == (slide, image)                    # Zenodo's tifs
+    assert len(NAME_FORMS) == len(hmt.TILE_NAME_FORMS)
+
+
+@pytest.mark.parametrize("name", ["t0.png", "10009_CRC-Prim-HE-3_009.tif_Row_1_Col_1.webp",
+                                  "10009_CRC-Prim-HE-03_009d.tif_Row_1_Col_1.webp", "10009_CRC-Prim-HE-03a.tif_Row_1_Col_1.webp",
+                                  "CRC-Prim-HE-03_009.tif_Row_1_Col_1.webp", "10009_CRC-Prim-HE-03_009.tif_Row_1.webp"])
+def test_unparsable_name_is_named_with_the_known_forms(name):
+    with pytest.raises(hmt.HMTDataError) as err:
+        hmt.tile_groups(os.path.join("somewhere", name))
+    assert repr(name) in str(err.value) and all(form in str(err.value) for form in hmt.TILE_NAME_FORMS)
+
+
+def _hmt_names():
+    """Every tile name of the shared data, with its split and label, in load_hmt's order."""
+    from conftest import hmt_root
+    root = hmt_root()
+    return [(split, label, name) for split in hmt.SPLITS for label, folder in enumerate(hmt.CLASS_FOLDERS)
+            for name in sorted(os.listdir(os.path.join(root, split, folder)))]
+
+
+def test_groups_of_all_5000_tiles():
+    rows = _hmt_names()
+    assert len(rows) == 5000
+    groups = [hmt.tile_groups(name) for _, _, name in rows]
+    slides, images = {s for s, _ in groups}, {i for _, i in groups}
+    assert slides == {f"CRC-Prim-HE-{i:02d}" for i in range(1, 11)} and len(images) == 298
+    assert all(image.startswith(slide) for slide, image in groups)
+    train = {i for (split, _, _), (_, i) in zip(rows, groups) if split == "HMT_train"}
+    test = [i for (split, _, _), (_, i) in zip(rows, groups) if split == "HMT_test"]
+    assert (len(train), len(set(test)), len(train & set(test))) == (297, 169, 168)
+    assert sum(i in train for i in test) == 495                                # of the 496 test tiles
+    empty = {i for (_, label, _), (_, i) in zip(rows, groups) if label == 7}
+    assert empty == {"CRC-Prim-HE-06_005", "CRC-Prim-HE-10_026"}               # EMPTY: two source images
+
+
+def test_real_data_loads_with_groups_and_keeps_its_fingerprints(hmt_data):
+    from conftest import hmt_root
+    (xt, yt), (xs, ys), names, (gt, gs) = hmt.load_hmt(hmt_root(), groups=True, progress=False)
+    rows = _hmt_names()
+    assert list(gt.source_image) + list(gs.source_image) == [hmt.tile_groups(n)[1] for _, _, n in rows]
+    np.testing.assert_array_equal(xt, hmt_data[0][0])
+    with open(repo_path("models", "HMT.json")) as f:
+        data = json.load(f)["data"]
+    assert hmt.data_fingerprint(xs, ys) == data["test_fingerprint"]            # unchanged without groups
+
+
+def _make_named_layout(root, per_class=(3, 1)):
+    """The small layout with Kather-style names: two source images of two slides a class."""
+    for split, n in zip(hmt.SPLITS, per_class):
+        for c, folder in enumerate(hmt.CLASS_FOLDERS):
+            os.makedirs(root / split / folder, exist_ok=True)
+            for i in range(n):
+                name = f"{c}{i}{'AB'[split == 'HMT_test']}_CRC-Prim-HE-0{1 + i % 2}_00{c}.tif_Row_{1 + 150 * i}_Col_1.png"
+                Image.fromarray(_tile(100 * c + i)).save(root / split / folder / name)
+    return root
+
+
+def test_load_with_groups_aligns_them_with_the_tiles_and_caches_them(tmp_path):
+    root = _make_named_layout(tmp_path / "hmt")
+    cache = tmp_path / "cache"
+    plain = hmt.load_hmt(str(root), cache_dir=str(cache), progress=False)
+    assert len(plain) == 3                                                     # the return value as before
+    (xt, yt), (xs, ys), names, (gt, gs) = hmt.load_hmt(str(root), cache_dir=str(cache), progress=False, groups=True)
+    np.testing.assert_array_equal(xt, plain[0][0])
+    assert isinstance(gt, hmt.TileGroups) and gt.slide.shape == gt.source_image.shape == yt.shape and len(gs.slide) == 8
+    assert list(gt.source_image[:3]) == ["CRC-Prim-HE-01_000", "CRC-Prim-HE-02_000", "CRC-Prim-HE-01_000"]
+    assert list(gs.slide) == ["CRC-Prim-HE-01"] * 8
+    with np.load(cache / os.listdir(cache)[0]) as z:
+        assert {"slide_train", "source_image_train", "slide_test", "source_image_test"} <= set(z.files)
+
+
+def test_cache_without_groups_is_rebuilt(tmp_path):
+    root = _make_named_layout(tmp_path / "hmt")
+    cache = tmp_path / "cache"
+    hmt.load_hmt(str(root), cache_dir=str(cache), progress=False)
+    path = cache / os.listdir(cache)[0]
+    with np.load(path) as z:
+        old = {k: z[k] for k in z.files if k[0] in "xy"}                      # as written before groups existed
+    np.savez_compressed(path, **old)
+    *_, (gt, _) = hmt.load_hmt(str(root), cache_dir=str(cache), progress=False, groups=True)
+    assert len(gt.slide) == 24
+    with np.load(path) as z:
+        assert "source_image_train" in z.files
+
+
+def test_other_names_load_without_groups_unless_asked(tmp_path):
+    root = _make_layout(tmp_path / "hmt")                                      # names t0.png, t1.png
+    cache = tmp_path / "cache"
+    (xt, _), _, _ = hmt.load_hmt(str(root), cache_dir=str(cache), progress=False)
+    assert xt.shape[0] == 16
+    with np.load(cache / os.listdir(cache)[0]) as z:
+        assert sorted(z.files) == ["x_test", "x_train", "y_test", "y_train"]
+    with pytest.raises(hmt.HMTDataError, match="t0.png.*CRC-Prim-HE-NN_NNN"):
+        hmt.load_hmt(str(root), cache_dir=str(cache), progress=False, groups=True)
+    with pytest.raises(TypeError, match="True or False"):
+        hmt.load_hmt(str(root), cache_dir=str(cache), progress=False, groups="yes")
+
+
+def test_data_fingerprint_is_unchanged_without_groups_and_covers_them():
+    x, y = np.arange(12, dtype=np.uint8).reshape(3, 4), np.arange(3)
+    h = hashlib.sha1()
+    for a in (x, y):                                                           # the formula models/HMT.json used
+        h.update(f"{a.shape}|{a.dtype}|".encode())
+        h.update(a.tobytes())
+    assert hmt.data_fingerprint(x, y) == hmt.data_fingerprint(x, y, None) == h.hexdigest()[:20]
+    groups = hmt.TileGroups(np.array(["s1", "s1", "s2"]), np.array(["s1_001", "s1_002", "s2_001"]))
+    with_groups = hmt.data_fingerprint(x, y, groups)
+    assert with_groups != hmt.data_fingerprint(x, y)
+    wide = hmt.TileGroups(groups.slide.astype("<U40"), groups.source_image.astype(object))
+    assert hmt.data_fingerprint(x, y, wide) == with_groups                     # the text, not its dtype
+    moved = hmt.TileGroups(groups.slide, np.array(["s1_001", "s1_001", "s2_001"]))
+    assert hmt.data_fingerprint(x, y, moved) != with_groups
+    with pytest.raises(ValueError, match=r"expected shape \(3,\)"):
+        hmt.data_fingerprint(x, y, np.array(["a", "b"]))
 
 
 def test_data_fingerprint_follows_content():
@@ -291,9 +429,48 @@ def test_augmentation_crops_a_window_of_each_tile():
 
 
 def test_train_config_checks_the_model_fields():
-    for bad in ({"train_crop": 16}, {"train_crop": 151}, {"width": 0}, {"block3_width": -1}, {"stem_width": -1}):
+    for bad in ({"train_crop": 16}, {"train_crop": 151}, {"width": 0}, {"block3_width": -1}, {"stem_width": -1},
+                {"val_split": "slide"}, {"val_split": None}):
         with pytest.raises(ValueError, match="invalid HMT config"):
             hmt.TrainConfig(**bad)
+
+
+def test_train_config_keeps_the_stratified_split_by_default():
+    # the committed model was trained with it; a later session flips the default when it retrains
+    assert hmt.TrainConfig().val_split == "stratified" and hmt.VAL_SPLITS == ("stratified", "source_image")
+    assert hmt.TrainConfig(val_split="source_image").val_split == "source_image"
+
+
+def test_train_needs_groups_exactly_for_the_source_image_split():
+    x, y = np.zeros((16, 150, 150, 3), np.uint8), np.repeat(np.arange(8), 2)
+    groups = hmt.TileGroups(np.array(["s"] * 16), np.array([f"s_{i:03d}" for i in range(16)]))
+    with pytest.raises(ValueError, match="'source_image' needs the tiles' groups"):
+        hmt.train(x, y, hmt.TrainConfig(val_split="source_image", epochs=1))
+    with pytest.raises(ValueError, match="'stratified' uses none"):
+        hmt.train(x, y, hmt.TrainConfig(epochs=1), groups=groups)
+
+
+def test_training_with_the_source_image_split_records_it(tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (48, 150, 150, 3), dtype=np.uint8)
+    y = np.repeat(np.arange(8), 6)
+    images = np.array([f"CRC-Prim-HE-01_{c}{i // 2}" for c in range(8) for i in range(6)])   # 3 images a class
+    groups = hmt.TileGroups(np.array(["CRC-Prim-HE-01"] * 48), images)
+    config = hmt.TrainConfig(epochs=1, width=4, block3_width=8, train_crop=64, batch_size=16, val_fraction=0.3,
+                             val_split="source_image")
+    model, info = hmt.train(x, y, config, groups=groups)
+    train, val = tu.grouped_split(y, images, 0.3, seed=0)
+    assert not set(images[train]) & set(images[val])
+    assert info["n_val"] == len(val) == 16 and info["val_groups"]["n_val"] == 8
+    assert info["config"]["val_split"] == "source_image"
+    assert info["train_groups_fingerprint"] == hmt.data_fingerprint(x, y, groups) != info["train_fingerprint"]
+    _, same = hmt.train(x, y, config, groups=images)                           # source images alone do too
+    assert same["n_val"] == 16
+    path = str(tmp_path / "m.keras")
+    hmt.save_model(model, info, 0.5, np.zeros(8), path=path)
+    data = tu.read_provenance(path)["data"]
+    assert data["val_split"] == "source_image" and data["val_groups"]["n_val"] == 8
+    assert data["train_groups_fingerprint"] == info["train_groups_fingerprint"]
 
 
 def test_full_resolution_stem_keeps_the_feature_map_sizes():

@@ -148,3 +148,105 @@ def test_save_figure_is_atomic(tmp_path):
     fig, _ = plt.subplots()
     tu.save_figure(fig, str(tmp_path / "f.png"))
     assert os.listdir(tmp_path) == ["f.png"]
+
+
+# --- the grouped validation split ---
+
+def _grouped_toy(seed=0, n_groups=60, classes=4):
+    """Groups of 1-30 examples, most of one class, some mixing two (as source images do)."""
+    rng = np.random.default_rng(seed)
+    y, groups = [], []
+    for g in range(n_groups):
+        size = int(rng.integers(1, 31))
+        main, other = g % classes, (g + 1) % classes
+        labels = np.where(rng.random(size) < (0.3 if g % 7 == 0 else 0.0), other, main)
+        y += labels.tolist()
+        groups += [f"img{g:03d}"] * size
+    return np.array(y), np.array(groups)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.3])
+def test_grouped_split_keeps_groups_whole_and_classes_on_both_sides(fraction):
+    y, groups = _grouped_toy()
+    train, val = tu.grouped_split(y, groups, fraction, seed=0)
+    assert train.dtype == val.dtype == np.int64
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(len(y)))
+    assert not set(groups[train]) & set(groups[val])                            # no group on both sides
+    assert set(y[train]) == set(y[val]) == set(y)                                # every class on both sides
+    share = np.bincount(y[val], minlength=4) / np.bincount(y)
+    assert np.abs(share - fraction).max() < 0.03, share                         # close to the fraction, per class
+
+
+def test_grouped_split_is_seeded():
+    y, groups = _grouped_toy()
+    a = tu.grouped_split(y, groups, 0.2, seed=3)
+    b = tu.grouped_split(y, groups, 0.2, seed=3)
+    c = tu.grouped_split(y, groups, 0.2, seed=4)
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_grouped_split_takes_int_and_object_groups():
+    y, groups = _grouped_toy()
+    ids = np.unique(groups, return_inverse=True)[1]
+    by_str = tu.grouped_split(y, groups, 0.2, seed=0)
+    for same in (ids, ids.astype(np.int32), groups.astype(object)):
+        np.testing.assert_array_equal(tu.grouped_split(y, same, 0.2, seed=0)[1], by_str[1])
+
+
+def test_grouped_split_reaches_the_one_good_split_of_two_uneven_groups():
+    # a class in two groups of 30 and 3: only the small one in val is close to 10 %
+    y = np.r_[np.zeros(30), np.zeros(3), np.ones(40)].astype(int)
+    groups = np.r_[["big"] * 30, ["small"] * 3, [f"b{i // 4}" for i in range(40)]]
+    _, val = tu.grouped_split(y, groups, 0.1, seed=0)
+    assert set(groups[val][y[val] == 0]) == {"small"}
+
+
+def test_grouped_split_refuses_a_class_in_one_group_or_keeps_it_in_training():
+    y = np.r_[np.zeros(20), np.ones(20)].astype(int)
+    groups = np.r_[[f"a{i // 2}" for i in range(20)], ["only"] * 20]
+    with pytest.raises(ValueError, match=r"class 1 \(20 examples, all in group 'only'\).*one_group_classes='train'"):
+        tu.grouped_split(y, groups, 0.2, seed=0)
+    train, val = tu.grouped_split(y, groups, 0.2, seed=0, one_group_classes="train")
+    assert set(y[val]) == {0} and (y[train] == 1).sum() == 20
+
+
+@pytest.mark.parametrize("groups, why", [
+    (np.arange(5), r"expected shape \(6,\), got \(5,\)"),
+    (np.zeros((6, 2)), "one group per example"),
+    (np.linspace(0, 1, 6), "str or int ids, got dtype float64"),
+    (np.array(["a", None, "b", "c", "d", "e"], dtype=object), "holding None"),
+])
+def test_grouped_split_checks_groups(groups, why):
+    with pytest.raises(ValueError, match=why):
+        tu.grouped_split(np.arange(6) % 2, groups, 0.5, seed=0)
+
+
+def test_grouped_split_checks_labels_fraction_and_option():
+    groups = np.array(list("aabbcc"))
+    for y, fraction, option, why in ((np.linspace(0, 1, 6), 0.5, "raise", "int labels"),
+                                     (np.arange(6) % 2, 1.0, "raise", "val_fraction"),
+                                     (np.arange(6) % 2, 0.5, "drop", "one_group_classes")):
+        with pytest.raises(ValueError, match=why):
+            tu.grouped_split(y, groups, fraction, seed=0, one_group_classes=option)
+
+
+def test_train_model_with_groups_validates_on_whole_groups():
+    x, y = _toy()
+    groups = np.array([f"g{i // 6}" for i in range(len(y))])     # 20 groups of 6, both classes in each
+    config = tu.TrainConfig(epochs=1, batch_size=32, val_fraction=0.25)
+    _, info = tu.train_model(_tiny, x, y, config, groups=groups)
+    train, val = tu.grouped_split(y, groups, config.val_fraction, config.seed)
+    assert info["val_split"] == "grouped" and (info["n_train"], info["n_val"]) == (len(train), len(val))
+    assert info["val_groups"] == {"n_train": len(set(groups[train])), "n_val": len(set(groups[val])),
+                                  "classes_absent_from_val": []}
+    _, plain = tu.train_model(_tiny, x, y, config)
+    assert plain["val_split"] == "stratified" and plain["val_groups"] is None
+
+
+def test_grouped_split_says_when_shared_groups_leave_a_class_no_way_into_val():
+    # class 0 lies only in the groups that hold all of class 1 and all of class 2: both stay in training
+    y = np.r_[[0, 1, 1, 1], [0, 2, 2, 2]]
+    groups = np.array(["p"] * 4 + ["q"] * 4)
+    with pytest.raises(ValueError, match=r"classes \[0\] cannot be put on both sides"):
+        tu.grouped_split(y, groups, 0.2, seed=0, one_group_classes="train")

@@ -1,0 +1,549 @@
+"""HMT without leakage: cross-validation with whole slides held out, a probe for slide identity in a
+model's features, and explanations of held-out tiles that a fold model gets wrong and right.
+
+    python tools/hmt_slide_cv.py                           # full run: 10 folds (one slide each), 64 epochs
+    python tools/hmt_slide_cv.py --epochs 20               # a shorter schedule (recorded in the JSON)
+    python tools/hmt_slide_cv.py --quick --out /tmp/cv     # smoke test: a few tiles a class, well under a minute
+
+Why: the course's split cuts both sides from the same source images (495 of its 496 HMT_test tiles
+share a source image with HMT_train), so its test accuracy measures how well the model knows those
+images. Here the 5000 tiles are pooled and the 10 slides dealt into folds (``--folds``, default: one
+slide a fold). Each fold's model is trained with the committed recipe (``hmt_utils.TrainConfig``
+defaults) on the other slides, with the validation split by source image inside them, and tested
+on the held-out slides. Reported: accuracy pooled over folds with a Wilson interval (tiles taken as
+independent, too narrow) and a slide bootstrap (slides resampled: the honest one), per class and per
+fold, beside the course split's number; classes found on one or two slides only (EMPTY: 06 and 10)
+are reported apart, with what they can and cannot show. The probe is a logistic regression on the
+global-average-pooled features of the committed model and of the course model, cross-validated by
+source image, predicting the slide; it is read against chance and against predicting the slide
+from the class alone.
+
+Writes, atomically: ``<out>/models/hmt_slide_cv.json`` (rewritten after each fold, ``"complete":
+false`` until the end), ``<out>/models/hmt_slide_cv_predictions.npz`` (each tile's fold, prediction,
+probability of its class, slide and source image, in ``load_hmt`` order: HMT_train then HMT_test),
+``<out>/figures/hmt_slide_cv.png`` and ``<out>/figures/hmt_slide_cv_explanations.png``. ``--out``
+defaults to the repository. Run it alone: on a 2-core CPU each fold trains about 40 min (10 folds:
+about 6.5 h); ``--epochs 20``: about 2 h.
+
+Axis key: N tiles, F pooled features, K classes (8), S slides (10).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__" and _REPO not in sys.path:     # run as a script: the repository's modules
+    sys.path.insert(0, _REPO)
+
+import hmt_utils as hmt  # noqa: E402
+import training_utils as tu  # noqa: E402
+
+QUICK = {"epochs": 1, "width": 4, "block3_width": 8, "train_crop": 64, "batch_size": 16}   # recipe fields in --quick
+QUICK_FOLDS, QUICK_EXPLAIN = 2, 2
+CONFINED_SLIDES = 2     # a class found on this many slides or fewer is reported apart
+Z95 = 1.959963984540054
+
+
+# --- folds, intervals ---
+
+def slide_folds(slides: np.ndarray, y: np.ndarray, n_folds: int, seed: int = 0, tries: int = 2000) -> list[list[str]]:
+    """Deal the slides into ``n_folds`` folds of about equal tile counts such that, where the data
+    allow, no fold holds all the slides of a class (so every class is in every training fold).
+
+    Args:
+        slides: str (N,) slide of each tile; y: int (N,) labels.
+        n_folds: 2 to the number of slides; the number of slides gives leave-one-slide-out.
+    Returns:
+        the folds, each a sorted list of slide names, in a seeded order of search.
+    """
+    slides, y = np.asarray(slides), np.asarray(y)
+    if slides.shape != y.shape or slides.ndim != 1:
+        raise ValueError(f"slides and y must be (N,) each, got {slides.shape} and {y.shape}")
+    names = np.unique(slides)
+    if not isinstance(n_folds, int) or not 2 <= n_folds <= len(names):
+        raise ValueError(f"n_folds must be an int in [2, {len(names)}] (the number of slides), got {n_folds!r}")
+    if n_folds == len(names):
+        return [[str(s)] for s in names]
+    size = {s: int(np.sum(slides == s)) for s in names}
+    class_slides = [set(np.unique(slides[y == c])) for c in np.unique(y)]
+    rng = np.random.default_rng(seed)
+    best = None
+    for _ in range(tries):
+        folds, load = [[] for _ in range(n_folds)], np.zeros(n_folds)
+        for s in rng.permutation(names):                   # each slide to the lightest fold so far
+            i = int(np.argmin(load))
+            folds[i].append(str(s))
+            load[i] += size[s]
+        lost = sum(any(cs <= set(f) for f in folds) for cs in class_slides)   # classes a training fold would lack
+        key = (lost, load.max() - load.min())
+        if best is None or key < best[0]:
+            best = (key, folds)
+    return [sorted(f) for f in best[1]]
+
+
+def wilson(correct: int, n: int, z: float = Z95) -> list[float] | None:
+    """Wilson score interval of a proportion (95 % by default); None for n = 0."""
+    if n == 0:
+        return None
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def slide_bootstrap(correct: np.ndarray, slides: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[float] | None:
+    """95 % percentile interval of the pooled accuracy with slides resampled (tiles of one slide are
+    not independent). bool (N,) correct, str (N,) slides. None with fewer than 3 slides: two slides
+    give no interval worth the name."""
+    names, index = np.unique(slides, return_inverse=True)
+    if len(names) < 3:
+        return None
+    k = np.bincount(index, weights=correct.astype(float))                  # (S,) correct a slide
+    n = np.bincount(index).astype(float)                                   # (S,) tiles a slide
+    draws = np.random.default_rng(seed).integers(0, len(names), (n_boot, len(names)))   # (B, S)
+    acc = k[draws].sum(1) / n[draws].sum(1)
+    return [float(v) for v in np.percentile(acc, [2.5, 97.5])]
+
+
+def accuracy_block(correct: np.ndarray, slides: np.ndarray, n_boot: int, seed: int) -> dict:
+    n, k = int(len(correct)), int(np.sum(correct))
+    return {"n": n, "correct": k, "accuracy": k / n if n else None, "wilson95": wilson(k, n),
+            "slide_bootstrap95": slide_bootstrap(correct, slides, n_boot, seed) if n else None,
+            "slides": int(len(np.unique(slides)))}
+
+
+# --- features and the slide-identity probe ---
+
+def pooled_features(model, batches) -> np.ndarray:
+    """The output of the model's last GlobalAveragePooling2D layer: float32 (N, F), from an
+    iterable of input batches as the model takes them."""
+    import keras
+    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
+    if not pools:
+        raise ValueError(f"model {model.name!r} has no GlobalAveragePooling2D layer to probe")
+    features = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, pools[-1].output)
+    return np.concatenate([np.asarray(features(xb, training=False)) for xb in batches]).astype(np.float32)
+
+
+def slide_probe(features: np.ndarray, slides: np.ndarray, y: np.ndarray, images: np.ndarray, *,
+                n_splits: int = 5, seed: int = 0) -> dict:
+    """How well a linear classifier tells the slide from a model's pooled features.
+
+    Logistic regression (standardised features) cross-validated with GroupKFold by source image, so
+    no image is on both sides: it has to recognise the slide in tissue it has not seen. Read against
+    chance (the majority slide; 1 / slides) and against the class alone (each class's most frequent
+    slide in the training folds): classes are unevenly spread over slides, so the class already
+    tells something about the slide. Features that beat the class baseline carry the slide itself.
+
+    Args:
+        features: float32 (N, F); slides, images: str (N,); y: int (N,) class labels.
+    Returns:
+        accuracies of the probe, the class-only baseline and chance, overall and per class.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    features = np.asarray(features, np.float32)
+    if features.ndim != 2 or len(features) != len(slides) or not np.isfinite(features).all():
+        raise ValueError(f"features must be finite (N, F) with N = {len(slides)}, got {features.shape}")
+    n_splits = min(n_splits, len(np.unique(images)))
+    probe_pred = np.empty(len(slides), dtype=slides.dtype)
+    class_pred = np.empty(len(slides), dtype=slides.dtype)
+    for train, test in GroupKFold(n_splits=n_splits).split(features, slides, images):
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, random_state=seed))
+        probe_pred[test] = probe.fit(features[train], slides[train]).predict(features[test])
+        majority = {}
+        for c in np.unique(y[train]):
+            names, counts = np.unique(slides[train][y[train] == c], return_counts=True)
+            majority[c] = names[np.argmax(counts)]
+        overall = np.unique(slides[train], return_counts=True)
+        fallback = overall[0][np.argmax(overall[1])]
+        class_pred[test] = [majority.get(c, fallback) for c in y[test]]
+    names, counts = np.unique(slides, return_counts=True)
+    probe_accuracy, class_only = float(np.mean(probe_pred == slides)), float(np.mean(class_pred == slides))
+    margin = 2 * math.sqrt(0.25 / len(slides))                             # about two binomial standard errors at most
+    reading = ("the features carry the slide beyond what the class tells" if probe_accuracy > class_only + margin else
+               "the features tell the slide no better than the class alone does")
+    per_class = {hmt.CLASS_NAMES[c]: {"n": int(np.sum(y == c)), "probe": float(np.mean(probe_pred[y == c] == slides[y == c])),
+                                      "class_only": float(np.mean(class_pred[y == c] == slides[y == c]))}
+                 for c in np.unique(y)}
+    return {"probe_accuracy": probe_accuracy, "class_only_accuracy": class_only, "reading": reading,
+            "chance_majority": float(counts.max() / counts.sum()), "chance_uniform": 1.0 / len(names),
+            "n_tiles": int(len(slides)), "n_slides": int(len(names)), "n_features": int(features.shape[1]),
+            "cv": f"GroupKFold({n_splits}) by source image", "per_class": per_class}
+
+
+# --- data ---
+
+def _quick_subset(root: str, work: str, seed: int) -> str:
+    """A tiny copy of the layout (symbolic links, in ``work``): in HMT_train one tile of each class
+    from each slide that has it (about 70), in HMT_test one tile a class."""
+    rng = np.random.default_rng(seed)
+    for split in hmt.SPLITS:
+        for folder in hmt.CLASS_FOLDERS:
+            names = sorted(os.listdir(os.path.join(root, split, folder)))
+            by_slide = {}
+            for name in names:
+                by_slide.setdefault(hmt.tile_groups(name)[0], []).append(name)
+            os.makedirs(os.path.join(work, split, folder))
+            for slide in sorted(by_slide):
+                if split == hmt.SPLITS[1] and len(by_slide) > 1 and slide != sorted(by_slide)[0]:
+                    continue                                   # the test split: one slide's tile a class
+                name = by_slide[slide][rng.integers(len(by_slide[slide]))]
+                os.symlink(os.path.abspath(os.path.join(root, split, folder, name)), os.path.join(work, split, folder, name))
+    return work
+
+
+def load_pooled(root: str | None, quick: bool, work: str, seed: int):
+    """All tiles, train and test of the course split pooled: x uint8 (N, 150, 150, 3), y int64 (N,),
+    TileGroups (N,), and bool (N,) True for a tile of the course's HMT_test."""
+    root = hmt.default_root() if root is None else root
+    if quick:
+        root = _quick_subset(root, os.path.join(work, "hmt"), seed)
+    (x_tr, y_tr), (x_te, y_te), _, (g_tr, g_te) = hmt.load_hmt(
+        root, groups=True, progress=not quick, cache_dir=os.path.join(work, "cache") if quick else None)
+    groups = hmt.TileGroups(np.concatenate([g_tr.slide, g_te.slide]), np.concatenate([g_tr.source_image, g_te.source_image]))
+    return (np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te]), groups,
+            np.r_[np.zeros(len(y_tr), bool), np.ones(len(y_te), bool)])
+
+
+def _shown(path: str) -> str:
+    """A path as the record shows it: relative to the repository when inside it."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path, _REPO) if path.startswith(_REPO + os.sep) else path
+
+
+def course_split_record(groups: hmt.TileGroups, is_test: np.ndarray, model_json: str) -> dict:
+    """The course split's test accuracy (from the committed model's JSON) and how much its test side
+    shares with its training side."""
+    train_images = set(groups.source_image[~is_test])
+    shared = np.array([g in train_images for g in groups.source_image[is_test]])
+    record = {"n_test": int(is_test.sum()), "test_tiles_sharing_a_source_image_with_train": int(shared.sum()),
+              "source_images_train": len(train_images), "source_images_test": len(set(groups.source_image[is_test])),
+              "source_images_shared": len(train_images & set(groups.source_image[is_test])),
+              "test_accuracy": None, "wilson95": None, "model": _shown(model_json)}
+    if os.path.isfile(model_json):
+        with open(model_json) as f:
+            acc = json.load(f)["test_accuracy"]
+        n = len(hmt.CLASS_NAMES) * hmt.TEST_PER_CLASS                      # the course's HMT_test: 496 tiles
+        record.update(test_accuracy=acc, wilson95=wilson(round(acc * n), n), n_test_of_model=n)
+    return record
+
+
+# --- one fold ---
+
+def _explain(model, x, y_true, prob, slides, fold: int, per_fold: int, ig_steps: int) -> list[dict]:
+    """Grad-CAM and IG of the fold's most confident wrong tiles and, for the same true classes where
+    possible, its most confident right ones."""
+    import xai_utils as xu
+    pred = prob.argmax(-1)
+    wrong = np.flatnonzero(pred != y_true)
+    wrong = wrong[np.argsort(-prob[wrong, pred[wrong]])][:per_fold]         # the most confident errors
+    hits, right = np.flatnonzero(pred == y_true), []
+    for c in [y_true[i] for i in wrong] + [None] * (per_fold - len(wrong)):
+        pool = np.setdiff1d(hits, right)
+        same = pool[y_true[pool] == c]
+        pool = same if len(same) else pool                                  # the same true class where there is one
+        if len(pool):
+            right.append(int(pool[np.argmax(prob[pool, y_true[pool]])]))
+    chosen = [("wrong", int(i), r) for r, i in enumerate(wrong)] + [("right", i, r) for r, i in enumerate(right)]
+    if not chosen:
+        return []
+    idx = np.array([i for _, i, _ in chosen])
+    xs = x[idx].astype(np.float32)                                         # (E, 150, 150, 3)
+    cams = xu.grad_cam(model, xs, pred[idx], batch_size=16)                # (E, 150, 150)
+    ig = xu.integrated_gradients(model, xs, pred[idx], steps=ig_steps, batch_size=64)   # (E, 150, 150, 3)
+    return [{"kind": kind, "rank": rank, "tile": x[i], "grad_cam": cams[j], "ig": ig[j], "fold": fold,
+             "slide": str(slides[i]), "true": int(y_true[i]), "pred": int(pred[i]), "p": float(prob[i, pred[i]])}
+            for j, (kind, i, rank) in enumerate(chosen)]
+
+
+def run_fold(x, y, groups: hmt.TileGroups, held: list[str], config: hmt.TrainConfig, fold: int, n_folds: int,
+             per_fold_explained: int, ig_steps: int):
+    """Train on the slides not held out, test on the held-out ones. Returns (record, probabilities
+    (N_test, K), test mask, explanations)."""
+    import keras
+    test = np.isin(groups.slide, held)
+    train = ~test
+    train_groups = hmt.TileGroups(groups.slide[train], groups.source_image[train])
+
+    class EpochLine(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            print(f"fold {fold + 1}/{n_folds} epoch {epoch + 1}: {time.perf_counter() - self.start:.0f} s, "
+                  f"val_accuracy {logs.get('val_accuracy', float('nan')):.4f}", flush=True)
+
+    model, info = hmt.train(x[train], y[train], config, groups=train_groups, one_group_classes="train",
+                            callbacks=[EpochLine()])
+    prob = model.predict(x[test].astype(np.float32), batch_size=64, verbose=0)   # (N_test, K), no TTA: as the course number
+    correct = prob.argmax(-1) == y[test]
+    present = set(np.unique(y[train]).tolist())
+    record = {"fold": fold, "held_out": held, "n_train": info["n_train"], "n_val": info["n_val"], "n_test": int(test.sum()),
+              "best_epoch": info["best_epoch"], "val_accuracy": info["val_accuracy"],
+              "train_seconds": round(info["train_seconds"], 1),
+              "val_groups": dict(info["val_groups"], classes_absent_from_val=[
+                  hmt.CLASS_NAMES[c] for c in info["val_groups"]["classes_absent_from_val"]]),
+              "classes_missing_from_training": [hmt.CLASS_NAMES[c] for c in range(len(hmt.CLASS_NAMES)) if c not in present],
+              "accuracy": float(correct.mean()), "wilson95": wilson(int(correct.sum()), int(len(correct))),
+              "per_class": {hmt.CLASS_NAMES[c]: {"n": int(np.sum(y[test] == c)), "correct": int(correct[y[test] == c].sum())}
+                            for c in np.unique(y[test])},
+              "train_tiles_per_class": {hmt.CLASS_NAMES[c]: int(np.sum(y[train] == c)) for c in range(len(hmt.CLASS_NAMES))}}
+    explained = _explain(model, x[test], y[test], prob, groups.slide[test], fold, per_fold_explained, ig_steps)
+    return record, prob, test, explained
+
+
+# --- summaries and figures ---
+
+def confined_classes(y, slides, folds_record, y_pred) -> dict:
+    """Classes on at most CONFINED_SLIDES slides: per slide, its tiles, their accuracy when held out
+    and what the fold's training had of the class; with what that can and cannot show."""
+    out = {}
+    for c in np.unique(y):
+        names, counts = np.unique(slides[y == c], return_counts=True)
+        if len(names) > CONFINED_SLIDES:
+            continue
+        per_slide = {}
+        for s, n in zip(names, counts):
+            fold = next(f for f in folds_record if s in f["held_out"])
+            mask = (y == c) & (slides == s)
+            per_slide[str(s)] = {"tiles": int(n), "accuracy_held_out": float(np.mean(y_pred[mask] == c)),
+                                 "training_tiles_of_class": fold["train_tiles_per_class"][hmt.CLASS_NAMES[c]]}
+        name = hmt.CLASS_NAMES[c]
+        out[name] = {"slides": per_slide, "note": (
+            f"{name} occurs on {len(names)} slide(s) only ({', '.join(f'{s}: {n}' for s, n in zip(names, counts))} tiles). "
+            "Each held-out slide's accuracy shows how the class transferred from the other slide(s) to that one, with the "
+            "training tiles listed; it is no estimate for a new slide, and no slide-level interval can be formed. Pooled "
+            "numbers are given with and without it.")}
+    return out
+
+
+def summarise(y, slides, y_pred, folds_record, n_boot, seed) -> dict:
+    correct = y_pred == y
+    confined = confined_classes(y, slides, folds_record, y_pred)
+    keep = ~np.isin(y, [hmt.CLASS_NAMES.index(n) for n in confined])
+    per_class = {}
+    for c in np.unique(y):
+        m = y == c
+        per_class[hmt.CLASS_NAMES[c]] = accuracy_block(correct[m], slides[m], n_boot, seed)
+        per_class[hmt.CLASS_NAMES[c]]["confined"] = hmt.CLASS_NAMES[c] in confined
+    per_slide = {str(s): accuracy_block(correct[slides == s], slides[slides == s], n_boot, seed) for s in np.unique(slides)}
+    return {"pooled": accuracy_block(correct, slides, n_boot, seed),
+            "pooled_without_confined_classes": accuracy_block(correct[keep], slides[keep], n_boot, seed),
+            "per_class": per_class, "per_slide": per_slide, "confined_classes": confined}
+
+
+def _error_bars(values, intervals):
+    """Bar-chart error bars from intervals (None: no bar); a bootstrap interval of few slides can miss
+    its own point estimate, so the bars are clipped at it."""
+    lo = [v - (i[0] if i else v) for v, i in zip(values, intervals)]
+    hi = [(i[1] if i else v) - v for v, i in zip(values, intervals)]
+    return np.maximum(np.array([lo, hi]), 0)
+
+
+def cv_figure(result: dict):
+    """Per-fold and per-class accuracy with intervals, the course split's number, and the probe."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1.3, 1.1, 0.9]})
+    folds = result["folds"]
+    summary, course = result["summary"], result["course_split"]
+    acc = [f["accuracy"] for f in folds]
+    ax = axes[0]
+    ax.bar(range(len(folds)), acc, yerr=_error_bars(acc, [f["wilson95"] for f in folds]), color="tab:blue", capsize=3)
+    pooled = summary["pooled"]
+    ax.axhline(pooled["accuracy"], color="black", label=f"pooled {pooled['accuracy']:.3f}")
+    if pooled["slide_bootstrap95"]:
+        ax.axhspan(*pooled["slide_bootstrap95"], color="grey", alpha=0.25, label="slide bootstrap 95 %")
+    if course["test_accuracy"] is not None:
+        ax.axhline(course["test_accuracy"], color="tab:red", ls="--", label=f"course split {course['test_accuracy']:.3f}")
+    ax.set_xticks(range(len(folds)), ["+".join(s.replace("CRC-Prim-HE-", "") for s in f["held_out"]) for f in folds],
+                  rotation=45, ha="right")
+    ax.set_xlabel("held-out slide(s)"), ax.set_ylabel("accuracy"), ax.set_title("per fold (Wilson 95 %)")
+    ax.set_ylim(0, 1.02), ax.legend(loc="lower right", fontsize=8)
+    ax = axes[1]
+    names = list(summary["per_class"])
+    blocks = [summary["per_class"][n] for n in names]
+    vals = [b["accuracy"] for b in blocks]
+    bars = ax.bar(range(len(names)), vals, yerr=_error_bars(vals, [b["slide_bootstrap95"] or b["wilson95"] for b in blocks]),
+                  color="tab:green", capsize=3)
+    for bar, b in zip(bars, blocks):
+        if b["confined"]:
+            bar.set_hatch("//"), bar.set_color("tab:orange")
+    ax.set_xticks(range(len(names)), [f"{n}\n({b['slides']} sl.)" for n, b in zip(names, blocks)], fontsize=8)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("per class, pooled (slide bootstrap 95 %, Wilson under 3 slides; hatched: on <= 2 slides)", fontsize=8)
+    ax = axes[2]
+    probes = result["probe"]
+    labels, values, colours = [], [], []
+    for name, p in probes.items():
+        if "probe_accuracy" in p:
+            labels.append(f"probe: {name}"), values.append(p["probe_accuracy"]), colours.append("tab:purple")
+    first = next((p for p in probes.values() if "probe_accuracy" in p), None)
+    if first:
+        for label, key in (("class only", "class_only_accuracy"), ("majority slide", "chance_majority"),
+                           ("uniform", "chance_uniform")):
+            labels.append(label), values.append(first[key]), colours.append("tab:grey")
+    ax.barh(range(len(values)), values, color=colours)
+    ax.set_yticks(range(len(values)), labels, fontsize=8), ax.invert_yaxis()
+    ax.set_xlim(0, 1), ax.set_title("slide identity from pooled features", fontsize=9), ax.set_xlabel("accuracy")
+    fig.suptitle(f"HMT, slides held out ({len(folds)} folds, {result['config']['epochs']} epochs)"
+                 + (" - QUICK smoke test, not a result" if result["quick"] else ""))
+    fig.tight_layout()
+    return fig
+
+
+def explanation_figure(explained: list[dict], n_each: int):
+    """Rows: held-out tiles a fold model got wrong, then ones it got right; tile, Grad-CAM, IG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import xai_plots as xplt
+    rows = []
+    for kind in ("wrong", "right"):                                     # each fold's best first, then its second...
+        rows += sorted((e for e in explained if e["kind"] == kind), key=lambda e: (e["rank"], e["fold"]))[:n_each]
+    if not rows:
+        return None
+    titles = [f"{e['kind']}: {hmt.CLASS_NAMES[e['true']]} -> {hmt.CLASS_NAMES[e['pred']]} ({e['p']:.2f})\n"
+              f"{e['slide']}, fold {e['fold'] + 1}" for e in rows]
+    fig = xplt.plot_grid(np.stack([e["tile"] for e in rows]),
+                         {"Grad-CAM": np.stack([e["grad_cam"] for e in rows]), "IG": np.stack([e["ig"] for e in rows])},
+                         row_titles=titles)
+    fig.suptitle("held-out slides: tiles the fold model gets wrong, then right (explaining its predicted class)", y=1.01)
+    plt.close(fig)
+    return fig
+
+
+# --- main ---
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=None, help="epochs a fold (default: the recipe's; --quick: 1)")
+    parser.add_argument("--folds", type=int, default=None,
+                        help=f"folds of slides (default: one slide a fold; --quick: {QUICK_FOLDS})")
+    parser.add_argument("--quick", action="store_true", help="smoke test: a tile a class and slide, 1 epoch, tiny width")
+    parser.add_argument("--out", default=_REPO, help="folder for models/hmt_slide_cv.json and figures/ (default: the repository)")
+    parser.add_argument("--data", default=None, help="HMT folder (default: $HMT_DIR or data/hmt)")
+    parser.add_argument("--model", default=os.path.join(_REPO, "models", "HMT.keras"), help="committed model to probe")
+    parser.add_argument("--course-model", default=os.path.join(os.path.dirname(_REPO), "shared", "models", "course", "HMT.h5"),
+                        help="course model to probe ('' to skip)")
+    parser.add_argument("--explain", type=int, default=None,
+                        help=f"held-out tiles explained, wrong and right each (default 6; --quick: {QUICK_EXPLAIN})")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the folds, the quick subset, bootstrap and probe")
+    args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.explain is not None and args.explain < 0:
+        parser.error(f"--explain must be >= 0, got {args.explain}")
+    if args.explain is None:
+        args.explain = QUICK_EXPLAIN if args.quick else 6
+    return args
+
+
+def _write_atomic(path: str, write) -> None:
+    """``write(file)`` into a temporary file beside ``path``, then rename it into place."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=os.path.splitext(path)[1])
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_json(path: str, record: dict) -> None:
+    _write_atomic(path, lambda f: f.write((json.dumps(record, indent=1, sort_keys=True) + "\n").encode()))
+
+
+def _probe_models(args, x, y, groups) -> dict:
+    import keras
+    probes = {}
+    for name, path, loader, inputs in (
+            ("committed model", args.model, keras.models.load_model,
+             lambda: (x[i:i + 64].astype(np.float32) for i in range(0, len(x), 64))),
+            ("course model", args.course_model, hmt.load_course_model, lambda: hmt.course_model_inputs(x, batch_size=64))):
+        if not path or not os.path.isfile(path):
+            probes[name] = {"skipped": f"no model at {path!r}"}
+            continue
+        features = pooled_features(loader(path), inputs())                # (N, F)
+        probes[name] = dict(slide_probe(features, groups.slide, y, groups.source_image, n_splits=3 if args.quick else 5,
+                                        seed=args.seed), path=_shown(path))
+        print(f"probe {name}: slide from features {probes[name]['probe_accuracy']:.3f}, from the class alone "
+              f"{probes[name]['class_only_accuracy']:.3f}, majority {probes[name]['chance_majority']:.3f}", flush=True)
+    return probes
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    quick_fields = QUICK if args.quick else {}
+    epochs = args.epochs if args.epochs is not None else quick_fields.get("epochs")
+    fields = dict(quick_fields, **({"epochs": epochs} if epochs is not None else {}))
+    config = hmt.TrainConfig(val_split="source_image", **fields)
+    n_boot = 200 if args.quick else 2000
+    json_path = os.path.join(args.out, "models", "hmt_slide_cv.json")
+    work = tempfile.mkdtemp(prefix="hmt-slide-cv-")
+    try:
+        x, y, groups, is_test = load_pooled(args.data, args.quick, work, args.seed)
+        n_slides = len(np.unique(groups.slide))
+        folds = slide_folds(groups.slide, y, args.folds or (QUICK_FOLDS if args.quick else n_slides), args.seed)
+        print(f"{len(y)} tiles, {n_slides} slides, {len(np.unique(groups.source_image))} source images; folds {folds}; "
+              f"{config}", flush=True)
+        record = {"command": "python tools/hmt_slide_cv.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                  "quick": args.quick, "complete": False, "epochs_override": args.epochs, "config": asdict(config),
+                  "folds_of_slides": folds, "seed": args.seed, "n_tiles": int(len(y)),
+                  "data_fingerprint": hmt.data_fingerprint(x, y, groups),
+                  "course_split": course_split_record(groups, is_test, os.path.splitext(args.model)[0] + ".json"),
+                  "versions": tu.library_versions(), "folds": [], "data": _shown(args.data or hmt.default_root())}
+        y_pred = np.full(len(y), -1)
+        p_true = np.zeros(len(y))
+        fold_of = np.full(len(y), -1)
+        explained = []
+        per_fold = math.ceil(args.explain / len(folds)) if args.explain else 0
+        for k, held in enumerate(folds):
+            fold, prob, test, shown = run_fold(x, y, groups, held, config, k, len(folds), per_fold,
+                                               4 if args.quick else 32)
+            y_pred[test], p_true[test], fold_of[test] = prob.argmax(-1), prob[np.arange(len(prob)), y[test]], k
+            explained += shown
+            record["folds"].append(fold)
+            print(f"fold {k + 1}/{len(folds)} held out {held}: accuracy {fold['accuracy']:.4f} on {fold['n_test']} tiles, "
+                  f"{fold['train_seconds'] / 60:.1f} min", flush=True)
+            _write_json(json_path, record)
+        record["summary"] = summarise(y, groups.slide, y_pred, record["folds"], n_boot, args.seed)
+        _write_atomic(os.path.join(args.out, "models", "hmt_slide_cv_predictions.npz"), lambda f: np.savez_compressed(
+            f, y_true=y, y_pred=y_pred, p_true=p_true.astype(np.float32), fold=fold_of, slide=groups.slide,
+            source_image=groups.source_image, course_test=is_test))
+        record["probe"] = _probe_models(args, x, y, groups)
+        record["complete"] = True
+        _write_json(json_path, record)
+        tu.save_figure(cv_figure(record), os.path.join(args.out, "figures", "hmt_slide_cv.png"))
+        fig = explanation_figure(explained, args.explain)
+        if fig is not None:
+            tu.save_figure(fig, os.path.join(args.out, "figures", "hmt_slide_cv_explanations.png"), dpi=80)
+        pooled = record["summary"]["pooled"]
+        print(f"pooled accuracy {pooled['accuracy']:.4f} (Wilson {pooled['wilson95']}, slide bootstrap "
+              f"{pooled['slide_bootstrap95']}); course split {record['course_split']['test_accuracy']}; wrote {json_path}",
+              flush=True)
+        return record
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
