@@ -68,7 +68,9 @@ def main(argv=None) -> dict:
         fields["epochs"] = args.epochs
     config = hmt.TrainConfig(**fields)          # refuses unknown fields and impossible values
     print(config, flush=True)
-    (x_train, y_train), _, _ = hmt.load_hmt(args.data, progress=False)
+    grouped = config.val_split == "source_image"
+    loaded = hmt.load_hmt(args.data, progress=False, groups=grouped)
+    (x_train, y_train), groups = loaded[0], (loaded[3][0] if grouped else None)
 
     seconds = []
 
@@ -81,7 +83,7 @@ def main(argv=None) -> dict:
             shown = " ".join(f"{k} {v:.4f}" for k, v in sorted(logs.items()))
             print(f"epoch {epoch + 1}: {seconds[-1]} s  {shown}", flush=True)
 
-    _, info = hmt.train(x_train, y_train, config, callbacks=[EpochLine()])
+    _, info = hmt.train(x_train, y_train, config, groups=groups, callbacks=[EpochLine()])
     record = {"command": "python tools/hmt_trial.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "changed": fields, "config": info["config"], "best_epoch": info["best_epoch"],
               "val_accuracy": info["val_accuracy"], "train_seconds": round(info["train_seconds"], 1),
