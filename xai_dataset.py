@@ -105,10 +105,31 @@ def _recordable(name: str, value):
                      "a number, a string, a list or a NumPy array (a layer by its name)")
 
 
+# the layer arguments that change what a trained model computes (names, initializers, regularizers,
+# dtype policies and trainability do not), so that the fingerprint is stable across saving and
+# across Keras versions that add arguments
+_ARCHITECTURE_ARGS = ("activation", "padding", "strides", "pool_size", "kernel_size", "dilation_rate", "data_format",
+                      "keepdims", "axis", "units", "filters", "use_bias", "epsilon", "center", "scale", "scale_",
+                      "offset", "target_shape", "interpolation", "size", "depth_multiplier", "groups", "negative_slope",
+                      "max_value", "threshold", "approximate")
+
+
+def _architecture(model) -> list:
+    from xai_core import all_layers
+    described = []
+    for layer in all_layers(model):
+        config = layer.get_config()
+        described.append([type(layer).__name__] + [
+            [k, config[k] if isinstance(config[k], (int, float, str, bool, type(None), list, tuple)) else str(config[k])]
+            for k in _ARCHITECTURE_ARGS if k in config])
+    return described
+
+
 def model_fingerprint(model) -> str:
-    """sha1 of every weight's shape, dtype and bytes, in the model's order (20 hex digits): the same
+    """sha1 (20 hex digits) of every weight's shape, dtype and bytes, in the model's order, and of
+    the architecture (each layer's type and the arguments that change what it computes): the same
     for a model and its saved and reloaded copy, whatever the layers' names."""
-    h = hashlib.sha1()
+    h = hashlib.sha1(json.dumps(_architecture(model), default=str).encode())
     for w in model.weights:
         a = np.ascontiguousarray(w.numpy())
         h.update(f"{a.shape}|{a.dtype}|".encode())
@@ -158,6 +179,8 @@ def _class_index_record(spec):
 
 
 def _check_writable(out: str) -> None:
+    if os.path.isdir(out):
+        raise ValueError(f"out={out!r} is a folder; give a file name (e.g. {os.path.join(out, 'maps.h5')!r})")
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise ValueError(f"the folder of out={out!r} does not exist; create it first")
@@ -222,8 +245,21 @@ class _Explainer:
                 if pos.max() >= len(self.class_spec):
                     raise ValueError(f"class_index has {len(self.class_spec)} entries; example {int(pos.max())} has none")
                 classes = self.class_spec[pos]
-            maps = np.asarray(self.function(self.model, xb, np.asarray(classes, np.int32), **self.options))
-        return maps, np.asarray(classes, np.int32), probs
+            classes = np.asarray(classes, np.int32)
+            if classes.min() < 0 or classes.max() >= probs.shape[1]:
+                bad = pos[(classes < 0) | (classes >= probs.shape[1])][:5].tolist()
+                raise ValueError(f"class index out of range for example(s) {bad}: the model has {probs.shape[1]} "
+                                 f"classes (0..{probs.shape[1] - 1})")
+            maps = np.asarray(self.function(self.model, xb, classes, **self.options))
+        if maps.ndim < 2 or len(maps) != len(xb):
+            raise ValueError(f"the method returned maps of shape {maps.shape} for {len(xb)} examples; expected "
+                             f"({len(xb)}, ...), one map an example")
+        if maps.dtype.kind not in "fiub":
+            raise ValueError(f"the method returned maps of dtype {maps.dtype}; expected numbers")
+        if not np.isfinite(maps).all():
+            bad = pos[~np.isfinite(maps.reshape(len(maps), -1)).all(1)][:5].tolist()
+            raise ValueError(f"the method returned non-finite maps (NaN or inf) for example(s) {bad}")
+        return maps.astype(np.float32, copy=False), classes, probs
 
     def __call__(self, xb, yb, pos):
         if self.pool is None or len(xb) < len(self.devices):
@@ -256,20 +292,23 @@ def _prefetch(iterator, depth: int = 2):
     done = object()
     stop = threading.Event()
 
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def run():
         try:
             for item in iterator:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            q.put(done)
+            put(done)
         except BaseException as err:                                          # handed to the consumer
-            q.put(err)
+            put(err)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -322,9 +361,12 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
         the path of the file written (``out``, or this worker's shard file).
 
     Raises:
-        ValueError: an unknown method or option, data that do not fit the model, an unwritable folder
-            or too little free space (before any work), or a resumed file made by another model,
-            method, option, data or batch size (the message names the difference).
+        ValueError: an unknown method or option, data that do not fit the model, classes out of range,
+            an unwritable folder or too little free space (before any file is written), maps of the
+            wrong shape or not finite, another run writing ``out``, or a resumed file made by another
+            model, method, option, data or batch size (the message names the difference; the done
+            batches' inputs are read again and compared with the digests stored with them).
+        OSError: writing failed during the run (the disk filled up): the completed batches are kept.
     """
     from xai_core import check_batch_size, check_flag, check_model, num_classes
     check_model(model)
@@ -338,6 +380,7 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
     for bad in ("return_delta", "class_index", "x", "model"):
         if bad in method_options:
             raise ValueError(f"option {bad!r} is set by explain_dataset itself; leave it out")
+    _check_options(function, method_options)
     class_spec = _check_class_index(class_index)
     shard = _check_shard(shard)
     worker, workers = _worker(strategy) if strategy is not None else (0, 1)
@@ -347,60 +390,134 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
         shard, out = (worker, workers), shard_path(os.fspath(out), worker, workers)
     out = os.fspath(out)
     source = open_source(data, model, shard)
-    if isinstance(class_spec, str) and class_spec == "label" and not source.has_labels:
-        raise ValueError("class_index='label' needs labels: pass (x, labels), a dataset of (inputs, labels) or a "
-                         "folder with one folder a class")
+    _check_against_data(class_spec, source, shard, num_classes(model))
 
     options = {k: _recordable(k, v) for k, v in sorted(method_options.items())}
     attrs = {"format": FORMAT, "method": method_name, "method_options": json.dumps(options, sort_keys=True),
              "model_fingerprint": model_fingerprint(model), "model_name": model.name,
              "class_index": json.dumps(_class_index_record(class_spec)), "batch_size": batch_size,
              "shard": json.dumps(list(shard)), "data": json.dumps(source.describe, sort_keys=True),
-             "n_examples": -1 if source.n is None else source.n, "compression": str(compression),
+             "n_examples": -1 if source.n is None else source.n,
+             "n_total": -1 if source.total is None else source.total, "compression": str(compression),
+             "method_batch_size": -1 if method_batch_size is None else method_batch_size,
              "versions": json.dumps(_versions(), sort_keys=True), "complete": False}
     checked = ("format", "method", "method_options", "model_fingerprint", "class_index", "batch_size", "shard",
-               "data", "n_examples", "compression")
+               "data", "n_examples", "n_total", "compression")
     parts_dir = out + ".parts"
 
     _check_writable(out)
-    done_blocks = _resume_point(out, attrs, checked, batch_size, resume)
-    if done_blocks is None:                                                # complete already
-        return out
-    explainer = _Explainer(model, function, method_options, class_spec, _devices(strategy), method_batch_size)
+    with _exclusive(out):
+        done_blocks = _resume_point(out, attrs, checked, batch_size, resume, source)
+        if done_blocks is None:                                            # complete already
+            return out
+        explainer = _Explainer(model, function, method_options, class_spec, _devices(strategy), method_batch_size)
+        try:
+            batches = _prefetch(_with_digests(source.batches(done_blocks * batch_size, batch_size)))
+            first = next(batches, None)
+            if first is None and done_blocks == 0:
+                raise ValueError("data holds no examples (for this shard)")
+            if first is not None:
+                # the first batch before any file is written: the options are checked, the maps' shape known
+                first = (first, explainer(first[1], first[2], first[0]))
+                fields = store.fields_for(first[1][0].shape[1:], np.float32, num_classes(model), source.has_labels)
+                row_bytes = sum(int(np.prod(s)) * d.itemsize for s, d, _ in fields.values())
+                todo = batch_size if source.n is None else source.n - done_blocks * batch_size
+                _check_space(out, 2 * row_bytes * max(todo, 1))            # parts, then the one file
+                if done_blocks == 0:
+                    shutil.rmtree(parts_dir, ignore_errors=True)
+                    os.makedirs(parts_dir)
+                    store.write_virtual_main(out, attrs, fields, batch_size, source.paths)
+                os.makedirs(parts_dir, exist_ok=True)
+                _run(first, batches, source, explainer, fields, out, parts_dir, batch_size, done_blocks, compression,
+                     progress)
+            else:
+                fields = _fields_of(out)
+            n_blocks = store.completed_parts(parts_dir, batch_size)
+            n_rows = store.rows_written(parts_dir, n_blocks, batch_size)
+            store.consolidate(out, parts_dir, {**attrs, "complete": True, "n_examples": n_rows}, fields, batch_size,
+                              n_rows, source.paths, compression)
+            return out
+        finally:
+            explainer.close()
+
+
+def _check_options(function, options: dict) -> None:
+    """Options the method does not take are an error before any work (not a TypeError later)."""
+    import inspect
     try:
-        batches = _prefetch(source.batches(done_blocks * batch_size, batch_size))
-        first = next(batches, None)
-        if first is None and done_blocks == 0:
-            raise ValueError("data holds no examples (for this shard)")
-        if first is not None:
-            # the first batch before any file is written: the options are checked, the maps' shape known
-            first = (first, explainer(first[1], first[2], first[0]))
-            fields = store.fields_for(first[1][0].shape[1:], np.float32, num_classes(model), source.has_labels)
-            row_bytes = sum(int(np.prod(s)) * d.itemsize for s, d, _ in fields.values())
-            todo = batch_size if source.n is None else source.n - done_blocks * batch_size
-            _check_space(out, 2 * row_bytes * max(todo, 1))                # parts, then the one file
-            if done_blocks == 0:
-                shutil.rmtree(parts_dir, ignore_errors=True)
-                os.makedirs(parts_dir)
-                store.write_virtual_main(out, attrs, fields, batch_size, source.paths)
-            os.makedirs(parts_dir, exist_ok=True)
-            _run(first, batches, source, explainer, fields, out, parts_dir, batch_size, done_blocks, compression,
-                 progress)
-        else:
-            fields = _fields_of(out)
-        n_blocks = store.completed_parts(parts_dir, batch_size)
-        n_rows = store.rows_written(parts_dir, n_blocks, batch_size)
-        store.consolidate(out, parts_dir, {**attrs, "complete": True, "n_examples": n_rows}, fields, batch_size,
-                          n_rows, source.paths, compression)
-        return out
-    finally:
-        explainer.close()
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):                                        # a builtin: nothing to check
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    known = [name for name, p in list(parameters.items())[3:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for {getattr(function, '__name__', function)}; it takes "
+                         f"{known}")
 
 
-def _resume_point(out, attrs, checked, block, resume):
+def _check_against_data(class_spec, source, shard, k: int) -> None:
+    """The classes asked for, and the shard, against what is known of the data before reading."""
+    if source.total is not None and shard[1] > source.total:
+        raise ValueError(f"shard {shard} of {shard[1]}: the data have {source.total} examples, so some shards "
+                         "would be empty; use at most that many shards")
+    if isinstance(class_spec, str):
+        if class_spec == "label":
+            if not source.has_labels:
+                raise ValueError("class_index='label' needs labels: pass (x, labels), a dataset of (inputs, labels) "
+                                 "or a folder with one folder a class")
+            if source.labels is not None and (source.labels.min() < 0 or source.labels.max() >= k):
+                raise ValueError(f"labels range over {source.labels.min()}..{source.labels.max()}; the model has "
+                                 f"{k} classes (0..{k - 1})")
+        return
+    if class_spec.min() < 0 or class_spec.max() >= k:
+        raise ValueError(f"class_index {class_spec[(class_spec < 0) | (class_spec >= k)][:5].tolist()} out of range: "
+                         f"the model has {k} classes (0..{k - 1})")
+    if class_spec.ndim == 1 and source.total is not None and len(class_spec) != source.total:
+        raise ValueError(f"class_index has {len(class_spec)} entries; the data have {source.total} examples (one "
+                         "each, by position in the whole data)")
+
+
+class _exclusive:
+    """An exclusive lock on ``<out>.lock`` (released by the system if the process dies), so two runs
+    never write one file."""
+
+    def __init__(self, out):
+        self.path = out + ".lock"
+
+    def __enter__(self):
+        import fcntl
+        self.handle = open(self.path, "w")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise ValueError(f"another run is writing {self.path[:-5]!r}; wait for it or choose another out") from None
+        return self
+
+    def __exit__(self, *exc):
+        os.remove(self.path)
+        self.handle.close()
+        return False
+
+
+def _with_digests(batches):
+    """Each batch with the digest of its inputs (computed on the reading thread)."""
+    for pos, xb, yb in batches:
+        yield pos, xb, yb, array_digest(xb)
+
+
+def _resume_point(out, attrs, checked, block, resume, source):
     """Blocks already done: 0 for a new run (``out`` missing, or ``resume=False``), None when ``out``
-    is complete already; raises when ``out`` was made by another call."""
+    is complete already; raises when ``out`` was made by another call or from other data (every
+    done block's inputs are read again and compared with the digest stored with it)."""
+    import glob
+
     import h5py
+    folder = os.path.dirname(os.path.abspath(out))
+    for leftover in glob.glob(os.path.join(glob.escape(folder), glob.escape(store.tmp_prefix(out)) + "*")):
+        os.remove(leftover)                                                # a consolidation cut short
     if not (os.path.exists(out) and resume):
         return 0
     try:
@@ -417,9 +534,24 @@ def _resume_point(out, attrs, checked, block, resume):
                           f"{store.attr_value(attrs[k])!r}" for k in differ)
         raise ValueError(f"{out!r} was made by a different call ({lines}). Use the same settings to resume, "
                          "another out, or resume=False to start again")
+    parts_dir = out + ".parts"
     if bool(found.get("complete")):
-        return None
-    return store.completed_parts(out + ".parts", block)
+        shutil.rmtree(parts_dir, ignore_errors=True)                       # left by a run killed at its very end
+        stored, done = store.file_digests(out), None
+    else:
+        done = store.completed_parts(parts_dir, block) if os.path.isdir(parts_dir) else 0
+        stored = store.part_digests(parts_dir, done)
+    read = (digest for _, _, _, digest in _with_digests(source.batches(0, block)))
+    for k, want in enumerate(stored):
+        got = next(read, None)
+        if got != want:
+            raise ValueError(f"{out!r} was made from other data: examples {k * block}..{(k + 1) * block - 1} "
+                             "differ from this call's (a tf.data pipeline must give the same examples in the same "
+                             "order, without reshuffling, to resume). Use another out or resume=False")
+    if done is None and next(read, None) is not None:
+        raise ValueError(f"{out!r} was made from other data: this call's data have more examples. Use another out or "
+                         "resume=False")
+    return done
 
 
 def _fields_of(out) -> dict:
@@ -444,9 +576,10 @@ def _run(first, batches, source, explainer, fields, out, parts_dir, block, done_
             item = writes.get()
             if item is None:
                 return
-            k, rows = item
+            k, rows, digest = item
             try:
-                store.write_part(os.path.join(parts_dir, store.part_name(k)), fields, rows, block, compression)
+                store.write_part(os.path.join(parts_dir, store.part_name(k)), fields, rows, block, compression,
+                                 digest)
             except BaseException as err:                                      # e.g. the disk filled up
                 failure.append(err)
                 return
@@ -457,11 +590,15 @@ def _run(first, batches, source, explainer, fields, out, parts_dir, block, done_
         with tqdm(total=source.n, initial=done_blocks * block, unit="ex", disable=not progress, smoothing=0.1,
                   desc=f"explaining -> {os.path.basename(out)}") as bar:
             rest = ((batch, explainer(batch[1], batch[2], batch[0])) for batch in batches)
-            for k, ((pos, xb, yb), (maps, classes, probs)) in enumerate(itertools.chain([first], rest), done_blocks):
+            for k, ((pos, xb, yb, digest), (maps, classes, probs)) in enumerate(itertools.chain([first], rest),
+                                                                              done_blocks):
+                if maps.shape[1:] != fields["maps"][0]:
+                    raise ValueError(f"the method returned maps of shape {maps.shape[1:]} for examples {pos[:1]}..., "
+                                     f"after {fields['maps'][0]} for the first batch")
                 rows = {"maps": maps, "class_index": classes, "probabilities": probs, "index": pos}
                 if "label" in fields:
                     rows["label"] = yb
-                if not _put(writes, (k, rows), thread):
+                if not _put(writes, (k, rows, digest), thread):
                     break                                                       # the writer stopped: see below
                 bar.update(len(xb))
     finally:
@@ -500,7 +637,10 @@ def main(argv=None) -> int:
         parser.add_argument("shards", nargs="+", help="the shard files (every shard of the run once)")
         parser.add_argument("--out", required=True, help="the merged HDF5 file")
         args = parser.parse_args(argv[1:])
-        print(merge_shards(args.shards, args.out))
+        try:
+            print(merge_shards(args.shards, args.out))
+        except ValueError as err:
+            parser.exit(2, f"error: {err}\n")
         return 0
     parser = argparse.ArgumentParser(
         prog="python -m xai_dataset",
@@ -508,6 +648,7 @@ def main(argv=None) -> int:
                     "`python -m xai_dataset merge --out all.h5 shard*.h5` joins shard files.")
     parser.add_argument("--model", required=True, help="a saved Keras model (.keras or legacy .h5)")
     parser.add_argument("--data", required=True, help="a folder of images (flat, or one folder a class) or a .npy file")
+    parser.add_argument("--labels", default=None, help="a .npy file of int labels for .npy data (for --class-index label)")
     parser.add_argument("--method", required=True, help=f"one of {', '.join(sorted(METHODS))}")
     parser.add_argument("--out", required=True, help="the HDF5 file to write")
     parser.add_argument("--batch-size", type=int, default=64, help="examples a batch (default 64)")
@@ -535,8 +676,19 @@ def main(argv=None) -> int:
             i, n = (int(v) for v in args.shard.split("/"))
         except ValueError:
             parser.error(f"--shard takes I/N, e.g. 0/4, got {args.shard!r}")
+        if not 0 <= i < n:
+            parser.error(f"--shard I/N needs 0 <= I < N, got {args.shard!r}")
         shard = (i, n)
-    class_index = args.class_index if args.class_index in ("predicted", "label") else int(args.class_index)
+    class_index = args.class_index
+    if class_index not in ("predicted", "label"):
+        try:
+            class_index = int(class_index)
+        except ValueError:
+            parser.error(f"--class-index takes 'predicted', 'label' or an int, got {class_index!r}")
+    if args.method not in METHODS:
+        parser.error(f"--method must be one of {', '.join(sorted(METHODS))}, got {args.method!r}")
+    if args.labels and not args.data.endswith(".npy"):
+        parser.error("--labels goes with .npy data; a folder with one folder a class has its labels")
 
     import keras
     import tensorflow as tf
@@ -546,10 +698,15 @@ def main(argv=None) -> int:
     with strategy.scope() if strategy else _nothing():
         model = keras.models.load_model(args.model, compile=False)
     data = np.load(args.data, mmap_mode="r") if args.data.endswith(".npy") else args.data
-    path = explain_dataset(model, data, args.method, args.out, class_index=class_index, batch_size=args.batch_size,
-                           strategy=strategy, shard=shard, resume=not args.no_resume, progress=not args.no_progress,
-                           method_batch_size=args.method_batch_size,
-                           compression=None if args.compression == "none" else args.compression, **options)
+    if args.labels:
+        data = (data, np.load(args.labels))
+    try:
+        path = explain_dataset(model, data, args.method, args.out, class_index=class_index,
+                               batch_size=args.batch_size, strategy=strategy, shard=shard, resume=not args.no_resume,
+                               progress=not args.no_progress, method_batch_size=args.method_batch_size,
+                               compression=None if args.compression == "none" else args.compression, **options)
+    except ValueError as err:
+        parser.exit(2, f"error: {err}\n")
     print(path)
     return 0
 

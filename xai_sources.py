@@ -28,9 +28,12 @@ class Source:
     """One shard of the data, read in batches from any position: ``n`` examples (None: unknown until
     read), ``index`` of position k is its place in the whole data, labels where the data have them."""
 
-    def __init__(self, n, describe: dict, has_labels: bool, paths=None, class_names=None):
+    def __init__(self, n, describe: dict, has_labels: bool, paths=None, class_names=None, total=None,
+                 labels=None):
         self.n, self.describe, self.has_labels = n, describe, has_labels
         self.paths, self.class_names = paths, class_names
+        self.total = total                  # examples in the whole data (every shard), None if unknown
+        self.labels = labels                # every label, where known before reading (arrays, folders)
 
     def batches(self, start: int, size: int):
         """Yields (positions (B,), x float32 (B, ...), labels int64 (B,) or None) from ``start``."""
@@ -50,7 +53,8 @@ class _ArraySource(Source):
         describe = {"kind": "array", "shape": list(x.shape), "dtype": str(x.dtype),
                     "ends_sha1": array_digest(np.stack([np.asarray(x[e]) for e in ends])),
                     "labels_sha1": None if y is None else array_digest(np.asarray(y))}
-        super().__init__(len(self.positions), describe, y is not None)
+        super().__init__(len(self.positions), describe, y is not None, total=len(x),
+                         labels=None if y is None else np.asarray(y, np.int64))
 
     def batches(self, start, size):
         for a in range(start, self.n, size):
@@ -71,14 +75,28 @@ class _DatasetSource(Source):
         x_spec = spec[0] if has_labels else spec
         if not isinstance(x_spec, tf.TensorSpec):
             raise ValueError(f"a tf.data.Dataset of inputs or (inputs, labels) was expected, got elements {spec}")
-        if len(x_spec.shape) == rank:                                       # batched: one example at a time
-            ds = ds.unbatch()
-        elif len(x_spec.shape) != rank - 1:
+        batched = len(x_spec.shape) == rank
+        if not batched and len(x_spec.shape) != rank - 1:
             raise ValueError(f"dataset elements of shape {x_spec.shape} do not match the model's input rank "
                              f"{rank} (batched) or {rank - 1} (one example)")
+        if has_labels:
+            y_spec = spec[1]
+            if len(spec) != 2 or not isinstance(y_spec, tf.TensorSpec) or not y_spec.dtype.is_integer:
+                raise ValueError(f"dataset labels must be integer class indices, got {spec[1:]}; for one-hot labels "
+                                 "map them first: ds.map(lambda x, y: (x, tf.argmax(y, -1)))")
+            label_rank = len(y_spec.shape) - (1 if batched else 0)
+            if label_rank > 1 or (label_rank == 1 and y_spec.shape[-1] not in (1, None)):
+                raise ValueError(f"dataset labels must be one int an example, got shape {y_spec.shape}; for one-hot "
+                                 "labels map them first: ds.map(lambda x, y: (x, tf.argmax(y, -1)))")
+        if batched:
+            ds = ds.unbatch()
+        card = int(ds.cardinality())
+        if card == int(tf.data.INFINITE_CARDINALITY):
+            raise ValueError("the dataset is infinite (a repeat() without a count?); explain a finite dataset")
         self.ds, self.shard = ds.shard(shard[1], shard[0]) if shard[1] > 1 else ds, shard
-        card = int(self.ds.cardinality())
-        super().__init__(card if card >= 0 else None, {"kind": "tf.data", "element_spec": str(spec)}, has_labels)
+        n = int(self.ds.cardinality())
+        super().__init__(n if n >= 0 else None, {"kind": "tf.data", "element_spec": str(spec)}, has_labels,
+                         total=card if card >= 0 else None)
 
     def batches(self, start, size):
         i, n = self.shard
@@ -117,8 +135,13 @@ def _decode_image(path: str, shape: tuple) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
     try:
         with Image.open(path) as im:
+            if im.mode == "P":                                          # palette: the colours, not the indices
+                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            if im.mode not in ("L", "RGB", "RGBA"):
+                raise ValueError(f"image {path!r} has mode {im.mode!r}; 8-bit L, RGB or RGBA images are read as they "
+                                 "are (0-255). Convert the images, or pass a tf.data.Dataset that scales them")
             arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"cannot decode image {path!r}: {err}") from err
     if arr.ndim == 2:
         arr = arr[..., None]
@@ -137,7 +160,7 @@ class _FolderSource(Source):
         listing = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:20]
         describe = {"kind": "folder", "n_files": len(paths), "listing_sha1": listing, "classes": names}
         super().__init__(len(self.positions), describe, labels is not None,
-                         paths=[paths[p] for p in self.positions], class_names=names)
+                         paths=[paths[p] for p in self.positions], class_names=names, total=len(paths), labels=labels)
 
     def batches(self, start, size):
         for a in range(start, self.n, size):
@@ -148,6 +171,8 @@ class _FolderSource(Source):
 
 
 def open_source(data, model, shard) -> Source:
+    """The shard ``(i, n)`` of ``data`` (see :func:`xai_dataset.explain_dataset` for the kinds), checked
+    against the model's input; raises ValueError naming what does not fit."""
     import tensorflow as tf
     shape = tuple(model.input_shape[1:])
     if isinstance(data, (str, os.PathLike)):

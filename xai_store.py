@@ -31,6 +31,7 @@ import numpy as np
 
 __all__ = ["FORMAT", "COMPRESSIONS", "fields_for", "chunk_rows", "create_kwargs", "atomic_h5", "part_name",
            "write_part", "write_virtual_main", "completed_parts", "rows_written", "consolidate", "attr_value",
+           "tmp_prefix", "part_digests", "file_digests",
            "shard_path", "load_explanations", "merge_shards"]
 
 FORMAT = "xai_dataset/1"
@@ -70,9 +71,16 @@ def create_kwargs(name, row_shape, dtype, block, compression):
     return kwargs
 
 
+def tmp_prefix(path: str) -> str:
+    """The prefix of ``path``'s temporary files: ``.tmp-<name>-`` beside it, so that a resumed run
+    removes its own leftovers and never another run's."""
+    return f".tmp-{os.path.basename(path)}-"
+
+
 def atomic_h5(path: str, write: Callable) -> None:
+    """``write(f)`` into a temporary HDF5 file beside ``path``, then renamed onto it (atomic)."""
     import h5py
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".h5")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=tmp_prefix(path), suffix=".h5")
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
@@ -83,8 +91,12 @@ def atomic_h5(path: str, write: Callable) -> None:
             os.remove(tmp)
 
 
-def write_part(path, fields, rows: dict, block, compression):
+def write_part(path, fields, rows: dict, block, compression, input_sha1: str):
+    """One finished block: every field padded to ``block`` rows, and the digest of its inputs (a
+    resumed run checks that it reads the same data)."""
     def write(f):
+        f.attrs["input_sha1"] = input_sha1
+        f.attrs["rows"] = len(rows["index"])
         for name, (shape, dtype, fill) in fields.items():
             data = np.full((block,) + shape, fill, dtype)                 # the last block padded to full size
             data[:len(rows[name])] = rows[name]
@@ -96,7 +108,8 @@ def write_virtual_main(out, attrs: dict, fields, block, paths):
     """``out``: attributes, the paths, and virtual datasets over ``<out>.parts/%b.h5``, block by block."""
     import h5py
     unlimited = h5py.h5s.UNLIMITED
-    parts = (os.path.basename(out) + ".parts/%b.h5").encode()
+    # a printf-style name: the block number fills %b, and a % of the file's own name is doubled
+    parts = (os.path.basename(out).replace("%", "%%") + ".parts/%b.h5").encode()
 
     def write(f):
         for key, value in attrs.items():
@@ -143,13 +156,14 @@ def completed_parts(parts_dir: str, block: int) -> int:
 
 def consolidate(out, parts_dir, attrs, fields, block, n_rows, paths, compression):
     """One self-contained file in place of the virtual one (atomic), chunks copied without
-    recompressing; then the parts are removed."""
+    recompressing, each block's input digest kept (``block_sha1``); then the parts are removed."""
     import h5py
     n_blocks = -(-n_rows // block)
 
     def write(f):
         for key, value in attrs.items():
             f.attrs[key] = value
+        f.create_dataset("block_sha1", data=np.asarray(part_digests(parts_dir, n_blocks), dtype="S20"))
         if paths is not None:
             f.create_dataset("paths", data=np.asarray(paths[:n_rows], dtype=h5py.string_dtype()))
         # unlimited rows: a chunk may hold more rows than a small file has (chunks copied as they are)
@@ -172,6 +186,23 @@ def consolidate(out, parts_dir, attrs, fields, block, n_rows, paths, compression
     shutil.rmtree(parts_dir, ignore_errors=True)
 
 
+def part_digests(parts_dir: str, n_blocks: int) -> list[str]:
+    """The input digests of blocks 0 .. n_blocks - 1."""
+    import h5py
+    digests = []
+    for k in range(n_blocks):
+        with h5py.File(os.path.join(parts_dir, part_name(k)), "r") as part:
+            digests.append(attr_value(part.attrs["input_sha1"]))
+    return digests
+
+
+def file_digests(out: str) -> list[str]:
+    """The input digests of a complete file's blocks."""
+    import h5py
+    with h5py.File(out, "r") as f:
+        return [attr_value(d) for d in f["block_sha1"][:]] if "block_sha1" in f else []
+
+
 def attr_value(value):
     if isinstance(value, bytes):
         value = value.decode()
@@ -181,11 +212,12 @@ def attr_value(value):
 
 
 def rows_written(parts_dir, n_blocks, block) -> int:
+    """Examples held by blocks 0 .. n_blocks - 1 (the last may be short)."""
     import h5py
     if n_blocks == 0:
         return 0
     with h5py.File(os.path.join(parts_dir, part_name(n_blocks - 1)), "r") as f:
-        last = int((f["index"][:] >= 0).sum())
+        last = int(f.attrs["rows"])
     return (n_blocks - 1) * block + last
 
 
@@ -203,7 +235,8 @@ def load_explanations(path, fields=None) -> dict:
     with h5py.File(path, "r") as f:
         index = f["index"][:]
         keep = index >= 0                                                     # a padded last block, if any
-        names = [n for n in f if n != "paths"] if fields is None else list(fields)
+        names = [n for n in f if n not in ("paths", "block_sha1")] if fields is None else \
+            [n for n in fields if n != "paths"]
         result = {n: f[n][:][keep] for n in names}
         if "paths" in f and (fields is None or "paths" in fields):
             result["paths"] = np.asarray([p.decode() if isinstance(p, bytes) else p for p in f["paths"][:]])[:keep.sum()]
@@ -220,63 +253,76 @@ def load_explanations(path, fields=None) -> dict:
     return result
 
 
-def merge_shards(shards, out, *, compression: str | None = "gzip") -> str:
+def merge_shards(shards, out, *, compression: str | None = "gzip", rows_per_write: int = 256) -> str:
     """One file from the complete shard files of one run (:func:`shard_path`), rows in example order.
 
     Checks that every shard is complete, that all were made by the same model, method, options and
-    data, and that together they cover every example exactly once; written atomically."""
+    data, and that together they hold every example of the data exactly once (where the data's
+    length is known: arrays, folders, tf.data of known length). Streams ``rows_per_write`` rows at a
+    time (memory stays flat); written atomically. ``compression`` is the merged maps' own."""
     import h5py
     shards = [os.fspath(s) for s in shards]
     if not shards:
         raise ValueError("no shard files given")
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
     infos = []
     for path in shards:
-        with h5py.File(path, "r") as f:
-            attrs = {k: attr_value(v) for k, v in f.attrs.items()}
-            if attrs.get("format") != FORMAT:
-                raise ValueError(f"{path!r} is not a file written by explain_dataset")
-            if not attrs.get("complete"):
-                raise ValueError(f"{path!r} is not complete; finish (resume) that shard first")
-            infos.append((path, attrs, f["index"][:]))
-    same = ("method", "method_options", "model_fingerprint", "class_index", "data", "compression")
+        try:
+            with h5py.File(path, "r") as f:
+                attrs = {k: attr_value(v) for k, v in f.attrs.items()}
+                index = f["index"][:] if attrs.get("format") == FORMAT else None
+        except OSError as err:
+            raise ValueError(f"cannot read shard {path!r} ({err})") from err
+        if attrs.get("format") != FORMAT:
+            raise ValueError(f"{path!r} is not a file written by explain_dataset")
+        if not attrs.get("complete"):
+            raise ValueError(f"{path!r} is not complete; finish (resume) that shard first")
+        infos.append((path, attrs, index))
+    same = ("method", "method_options", "model_fingerprint", "class_index", "data", "n_total")
     for key in same:
-        values = {str(a[key]) for _, a, _ in infos}
+        values = {str(a.get(key)) for _, a, _ in infos}
         if len(values) > 1:
             raise ValueError(f"the shards differ in {key}: {sorted(values)}; they are not one run")
     counts = {json.loads(a["shard"])[1] for _, a, _ in infos}
     ids = sorted(json.loads(a["shard"])[0] for _, a, _ in infos)
-    if len(counts) != 1 or ids != list(range(counts.pop())):
-        raise ValueError(f"the shards are {ids} of {sorted({json.loads(a['shard'])[1] for _, a, _ in infos})}; "
-                         "each of 0..n-1 must be given once")
+    if len(counts) != 1 or ids != list(range(next(iter(counts)))):
+        raise ValueError(f"the shards are {ids} of {sorted(counts)}; each of 0..n-1 must be given once")
     index = np.concatenate([i for _, _, i in infos])
-    total = len(index)
-    if not np.array_equal(np.sort(index), np.arange(total)):
-        missing = np.setdiff1d(np.arange(index.max() + 1), index)[:10].tolist()
-        raise ValueError(f"the shards do not cover every example once (repeated or missing, e.g. {missing})")
+    total = int(infos[0][1].get("n_total", -1))
+    total = len(index) if total < 0 else total
+    if len(index) != total or not np.array_equal(np.sort(index), np.arange(total)):
+        missing = np.setdiff1d(np.arange(total), index)[:10].tolist()
+        raise ValueError(f"the shards hold {len(index)} rows for {total} examples: not every example once "
+                         f"(missing e.g. {missing})")
+    owner = np.concatenate([np.full(len(i), s) for s, (_, _, i) in enumerate(infos)])
+    row = np.concatenate([np.arange(len(i)) for _, _, i in infos])
     order = np.argsort(index, kind="stable")
+    owner, row = owner[order], row[order]                     # output row j comes from shard owner[j], row row[j]
     first = infos[0][1]
 
     def write(f):
         for key, value in first.items():
             f.attrs[key] = value
-        f.attrs["shard"] = json.dumps([0, 1])
-        f.attrs["n_examples"] = total
-        f.attrs["merged_from"] = json.dumps([os.path.basename(p) for p, _, _ in infos])
+        f.attrs.update({"shard": json.dumps([0, 1]), "n_examples": total, "compression": str(compression),
+                        "merged_from": json.dumps([os.path.basename(p) for p, _, _ in infos])})
         sources = [h5py.File(p, "r") for p, _, _ in infos]
         try:
-            for name in [n for n in sources[0] if n != "paths"]:
-                data = np.concatenate([s[name][:] for s in sources])[order]
-                kwargs = {}
-                if name == "maps":
-                    kwargs = {"chunks": (chunk_rows(data.shape[1:], data.dtype, 1),) + data.shape[1:]}
-                    if compression is not None:
-                        kwargs.update(compression=compression, shuffle=True)
-                        if compression == "gzip":
-                            kwargs["compression_opts"] = 1
-                f.create_dataset(name, data=data, **kwargs)
-            if "paths" in sources[0]:
-                paths = np.concatenate([s["paths"][:] for s in sources])[order]
-                f.create_dataset("paths", data=paths, dtype=h5py.string_dtype())
+            names = [n for n in sources[0] if n != "block_sha1"]
+            for name in names:
+                src = sources[0][name]
+                kwargs = {"dtype": h5py.string_dtype()} if name == "paths" else create_kwargs(
+                    name, src.shape[1:], src.dtype, rows_per_write, compression)
+                dest = f.create_dataset(name, shape=(total,) + src.shape[1:], maxshape=(None,) + src.shape[1:],
+                                        **({"dtype": src.dtype} | kwargs))
+                for a in range(0, total, rows_per_write):
+                    b = min(a + rows_per_write, total)
+                    part = np.empty((b - a,) + src.shape[1:], dest.dtype if name != "paths" else object)
+                    for s, source in enumerate(sources):
+                        take = np.flatnonzero(owner[a:b] == s)
+                        if len(take):
+                            part[take] = source[name][row[a:b][take]]         # rows increase within a shard
+                    dest[a:b] = part
         finally:
             for s in sources:
                 s.close()

@@ -341,3 +341,117 @@ def test_interrupted_before_the_last_step_finishes_on_resume(tmp_path, model2d, 
     r = xd.load_explanations(out)
     assert r["attrs"]["complete"] and len(r["maps"]) == len(images)
     np.testing.assert_allclose(r["maps"], xu.grad_cam(model2d, images), rtol=1e-5, atol=1e-6)
+
+
+def stop_after(monkeypatch, blocks):
+    """Stop a run after ``blocks`` parts are written (a failed write: the run ends as a kill would)."""
+    real, calls = xai_store.write_part, []
+
+    def write(path, *args):
+        if len(calls) == blocks:
+            raise OSError(28, "No space left on device")
+        calls.append(path)
+        return real(path, *args)
+    monkeypatch.setattr(xai_store, "write_part", write)
+    return lambda: monkeypatch.setattr(xai_store, "write_part", real)
+
+
+def test_resume_refuses_other_data(tmp_path, model2d, images, monkeypatch):
+    import tensorflow as tf
+    changed = images.copy()
+    changed[9] += 1                                                       # one example in the middle
+    restore = stop_after(monkeypatch, 3)
+    with pytest.raises(OSError):
+        xd.explain_dataset(model2d, images, "grad_cam", tmp_path / "a.h5", batch_size=4, progress=False)
+    restore()
+    with pytest.raises(ValueError, match="other data: examples 8..11"):
+        xd.explain_dataset(model2d, changed, "grad_cam", tmp_path / "a.h5", batch_size=4, progress=False)
+    # a complete file, asked for again with other data of the same kind and length
+    ds = tf.data.Dataset.from_tensor_slices(images)
+    xd.explain_dataset(model2d, ds, "grad_cam", tmp_path / "t.h5", batch_size=4, progress=False)
+    with pytest.raises(ValueError, match="other data"):
+        xd.explain_dataset(model2d, tf.data.Dataset.from_tensor_slices(images + 5), "grad_cam", tmp_path / "t.h5",
+                           batch_size=4, progress=False)
+    # a pipeline that reshuffles cannot resume
+    shuffled = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=None)
+    restore = stop_after(monkeypatch, 2)
+    with pytest.raises(OSError):
+        xd.explain_dataset(model2d, shuffled, "grad_cam", tmp_path / "s.h5", batch_size=4, progress=False)
+    restore()
+    with pytest.raises(ValueError, match="without reshuffling"):
+        xd.explain_dataset(model2d, shuffled, "grad_cam", tmp_path / "s.h5", batch_size=4, progress=False)
+
+
+def test_more_refusals(tmp_path, model2d, images):
+    import tensorflow as tf
+    out = tmp_path / "x.h5"
+    call = dict(model=model2d, data=images, method="grad_cam", out=out, progress=False, batch_size=4)
+
+    def refused(message, **change):
+        with pytest.raises(ValueError, match=message):
+            xd.explain_dataset(**{**call, **change})
+        assert not os.path.exists(out)
+    refused("returned maps of shape", method=lambda m, x, c: np.zeros((1, 12, 12), np.float32))
+    refused("returned maps of shape", method=lambda m, x, c: np.zeros(len(x), np.float32))
+    refused("non-finite maps", method=lambda m, x, c: np.full((len(x), 12, 12), np.nan, np.float32))
+    refused("unknown option", bogus=1)
+    refused("at most that many shards", shard=(0, 24))
+    refused("class_index has 5 entries", class_index=np.zeros(5, int))
+    refused("out of range", class_index=4)
+    refused("labels range over", data=(images, np.full(len(images), 9)), class_index="label")
+    refused("infinite", data=tf.data.Dataset.from_tensor_slices(images).repeat())
+    refused("one-hot", data=tf.data.Dataset.from_tensor_slices((images, np.eye(4)[np.arange(23) % 4])))
+    refused("integer class indices", data=tf.data.Dataset.from_tensor_slices((images, np.ones(23))))
+    os.makedirs(tmp_path / "folder.h5")
+    refused("is a folder", out=tmp_path / "folder.h5")
+    with xd._exclusive(str(out)):                                        # another run holds the file
+        with pytest.raises(ValueError, match="another run is writing"):
+            xd.explain_dataset(**call)
+
+
+def test_odd_file_names_palette_images_and_architecture(tmp_path, model2d, images):
+    import keras
+    from PIL import Image
+    out = xd.explain_dataset(model2d, images, "grad_cam", tmp_path / "a%d 50%.h5", batch_size=4, progress=False)
+    assert len(xd.load_explanations(out)["maps"]) == len(images)
+    folder = tmp_path / "palette"
+    os.makedirs(folder)
+    rgb = images[0].astype(np.uint8)
+    Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=8).save(folder / "p.png")
+    r = xd.load_explanations(xd.explain_dataset(model2d, folder, "grad_cam", tmp_path / "p.h5", progress=False))
+    colours = np.asarray(Image.open(folder / "p.png").convert("RGB"), np.float32)[None]
+    np.testing.assert_allclose(r["maps"], xu.grad_cam(model2d, colours), rtol=1e-5, atol=1e-6)
+    Image.fromarray(np.zeros((12, 12), np.uint16)).save(tmp_path / "palette" / "q.png")
+    with pytest.raises(ValueError, match="mode"):
+        xd.explain_dataset(model2d, folder, "grad_cam", tmp_path / "q.h5", progress=False)
+
+    def build(pooling):
+        x = keras.Input((16, 1))
+        h = keras.layers.Conv1D(3, 3, kernel_initializer=keras.initializers.Ones())(x)
+        h = pooling()(h)
+        return keras.Model(x, keras.layers.Dense(2, kernel_initializer=keras.initializers.Ones())(h))
+    mean, top = build(keras.layers.GlobalAveragePooling1D), build(keras.layers.GlobalMaxPooling1D)
+    assert xd.model_fingerprint(mean) != xd.model_fingerprint(top)
+    assert xd.model_fingerprint(mean) == xd.model_fingerprint(build(keras.layers.GlobalAveragePooling1D))
+
+
+def test_merge_checks_the_whole_data(tmp_path, model2d, images):
+    import tensorflow as tf
+    a = xd.explain_dataset(model2d, tf.data.Dataset.from_tensor_slices(images), "grad_cam",
+                           xd.shard_path(str(tmp_path / "m.h5"), 0, 2), shard=(0, 2), progress=False)
+    b = xd.explain_dataset(model2d, tf.data.Dataset.from_tensor_slices(images[:-1]), "grad_cam",
+                           xd.shard_path(str(tmp_path / "m.h5"), 1, 2), shard=(1, 2), progress=False)
+    with pytest.raises(ValueError, match="differ in n_total"):
+        xd.merge_shards([a, b], tmp_path / "all.h5")
+
+
+def test_command_line_errors(tmp_path, saved):
+    base = ["--model", str(saved / "model.keras"), "--data", str(saved / "x.npy"), "--out", str(tmp_path / "c.h5")]
+    for extra, message in ((["--method", "grad_cam", "--shard", "5/4"], "0 <= I < N"),
+                           (["--method", "grad_cam", "--class-index", "foo"], "--class-index"),
+                           (["--method", "nope"], "--method must be one of"),
+                           (["--method", "grad_cam", "--option", "bogus=3"], "unknown option")):
+        run = subprocess.run([sys.executable, "-m", "xai_dataset"] + base + extra, cwd=ROOT, env=ENV,
+                             capture_output=True, text=True)
+        assert run.returncode == 2 and message in run.stderr, (extra, run.stderr[-500:])
+        assert "Traceback" not in run.stderr
