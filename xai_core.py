@@ -2,8 +2,9 @@
 the score being explained (:func:`score_model`), the classes explained, walking nested models,
 compiled steps cached per model, fixed-size batches, and resizing maps to the input.
 
-``xai_utils`` (Grad-CAM, IG), ``xai_perturbation`` (RISE, SISE) and ``xai_metrics`` build on these
-public names only. Compiled steps are built by module-level factories through :func:`cached_step`,
+``xai_utils`` (Grad-CAM, IG), ``xai_gradients`` (gradients, noise tunnel, expected gradients),
+``xai_cam`` (Grad-CAM++, Score-CAM), ``xai_perturbation`` (RISE, SISE) and ``xai_metrics`` build on
+these public names only. Compiled steps are built by module-level factories through :func:`cached_step`,
 keyed by the factory and every argument it gets, and held weakly by their model.
 
 Axis key: N examples, T signal length, H, W image size, C channels, K classes, S steps or masks,
@@ -25,6 +26,9 @@ __all__ = [
     "check_batch_size",
     "check_flag",
     "check_number",
+    "check_choice",
+    "check_value_range",
+    "check_references",
     "resolve_class_index",
     "explained_classes",
     "flatten_chain",
@@ -500,3 +504,49 @@ def check_number(name, value, low=None, high=None, low_open=False, integer=False
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high}, got {value!r}")
     return value
+
+
+def check_choice(value, choices: tuple, name: str):
+    """One of ``choices`` (compared by equality, strings only); raises ValueError listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_value_range(value_range, x=None, *, needed_for: str) -> tuple[float, float]:
+    """The range of the data's values, ``(lo, hi)`` with lo < hi, as floats; ``x``, when given,
+    must lie inside it. ``None`` is refused with a message saying what needs it (``needed_for``)
+    and what to pass: the range is never guessed from the data."""
+    if value_range is None:
+        raise ValueError(f"{needed_for} needs the range of the data's values: pass value_range=(lo, hi), "
+                         "e.g. (0, 255) for HMT tiles or (x_train.min(), x_train.max()) for MNIST-1D")
+    bad = ValueError(f"value_range must be two finite numbers (lo, hi) with lo < hi, got {value_range!r}")
+    if isinstance(value_range, str) or not hasattr(value_range, "__len__") or len(value_range) != 2:
+        raise bad
+    if any(isinstance(v, (bool, str, bytes)) for v in value_range):
+        raise bad
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise bad from None
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo >= hi:
+        raise bad
+    if x is not None and (x.min() < lo or x.max() > hi):
+        raise ValueError(f"x has values in [{x.min():.4g}, {x.max():.4g}], outside value_range ({lo:.4g}, {hi:.4g}); "
+                         "pass the range the data can take (widen it to cover every example)")
+    return lo, hi
+
+
+def check_references(references, x: np.ndarray, name: str = "references") -> np.ndarray:
+    """A reference set for ``x`` (``x`` checked already): float32 (R, ...) with R >= 1 and one
+    example's shape, numeric and finite (e.g. training tiles, the baselines of expected gradients)."""
+    r = np.asarray(references)
+    if r.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric, got dtype {r.dtype}")
+    if r.ndim != x.ndim or r.shape[1:] != x.shape[1:] or len(r) == 0:
+        raise ValueError(f"{name} has shape {r.shape}, expected (R,) + one example's shape {x.shape[1:]} with R >= 1 "
+                         f"(e.g. training examples x_train[:200]); add the first axis for a single reference")
+    r = r.astype(np.float32, copy=False)
+    if not np.isfinite(r).all():
+        raise ValueError(f"{name} has non-finite values (NaN or inf); clean or drop them first")
+    return r

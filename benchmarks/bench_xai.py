@@ -9,6 +9,13 @@ reach a median relative completeness gap <= 1 %, naive per-example implementatio
 per call, one example at a time, steps in a Python loop), RISE against a per-mask Python loop, the
 seconds per example of every method, and the peak memory of IG at 32 and 128 steps (measured in a
 fresh process each: peak RSS on the CPU, TensorFlow's peak allocation on a GPU).
+
+The gradient family (gradient, gradient x input, SmoothGrad, SmoothGrad², VarGrad, the noise tunnel
+over IG, expected gradients, IG with the blur and uniform baselines, Grad-CAM++) is reported as a
+share of the forward + backward roofline (model inputs per second, each noisy copy, path point or
+reference draw counting as one input); Score-CAM as a share of the forward-only roofline (one
+masked input per channel of its layer). Peak memory of SmoothGrad, the noise tunnel over IG and
+expected gradients at two sample or step counts checks that memory is flat in them.
 """
 from __future__ import annotations
 
@@ -31,6 +38,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import xai_cam as xc  # noqa: E402
+import xai_gradients as xg  # noqa: E402
 import xai_perturbation as xp  # noqa: E402
 import xai_utils as xu  # noqa: E402
 
@@ -68,6 +77,14 @@ def roofline(model, x, batch):
             tape.watch(xb)
             s = tf.reduce_sum(score(xb)[:, 0])
         return tape.gradient(s, xb)
+    xb = tf.constant(np.resize(x, (batch,) + x.shape[1:]))
+    return batch / timed(lambda: step(xb).numpy())
+
+
+def forward_roofline(model, x, batch):
+    """Forward pass of the bare model (the logits): inputs/s, which no perturbation method can beat."""
+    score = xu.score_model(model, "logit")
+    step = tf.function(lambda xb: score(xb))
     xb = tf.constant(np.resize(x, (batch,) + x.shape[1:]))
     return batch / timed(lambda: step(xb).numpy())
 
@@ -129,8 +146,9 @@ def relative_gap(model, x, steps, method):
     return np.abs(delta) / np.abs(f[rows, c] - f0[rows, c])
 
 
-def peak_memory(name, steps, n):
-    """IG in a fresh process; returns the peak memory in MiB (RSS on CPU, TF's peak on GPU)."""
+def peak_memory(name, call, n):
+    """``call`` (an expression on ``model`` and ``x``, e.g. ``xu.integrated_gradients(model, x)``) in a
+    fresh process; returns the peak memory in MiB above the forward pass (RSS on CPU, TF's peak on GPU)."""
     code = f"""
 import os, resource, sys, json
 sys.path.insert(0, {ROOT!r}); sys.argv = ["x"]
@@ -138,15 +156,16 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import numpy as np, tensorflow as tf
 sys.path.insert(0, {os.path.join(ROOT, 'benchmarks')!r})
 from bench_xai import load
-import xai_utils as xu
+import xai_gradients as xg, xai_utils as xu
 model, x = load({name!r})
+references = x[-64:]
 x = x[:{n}]
 gpu = bool(tf.config.list_physical_devices("GPU"))
 xu.predict_scores(model, x)                       # baseline: model, data and the forward pass resident
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 if gpu:
     tf.config.experimental.reset_memory_stats("GPU:0")
-xu.integrated_gradients(model, x, steps={steps}, progress=False)
+{call}
 peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if gpu else \
     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
 print(json.dumps(peak))
@@ -159,6 +178,7 @@ def bench(name, quick):
     model, x = load(name)
     two_d = x.ndim == 4
     n = (16 if two_d else 64) if quick else (128 if two_d else 1000)
+    references = x[-64:]                                  # expected gradients' reference set, apart from x
     x = x[:n]
     batch = 128 if two_d else 1024
     rows = {}
@@ -214,11 +234,78 @@ def bench(name, quick):
     rows["Grad-CAM, s / example"] = 1 / rows["Grad-CAM, examples/s"]
     rows["IG (32 steps), s / example"] = 1 / ig
 
-    mem_n = 32 if two_d else 1000
+    mem_n = (8 if two_d else 200) if quick else (32 if two_d else 1000)
     for steps in (32, 128):
         rows[f"IG peak memory above the forward pass, {steps} steps, {mem_n} examples (MiB)"] = \
-            peak_memory(name, steps, mem_n)
+            peak_memory(name, f"xu.integrated_gradients(model, x, steps={steps}, progress=False)", mem_n)
+    rows.update(gradient_family(name, model, x, references, batch, rows["roofline (forward + backward), inputs/s"],
+                                quick, mem_n))
     return rows, steps_table
+
+
+def gradient_family(name, model, x, references, batch, roof, quick, mem_n):
+    """Throughput of the gradient family and the CAMs as shares of their rooflines, and their memory
+    at two sample or step counts (flat: memory is bounded by batch_size, not by samples or steps)."""
+    two_d = x.ndim == 4
+    value_range = (0, 255) if two_d else (float(min(x.min(), references.min())), float(max(x.max(), references.max())))
+    few = x[: (4 if quick else 16) if two_d else (64 if quick else 1000)]      # for the costly methods
+    samples, ig_samples, ig_steps, eg_samples, draws = (10, 4, 8, 20, 3) if quick else (50, 10, 16, 200, 10)
+    rows = {}
+
+    def measure(label, run, xs, inputs_per_example, roofline, roofline_name):
+        t = timed(lambda: run(xs), repeat=1 if len(xs) * inputs_per_example > 2000 else 2)
+        rows[f"{label}, examples/s"] = len(xs) / t
+        rows[f"{label}, share of the {roofline_name} roofline"] = len(xs) * inputs_per_example / t / roofline
+
+    fb = "forward + backward"
+    common = dict(batch_size=batch, progress=False)
+    measure("gradient", lambda v: xg.saliency(model, v, **common), x, 1, roof, fb)
+    measure("gradient x input", lambda v: xg.gradient_x_input(model, v, **common), x, 1, roof, fb)
+    for label, method in (("SmoothGrad", xg.smoothgrad), ("SmoothGrad²", xg.smoothgrad_squared), ("VarGrad", xg.vargrad)):
+        measure(f"{label} ({samples} samples)", lambda v, m=method: m(model, v, samples=samples, **common),
+                few, samples, roof, fb)
+    measure(f"SmoothGrad over IG ({ig_samples} samples x {ig_steps} steps)",
+            lambda v: xg.smoothgrad(model, v, base="integrated_gradients", samples=ig_samples, steps=ig_steps, **common),
+            few, ig_samples * ig_steps, roof, fb)
+    measure(f"expected gradients ({eg_samples} samples)",
+            lambda v: xg.expected_gradients(model, v, references=references, samples=eg_samples, **common),
+            few, eg_samples, roof, fb)
+    measure("IG, blur baseline (32 steps)", lambda v: xu.integrated_gradients(model, v, baseline="blur", **common),
+            few, 32, roof, fb)
+    measure(f"IG, uniform baseline ({draws} draws x 32 steps)",
+            lambda v: xu.integrated_gradients(model, v, baseline="uniform", baseline_samples=draws,
+                                              value_range=value_range, **common), few, 32 * draws, roof, fb)
+    measure("Grad-CAM++", lambda v: xc.grad_cam_plus_plus(model, v, **common), x, 1, roof, fb)
+    channels = int(xu.find_layer(model).output.shape[-1])
+    forward = forward_roofline(model, x, batch)
+    rows["roofline (forward only), inputs/s"] = forward
+    measure(f"Score-CAM ({channels} channels)", lambda v: xc.score_cam(model, v, **common), few, channels,
+            forward, "forward-only")
+
+    # the completeness gap per baseline (xu.completeness_gap: F(x') is the mean over a baseline's draws,
+    # or over the reference set for expected gradients, which meets it in expectation only)
+    xs = x[: (4 if quick else 16) if two_d else (64 if quick else 256)]
+    for baseline in xu.IG_BASELINES:
+        options = dict(baseline=baseline, value_range=value_range, baseline_samples=draws)
+        attributions = xu.integrated_gradients(model, xs, **options, **common)
+        _, relative = xu.completeness_gap(model, xs, attributions, **options, batch_size=batch)
+        rows[f"IG completeness, {baseline} baseline (32 steps), median relative gap"] = float(np.median(relative))
+    attributions = xg.expected_gradients(model, xs, references=references, samples=eg_samples, **common)
+    _, relative = xu.completeness_gap(model, xs, attributions, references=references, batch_size=batch)
+    rows[f"expected gradients completeness ({eg_samples} samples), median relative gap"] = float(np.median(relative))
+
+    # batch_size 64 for every one: each call holds about 64 inputs whatever the samples or steps, so
+    # the two peaks of a method should agree (memory bounded by batch_size, flat in samples and steps)
+    memory = [(f"SmoothGrad, {m} samples", f"xg.smoothgrad(model, x, samples={m}, batch_size=64, progress=False)")
+              for m in ((5, 20) if quick else (10, 50))]
+    memory += [(f"SmoothGrad over IG, 4 samples x {s} steps", "xg.smoothgrad(model, x, base='integrated_gradients', "
+                f"samples=4, steps={s}, batch_size=64, progress=False)") for s in ((4, 16) if quick else (8, 32))]
+    memory += [(f"expected gradients, {m} samples", "xg.expected_gradients(model, x, references=references, "
+                f"samples={m}, batch_size=64, progress=False)") for m in ((10, 40) if quick else (50, 200))]
+    for label, call in memory:
+        rows[f"{label}: peak memory above the forward pass, batch_size 64, {mem_n} examples (MiB)"] = \
+            peak_memory(name, call, mem_n)
+    return rows
 
 
 def bench_road(repeat=5):

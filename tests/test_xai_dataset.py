@@ -455,3 +455,19 @@ def test_command_line_errors(tmp_path, saved):
                              capture_output=True, text=True)
         assert run.returncode == 2 and message in run.stderr, (extra, run.stderr[-500:])
         assert "Traceback" not in run.stderr
+
+
+OPTIONS = {"integrated_gradients": {"steps": 4}, "rise": {"n_masks": 16, "seed": 1}, "smoothgrad": {"samples": 3},
+           "smoothgrad_squared": {"samples": 3}, "vargrad": {"samples": 3}, "noise_tunnel": {"samples": 3},
+           "expected_gradients": {"samples": 4}}
+
+
+@pytest.mark.parametrize("name", sorted(xd.METHODS))
+def test_every_method_by_name(tmp_path, model2d, images, name):
+    options = dict(OPTIONS.get(name, {}))
+    if name == "expected_gradients":
+        options["references"] = images[:5]
+    out = xd.explain_dataset(model2d, images[:7], name, tmp_path / f"{name}.h5", batch_size=3, progress=False,
+                             **options)
+    want = xd.method_function(name)(model2d, images[:7], xu.predict_scores(model2d, images[:7]).argmax(1), **options)
+    np.testing.assert_allclose(xd.load_explanations(out)["maps"], want, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,201 @@
+"""Grad-CAM++ and Score-CAM against hand computations in NumPy and models with known answers."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import tiny_conv1d, tiny_conv2d
+
+import xai_cam as xc
+import xai_utils as xu
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _resize_linear_np(a, out_len):
+    """Half-pixel-centre linear interpolation along axis 1 (what bilinear resize does), in NumPy."""
+    n_in = a.shape[1]
+    src = np.clip((np.arange(out_len) + 0.5) * n_in / out_len - 0.5, 0, n_in - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = (src - lo).reshape((1, -1) + (1,) * (a.ndim - 2))
+    return np.take(a, lo, axis=1) * (1 - frac) + np.take(a, hi, axis=1) * frac
+
+
+def _upsample_np(maps, spatial):
+    """(B, t) -> (B, T) or (B, h, w) -> (B, H, W)."""
+    out = _resize_linear_np(maps, spatial[0])
+    if maps.ndim == 3:
+        out = np.swapaxes(_resize_linear_np(np.swapaxes(out, 1, 2), spatial[1]), 1, 2)
+    return out
+
+
+def _features_and_logits(model, layer_name, x, classes):
+    """The layer's maps A, the gradient g of the picked logit with respect to A, and the logits, by tape."""
+    sub = keras.Model(model.inputs[0], [model.get_layer(layer_name).output, model.layers[-2].output])
+    with tf.GradientTape() as tape:
+        feats, logits = sub(tf.constant(x))
+        picked = tf.reduce_sum(tf.gather(logits, classes, batch_dims=1))
+    return feats.numpy().astype(np.float64), tape.gradient(picked, feats).numpy().astype(np.float64), logits.numpy()
+
+
+# --- Grad-CAM++ ---
+
+def _plus_plus_by_hand(feats, grads):
+    """The closed form of Chattopadhay et al. from A and g: cam at the layer's resolution."""
+    axes = tuple(range(1, feats.ndim - 1))
+    total = feats.sum(axis=axes, keepdims=True)
+    denominator = 2 * grads ** 2 + total * grads ** 3
+    alpha = np.where(denominator != 0, grads ** 2 / np.where(denominator != 0, denominator, 1), 0)
+    weights = (alpha * np.maximum(grads, 0)).sum(axis=axes, keepdims=True)       # (N, 1.., F)
+    return np.maximum((weights * feats).sum(-1), 0)
+
+
+@pytest.mark.parametrize("dims", ["1d", "2d"])
+def test_grad_cam_plus_plus_is_the_papers_closed_form_for_an_exponential_score(dims):
+    # the layer feeds GAP -> Dense, so the logit S is linear in A: g = W[k, c] / positions exactly,
+    # and Y = exp(S) has derivatives exp(S) g, exp(S) g², exp(S) g³: the paper's closed form is exact
+    if dims == "1d":
+        model, layer, x = tiny_conv1d(), "c2", _rng(1).normal(size=(5, 16, 1))
+    else:
+        model, layer, x = tiny_conv2d(), "k2", _rng(1).uniform(0, 255, size=(4, 12, 12, 3))
+    x = x.astype(np.float32)
+    classes = np.arange(len(x)) % 3
+    feats, _, logits = _features_and_logits(model, layer, x, classes)
+    positions = np.prod(feats.shape[1:-1])
+    w = model.layers[-2].kernel.numpy().astype(np.float64)                      # (F, K)
+    g = np.broadcast_to((w[:, classes].T / positions).reshape((len(x),) + (1,) * (feats.ndim - 2) + (-1,)), feats.shape)
+    y = np.exp(logits[np.arange(len(x)), classes]).reshape((-1,) + (1,) * (feats.ndim - 1))   # exp(S) (N, 1..)
+    d1, d2, d3 = y * g, y * g ** 2, y * g ** 3
+    axes = tuple(range(1, feats.ndim - 1))
+    alpha = d2 / (2 * d2 + feats.sum(axis=axes, keepdims=True) * d3)
+    paper = np.maximum(((alpha * np.maximum(d1, 0)).sum(axis=axes, keepdims=True) * feats).sum(-1), 0)
+    cam = xc.grad_cam_plus_plus(model, x, classes)
+    assert cam.shape == x.shape[:-1] and cam.dtype == np.float32
+    # the method leaves out the positive factor exp(S) of every weight of a map
+    expected = _upsample_np(paper / y.reshape((-1,) + (1,) * (paper.ndim - 1)), x.shape[1:-1])
+    assert expected.max() > 1e-3
+    np.testing.assert_allclose(cam, expected, rtol=1e-4, atol=1e-6 * expected.max())
+
+
+@pytest.mark.parametrize("dims", ["1d", "2d"])
+def test_grad_cam_plus_plus_matches_a_hand_computation_on_an_earlier_layer(dims):
+    # an earlier layer: the gradient varies over positions, and alpha with it
+    if dims == "1d":
+        model, layer, x = tiny_conv1d(), "c1", _rng(2).normal(size=(4, 16, 1))
+    else:
+        model, layer, x = tiny_conv2d(), "k1", _rng(2).uniform(0, 255, size=(3, 12, 12, 3))
+    x = x.astype(np.float32)
+    classes = np.arange(len(x)) % 3
+    feats, grads, _ = _features_and_logits(model, layer, x, classes)
+    assert np.ptp(grads, axis=tuple(range(1, grads.ndim - 1))).max() > 0
+    expected = _upsample_np(_plus_plus_by_hand(feats, grads), x.shape[1:-1])
+    np.testing.assert_allclose(xc.grad_cam_plus_plus(model, x, classes, layer=layer), expected,
+                               rtol=1e-4, atol=1e-6 * expected.max())
+
+
+# --- Score-CAM ---
+
+def _indicator_model(shape, classes=4, seed=0):
+    """An identity 1 x 1 convolution ("ind"), GAP, a Dense head and a softmax: fed an input whose
+    channel j is a_j times the indicator of a region R_j, the layer's map k is a_k 1[R_k]."""
+    channels = shape[-1]
+    conv = keras.layers.Conv1D if len(shape) == 2 else keras.layers.Conv2D
+    pool = keras.layers.GlobalAveragePooling1D if len(shape) == 2 else keras.layers.GlobalAveragePooling2D
+    inp = keras.Input(shape)
+    ind = conv(channels, 1, use_bias=False, name="ind")
+    head = keras.layers.Dense(classes, name="head")
+    model = keras.Model(inp, keras.layers.Softmax()(head(pool()(ind(inp)))))
+    ind.set_weights([np.eye(channels, dtype=np.float32).reshape(ind.kernel.shape)])
+    rng = _rng(seed)
+    head.set_weights([rng.normal(size=(channels, classes)).astype(np.float32) * 3,
+                      rng.normal(size=classes).astype(np.float32)])
+    return model, head
+
+
+def _regions(shape):
+    """Disjoint regions, one per channel: float (C, *spatial) of 0/1."""
+    spatial, channels = shape[:-1], shape[-1]
+    regions = np.zeros((channels,) + spatial)
+    if len(spatial) == 1:
+        for j in range(channels):
+            regions[j, j * spatial[0] // channels:(j + 1) * spatial[0] // channels] = 1
+    else:
+        h, w = spatial
+        regions[0, : h // 2, : w // 2] = 1
+        regions[1, : h // 2, w // 2:] = 1
+        regions[2, h // 2:] = 1
+    return regions
+
+
+@pytest.mark.parametrize("score", ["logit", "probability"])
+@pytest.mark.parametrize("shape", [(12, 3), (8, 8, 3)])
+def test_score_cam_of_indicator_maps_gives_the_known_answer(shape, score):
+    model, head = _indicator_model(shape)
+    regions = _regions(shape)                                                   # (C, ...)
+    amplitude = np.array([[1.0, 2.0, 0.5], [0.3, 0.0, 1.5], [2.0, 1.0, 1.0]])    # (N, C); a zero channel: no mask
+    x = np.moveaxis(amplitude[:, :, None] * regions.reshape(1, 3, -1), 1, -1).reshape((3,) + shape).astype(np.float32)
+    classes = np.array([0, 3, 1])
+    kernel, bias = (v.astype(np.float64) for v in head.get_weights())
+    share = regions.reshape(3, -1).mean(1)                                      # |R_k| / positions
+    softmax = lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)  # noqa: E731
+    expected = np.zeros((3,) + shape[:-1])
+    for n in range(3):
+        c = classes[n]
+        for k in range(3):
+            if amplitude[n, k] == 0:                                            # a constant map: a zero mask, weight 0
+                continue
+            # x masked by 1[R_k] keeps channel k alone, on R_k: the pooled features are a_k |R_k| / P e_k
+            logits = amplitude[n, k] * share[k] * kernel[k] + bias
+            weight = (logits[c] - bias[c]) if score == "logit" else softmax(logits)[c] - softmax(bias)[c]
+            expected[n] += weight * amplitude[n, k] * regions[k]
+    expected = np.maximum(expected, 0)
+    assert xu.find_layer(model).name == "ind"
+    cam = xc.score_cam(model, x, classes, score=score, batch_size=4)
+    assert cam.shape == x.shape[:-1] and cam.dtype == np.float32 and expected.max() > 1e-3
+    np.testing.assert_allclose(cam, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dims", ["1d", "2d"])
+def test_score_cam_matches_a_loop_over_channels_in_numpy(dims):
+    if dims == "1d":
+        model, layer, x = tiny_conv1d(), "c2", _rng(3).normal(size=(3, 16, 1))
+    else:
+        model, layer, x = tiny_conv2d(), "k2", _rng(3).uniform(0, 255, size=(3, 12, 12, 3))
+    x = x.astype(np.float32)
+    classes = np.array([0, 1, 2])
+    feats = keras.Model(model.inputs[0], model.get_layer(layer).output)(x).numpy().astype(np.float64)
+    base = model(np.zeros((1,) + x.shape[1:], np.float32)).numpy()[0]
+    expected = np.zeros(x.shape[:-1])
+    for n in range(len(x)):
+        weights = []
+        for k in range(feats.shape[-1]):
+            mask = _upsample_np(feats[n, ..., k][None], x.shape[1:-1])[0]
+            span = mask.max() - mask.min()
+            mask = (mask - mask.min()) / span if span > 0 else np.zeros_like(mask)
+            p = model((x[n] * mask[..., None])[None].astype(np.float32)).numpy()[0]
+            weights.append(p[classes[n]] - base[classes[n]])
+        cam = np.maximum((feats[n] * np.array(weights)).sum(-1), 0)
+        expected[n] = _upsample_np(cam[None], x.shape[1:-1])[0]
+    assert expected.max() > 1e-4
+    np.testing.assert_allclose(xc.score_cam(model, x, classes), expected, rtol=1e-4, atol=1e-5 * expected.max())
+
+
+# --- nested models, compiled steps ---
+
+def test_cams_of_a_nested_model_equal_those_of_the_inner_model():
+    inner = tiny_conv2d()
+    outer = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Identity(), inner])
+    x = _rng(4).uniform(0, 255, size=(3, 12, 12, 3)).astype(np.float32)
+    for method in (xc.grad_cam_plus_plus, xc.score_cam):
+        np.testing.assert_allclose(method(outer, x), method(inner, x), atol=1e-6)
+        np.testing.assert_allclose(method(outer, x, layer="k1"), method(inner, x, layer="k1"), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", [xc.grad_cam_plus_plus, xc.score_cam])
+def test_jit_compiled_cams_agree(method):
+    model = tiny_conv2d()
+    x = _rng(5).uniform(0, 255, size=(3, 12, 12, 3)).astype(np.float32)
+    plain, compiled = method(model, x), method(model, x, jit_compile=True)
+    assert np.abs(compiled - plain).max() <= 1e-5 * max(np.abs(plain).max(), 1e-12)
