@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 import xai_store as store
-from xai_sources import array_digest, open_source
+from xai_sources import array_digest, block_digest, open_source
 from xai_store import COMPRESSIONS, FORMAT, load_explanations, merge_shards, shard_path
 
 __all__ = [
@@ -505,7 +505,7 @@ class _exclusive:
 def _with_digests(batches):
     """Each batch with the digest of its inputs (computed on the reading thread)."""
     for pos, xb, yb in batches:
-        yield pos, xb, yb, array_digest(xb)
+        yield pos, xb, yb, block_digest(xb)
 
 
 def _resume_point(out, attrs, checked, block, resume, source):

@@ -91,11 +91,11 @@ def atomic_h5(path: str, write: Callable) -> None:
             os.remove(tmp)
 
 
-def write_part(path, fields, rows: dict, block, compression, input_sha1: str):
+def write_part(path, fields, rows: dict, block, compression, input_digest: str):
     """One finished block: every field padded to ``block`` rows, and the digest of its inputs (a
     resumed run checks that it reads the same data)."""
     def write(f):
-        f.attrs["input_sha1"] = input_sha1
+        f.attrs["input_digest"] = input_digest
         f.attrs["rows"] = len(rows["index"])
         for name, (shape, dtype, fill) in fields.items():
             data = np.full((block,) + shape, fill, dtype)                 # the last block padded to full size
@@ -156,14 +156,14 @@ def completed_parts(parts_dir: str, block: int) -> int:
 
 def consolidate(out, parts_dir, attrs, fields, block, n_rows, paths, compression):
     """One self-contained file in place of the virtual one (atomic), chunks copied without
-    recompressing, each block's input digest kept (``block_sha1``); then the parts are removed."""
+    recompressing, each block's input digest kept (``block_digest``); then the parts are removed."""
     import h5py
     n_blocks = -(-n_rows // block)
 
     def write(f):
         for key, value in attrs.items():
             f.attrs[key] = value
-        f.create_dataset("block_sha1", data=np.asarray(part_digests(parts_dir, n_blocks), dtype="S20"))
+        f.create_dataset("block_digest", data=np.asarray(part_digests(parts_dir, n_blocks), dtype="S8"))
         if paths is not None:
             f.create_dataset("paths", data=np.asarray(paths[:n_rows], dtype=h5py.string_dtype()))
         # unlimited rows: a chunk may hold more rows than a small file has (chunks copied as they are)
@@ -192,7 +192,7 @@ def part_digests(parts_dir: str, n_blocks: int) -> list[str]:
     digests = []
     for k in range(n_blocks):
         with h5py.File(os.path.join(parts_dir, part_name(k)), "r") as part:
-            digests.append(attr_value(part.attrs["input_sha1"]))
+            digests.append(attr_value(part.attrs["input_digest"]))
     return digests
 
 
@@ -200,7 +200,7 @@ def file_digests(out: str) -> list[str]:
     """The input digests of a complete file's blocks."""
     import h5py
     with h5py.File(out, "r") as f:
-        return [attr_value(d) for d in f["block_sha1"][:]] if "block_sha1" in f else []
+        return [attr_value(d) for d in f["block_digest"][:]] if "block_digest" in f else []
 
 
 def attr_value(value):
@@ -235,7 +235,7 @@ def load_explanations(path, fields=None) -> dict:
     with h5py.File(path, "r") as f:
         index = f["index"][:]
         keep = index >= 0                                                     # a padded last block, if any
-        names = [n for n in f if n not in ("paths", "block_sha1")] if fields is None else \
+        names = [n for n in f if n not in ("paths", "block_digest")] if fields is None else \
             [n for n in fields if n != "paths"]
         result = {n: f[n][:][keep] for n in names}
         if "paths" in f and (fields is None or "paths" in fields):
@@ -308,7 +308,7 @@ def merge_shards(shards, out, *, compression: str | None = "gzip", rows_per_writ
                         "merged_from": json.dumps([os.path.basename(p) for p, _, _ in infos])})
         sources = [h5py.File(p, "r") for p, _, _ in infos]
         try:
-            names = [n for n in sources[0] if n != "block_sha1"]
+            names = [n for n in sources[0] if n != "block_digest"]
             for name in names:
                 src = sources[0][name]
                 kwargs = {"dtype": h5py.string_dtype()} if name == "paths" else create_kwargs(

@@ -336,11 +336,27 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--models", nargs="+", default=["MNIST1D", "HMT"])
     parser.add_argument("--road-only", action="store_true", help="only the ROAD imputation benchmark")
+    parser.add_argument("--families-only", action="store_true",
+                        help="only the gradient family and the CAMs against their rooflines (and their memory)")
     args = parser.parse_args()
     gpus = tf.config.list_physical_devices("GPU")
     print(f"# bench_xai, {datetime.date.today()}: TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
           f"GPUs: {[g.name for g in gpus] or 'none'}\n")
+    if args.families_only:
+        for name in args.models:
+            model, x = load(name)
+            two_d = x.ndim == 4
+            n = (16 if two_d else 64) if args.quick else (128 if two_d else 1000)
+            references, x = x[-64:], x[:n]
+            batch = 128 if two_d else 1024
+            mem_n = (8 if two_d else 200) if args.quick else (32 if two_d else 1000)
+            rows = gradient_family(name, model, x, references, batch, roofline(model, x, batch), args.quick, mem_n)
+            print(f"## {name}: the gradient family and the CAMs\n\n| measure | value |\n|---|---|")
+            for k, v in rows.items():
+                print(f"| {k} | {v:.3g} |" if isinstance(v, float) else f"| {k} | {v} |")
+            print(flush=True)
+        return
     print("## ROAD imputation, one 150 x 150 x 3 tile (seconds, best of 5)\n")
     print("| pixels removed | random pixels | top of a smooth map (one region) |\n|---|---|---|")
     for share, t_random, t_region in bench_road(repeat=2 if args.quick else 5):

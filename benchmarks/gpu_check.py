@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/gpu_check.py --dry-run   # a short CPU-only run of the same code
 
 On a GPU it prints the devices, then for both committed models:
-- Grad-CAM, IG (``return_delta=True``), RISE (same seed) and SISE on the CPU and on the GPU, with
+- Grad-CAM, IG (``return_delta=True``), RISE (same seed), SISE, the gradient, SmoothGrad, IG from a
+  blurred baseline, expected gradients, Grad-CAM++ and Score-CAM on the CPU and on the GPU, with
   the same inputs, and the maximum relative difference per method, max|gpu - cpu| / max|cpu| per
   example, with TensorFloat-32 on (the default on Ampere and Hopper) and off;
 - IG's completeness gap on the GPU;
@@ -31,6 +32,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_xai import load, naive_grad_cam, naive_rise, roofline, timed  # noqa: E402
 
+import xai_cam as xcam  # noqa: E402
+import xai_gradients as xg  # noqa: E402
 import xai_perturbation as xp  # noqa: E402
 import xai_utils as xu  # noqa: E402
 
@@ -40,10 +43,21 @@ GOAL = 1e-4          # Grad-CAM and IG in float32: max relative difference betwe
 def explain(model, x, classes, rise_masks, batch):
     """Every method's maps on the current device: {name: array}, IG's completeness gap included."""
     ig, delta = xu.integrated_gradients(model, x, classes, batch_size=batch, return_delta=True, progress=False)
-    return {"Grad-CAM": xu.grad_cam(model, x, classes, batch_size=batch, progress=False),
+    common = dict(batch_size=batch, progress=False)
+    return {"Grad-CAM": xu.grad_cam(model, x, classes, **common),
             "IG": ig, "IG delta": delta,
-            "RISE": xp.rise(model, x, classes, n_masks=rise_masks, batch_size=batch, seed=0, progress=False),
-            "SISE": xp.sise(model, x, classes, batch_size=batch, progress=False)}
+            "RISE": xp.rise(model, x, classes, n_masks=rise_masks, seed=0, **common),
+            "SISE": xp.sise(model, x, classes, **common),
+            "gradient": xg.saliency(model, x, classes, **common),
+            "SmoothGrad": xg.smoothgrad(model, x, classes, samples=10, seed=0, **common),
+            "IG blur": xu.integrated_gradients(model, x, classes, baseline="blur", **common),
+            "expected gradients": xg.expected_gradients(model, x, classes, references=x, samples=16, seed=0, **common),
+            "Grad-CAM++": xcam.grad_cam_plus_plus(model, x, classes, **common),
+            "Score-CAM": xcam.score_cam(model, x, classes, **common)}
+
+
+COMPARED = ("Grad-CAM", "IG", "RISE", "SISE", "gradient", "SmoothGrad", "IG blur", "expected gradients", "Grad-CAM++",
+            "Score-CAM")
 
 
 def max_relative_difference(a, b) -> float:
@@ -78,7 +92,7 @@ def check_model(name, gpu, dry_run):
         model, _ = load_on(device, name, n)                 # a fresh object: fresh compiled steps
         with tf.device(device):
             maps = explain(model, x, classes, rise_masks, batch)
-        diffs = {k: max_relative_difference(maps[k], reference[k]) for k in ("Grad-CAM", "IG", "RISE", "SISE")}
+        diffs = {k: max_relative_difference(maps[k], reference[k]) for k in COMPARED}
         rows.append((tf32, diffs, maps))
     tf.config.experimental.enable_tensor_float_32_execution(True)
     print("| TF32 | " + " | ".join(f"{k} max rel. diff" for k in rows[0][1]) + " | Grad-CAM and IG ≤ 1e-4 |")
