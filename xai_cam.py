@@ -64,7 +64,10 @@ def _grad_cam_plus_plus_step(model, target, score: str, jit_compile: bool):
         # exp(S) g² and exp(S) g³ (higher derivatives of S taken as 0), and exp(S) cancels in alpha
         g2 = grads * grads
         total = tf.reduce_sum(features, axis=axes, keepdims=True)       # (B, 1.., F)
-        alpha = tf.math.divide_no_nan(g2, 2 * g2 + total * g2 * grads)  # (B, ..., F); 0 where g = 0
+        denominator = 2 * g2 + total * g2 * grads                       # g² (2 + sum A g)
+        # the closed form assumes A >= 0 (after a ReLU); where sum A g <= -2 it would flip or blow up
+        # alpha, so those positions get alpha = 0 (as do those with g = 0) instead of a wrong sign
+        alpha = tf.where(denominator > 0, g2 / tf.where(denominator > 0, denominator, 1.0), 0.0)   # (B, ..., F)
         weights = tf.reduce_sum(alpha * tf.nn.relu(grads), axis=axes, keepdims=True)   # (B, 1.., F)
         return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))  # (B, ...)
     return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
@@ -78,7 +81,10 @@ def grad_cam_plus_plus(model, x, class_index=None, *, layer=None, batch_size: in
 
     The weights use the gradients of S itself, as the paper's code and most implementations do (the
     paper's dY/dA = exp(S) g would scale every weight of a map by exp(S), which overflows for large
-    logits and changes no map's shape); alpha is 0 where its denominator is 0 (g = 0).
+    logits and changes no map's shape). The closed form assumes non-negative feature maps (after a
+    ReLU); on a layer with negative values (tanh, BatchNorm, a pre-activation convolution) its
+    denominator g² (2 + sum A g) can reach 0 or go negative, which would flip the sign of alpha, so
+    alpha is 0 wherever the denominator is not positive (and where g = 0).
 
     Args:
         model: a Keras model; x: float32 (N, T, C) or (N, H, W, C).

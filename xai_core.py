@@ -531,7 +531,9 @@ def check_value_range(value_range, x=None, *, needed_for: str) -> tuple[float, f
         raise bad from None
     if not (np.isfinite(lo) and np.isfinite(hi)) or lo >= hi:
         raise bad
-    if x is not None and (x.min() < lo or x.max() > hi):
+    # compared in float32, the data's type, so that a range taken from float64 data is not refused
+    # for rounding (NumPy 1.26 would compare in float64)
+    if x is not None and (x.min() < np.float32(lo) or x.max() > np.float32(hi)):
         raise ValueError(f"x has values in [{x.min():.4g}, {x.max():.4g}], outside value_range ({lo:.4g}, {hi:.4g}); "
                          "pass the range the data can take (widen it to cover every example)")
     return lo, hi

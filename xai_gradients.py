@@ -317,8 +317,12 @@ def noise_tunnel(model, x, class_index=None, *, base: str = "gradient", kind: st
         (start,) = ig_baselines(x, baseline, value_range=value_range, blur_sigma=blur_sigma)
         alphas, weights = (a.astype(np.float32) for a in ig_nodes(steps, method))
     else:
-        if baseline is not None:
-            raise ValueError(f"baseline is an option of base='integrated_gradients', not of base={base!r}")
+        ignored = {"baseline": baseline is not None, "steps": steps != 32, "method": method != "gausslegendre",
+                   "blur_sigma": blur_sigma != 10.0}
+        if any(ignored.values()):
+            names = [k for k, v in ignored.items() if v]
+            raise ValueError(f"{names} are options of base='integrated_gradients', not of base={base!r}; leave "
+                             "them out")
         start, alphas = x, np.ones(1, np.float32)
         weights = alphas
     x, classes, batch_size, jit_compile = _gradient_front(model, x, class_index, batch_size, score, jit_compile)

@@ -199,3 +199,22 @@ def test_jit_compiled_cams_agree(method):
     x = _rng(5).uniform(0, 255, size=(3, 12, 12, 3)).astype(np.float32)
     plain, compiled = method(model, x), method(model, x, jit_compile=True)
     assert np.abs(compiled - plain).max() <= 1e-5 * max(np.abs(plain).max(), 1e-12)
+
+
+def test_grad_cam_plus_plus_never_flips_sign_on_negative_maps():
+    """The closed form assumes A >= 0; on a linear layer with negative values its denominator
+    g² (2 + sum A g) goes negative, and alpha must be 0 there, not negative."""
+    import keras
+    x_in = keras.Input((16, 1))
+    h = keras.layers.Conv1D(1, 1, use_bias=False, kernel_initializer=keras.initializers.Ones(), name="lin")(x_in)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    out = keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant([[1.0, 0.0]]), use_bias=False)(h)
+    model = keras.Model(x_in, out)
+    for mean in (-1.0, -3.0):
+        x = (np.linspace(-2, 2, 16) + mean).astype(np.float32)[None, :, None]
+        cam = xc.grad_cam_plus_plus(model, x, 0, layer="lin")
+        grad_cam = xu.grad_cam(model, x, 0, layer="lin")
+        assert np.isfinite(cam).all() and cam.min() >= 0
+        if mean == -3.0:                                  # sum A g = -3 * 16 / 16 < -2: no evidence kept
+            np.testing.assert_array_equal(cam, 0)
+            np.testing.assert_array_equal(grad_cam, 0)
