@@ -521,7 +521,8 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: Tile
     class from a single source image in training only (see grouped_split). HMT_test is not touched.
     Returns ``(model, info)`` (see :func:`training_utils.train_model`, which also takes the extra
     Keras ``callbacks``); info also holds the data fingerprint of the training tiles (and, with
-    groups, ``train_groups_fingerprint``: of tiles, labels and groups).
+    groups, ``train_groups_fingerprint``: of tiles, labels and groups) and ``one_group_classes``
+    (None without groups).
 
     With ``config.train_crop`` > 0 the network is trained on random crops (a cheaper step and a
     translation augmentation); being fully convolutional up to its global average pooling, it is
@@ -546,6 +547,7 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: Tile
         final.set_weights(model.get_weights())
         model = final
     info["train_fingerprint"] = data_fingerprint(x_train, y_train)
+    info["one_group_classes"] = None if groups is None else one_group_classes   # how a one-image class was split
     if groups is not None:
         info["train_groups_fingerprint"] = data_fingerprint(x_train, y_train, groups)
     return model, info
@@ -574,14 +576,16 @@ def course_model_inputs(x: np.ndarray, batch_size: int = 128):
 def save_model(model, info: dict, test_accuracy: float, per_class_accuracy, tta_accuracy: float | None = None,
                path: str = "models/HMT.keras", *, test_fingerprint: str | None = None) -> None:
     """Save the model portably and, beside it, a JSON with its provenance: seed, recipe, the
-    validation split (its kind, seed and, if grouped, groups a side), the data fingerprints,
-    validation, test and per-class accuracy, training time and library versions. Atomic (temp file + rename)."""
+    validation split (its kind, seed and, if grouped, groups a side and ``one_group_classes``), the data
+    fingerprints, validation, test and per-class accuracy, training time and library versions. Atomic
+    (temp file + rename)."""
     tu.save_trained_model(
         model, info, path, test_accuracy,
         per_class_accuracy=dict(zip(CLASS_NAMES, map(float, per_class_accuracy))),
         test_accuracy_tta=None if tta_accuracy is None else float(tta_accuracy),
         data={"name": "HMT (Kather et al. 2016), the course's HMT_train / HMT_test split",
               "val_split": info["config"].get("val_split", "stratified"), "val_groups": info.get("val_groups"),
+              "one_group_classes": info.get("one_group_classes"),
               "val_split_seed": info["config"]["seed"], "val_fraction": info["config"]["val_fraction"],
               "train_groups_fingerprint": info.get("train_groups_fingerprint"),
               "train_fingerprint": info.get("train_fingerprint"), "test_fingerprint": test_fingerprint,

@@ -1,5 +1,6 @@
 """tools/hmt_slide_cv.py: the folds of slides, the intervals, the slide probe, and the whole tool in
 its --quick mode on a few real tiles (the full run trains 10 models for hours and is not run here)."""
+import argparse
 import importlib.util
 import json
 import os
@@ -54,6 +55,19 @@ def test_slide_bootstrap_resamples_slides(cv):
     assert cv.slide_bootstrap(correct[:50], slides[:50]) is None                  # two slides: no interval
 
 
+def test_group_bootstrap_resamples_whole_groups(cv):
+    groups = np.repeat(list("abcde"), [1, 2, 3, 4, 10])
+    assert cv.group_bootstrap(np.full(20, 0.3), groups, n_boot=100) == pytest.approx([0.3, 0.3])   # no spread to find
+    values = np.repeat([1.0, 1.0, -1.0, 0.0, 0.5], [1, 2, 3, 4, 10])            # constant within a group
+    lo, hi = cv.group_bootstrap(values, groups, n_boot=2000, seed=1)
+    assert -1 <= lo < values.mean() < hi <= 1
+    counts = np.repeat([1, 2, 3, 4, 10], 1)
+    draws = np.random.default_rng(1).integers(0, 5, (2000, 5))                     # the same draws, by hand
+    means = (counts * np.array([1.0, 1.0, -1.0, 0.0, 0.5]))[draws].sum(1) / counts[draws].sum(1)
+    assert [lo, hi] == pytest.approx(np.percentile(means, [2.5, 97.5]).tolist())
+    assert cv.group_bootstrap(values, groups, min_groups=6) is None
+
+
 def test_slide_probe_finds_a_slide_in_the_features_beyond_the_class(cv):
     rng = np.random.default_rng(0)
     slides = np.repeat([f"s{i}" for i in range(4)], 60)
@@ -63,43 +77,125 @@ def test_slide_probe_finds_a_slide_in_the_features_beyond_the_class(cv):
     probe = cv.slide_probe(marked, slides, y, images)
     assert probe["probe_accuracy"] > 0.95 and probe["class_only_accuracy"] < 0.5
     assert probe["chance_majority"] == probe["chance_uniform"] == 0.25
+    assert probe["difference"] == pytest.approx(probe["probe_accuracy"] - probe["class_only_accuracy"])
+    assert 0 < probe["difference_bootstrap95"][0] <= probe["difference"] <= probe["difference_bootstrap95"][1]
+    assert probe["reading"].startswith("the features carry the slide") and "source images" in probe["bootstrap"]
     blind = cv.slide_probe(rng.normal(size=(240, 6)), slides, y, images)
     assert blind["probe_accuracy"] < 0.45
+    assert not blind["reading"].startswith("the features carry the slide")
+    lo, hi = blind["difference_bootstrap95"]
+    assert lo < hi and hi - lo > 0.05                                            # 40 images: no point-sized interval
     with pytest.raises(ValueError, match="finite"):
         cv.slide_probe(np.full((240, 6), np.nan), slides, y, images)
 
 
-def test_quick_mode_writes_the_record_and_figures(cv, tmp_path):
-    record = cv.main(["--quick", "--epochs", "1", "--out", str(tmp_path), "--data", hmt_root()])
-    with open(tmp_path / "models" / "hmt_slide_cv.json") as f:
+@pytest.fixture(scope="module")
+def quick_run(cv, tmp_path_factory):
+    """One --quick run (2 folds, 1 epoch, tiny width) into a temporary folder: (record, folder)."""
+    out = tmp_path_factory.mktemp("slide_cv")
+    return cv.main(["--quick", "--epochs", "1", "--out", str(out), "--data", hmt_root()]), out
+
+
+def test_quick_mode_writes_the_record_and_figures(quick_run):
+    record, out = quick_run
+    with open(out / "models" / "hmt_slide_cv.json") as f:
         saved = json.load(f)
     assert saved["complete"] and saved["quick"] and saved["epochs_override"] == 1 and saved["config"]["epochs"] == 1
     assert saved["config"]["val_split"] == "source_image" and saved["summary"] == json.loads(json.dumps(record["summary"]))
+    assert saved["config"]["seed"] == saved["seed"] == 0
+    assert saved["n_boot"] == 200 and saved["ig_steps"] == 4 and saved["explained_per_fold"] == 1
+    assert saved["folds_reused"] == [] and not any(f["reused"] for f in saved["folds"])
+    assert {"wilson95", "slide_bootstrap95"} <= set(saved["interval_notes"]) and "HMT_train" in saved["probe_note"]
     assert len(saved["folds"]) == 2
     slides_seen = sorted(s for f in saved["folds_of_slides"] for s in f)
     assert slides_seen == [f"CRC-Prim-HE-{i:02d}" for i in range(1, 11)]
     assert not any({"CRC-Prim-HE-06", "CRC-Prim-HE-10"} <= set(f) for f in saved["folds_of_slides"])   # EMPTY's two slides
-    with np.load(tmp_path / "models" / "hmt_slide_cv_predictions.npz") as z:
+    with np.load(out / "models" / "hmt_slide_cv_predictions.npz") as z:
         fold, slide, y_pred, y_true = z["fold"], z["slide"], z["y_pred"], z["y_true"]
     assert (fold >= 0).all() and len(fold) == saved["n_tiles"]                   # every tile tested once
     for k, held in enumerate(saved["folds_of_slides"]):
         assert set(slide[fold == k]) == set(held)                               # ... by the fold that held its slide out
+        with np.load(out / "models" / f"hmt_slide_cv_fold{k}.npz") as z:
+            assert (z["test_index"] == np.flatnonzero(fold == k)).all()
+            assert (z["prob"].argmax(-1) == y_pred[fold == k]).all()
+            assert z["explained_grad_cam"].shape[1:] == (150, 150) and z["explained_ig"].shape[1:] == (150, 150, 3)
+            assert json.loads(str(z["record_json"]))["held_out"] == held
     pooled = saved["summary"]["pooled"]
     assert pooled["correct"] == int(np.sum(y_pred == y_true)) and pooled["n"] == len(y_true)
     assert "empty" in saved["summary"]["confined_classes"] and saved["summary"]["per_class"]["empty"]["confined"]
-    assert saved["course_split"]["test_accuracy"] == pytest.approx(0.9274, abs=1e-3)
-    for probe in saved["probe"].values():
-        assert "skipped" in probe or 0 <= probe["probe_accuracy"] <= 1
     for fold_record in saved["folds"]:
         assert fold_record["val_groups"]["n_val"] >= 1
+        assert sum(fold_record["training_slides_tiles_per_class"].values()) == fold_record["n_train"] + fold_record["n_val"]
+        absent = fold_record["val_groups"]["classes_absent_from_val"]
+        assert saved["summary"]["classes_absent_from_fold_validation"].get("+".join(fold_record["held_out"]), []) == absent
+        for name, confined in saved["summary"]["confined_classes"].items():
+            for s, entry in confined["slides"].items():
+                if s in fold_record["held_out"]:
+                    assert entry["absent_from_fold_validation"] == (name in absent)
+    course = saved["course_split"]
+    assert course["test_accuracy"] == pytest.approx(0.9274, abs=1e-3)
+    assert course["epochs"] == 64 and course["val_split"] == "stratified" and course["same_schedule_as_cv"] is False
+    for probe in saved["probe"].values():
+        assert "skipped" in probe or "error" in probe or 0 <= probe["probe_accuracy"] <= 1
+        if "probe_accuracy" in probe:
+            assert probe["probed_tiles_from_hmt_train"] == int(np.sum(~_course_test(out)))
+            assert probe["difference_bootstrap95"] is None or len(probe["difference_bootstrap95"]) == 2
     for name in ("hmt_slide_cv.png", "hmt_slide_cv_explanations.png"):
-        assert (tmp_path / "figures" / name).stat().st_size > 10_000
-    leftovers = [n for d in ("models", "figures") for n in os.listdir(tmp_path / d) if n.startswith("tmp")]
+        assert (out / "figures" / name).stat().st_size > 10_000
+    leftovers = [n for d in ("models", "figures") for n in os.listdir(out / d) if n.startswith("tmp")]
     assert leftovers == []
 
 
+def _course_test(out):
+    with np.load(out / "models" / "hmt_slide_cv_predictions.npz") as z:
+        return z["course_test"]
+
+
+def test_quick_mode_resumes_saved_folds_and_restart_retrains_them(cv, quick_run, capsys):
+    first, out = quick_run
+    argv = ["--quick", "--epochs", "1", "--out", str(out), "--data", hmt_root()]
+    files = [out / "models" / f"hmt_slide_cv_fold{k}.npz" for k in range(2)]
+    stamps = [f.stat().st_mtime_ns for f in files]
+    again = cv.main(argv)                                                        # every fold from its file: no training
+    assert again["folds_reused"] == [0, 1] and all(f["reused"] for f in again["folds"])
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    assert again["summary"] == first["summary"]
+    assert [f["train_seconds"] for f in again["folds"]] == [f["train_seconds"] for f in first["folds"]]
+    assert "epoch 1:" not in capsys.readouterr().out                              # no epoch line: nothing trained
+    other = cv.main(argv + ["--explain", "4"])                                   # another key (explanations a fold)
+    assert other["folds_reused"] == [] and other["explained_per_fold"] == 2
+    capsys.readouterr()
+    restarted = cv.main(argv + ["--restart"])
+    assert restarted["folds_reused"] == [] and restarted["restart"] and not any(f["reused"] for f in restarted["folds"])
+    assert "fold 2/2 epoch 1:" in capsys.readouterr().out
+
+
+def test_probe_failure_is_recorded_not_raised(cv, tmp_path):
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"not a model")
+    args = argparse.Namespace(model=str(bad), course_model="", quick=True, seed=0)
+    slides = np.repeat(list("abc"), 4)
+    groups = cv.hmt.TileGroups(slides, np.array([f"{s}_{i // 2}" for s, i in zip(slides, range(12))]))
+    probes = cv._probe_models(args, np.zeros((12, 150, 150, 3), np.uint8), np.zeros(12, int), groups,
+                              np.zeros(12, bool), n_boot=10)
+    assert "error" in probes["committed model"] and "skipped" in probes["course model"]
+
+
+def test_quick_subset_skips_dotfiles(cv, tmp_path):
+    root = tmp_path / "hmt"
+    for split in cv.hmt.SPLITS:
+        for i, folder in enumerate(cv.hmt.CLASS_FOLDERS):
+            (root / split / folder).mkdir(parents=True)
+            (root / split / folder / f"{i:04x}_CRC-Prim-HE-01_001.tif_Row_1_Col_1.webp").write_bytes(b"")
+            (root / split / folder / ".DS_Store").write_bytes(b"")
+    cv._quick_subset(str(root), str(tmp_path / "work"), seed=0)
+    linked = [n for split in cv.hmt.SPLITS for f in cv.hmt.CLASS_FOLDERS for n in os.listdir(tmp_path / "work" / split / f)]
+    assert len(linked) == 2 * len(cv.hmt.CLASS_FOLDERS) and not any(n.startswith(".") for n in linked)
+
+
 def test_tool_refuses_bad_arguments(cv):
-    for argv in (["--epochs", "0"], ["--explain", "-1"]):
+    for argv in (["--epochs", "0"], ["--explain", "-1"], ["--quick"]):          # --quick without --out
         with pytest.raises(SystemExit):
             cv.parse_args(argv)
-    assert cv.parse_args(["--quick"]).explain == cv.QUICK_EXPLAIN and cv.parse_args([]).explain == 6
+    assert cv.parse_args(["--quick", "--out", "/tmp/x"]).explain == cv.QUICK_EXPLAIN and cv.parse_args([]).explain == 6
+    assert cv.parse_args([]).out == cv._REPO and not cv.parse_args([]).restart

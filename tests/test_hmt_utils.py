@@ -470,6 +470,7 @@ def test_training_with_the_source_image_split_records_it(tmp_path):
     hmt.save_model(model, info, 0.5, np.zeros(8), path=path)
     data = tu.read_provenance(path)["data"]
     assert data["val_split"] == "source_image" and data["val_groups"]["n_val"] == 8
+    assert data["one_group_classes"] == "raise"                                 # recorded as train was called
     assert data["train_groups_fingerprint"] == info["train_groups_fingerprint"]
 
 

@@ -4,28 +4,53 @@ model's features, and explanations of held-out tiles that a fold model gets wron
     python tools/hmt_slide_cv.py                           # full run: 10 folds (one slide each), 64 epochs
     python tools/hmt_slide_cv.py --epochs 20               # a shorter schedule (recorded in the JSON)
     python tools/hmt_slide_cv.py --quick --out /tmp/cv     # smoke test: a few tiles a class, well under a minute
+    python tools/hmt_slide_cv.py --restart                 # retrain every fold, ignoring the saved ones
 
 Why: the course's split cuts both sides from the same source images (495 of its 496 HMT_test tiles
 share a source image with HMT_train), so its test accuracy measures how well the model knows those
 images. Here the 5000 tiles are pooled and the 10 slides dealt into folds (``--folds``, default: one
 slide a fold). Each fold's model is trained with the committed recipe (``hmt_utils.TrainConfig``
-defaults) on the other slides, with the validation split by source image inside them, and tested
-on the held-out slides. Reported: accuracy pooled over folds with a Wilson interval (tiles taken as
-independent, too narrow) and a slide bootstrap (slides resampled: the honest one), per class and per
-fold, beside the course split's number; classes found on one or two slides only (EMPTY: 06 and 10)
-are reported apart, with what they can and cannot show. The probe is a logistic regression on the
-global-average-pooled features of the committed model and of the course model, cross-validated by
-source image, predicting the slide; it is read against chance and against predicting the slide
-from the class alone.
+defaults, ``seed=--seed``) on the other slides and tested on the held-out slides. The epoch is
+chosen on an inner validation split grouped by source image within the training slides (not by
+slide), so the validation accuracy in each fold record is more optimistic than its held-out slide.
+The recipe itself was chosen on validation splits of HMT_train, which spans all ten slides, so every
+held-out slide had a say in it: a mild selection bias in the cross-validation's favour.
 
-Writes, atomically: ``<out>/models/hmt_slide_cv.json`` (rewritten after each fold, ``"complete":
-false`` until the end), ``<out>/models/hmt_slide_cv_predictions.npz`` (each tile's fold, prediction,
-probability of its class, slide and source image, in ``load_hmt`` order: HMT_train then HMT_test),
-``<out>/figures/hmt_slide_cv.png`` and ``<out>/figures/hmt_slide_cv_explanations.png``. ``--out``
-defaults to the repository. Run it alone: on a 2-core CPU each fold trains about 40 min (10 folds:
-about 6.5 h); ``--epochs 20``: about 2 h.
+Reported: accuracy pooled over folds with a Wilson interval (tiles taken as independent: too narrow,
+as tiles of one slide or source image are correlated) and a slide bootstrap (slides resampled: the
+one to read), per class and per fold, beside the course split's number and schedule
+(``course_split.epochs``, ``.val_split``); classes found on one or two slides only (EMPTY: 06 and 10)
+are reported apart, with what they can and cannot show (including whether the class was absent from
+the fold's inner validation split). The probe is a logistic regression on the global-average-pooled
+features of the committed model and of the course model, cross-validated by source image, predicting
+the slide; it is read against chance and against predicting the slide from the class alone, through
+a paired bootstrap over source images of (probe correct - class-only correct): it assumes source
+images independent (tiles of one image are not) and holds the probe's cross-validated predictions
+fixed. The probed models were trained on most of the probed tiles (the 4504 of HMT_train among the
+5000; the committed model fitted 4056 of them): the probe shows what their features hold for tiles
+they learned, which may separate slides better than new tissue would.
 
-Axis key: N tiles, F pooled features, K classes (8), S slides (10).
+Writes, atomically (``<out>`` is ``--out``: the repository by default, required with ``--quick``):
+- ``<out>/models/hmt_slide_cv_fold{k}.npz``, after each fold k (0-based): ``test_index`` int64
+  (N_k,) the held-out tiles (``load_hmt`` order: HMT_train then HMT_test), ``prob`` float32 (N_k, K),
+  the tiles explained (``explained_index`` int64 (E,), ``explained_kind`` "wrong"/"right",
+  ``explained_rank``, ``explained_pred``, ``explained_p``, ``explained_tile`` uint8 (E, 150, 150, 3),
+  ``explained_grad_cam`` float32 (E, 150, 150), ``explained_ig`` float32 (E, 150, 150, 3)), and
+  ``record_json`` (the fold record) and ``resume_key_json`` (recipe, data fingerprint, held-out
+  slides, epochs, explanations a fold, IG steps). A later run reuses a fold whose key matches its
+  own (``folds_reused`` in the JSON, ``"reused": true`` in the fold record); ``--restart`` ignores them.
+- ``<out>/models/hmt_slide_cv.json``: rewritten after each fold and, with its ``summary``, before the
+  probe (``"complete": false`` until the probe is done; a probe that fails is recorded as
+  ``{"error": ...}``). Fields beside the folds: ``interval_notes`` (what each interval assumes),
+  ``n_boot``, ``ig_steps``, ``explained_per_fold``, ``seed``, ``probe_note``.
+- ``<out>/models/hmt_slide_cv_predictions.npz`` (each tile's fold, prediction, probability of its
+  class, slide and source image, in ``load_hmt`` order), ``<out>/figures/hmt_slide_cv.png`` and
+  ``<out>/figures/hmt_slide_cv_explanations.png``.
+
+Run it alone: on a 2-core CPU each fold trains about 40 min (10 folds: about 6.5 h); ``--epochs 20``:
+about 2 h. An interrupted run picks up at the first fold not saved.
+
+Axis key: N tiles, F pooled features, K classes (8), S slides (10), B bootstrap draws, E tiles explained.
 """
 from __future__ import annotations
 
@@ -101,18 +126,36 @@ def wilson(correct: int, n: int, z: float = Z95) -> list[float] | None:
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
+def group_bootstrap(values: np.ndarray, groups: np.ndarray, n_boot: int = 2000, seed: int = 0,
+                    min_groups: int = 3) -> list[float] | None:
+    """95 % percentile interval of the mean of ``values`` over tiles, with whole groups resampled
+    (the tiles of one group are not independent; the groups are taken to be). float or bool (N,)
+    values, str (N,) groups. None with fewer than ``min_groups`` groups."""
+    names, index = np.unique(groups, return_inverse=True)
+    if len(names) < min_groups:
+        return None
+    total = np.bincount(index, weights=np.asarray(values, float))           # (G,) sum of values a group
+    n = np.bincount(index).astype(float)                                   # (G,) tiles a group
+    draws = np.random.default_rng(seed).integers(0, len(names), (n_boot, len(names)))   # (B, G)
+    means = total[draws].sum(1) / n[draws].sum(1)                          # (B,)
+    return [float(v) for v in np.percentile(means, [2.5, 97.5])]
+
+
 def slide_bootstrap(correct: np.ndarray, slides: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[float] | None:
     """95 % percentile interval of the pooled accuracy with slides resampled (tiles of one slide are
     not independent). bool (N,) correct, str (N,) slides. None with fewer than 3 slides: two slides
     give no interval worth the name."""
-    names, index = np.unique(slides, return_inverse=True)
-    if len(names) < 3:
-        return None
-    k = np.bincount(index, weights=correct.astype(float))                  # (S,) correct a slide
-    n = np.bincount(index).astype(float)                                   # (S,) tiles a slide
-    draws = np.random.default_rng(seed).integers(0, len(names), (n_boot, len(names)))   # (B, S)
-    acc = k[draws].sum(1) / n[draws].sum(1)
-    return [float(v) for v in np.percentile(acc, [2.5, 97.5])]
+    return group_bootstrap(correct, slides, n_boot, seed)
+
+
+INTERVAL_NOTES = {
+    "wilson95": "Wilson score interval: takes the tiles as independent. Tiles of one slide (and of one source image) "
+                "are correlated, so it is too narrow; shown for comparison only (and in the figure's per-fold bars).",
+    "slide_bootstrap95": "percentile interval with slides resampled (each with all its tiles): the one to read. With 10 "
+                         "slides it is coarse, and it can miss its own point estimate; None under 3 slides.",
+    "probe.difference_bootstrap95": "paired bootstrap over source images of (probe correct - class-only correct): "
+                                    "assumes source images independent and holds the probe's predictions fixed.",
+}
 
 
 def accuracy_block(correct: np.ndarray, slides: np.ndarray, n_boot: int, seed: int) -> dict:
@@ -136,7 +179,7 @@ def pooled_features(model, batches) -> np.ndarray:
 
 
 def slide_probe(features: np.ndarray, slides: np.ndarray, y: np.ndarray, images: np.ndarray, *,
-                n_splits: int = 5, seed: int = 0) -> dict:
+                n_splits: int = 5, n_boot: int = 2000, seed: int = 0) -> dict:
     """How well a linear classifier tells the slide from a model's pooled features.
 
     Logistic regression (standardised features) cross-validated with GroupKFold by source image, so
@@ -172,13 +215,21 @@ def slide_probe(features: np.ndarray, slides: np.ndarray, y: np.ndarray, images:
         class_pred[test] = [majority.get(c, fallback) for c in y[test]]
     names, counts = np.unique(slides, return_counts=True)
     probe_accuracy, class_only = float(np.mean(probe_pred == slides)), float(np.mean(class_pred == slides))
-    margin = 2 * math.sqrt(0.25 / len(slides))                             # about two binomial standard errors at most
-    reading = ("the features carry the slide beyond what the class tells" if probe_accuracy > class_only + margin else
-               "the features tell the slide no better than the class alone does")
+    difference = (probe_pred == slides).astype(float) - (class_pred == slides)   # (N,) in {-1, 0, 1}
+    interval = group_bootstrap(difference, images, n_boot, seed)
+    if interval is not None and interval[0] > 0:
+        reading = "the features carry the slide beyond what the class tells (95 % interval of the difference above 0)"
+    elif interval is not None and interval[1] < 0:
+        reading = "the features tell the slide less well than the class alone does (95 % interval below 0)"
+    else:
+        reading = "the features tell the slide no better than the class alone does (95 % interval includes 0)"
     per_class = {hmt.CLASS_NAMES[c]: {"n": int(np.sum(y == c)), "probe": float(np.mean(probe_pred[y == c] == slides[y == c])),
                                       "class_only": float(np.mean(class_pred[y == c] == slides[y == c]))}
                  for c in np.unique(y)}
     return {"probe_accuracy": probe_accuracy, "class_only_accuracy": class_only, "reading": reading,
+            "difference": float(difference.mean()), "difference_bootstrap95": interval,
+            "bootstrap": (f"paired, {n_boot} draws of the {len(np.unique(images))} source images (each with all its "
+                          "tiles); assumes source images independent, holds the probe's predictions fixed"),
             "chance_majority": float(counts.max() / counts.sum()), "chance_uniform": 1.0 / len(names),
             "n_tiles": int(len(slides)), "n_slides": int(len(names)), "n_features": int(features.shape[1]),
             "cv": f"GroupKFold({n_splits}) by source image", "per_class": per_class}
@@ -192,7 +243,7 @@ def _quick_subset(root: str, work: str, seed: int) -> str:
     rng = np.random.default_rng(seed)
     for split in hmt.SPLITS:
         for folder in hmt.CLASS_FOLDERS:
-            names = sorted(os.listdir(os.path.join(root, split, folder)))
+            names = sorted(n for n in os.listdir(os.path.join(root, split, folder)) if not n.startswith("."))   # as load_hmt
             by_slide = {}
             for name in names:
                 by_slide.setdefault(hmt.tile_groups(name)[0], []).append(name)
@@ -224,20 +275,25 @@ def _shown(path: str) -> str:
     return os.path.relpath(path, _REPO) if path.startswith(_REPO + os.sep) else path
 
 
-def course_split_record(groups: hmt.TileGroups, is_test: np.ndarray, model_json: str) -> dict:
-    """The course split's test accuracy (from the committed model's JSON) and how much its test side
-    shares with its training side."""
+def course_split_record(groups: hmt.TileGroups, is_test: np.ndarray, model_json: str, cv_epochs: int) -> dict:
+    """The course split's test accuracy and schedule (from the committed model's JSON: its epochs and
+    validation split, "stratified" where the JSON predates the field) and how much its test side
+    shares with its training side; ``same_schedule_as_cv``: the same number of epochs as the folds."""
     train_images = set(groups.source_image[~is_test])
     shared = np.array([g in train_images for g in groups.source_image[is_test]])
     record = {"n_test": int(is_test.sum()), "test_tiles_sharing_a_source_image_with_train": int(shared.sum()),
               "source_images_train": len(train_images), "source_images_test": len(set(groups.source_image[is_test])),
               "source_images_shared": len(train_images & set(groups.source_image[is_test])),
-              "test_accuracy": None, "wilson95": None, "model": _shown(model_json)}
+              "test_accuracy": None, "wilson95": None, "epochs": None, "val_split": None, "same_schedule_as_cv": None,
+              "model": _shown(model_json)}
     if os.path.isfile(model_json):
         with open(model_json) as f:
-            acc = json.load(f)["test_accuracy"]
+            provenance = json.load(f)
+        acc, epochs = provenance["test_accuracy"], provenance.get("train_config", {}).get("epochs")
         n = len(hmt.CLASS_NAMES) * hmt.TEST_PER_CLASS                      # the course's HMT_test: 496 tiles
-        record.update(test_accuracy=acc, wilson95=wilson(round(acc * n), n), n_test_of_model=n)
+        record.update(test_accuracy=acc, wilson95=wilson(round(acc * n), n), n_test_of_model=n, epochs=epochs,
+                      val_split=provenance.get("data", {}).get("val_split", "stratified"),
+                      same_schedule_as_cv=None if epochs is None else epochs == cv_epochs)
     return record
 
 
@@ -245,7 +301,7 @@ def course_split_record(groups: hmt.TileGroups, is_test: np.ndarray, model_json:
 
 def _explain(model, x, y_true, prob, slides, fold: int, per_fold: int, ig_steps: int) -> list[dict]:
     """Grad-CAM and IG of the fold's most confident wrong tiles and, for the same true classes where
-    possible, its most confident right ones."""
+    possible, its most confident right ones; ``index``: the tile's position in ``x``."""
     import xai_utils as xu
     pred = prob.argmax(-1)
     wrong = np.flatnonzero(pred != y_true)
@@ -264,7 +320,7 @@ def _explain(model, x, y_true, prob, slides, fold: int, per_fold: int, ig_steps:
     xs = x[idx].astype(np.float32)                                         # (E, 150, 150, 3)
     cams = xu.grad_cam(model, xs, pred[idx], batch_size=16)                # (E, 150, 150)
     ig = xu.integrated_gradients(model, xs, pred[idx], steps=ig_steps, batch_size=64)   # (E, 150, 150, 3)
-    return [{"kind": kind, "rank": rank, "tile": x[i], "grad_cam": cams[j], "ig": ig[j], "fold": fold,
+    return [{"kind": kind, "rank": rank, "index": int(i), "tile": x[i], "grad_cam": cams[j], "ig": ig[j], "fold": fold,
              "slide": str(slides[i]), "true": int(y_true[i]), "pred": int(pred[i]), "p": float(prob[i, pred[i]])}
             for j, (kind, i, rank) in enumerate(chosen)]
 
@@ -272,7 +328,7 @@ def _explain(model, x, y_true, prob, slides, fold: int, per_fold: int, ig_steps:
 def run_fold(x, y, groups: hmt.TileGroups, held: list[str], config: hmt.TrainConfig, fold: int, n_folds: int,
              per_fold_explained: int, ig_steps: int):
     """Train on the slides not held out, test on the held-out ones. Returns (record, probabilities
-    (N_test, K), test mask, explanations)."""
+    float32 (N_test, K), test mask bool (N,), explanations with ``index`` into the pooled tiles)."""
     import keras
     test = np.isin(groups.slide, held)
     train = ~test
@@ -300,16 +356,70 @@ def run_fold(x, y, groups: hmt.TileGroups, held: list[str], config: hmt.TrainCon
               "accuracy": float(correct.mean()), "wilson95": wilson(int(correct.sum()), int(len(correct))),
               "per_class": {hmt.CLASS_NAMES[c]: {"n": int(np.sum(y[test] == c)), "correct": int(correct[y[test] == c].sum())}
                             for c in np.unique(y[test])},
-              "train_tiles_per_class": {hmt.CLASS_NAMES[c]: int(np.sum(y[train] == c)) for c in range(len(hmt.CLASS_NAMES))}}
+              # all tiles of the training slides: n_train (fitted) + n_val (inner validation) of them
+              "training_slides_tiles_per_class": {hmt.CLASS_NAMES[c]: int(np.sum(y[train] == c))
+                                                  for c in range(len(hmt.CLASS_NAMES))},
+              "reused": False}
     explained = _explain(model, x[test], y[test], prob, groups.slide[test], fold, per_fold_explained, ig_steps)
-    return record, prob, test, explained
+    test_index = np.flatnonzero(test)
+    for e in explained:
+        e["index"] = int(test_index[e["index"]])                            # into the pooled tiles
+    return record, prob.astype(np.float32), test, explained
+
+
+# --- per-fold checkpoints ---
+
+def fold_path(out: str, fold: int) -> str:
+    return os.path.join(out, "models", f"hmt_slide_cv_fold{fold}.npz")
+
+
+def save_fold(path: str, key: dict, record: dict, prob: np.ndarray, test: np.ndarray, explained: list[dict]) -> None:
+    """One fold's results, atomically: what a later run needs to reuse it (see the module docstring)."""
+    e = len(explained)
+    arrays = {"resume_key_json": np.array(json.dumps(key, sort_keys=True)), "record_json": np.array(json.dumps(record)),
+              "test_index": np.flatnonzero(test).astype(np.int64), "prob": prob.astype(np.float32),   # (N_k,), (N_k, K)
+              "explained_index": np.array([d["index"] for d in explained], np.int64).reshape(e),
+              "explained_kind": np.array([d["kind"] for d in explained], str).reshape(e),
+              "explained_rank": np.array([d["rank"] for d in explained], np.int64).reshape(e),
+              "explained_pred": np.array([d["pred"] for d in explained], np.int64).reshape(e),
+              "explained_p": np.array([d["p"] for d in explained], np.float64).reshape(e),
+              "explained_tile": np.array([d["tile"] for d in explained], np.uint8).reshape(e, *hmt.TILE_SHAPE),
+              "explained_grad_cam": np.array([d["grad_cam"] for d in explained], np.float32).reshape(e, *hmt.TILE_SHAPE[:2]),
+              "explained_ig": np.array([d["ig"] for d in explained], np.float32).reshape(e, *hmt.TILE_SHAPE)}
+    _write_atomic(path, lambda f: np.savez_compressed(f, **arrays))
+
+
+def load_fold(path: str, key: dict, y: np.ndarray, slides: np.ndarray):
+    """A saved fold whose resume key equals ``key``, as run_fold returns it (the record marked
+    ``"reused": true``), or None: no file, another key, or a file that does not read."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if json.loads(str(z["resume_key_json"])) != json.loads(json.dumps(key, sort_keys=True)):
+                return None
+            record, test_index, prob = json.loads(str(z["record_json"])), z["test_index"], z["prob"]
+            explained = [{"kind": str(kind), "rank": int(rank), "index": int(i), "tile": tile, "grad_cam": cam, "ig": ig,
+                          "fold": record["fold"], "slide": str(slides[i]), "true": int(y[i]), "pred": int(pred), "p": float(p)}
+                         for kind, rank, i, pred, p, tile, cam, ig in zip(
+                             z["explained_kind"], z["explained_rank"], z["explained_index"], z["explained_pred"],
+                             z["explained_p"], z["explained_tile"], z["explained_grad_cam"], z["explained_ig"])]
+    except (OSError, ValueError, KeyError) as err:
+        print(f"ignoring {path}: {err}", flush=True)
+        return None
+    test = np.zeros(len(y), bool)
+    test[test_index] = True
+    if record["n_test"] != len(test_index) or prob.shape != (len(test_index), len(hmt.CLASS_NAMES)):
+        return None
+    return dict(record, reused=True), prob, test, explained
 
 
 # --- summaries and figures ---
 
 def confined_classes(y, slides, folds_record, y_pred) -> dict:
-    """Classes on at most CONFINED_SLIDES slides: per slide, its tiles, their accuracy when held out
-    and what the fold's training had of the class; with what that can and cannot show."""
+    """Classes on at most CONFINED_SLIDES slides: per slide, its tiles, their accuracy when held out,
+    what the fold's training slides had of the class and whether the fold's inner validation split
+    lacked it (then its epoch was chosen without the class); with what that can and cannot show."""
     out = {}
     for c in np.unique(y):
         names, counts = np.unique(slides[y == c], return_counts=True)
@@ -320,13 +430,15 @@ def confined_classes(y, slides, folds_record, y_pred) -> dict:
             fold = next(f for f in folds_record if s in f["held_out"])
             mask = (y == c) & (slides == s)
             per_slide[str(s)] = {"tiles": int(n), "accuracy_held_out": float(np.mean(y_pred[mask] == c)),
-                                 "training_tiles_of_class": fold["train_tiles_per_class"][hmt.CLASS_NAMES[c]]}
+                                 "training_slides_tiles_of_class": fold["training_slides_tiles_per_class"][hmt.CLASS_NAMES[c]],
+                                 "absent_from_fold_validation": hmt.CLASS_NAMES[c] in fold["val_groups"]["classes_absent_from_val"]}
         name = hmt.CLASS_NAMES[c]
         out[name] = {"slides": per_slide, "note": (
             f"{name} occurs on {len(names)} slide(s) only ({', '.join(f'{s}: {n}' for s, n in zip(names, counts))} tiles). "
             "Each held-out slide's accuracy shows how the class transferred from the other slide(s) to that one, with the "
-            "training tiles listed; it is no estimate for a new slide, and no slide-level interval can be formed. Pooled "
-            "numbers are given with and without it.")}
+            "training tiles listed; it is no estimate for a new slide, and no slide-level interval can be formed. Where "
+            "absent_from_fold_validation is true, the fold's epoch was chosen on a validation split without the class. "
+            "Pooled numbers are given with and without it.")}
     return out
 
 
@@ -340,7 +452,9 @@ def summarise(y, slides, y_pred, folds_record, n_boot, seed) -> dict:
         per_class[hmt.CLASS_NAMES[c]] = accuracy_block(correct[m], slides[m], n_boot, seed)
         per_class[hmt.CLASS_NAMES[c]]["confined"] = hmt.CLASS_NAMES[c] in confined
     per_slide = {str(s): accuracy_block(correct[slides == s], slides[slides == s], n_boot, seed) for s in np.unique(slides)}
-    return {"pooled": accuracy_block(correct, slides, n_boot, seed),
+    absent = {"+".join(f["held_out"]): f["val_groups"]["classes_absent_from_val"] for f in folds_record
+              if f["val_groups"]["classes_absent_from_val"]}
+    return {"pooled": accuracy_block(correct, slides, n_boot, seed), "classes_absent_from_fold_validation": absent,
             "pooled_without_confined_classes": accuracy_block(correct[keep], slides[keep], n_boot, seed),
             "per_class": per_class, "per_slide": per_slide, "confined_classes": confined}
 
@@ -363,17 +477,22 @@ def cv_figure(result: dict):
     summary, course = result["summary"], result["course_split"]
     acc = [f["accuracy"] for f in folds]
     ax = axes[0]
-    ax.bar(range(len(folds)), acc, yerr=_error_bars(acc, [f["wilson95"] for f in folds]), color="tab:blue", capsize=3)
+    ax.bar(range(len(folds)), acc, yerr=_error_bars(acc, [f["wilson95"] for f in folds]), color="tab:blue", capsize=3,
+           error_kw={"ecolor": "grey", "ls": ":"}, label="fold (bars: Wilson, tiles as independent: too narrow)")
     pooled = summary["pooled"]
     ax.axhline(pooled["accuracy"], color="black", label=f"pooled {pooled['accuracy']:.3f}")
     if pooled["slide_bootstrap95"]:
         ax.axhspan(*pooled["slide_bootstrap95"], color="grey", alpha=0.25, label="slide bootstrap 95 %")
     if course["test_accuracy"] is not None:
-        ax.axhline(course["test_accuracy"], color="tab:red", ls="--", label=f"course split {course['test_accuracy']:.3f}")
+        label = f"course split {course['test_accuracy']:.3f} ({course['epochs']} epochs, {course['val_split']} val)"
+        if course["same_schedule_as_cv"] is False:
+            label += f"; CV: {result['config']['epochs']} epochs, source_image val"
+        ax.axhline(course["test_accuracy"], color="tab:red", ls="--", label=label)
     ax.set_xticks(range(len(folds)), ["+".join(s.replace("CRC-Prim-HE-", "") for s in f["held_out"]) for f in folds],
                   rotation=45, ha="right")
-    ax.set_xlabel("held-out slide(s)"), ax.set_ylabel("accuracy"), ax.set_title("per fold (Wilson 95 %)")
-    ax.set_ylim(0, 1.02), ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("held-out slide(s)"), ax.set_ylabel("accuracy")
+    ax.set_title("per fold (Wilson 95 %: tiles as independent, too narrow; read the slide bootstrap)", fontsize=8)
+    ax.set_ylim(0, 1.02), ax.legend(loc="lower right", fontsize=7, framealpha=0.9)
     ax = axes[1]
     names = list(summary["per_class"])
     blocks = [summary["per_class"][n] for n in names]
@@ -436,19 +555,28 @@ def parse_args(argv=None):
     parser.add_argument("--folds", type=int, default=None,
                         help=f"folds of slides (default: one slide a fold; --quick: {QUICK_FOLDS})")
     parser.add_argument("--quick", action="store_true", help="smoke test: a tile a class and slide, 1 epoch, tiny width")
-    parser.add_argument("--out", default=_REPO, help="folder for models/hmt_slide_cv.json and figures/ (default: the repository)")
+    parser.add_argument("--out", default=None, help="folder for models/ (the JSON, the fold files) and figures/ "
+                        "(default: the repository; required with --quick)")
+    parser.add_argument("--restart", action="store_true", help="retrain every fold, ignoring saved fold files")
     parser.add_argument("--data", default=None, help="HMT folder (default: $HMT_DIR or data/hmt)")
     parser.add_argument("--model", default=os.path.join(_REPO, "models", "HMT.keras"), help="committed model to probe")
     parser.add_argument("--course-model", default=os.path.join(os.path.dirname(_REPO), "shared", "models", "course", "HMT.h5"),
                         help="course model to probe ('' to skip)")
     parser.add_argument("--explain", type=int, default=None,
                         help=f"held-out tiles explained, wrong and right each (default 6; --quick: {QUICK_EXPLAIN})")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the folds, the quick subset, bootstrap and probe")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the folds, the quick subset, the training (TrainConfig.seed: weights, batch order, "
+                             "augmentation, inner validation split; 0 is the committed recipe's), bootstraps and probe")
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.explain is not None and args.explain < 0:
         parser.error(f"--explain must be >= 0, got {args.explain}")
+    if args.quick and args.out is None:
+        parser.error("--quick needs --out FOLDER (e.g. --out /tmp/hmt-cv): its smoke-test record would otherwise "
+                     "overwrite the repository's models/hmt_slide_cv.json and figures")
+    if args.out is None:
+        args.out = _REPO
     if args.explain is None:
         args.explain = QUICK_EXPLAIN if args.quick else 6
     return args
@@ -472,9 +600,12 @@ def _write_json(path: str, record: dict) -> None:
     _write_atomic(path, lambda f: f.write((json.dumps(record, indent=1, sort_keys=True) + "\n").encode()))
 
 
-def _probe_models(args, x, y, groups) -> dict:
+def _probe_models(args, x, y, groups, is_test, n_boot: int) -> dict:
+    """The slide probe on each model's pooled features; a model that fails is recorded as
+    ``{"error": ...}`` so the run goes on."""
     import keras
     probes = {}
+    seen = int(np.sum(~is_test))                                            # tiles of the course's HMT_train
     for name, path, loader, inputs in (
             ("committed model", args.model, keras.models.load_model,
              lambda: (x[i:i + 64].astype(np.float32) for i in range(0, len(x), 64))),
@@ -482,12 +613,27 @@ def _probe_models(args, x, y, groups) -> dict:
         if not path or not os.path.isfile(path):
             probes[name] = {"skipped": f"no model at {path!r}"}
             continue
-        features = pooled_features(loader(path), inputs())                # (N, F)
-        probes[name] = dict(slide_probe(features, groups.slide, y, groups.source_image, n_splits=3 if args.quick else 5,
-                                        seed=args.seed), path=_shown(path))
-        print(f"probe {name}: slide from features {probes[name]['probe_accuracy']:.3f}, from the class alone "
-              f"{probes[name]['class_only_accuracy']:.3f}, majority {probes[name]['chance_majority']:.3f}", flush=True)
+        try:
+            features = pooled_features(loader(path), inputs())                # (N, F)
+            probes[name] = dict(slide_probe(features, groups.slide, y, groups.source_image,
+                                            n_splits=3 if args.quick else 5, n_boot=n_boot, seed=args.seed),
+                                path=_shown(path), probed_tiles_from_hmt_train=seen)
+        except Exception as err:                                          # noqa: BLE001  recorded, the run goes on
+            probes[name] = {"error": f"{type(err).__name__}: {err}", "path": _shown(path)}
+            print(f"probe {name} failed: {probes[name]['error']}", flush=True)
+            continue
+        p = probes[name]
+        print(f"probe {name}: slide from features {p['probe_accuracy']:.3f}, from the class alone "
+              f"{p['class_only_accuracy']:.3f} (difference {p['difference']:+.3f}, 95 % {p['difference_bootstrap95']}), "
+              f"majority {p['chance_majority']:.3f}: {p['reading']}", flush=True)
     return probes
+
+
+def probe_note(is_test: np.ndarray) -> str:
+    return (f"The probed models were trained on most of the probed tiles: {int(np.sum(~is_test))} of the {len(is_test)} "
+            "are HMT_train (the committed model fitted part of it and validated on the rest; the course model was "
+            "trained on the course's HMT_train). Features of learned tiles may separate slides better than new tissue "
+            "would, so the probe shows what the features hold for those tiles, not for unseen slides.")
 
 
 def main(argv=None) -> dict:
@@ -495,51 +641,66 @@ def main(argv=None) -> dict:
     quick_fields = QUICK if args.quick else {}
     epochs = args.epochs if args.epochs is not None else quick_fields.get("epochs")
     fields = dict(quick_fields, **({"epochs": epochs} if epochs is not None else {}))
-    config = hmt.TrainConfig(val_split="source_image", **fields)
+    config = hmt.TrainConfig(val_split="source_image", seed=args.seed, **fields)
     n_boot = 200 if args.quick else 2000
+    ig_steps = 4 if args.quick else 32
     json_path = os.path.join(args.out, "models", "hmt_slide_cv.json")
     work = tempfile.mkdtemp(prefix="hmt-slide-cv-")
     try:
         x, y, groups, is_test = load_pooled(args.data, args.quick, work, args.seed)
         n_slides = len(np.unique(groups.slide))
         folds = slide_folds(groups.slide, y, args.folds or (QUICK_FOLDS if args.quick else n_slides), args.seed)
+        per_fold = math.ceil(args.explain / len(folds)) if args.explain else 0
+        fingerprint = hmt.data_fingerprint(x, y, groups)
         print(f"{len(y)} tiles, {n_slides} slides, {len(np.unique(groups.source_image))} source images; folds {folds}; "
               f"{config}", flush=True)
         record = {"command": "python tools/hmt_slide_cv.py " + " ".join(sys.argv[1:] if argv is None else argv),
                   "quick": args.quick, "complete": False, "epochs_override": args.epochs, "config": asdict(config),
-                  "folds_of_slides": folds, "seed": args.seed, "n_tiles": int(len(y)),
-                  "data_fingerprint": hmt.data_fingerprint(x, y, groups),
-                  "course_split": course_split_record(groups, is_test, os.path.splitext(args.model)[0] + ".json"),
+                  "folds_of_slides": folds, "seed": args.seed, "n_tiles": int(len(y)), "data_fingerprint": fingerprint,
+                  "n_boot": n_boot, "ig_steps": ig_steps, "explain_requested": args.explain, "explained_per_fold": per_fold,
+                  "restart": args.restart, "folds_reused": [], "interval_notes": INTERVAL_NOTES, "probe_note": probe_note(is_test),
+                  "course_split": course_split_record(groups, is_test, os.path.splitext(args.model)[0] + ".json", config.epochs),
                   "versions": tu.library_versions(), "folds": [], "data": _shown(args.data or hmt.default_root())}
         y_pred = np.full(len(y), -1)
         p_true = np.zeros(len(y))
         fold_of = np.full(len(y), -1)
         explained = []
-        per_fold = math.ceil(args.explain / len(folds)) if args.explain else 0
         for k, held in enumerate(folds):
-            fold, prob, test, shown = run_fold(x, y, groups, held, config, k, len(folds), per_fold,
-                                               4 if args.quick else 32)
+            key = {"train_config": asdict(config), "data_fingerprint": fingerprint, "held_out": held,
+                   "epochs": config.epochs, "explained_per_fold": per_fold, "ig_steps": ig_steps}
+            path = fold_path(args.out, k)
+            saved = None if args.restart else load_fold(path, key, y, groups.slide)
+            if saved is None:
+                saved = run_fold(x, y, groups, held, config, k, len(folds), per_fold, ig_steps)
+                save_fold(path, key, *saved)
+            fold, prob, test, shown = saved
             y_pred[test], p_true[test], fold_of[test] = prob.argmax(-1), prob[np.arange(len(prob)), y[test]], k
             explained += shown
-            record["folds"].append(fold)
+            record["folds"].append(dict(fold, checkpoint=_shown(path)))
+            if fold["reused"]:
+                record["folds_reused"].append(k)
+            absent = fold["val_groups"]["classes_absent_from_val"]
             print(f"fold {k + 1}/{len(folds)} held out {held}: accuracy {fold['accuracy']:.4f} on {fold['n_test']} tiles, "
-                  f"{fold['train_seconds'] / 60:.1f} min", flush=True)
+                  f"{fold['train_seconds'] / 60:.1f} min" + (" (reused from " + _shown(path) + ")" if fold["reused"] else "")
+                  + (f"; absent from its validation: {', '.join(absent)}" if absent else ""), flush=True)
             _write_json(json_path, record)
         record["summary"] = summarise(y, groups.slide, y_pred, record["folds"], n_boot, args.seed)
         _write_atomic(os.path.join(args.out, "models", "hmt_slide_cv_predictions.npz"), lambda f: np.savez_compressed(
             f, y_true=y, y_pred=y_pred, p_true=p_true.astype(np.float32), fold=fold_of, slide=groups.slide,
             source_image=groups.source_image, course_test=is_test))
-        record["probe"] = _probe_models(args, x, y, groups)
-        record["complete"] = True
-        _write_json(json_path, record)
-        tu.save_figure(cv_figure(record), os.path.join(args.out, "figures", "hmt_slide_cv.png"))
+        record["probe"] = {"pending": "the probe runs after this record is written"}
+        _write_json(json_path, record)                                    # the summary, before the probe
         fig = explanation_figure(explained, args.explain)
         if fig is not None:
             tu.save_figure(fig, os.path.join(args.out, "figures", "hmt_slide_cv_explanations.png"), dpi=80)
+        record["probe"] = _probe_models(args, x, y, groups, is_test, n_boot)
+        record["complete"] = True
+        _write_json(json_path, record)
+        tu.save_figure(cv_figure(record), os.path.join(args.out, "figures", "hmt_slide_cv.png"))
         pooled = record["summary"]["pooled"]
         print(f"pooled accuracy {pooled['accuracy']:.4f} (Wilson {pooled['wilson95']}, slide bootstrap "
-              f"{pooled['slide_bootstrap95']}); course split {record['course_split']['test_accuracy']}; wrote {json_path}",
-              flush=True)
+              f"{pooled['slide_bootstrap95']}); course split {record['course_split']['test_accuracy']}; "
+              f"{len(record['folds_reused'])} of {len(folds)} folds reused; wrote {json_path}", flush=True)
         return record
     finally:
         shutil.rmtree(work, ignore_errors=True)
