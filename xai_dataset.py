@@ -8,7 +8,8 @@ spread over the devices of one machine or over machines with ``tf.distribute``.
 A run killed at any point (SIGKILL included) leaves ``out`` readable with every completed batch
 (see ``xai_store`` for how); the same call resumes after the last one and refuses, naming the
 difference, when the model (weights fingerprint), method, options, data or batch size differ from
-the file's. Data are read by ``xai_sources``; the file's layout is ``xai_store``'s.
+the file's. Data are read by ``xai_sources``, the batches run by ``xai_runner`` (devices, reading
+ahead, writing behind), and the file's layout is ``xai_store``'s.
 
 Axis key: N examples, B examples in one batch, T signal length, H, W image size, C channels,
 K classes, R replicas (devices).
@@ -20,18 +21,16 @@ import hashlib
 import importlib
 import json
 import os
-import queue
 import shutil
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+import xai_runner as runner
 import xai_store as store
-from xai_sources import array_digest, block_digest, open_source
+from xai_sources import array_digest, open_source
 from xai_store import COMPRESSIONS, FORMAT, load_explanations, merge_shards, shard_path
 
 __all__ = [
@@ -145,8 +144,6 @@ def _versions() -> dict:
             "keras": keras.__version__, "h5py": h5py.__version__}
 
 
-# --- the data: arrays, tf.data, a folder of images ---
-
 # --- checks at the door ---
 
 def _check_shard(shard):
@@ -198,130 +195,6 @@ def _check_space(out: str, need_bytes: int) -> None:
     if need_bytes > free:
         raise ValueError(f"{folder!r} has {free / 1e9:.2f} GB free; the maps need up to {need_bytes / 1e9:.2f} GB "
                          "uncompressed. Free space, choose another out, or shard the run")
-
-
-# --- running the method, over the devices of a strategy ---
-
-def _devices(strategy) -> list:
-    if strategy is None:
-        return [None]
-    devices = list(strategy.extended.worker_devices)
-    return devices or [None]
-
-
-def _worker(strategy) -> tuple[int, int]:
-    """(task id, number of workers) of a multi-worker strategy; (0, 1) otherwise."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return 0, 1
-    n = len(resolver.cluster_spec().as_dict().get("worker", [])) + len(resolver.cluster_spec().as_dict().get("chief", []))
-    task = resolver.task_id + (1 if resolver.task_type == "worker" and "chief" in resolver.cluster_spec().as_dict()
-                               else 0)
-    return int(task), max(1, int(n))
-
-
-class _Explainer:
-    """Probabilities, the class explained and the maps for one batch, split over the devices."""
-
-    def __init__(self, model, function, options, class_spec, devices, method_batch_size):
-        self.model, self.function, self.options = model, function, dict(options)
-        if method_batch_size is not None:
-            self.options["batch_size"] = method_batch_size
-        self.class_spec, self.devices = class_spec, devices
-        self.pool = ThreadPoolExecutor(len(devices)) if len(devices) > 1 else None
-        self.warm = False
-
-    def _one(self, device, xb, yb, pos):
-        import tensorflow as tf
-
-        from xai_core import predict_scores
-        with tf.device(device) if device else _nothing():
-            probs = predict_scores(self.model, xb, score="probability", batch_size=max(1, len(xb)))
-            if isinstance(self.class_spec, str):
-                classes = probs.argmax(1) if self.class_spec == "predicted" else yb
-            elif self.class_spec.ndim == 0:
-                classes = np.full(len(xb), int(self.class_spec))
-            else:
-                if pos.max() >= len(self.class_spec):
-                    raise ValueError(f"class_index has {len(self.class_spec)} entries; example {int(pos.max())} has none")
-                classes = self.class_spec[pos]
-            classes = np.asarray(classes, np.int32)
-            if classes.min() < 0 or classes.max() >= probs.shape[1]:
-                bad = pos[(classes < 0) | (classes >= probs.shape[1])][:5].tolist()
-                raise ValueError(f"class index out of range for example(s) {bad}: the model has {probs.shape[1]} "
-                                 f"classes (0..{probs.shape[1] - 1})")
-            maps = np.asarray(self.function(self.model, xb, classes, **self.options))
-        if maps.ndim < 2 or len(maps) != len(xb):
-            raise ValueError(f"the method returned maps of shape {maps.shape} for {len(xb)} examples; expected "
-                             f"({len(xb)}, ...), one map an example")
-        if maps.dtype.kind not in "fiub":
-            raise ValueError(f"the method returned maps of dtype {maps.dtype}; expected numbers")
-        if not np.isfinite(maps).all():
-            bad = pos[~np.isfinite(maps.reshape(len(maps), -1)).all(1)][:5].tolist()
-            raise ValueError(f"the method returned non-finite maps (NaN or inf) for example(s) {bad}")
-        return maps.astype(np.float32, copy=False), classes, probs
-
-    def __call__(self, xb, yb, pos):
-        if self.pool is None or len(xb) < len(self.devices):
-            return self._one(self.devices[0], xb, yb, pos)
-        cuts = np.array_split(np.arange(len(xb)), len(self.devices))        # one contiguous slice a device
-        args = [(d, xb[c], None if yb is None else yb[c], pos[c]) for d, c in zip(self.devices, cuts)]
-        if not self.warm:                                                    # trace each device's steps one at a time
-            results = [self._one(*a) for a in args]
-            self.warm = True
-        else:
-            results = list(self.pool.map(lambda a: self._one(*a), args))
-        return tuple(np.concatenate([r[i] for r in results]) for i in range(3))
-
-    def close(self):
-        if self.pool is not None:
-            self.pool.shutdown()
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _prefetch(iterator, depth: int = 2):
-    """Runs ``iterator`` in a thread, ``depth`` items ahead (reading and decoding overlap the work)."""
-    q: queue.Queue = queue.Queue(depth)
-    done = object()
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run():
-        try:
-            for item in iterator:
-                if not put(item):
-                    return
-            put(done)
-        except BaseException as err:                                          # handed to the consumer
-            put(err)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
 
 
 # --- the public entry points ---
@@ -383,7 +256,7 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
     _check_options(function, method_options)
     class_spec = _check_class_index(class_index)
     shard = _check_shard(shard)
-    worker, workers = _worker(strategy) if strategy is not None else (0, 1)
+    worker, workers = runner.worker_of(strategy) if strategy is not None else (0, 1)
     if workers > 1:
         if shard != (0, 1):
             raise ValueError("pass either shard= or a multi-worker strategy, not both")
@@ -410,9 +283,10 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
         done_blocks = _resume_point(out, attrs, checked, batch_size, resume, source)
         if done_blocks is None:                                            # complete already
             return out
-        explainer = _Explainer(model, function, method_options, class_spec, _devices(strategy), method_batch_size)
+        explainer = runner.Explainer(model, function, method_options, class_spec, runner.devices(strategy),
+                                     method_batch_size)
         try:
-            batches = _prefetch(_with_digests(source.batches(done_blocks * batch_size, batch_size)))
+            batches = runner.prefetch(runner.with_digests(source.batches(done_blocks * batch_size, batch_size)))
             first = next(batches, None)
             if first is None and done_blocks == 0:
                 raise ValueError("data holds no examples (for this shard)")
@@ -428,8 +302,8 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
                     os.makedirs(parts_dir)
                     store.write_virtual_main(out, attrs, fields, batch_size, source.paths)
                 os.makedirs(parts_dir, exist_ok=True)
-                _run(first, batches, source, explainer, fields, out, parts_dir, batch_size, done_blocks, compression,
-                     progress)
+                runner.run_blocks(first, batches, source, explainer, fields, out, parts_dir, batch_size, done_blocks,
+                                  compression, progress)
             else:
                 fields = _fields_of(out)
             n_blocks = store.completed_parts(parts_dir, batch_size)
@@ -502,12 +376,6 @@ class _exclusive:
         return False
 
 
-def _with_digests(batches):
-    """Each batch with the digest of its inputs (computed on the reading thread)."""
-    for pos, xb, yb in batches:
-        yield pos, xb, yb, block_digest(xb)
-
-
 def _resume_point(out, attrs, checked, block, resume, source):
     """Blocks already done: 0 for a new run (``out`` missing, or ``resume=False``), None when ``out``
     is complete already; raises when ``out`` was made by another call or from other data (every
@@ -541,7 +409,7 @@ def _resume_point(out, attrs, checked, block, resume, source):
     else:
         done = store.completed_parts(parts_dir, block) if os.path.isdir(parts_dir) else 0
         stored = store.part_digests(parts_dir, done)
-    read = (digest for _, _, _, digest in _with_digests(source.batches(0, block)))
+    read = (digest for _, _, _, digest in runner.with_digests(source.batches(0, block)))
     for k, want in enumerate(stored):
         got = next(read, None)
         if got != want:
@@ -561,63 +429,6 @@ def _fields_of(out) -> dict:
         names = [n for n in f if n != "paths"]
         return store.fields_for(f["maps"].shape[1:], f["maps"].dtype, f["probabilities"].shape[1],
                                 "label" in names)
-
-
-def _run(first, batches, source, explainer, fields, out, parts_dir, block, done_blocks, compression, progress):
-    """Explain every batch (the first one already done) while a thread writes the finished ones."""
-    import itertools
-
-    from tqdm.auto import tqdm
-    writes: queue.Queue = queue.Queue(2)
-    failure = []
-
-    def writer():
-        while True:
-            item = writes.get()
-            if item is None:
-                return
-            k, rows, digest = item
-            try:
-                store.write_part(os.path.join(parts_dir, store.part_name(k)), fields, rows, block, compression,
-                                 digest)
-            except BaseException as err:                                      # e.g. the disk filled up
-                failure.append(err)
-                return
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    try:
-        with tqdm(total=source.n, initial=done_blocks * block, unit="ex", disable=not progress, smoothing=0.1,
-                  desc=f"explaining -> {os.path.basename(out)}") as bar:
-            rest = ((batch, explainer(batch[1], batch[2], batch[0])) for batch in batches)
-            for k, ((pos, xb, yb, digest), (maps, classes, probs)) in enumerate(itertools.chain([first], rest),
-                                                                              done_blocks):
-                if maps.shape[1:] != fields["maps"][0]:
-                    raise ValueError(f"the method returned maps of shape {maps.shape[1:]} for examples {pos[:1]}..., "
-                                     f"after {fields['maps'][0]} for the first batch")
-                rows = {"maps": maps, "class_index": classes, "probabilities": probs, "index": pos}
-                if "label" in fields:
-                    rows["label"] = yb
-                if not _put(writes, (k, rows, digest), thread):
-                    break                                                       # the writer stopped: see below
-                bar.update(len(xb))
-    finally:
-        _put(writes, None, thread)
-        thread.join()
-    if failure:
-        raise OSError(f"writing {out!r} failed ({failure[0]}); the completed batches are kept: fix the cause and "
-                      "call again to resume") from failure[0]
-
-
-def _put(q: queue.Queue, item, thread) -> bool:
-    """Hand ``item`` to the writer; False when it has stopped."""
-    while thread.is_alive():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 # --- the command line ---
@@ -695,7 +506,7 @@ def main(argv=None) -> int:
     strategy = {"none": None, "mirrored": tf.distribute.MirroredStrategy,
                 "multi-worker": tf.distribute.MultiWorkerMirroredStrategy}[args.strategy]
     strategy = strategy() if strategy else None
-    with strategy.scope() if strategy else _nothing():
+    with strategy.scope() if strategy else runner.nothing():
         model = keras.models.load_model(args.model, compile=False)
     data = np.load(args.data, mmap_mode="r") if args.data.endswith(".npy") else args.data
     if args.labels:

@@ -77,6 +77,12 @@ def tmp_prefix(path: str) -> str:
     return f".tmp-{os.path.basename(path)}-"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_h5(path: str, write: Callable) -> None:
     """``write(f)`` into a temporary HDF5 file beside ``path``, then renamed onto it (atomic)."""
     import h5py
@@ -85,6 +91,7 @@ def atomic_h5(path: str, write: Callable) -> None:
     try:
         with h5py.File(tmp, "w") as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_umask())                        # as a plain open() would (mkstemp gives 0600)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

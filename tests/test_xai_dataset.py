@@ -282,7 +282,8 @@ x = np.load({str(saved / 'x.npy')!r})
 for name, s in (("two", strategy), ("one", None)):
     xd.explain_dataset(model, x, "integrated_gradients", {str(tmp_path)!r} + f"/{{name}}.h5", batch_size=6,
                        strategy=s, progress=False, steps=8)
-print(json.dumps(xd._devices(strategy)))
+import xai_runner
+print(json.dumps(xai_runner.devices(strategy)))
 """
     run = subprocess.run([sys.executable, "-c", script], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -72,167 +72,18 @@ if __name__ == "__main__" and _REPO not in sys.path:     # run as a script: the 
 
 import hmt_utils as hmt  # noqa: E402
 import training_utils as tu  # noqa: E402
+from group_eval import (  # noqa: E402
+    INTERVAL_NOTES,
+    accuracy_block,
+    pooled_features,
+    slide_folds,
+    slide_probe,
+    wilson,
+)
 
 QUICK = {"epochs": 1, "width": 4, "block3_width": 8, "train_crop": 64, "batch_size": 16}   # recipe fields in --quick
 QUICK_FOLDS, QUICK_EXPLAIN = 2, 2
 CONFINED_SLIDES = 2     # a class found on this many slides or fewer is reported apart
-Z95 = 1.959963984540054
-
-
-# --- folds, intervals ---
-
-def slide_folds(slides: np.ndarray, y: np.ndarray, n_folds: int, seed: int = 0, tries: int = 2000) -> list[list[str]]:
-    """Deal the slides into ``n_folds`` folds of about equal tile counts such that, where the data
-    allow, no fold holds all the slides of a class (so every class is in every training fold).
-
-    Args:
-        slides: str (N,) slide of each tile; y: int (N,) labels.
-        n_folds: 2 to the number of slides; the number of slides gives leave-one-slide-out.
-    Returns:
-        the folds, each a sorted list of slide names, in a seeded order of search.
-    """
-    slides, y = np.asarray(slides), np.asarray(y)
-    if slides.shape != y.shape or slides.ndim != 1:
-        raise ValueError(f"slides and y must be (N,) each, got {slides.shape} and {y.shape}")
-    names = np.unique(slides)
-    if not isinstance(n_folds, int) or not 2 <= n_folds <= len(names):
-        raise ValueError(f"n_folds must be an int in [2, {len(names)}] (the number of slides), got {n_folds!r}")
-    if n_folds == len(names):
-        return [[str(s)] for s in names]
-    size = {s: int(np.sum(slides == s)) for s in names}
-    class_slides = [set(np.unique(slides[y == c])) for c in np.unique(y)]
-    rng = np.random.default_rng(seed)
-    best = None
-    for _ in range(tries):
-        folds, load = [[] for _ in range(n_folds)], np.zeros(n_folds)
-        for s in rng.permutation(names):                   # each slide to the lightest fold so far
-            i = int(np.argmin(load))
-            folds[i].append(str(s))
-            load[i] += size[s]
-        lost = sum(any(cs <= set(f) for f in folds) for cs in class_slides)   # classes a training fold would lack
-        key = (lost, load.max() - load.min())
-        if best is None or key < best[0]:
-            best = (key, folds)
-    return [sorted(f) for f in best[1]]
-
-
-def wilson(correct: int, n: int, z: float = Z95) -> list[float] | None:
-    """Wilson score interval of a proportion (95 % by default); None for n = 0."""
-    if n == 0:
-        return None
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [max(0.0, centre - half), min(1.0, centre + half)]
-
-
-def group_bootstrap(values: np.ndarray, groups: np.ndarray, n_boot: int = 2000, seed: int = 0,
-                    min_groups: int = 3) -> list[float] | None:
-    """95 % percentile interval of the mean of ``values`` over tiles, with whole groups resampled
-    (the tiles of one group are not independent; the groups are taken to be). float or bool (N,)
-    values, str (N,) groups. None with fewer than ``min_groups`` groups."""
-    names, index = np.unique(groups, return_inverse=True)
-    if len(names) < min_groups:
-        return None
-    total = np.bincount(index, weights=np.asarray(values, float))           # (G,) sum of values a group
-    n = np.bincount(index).astype(float)                                   # (G,) tiles a group
-    draws = np.random.default_rng(seed).integers(0, len(names), (n_boot, len(names)))   # (B, G)
-    means = total[draws].sum(1) / n[draws].sum(1)                          # (B,)
-    return [float(v) for v in np.percentile(means, [2.5, 97.5])]
-
-
-def slide_bootstrap(correct: np.ndarray, slides: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[float] | None:
-    """95 % percentile interval of the pooled accuracy with slides resampled (tiles of one slide are
-    not independent). bool (N,) correct, str (N,) slides. None with fewer than 3 slides: two slides
-    give no interval worth the name."""
-    return group_bootstrap(correct, slides, n_boot, seed)
-
-
-INTERVAL_NOTES = {
-    "wilson95": "Wilson score interval: takes the tiles as independent. Tiles of one slide (and of one source image) "
-                "are correlated, so it is too narrow; shown for comparison only (and in the figure's per-fold bars).",
-    "slide_bootstrap95": "percentile interval with slides resampled (each with all its tiles): the one to read. With 10 "
-                         "slides it is coarse, and it can miss its own point estimate; None under 3 slides.",
-    "probe.difference_bootstrap95": "paired bootstrap over source images of (probe correct - class-only correct): "
-                                    "assumes source images independent and holds the probe's predictions fixed.",
-}
-
-
-def accuracy_block(correct: np.ndarray, slides: np.ndarray, n_boot: int, seed: int) -> dict:
-    n, k = int(len(correct)), int(np.sum(correct))
-    return {"n": n, "correct": k, "accuracy": k / n if n else None, "wilson95": wilson(k, n),
-            "slide_bootstrap95": slide_bootstrap(correct, slides, n_boot, seed) if n else None,
-            "slides": int(len(np.unique(slides)))}
-
-
-# --- features and the slide-identity probe ---
-
-def pooled_features(model, batches) -> np.ndarray:
-    """The output of the model's last GlobalAveragePooling2D layer: float32 (N, F), from an
-    iterable of input batches as the model takes them."""
-    import keras
-    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
-    if not pools:
-        raise ValueError(f"model {model.name!r} has no GlobalAveragePooling2D layer to probe")
-    features = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, pools[-1].output)
-    return np.concatenate([np.asarray(features(xb, training=False)) for xb in batches]).astype(np.float32)
-
-
-def slide_probe(features: np.ndarray, slides: np.ndarray, y: np.ndarray, images: np.ndarray, *,
-                n_splits: int = 5, n_boot: int = 2000, seed: int = 0) -> dict:
-    """How well a linear classifier tells the slide from a model's pooled features.
-
-    Logistic regression (standardised features) cross-validated with GroupKFold by source image, so
-    no image is on both sides: it has to recognise the slide in tissue it has not seen. Read against
-    chance (the majority slide; 1 / slides) and against the class alone (each class's most frequent
-    slide in the training folds): classes are unevenly spread over slides, so the class already
-    tells something about the slide. Features that beat the class baseline carry the slide itself.
-
-    Args:
-        features: float32 (N, F); slides, images: str (N,); y: int (N,) class labels.
-    Returns:
-        accuracies of the probe, the class-only baseline and chance, overall and per class.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    features = np.asarray(features, np.float32)
-    if features.ndim != 2 or len(features) != len(slides) or not np.isfinite(features).all():
-        raise ValueError(f"features must be finite (N, F) with N = {len(slides)}, got {features.shape}")
-    n_splits = min(n_splits, len(np.unique(images)))
-    probe_pred = np.empty(len(slides), dtype=slides.dtype)
-    class_pred = np.empty(len(slides), dtype=slides.dtype)
-    for train, test in GroupKFold(n_splits=n_splits).split(features, slides, images):
-        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, random_state=seed))
-        probe_pred[test] = probe.fit(features[train], slides[train]).predict(features[test])
-        majority = {}
-        for c in np.unique(y[train]):
-            names, counts = np.unique(slides[train][y[train] == c], return_counts=True)
-            majority[c] = names[np.argmax(counts)]
-        overall = np.unique(slides[train], return_counts=True)
-        fallback = overall[0][np.argmax(overall[1])]
-        class_pred[test] = [majority.get(c, fallback) for c in y[test]]
-    names, counts = np.unique(slides, return_counts=True)
-    probe_accuracy, class_only = float(np.mean(probe_pred == slides)), float(np.mean(class_pred == slides))
-    difference = (probe_pred == slides).astype(float) - (class_pred == slides)   # (N,) in {-1, 0, 1}
-    interval = group_bootstrap(difference, images, n_boot, seed)
-    if interval is not None and interval[0] > 0:
-        reading = "the features carry the slide beyond what the class tells (95 % interval of the difference above 0)"
-    elif interval is not None and interval[1] < 0:
-        reading = "the features tell the slide less well than the class alone does (95 % interval below 0)"
-    else:
-        reading = "the features tell the slide no better than the class alone does (95 % interval includes 0)"
-    per_class = {hmt.CLASS_NAMES[c]: {"n": int(np.sum(y == c)), "probe": float(np.mean(probe_pred[y == c] == slides[y == c])),
-                                      "class_only": float(np.mean(class_pred[y == c] == slides[y == c]))}
-                 for c in np.unique(y)}
-    return {"probe_accuracy": probe_accuracy, "class_only_accuracy": class_only, "reading": reading,
-            "difference": float(difference.mean()), "difference_bootstrap95": interval,
-            "bootstrap": (f"paired, {n_boot} draws of the {len(np.unique(images))} source images (each with all its "
-                          "tiles); assumes source images independent, holds the probe's predictions fixed"),
-            "chance_majority": float(counts.max() / counts.sum()), "chance_uniform": 1.0 / len(names),
-            "n_tiles": int(len(slides)), "n_slides": int(len(names)), "n_features": int(features.shape[1]),
-            "cv": f"GroupKFold({n_splits}) by source image", "per_class": per_class}
 
 
 # --- data ---
@@ -615,7 +466,7 @@ def _probe_models(args, x, y, groups, is_test, n_boot: int) -> dict:
             continue
         try:
             features = pooled_features(loader(path), inputs())                # (N, F)
-            probes[name] = dict(slide_probe(features, groups.slide, y, groups.source_image,
+            probes[name] = dict(slide_probe(features, groups.slide, y, groups.source_image, class_names=hmt.CLASS_NAMES,
                                             n_splits=3 if args.quick else 5, n_boot=n_boot, seed=args.seed),
                                 path=_shown(path), probed_tiles_from_hmt_train=seen)
         except Exception as err:                                          # noqa: BLE001  recorded, the run goes on
