@@ -212,7 +212,8 @@ def test_killed_run_is_readable_and_resumes_to_the_same_file(tmp_path, saved, mo
     parts = str(out) + ".parts"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if os.path.isdir(parts) and len([p for p in os.listdir(parts) if p.endswith(".h5")]) >= 3:
+        # completed parts only: a part being written is a ".tmp-..." file until it is renamed
+        if os.path.isdir(parts) and len([p for p in os.listdir(parts) if p[:-3].isdigit()]) >= 3:
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be killed"
