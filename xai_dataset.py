@@ -213,7 +213,7 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
             Read ``batch_size`` examples at a time, never all at once.
         method: a name of :data:`METHODS` (``"grad_cam"``, ``"integrated_gradients"``, ``"rise"``...)
             or a function ``f(model, x, class_index, **options) -> maps``.
-        out: the HDF5 file to write (its folder must exist); see the module's docstring for its layout.
+        out: the HDF5 file to write (its folder must exist); its layout is in ``xai_store``'s docstring.
         class_index: ``"predicted"`` (the model's arg-max), ``"label"`` (the data's labels), an int, or
             an int array indexed by example position in ``data``.
         batch_size: examples read, explained and stored together (one block of the file); a resumed
