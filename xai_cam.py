@@ -24,6 +24,7 @@ from xai_core import (
     check_flag,
     check_input,
     explained_classes,
+    feature_gradients,
     pad_to,
     predict_scores,
     progress_bar,
@@ -53,12 +54,7 @@ def _grad_cam_plus_plus_step(model, target, score: str, jit_compile: bool):
     forward = Forward(model, (target,), score)
 
     def step(xb, cb):
-        with tf.GradientTape() as tape:
-            (features,), scores = forward(xb)                           # (B, ..., F), (B, K)
-            tape.watch(features)
-            picked = tf.gather(scores, cb, batch_dims=1)                # (B,)
-        grads = tf.cast(tape.gradient(picked, features), tf.float32)    # (B, ..., F)
-        features = tf.cast(features, tf.float32)
+        features, grads = feature_gradients(forward, xb, cb)            # (B, ..., F) each, float32
         axes = list(range(1, len(features.shape) - 1))
         # the closed form for an exponential score Y = exp(S): its 2nd and 3rd derivatives are
         # exp(S) g² and exp(S) g³ (higher derivatives of S taken as 0), and exp(S) cancels in alpha

@@ -38,6 +38,7 @@ __all__ = [
     "contains",
     "split_head",
     "Forward",
+    "feature_gradients",
     "cached_step",
     "score_model",
     "predict_scores",
@@ -382,6 +383,17 @@ def cached_step(model, factory: Callable, *args):
     if key not in per_model:
         per_model[key] = factory(model, *args)
     return per_model[key]
+
+
+def feature_gradients(forward: Forward, xb, cb):
+    """A layer's feature maps and the gradient of each example's picked score with respect to them,
+    both float32 (B, ..., F): what the CAM methods weight. ``forward`` taps that one layer."""
+    with tf.GradientTape() as tape:
+        (features,), scores = forward(xb)                           # (B, ..., F), (B, K)
+        tape.watch(features)
+        picked = tf.gather(scores, cb, batch_dims=1)                # (B,)
+    grads = tf.cast(tape.gradient(picked, features), tf.float32)    # (B, ..., F)
+    return tf.cast(features, tf.float32), grads
 
 
 def _forward(model, layers: tuple, score: str) -> Forward:

@@ -111,13 +111,7 @@ def prefetch(iterator, depth: int = 2):
     stop = threading.Event()
 
     def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return _put_while(q, item, lambda: not stop.is_set())
 
     def run():
         try:
@@ -194,12 +188,17 @@ def run_blocks(first, batches, source, explainer, fields, out, parts_dir, block,
                       "call again to resume") from failure[0]
 
 
-def hand_over(q: queue.Queue, item, thread) -> bool:
-    """Hand ``item`` to the writer; False when it has stopped."""
-    while thread.is_alive():
+def _put_while(q: queue.Queue, item, going) -> bool:
+    """Put ``item`` on ``q``, waiting while ``going()``; False when it stops first (never blocks for good)."""
+    while going():
         try:
             q.put(item, timeout=0.1)
             return True
         except queue.Full:
             continue
     return False
+
+
+def hand_over(q: queue.Queue, item, thread) -> bool:
+    """Hand ``item`` to the writer; False when it has stopped."""
+    return _put_while(q, item, thread.is_alive)

@@ -32,6 +32,7 @@ from xai_core import (
     check_references,
     check_value_range,
     explained_classes,
+    feature_gradients,
     is_spatial,
     lookup_layer,
     minmax,
@@ -142,12 +143,7 @@ def _grad_cam_step(model, target, score: str, jit_compile: bool):
     forward = Forward(model, (target,), score)
 
     def step(xb, cb):
-        with tf.GradientTape() as tape:
-            (features,), scores = forward(xb)                       # (B, ..., F), (B, K)
-            tape.watch(features)
-            picked = tf.gather(scores, cb, batch_dims=1)            # (B,)
-        grads = tf.cast(tape.gradient(picked, features), tf.float32)   # (B, ..., F)
-        features = tf.cast(features, tf.float32)
+        features, grads = feature_gradients(forward, xb, cb)        # (B, ..., F) each, float32
         axes = list(range(1, len(features.shape) - 1))
         weights = tf.reduce_mean(grads, axis=axes, keepdims=True)   # (B, 1.., F)
         return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))   # (B, ...)

@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 def in_memory(model, x, method, batch_size, options):
     import xai_dataset as xd
     from xai_core import predict_scores
-    function, _ = xd._resolve_method(method)
+    function = xd.method_function(method)
     maps, probs = [], []
     for a in range(0, len(x), batch_size):
         xb = x[a:a + batch_size]

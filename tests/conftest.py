@@ -78,6 +78,28 @@ def hmt_model():
     return keras.models.load_model(path)
 
 
+# --- NumPy references for the explanation tests ---
+
+def resize_linear_np(a, out_len):
+    """Half-pixel-centre linear interpolation along axis 1 (what bilinear resize does), in NumPy."""
+    import numpy as np
+    n_in = a.shape[1]
+    src = np.clip((np.arange(out_len) + 0.5) * n_in / out_len - 0.5, 0, n_in - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = (src - lo).reshape((1, -1) + (1,) * (a.ndim - 2))
+    return np.take(a, lo, axis=1) * (1 - frac) + np.take(a, hi, axis=1) * frac
+
+
+def upsample_np(maps, spatial):
+    """(B, t) -> (B, T) or (B, h, w) -> (B, H, W), as ``xai_core.upsample`` does."""
+    import numpy as np
+    out = resize_linear_np(maps, spatial[0])
+    if maps.ndim == 3:
+        out = np.swapaxes(resize_linear_np(np.swapaxes(out, 1, 2), spatial[1]), 1, 2)
+    return out
+
+
 # --- tiny models for the explanation tests ---
 
 def tiny_conv1d(seed=0, length=16, channels=1, classes=3, softmax="layer"):

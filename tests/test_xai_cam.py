@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_conv1d, tiny_conv2d
+from conftest import tiny_conv1d, tiny_conv2d, upsample_np
 
 import xai_cam as xc
 import xai_utils as xu
@@ -11,24 +11,6 @@ import xai_utils as xu
 
 def _rng(seed=0):
     return np.random.default_rng(seed)
-
-
-def _resize_linear_np(a, out_len):
-    """Half-pixel-centre linear interpolation along axis 1 (what bilinear resize does), in NumPy."""
-    n_in = a.shape[1]
-    src = np.clip((np.arange(out_len) + 0.5) * n_in / out_len - 0.5, 0, n_in - 1)
-    lo = np.floor(src).astype(int)
-    hi = np.minimum(lo + 1, n_in - 1)
-    frac = (src - lo).reshape((1, -1) + (1,) * (a.ndim - 2))
-    return np.take(a, lo, axis=1) * (1 - frac) + np.take(a, hi, axis=1) * frac
-
-
-def _upsample_np(maps, spatial):
-    """(B, t) -> (B, T) or (B, h, w) -> (B, H, W)."""
-    out = _resize_linear_np(maps, spatial[0])
-    if maps.ndim == 3:
-        out = np.swapaxes(_resize_linear_np(np.swapaxes(out, 1, 2), spatial[1]), 1, 2)
-    return out
 
 
 def _features_and_logits(model, layer_name, x, classes):
@@ -74,7 +56,7 @@ def test_grad_cam_plus_plus_is_the_papers_closed_form_for_an_exponential_score(d
     cam = xc.grad_cam_plus_plus(model, x, classes)
     assert cam.shape == x.shape[:-1] and cam.dtype == np.float32
     # the method leaves out the positive factor exp(S) of every weight of a map
-    expected = _upsample_np(paper / y.reshape((-1,) + (1,) * (paper.ndim - 1)), x.shape[1:-1])
+    expected = upsample_np(paper / y.reshape((-1,) + (1,) * (paper.ndim - 1)), x.shape[1:-1])
     assert expected.max() > 1e-3
     np.testing.assert_allclose(cam, expected, rtol=1e-4, atol=1e-6 * expected.max())
 
@@ -90,7 +72,7 @@ def test_grad_cam_plus_plus_matches_a_hand_computation_on_an_earlier_layer(dims)
     classes = np.arange(len(x)) % 3
     feats, grads, _ = _features_and_logits(model, layer, x, classes)
     assert np.ptp(grads, axis=tuple(range(1, grads.ndim - 1))).max() > 0
-    expected = _upsample_np(_plus_plus_by_hand(feats, grads), x.shape[1:-1])
+    expected = upsample_np(_plus_plus_by_hand(feats, grads), x.shape[1:-1])
     np.testing.assert_allclose(xc.grad_cam_plus_plus(model, x, classes, layer=layer), expected,
                                rtol=1e-4, atol=1e-6 * expected.max())
 
@@ -171,13 +153,13 @@ def test_score_cam_matches_a_loop_over_channels_in_numpy(dims):
     for n in range(len(x)):
         weights = []
         for k in range(feats.shape[-1]):
-            mask = _upsample_np(feats[n, ..., k][None], x.shape[1:-1])[0]
+            mask = upsample_np(feats[n, ..., k][None], x.shape[1:-1])[0]
             span = mask.max() - mask.min()
             mask = (mask - mask.min()) / span if span > 0 else np.zeros_like(mask)
             p = model((x[n] * mask[..., None])[None].astype(np.float32)).numpy()[0]
             weights.append(p[classes[n]] - base[classes[n]])
         cam = np.maximum((feats[n] * np.array(weights)).sum(-1), 0)
-        expected[n] = _upsample_np(cam[None], x.shape[1:-1])[0]
+        expected[n] = upsample_np(cam[None], x.shape[1:-1])[0]
     assert expected.max() > 1e-4
     np.testing.assert_allclose(xc.score_cam(model, x, classes), expected, rtol=1e-4, atol=1e-5 * expected.max())
 

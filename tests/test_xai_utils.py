@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import shared_path, tiny_conv1d, tiny_conv2d
+from conftest import resize_linear_np, shared_path, tiny_conv1d, tiny_conv2d
 
 import xai_core
 import xai_utils as xu
@@ -112,16 +112,6 @@ def test_ig_gradient_step_is_traced_at_most_twice():
 
 # --- Grad-CAM against an independent hand computation ---
 
-def _resize_linear_np(a, out_len):
-    """Half-pixel-centre linear interpolation along axis 1 (what bilinear resize does), in numpy."""
-    n_in = a.shape[1]
-    src = np.clip((np.arange(out_len) + 0.5) * n_in / out_len - 0.5, 0, n_in - 1)
-    lo = np.floor(src).astype(int)
-    hi = np.minimum(lo + 1, n_in - 1)
-    frac = (src - lo).reshape((1, -1) + (1,) * (a.ndim - 2))
-    return np.take(a, lo, axis=1) * (1 - frac) + np.take(a, hi, axis=1) * frac
-
-
 def _hand_grad_cam(model, layer_name, x, classes):
     conv = model.get_layer(layer_name)
     sub = keras.Model(model.inputs, [conv.output, model.layers[-2].output])   # features, logits
@@ -132,9 +122,9 @@ def _hand_grad_cam(model, layer_name, x, classes):
     feats = feats.numpy()
     weights = grads.mean(axis=tuple(range(1, grads.ndim - 1)), keepdims=True)
     cam = np.maximum((weights * feats).sum(-1), 0)                         # (N, t) or (N, h, w)
-    cam = _resize_linear_np(cam, x.shape[1])
+    cam = resize_linear_np(cam, x.shape[1])
     if cam.ndim == 3:
-        cam = np.swapaxes(_resize_linear_np(np.swapaxes(cam, 1, 2), x.shape[2]), 1, 2)
+        cam = np.swapaxes(resize_linear_np(np.swapaxes(cam, 1, 2), x.shape[2]), 1, 2)
     return cam
 
 
