@@ -7,8 +7,10 @@ Scientific Reports 6:27988 (2016); data CC BY 4.0, Zenodo record 53169.
 
 Every tile's file name names its slide and source image (:func:`tile_groups`): the 5000 tiles come
 from 10 slides and 298 source images, and 495 of the 496 HMT_test tiles share a source image with
-HMT_train. ``load_hmt(..., groups=True)`` returns them; ``TrainConfig(val_split="source_image")``
-keeps whole source images on one side of the validation split.
+HMT_train. ``load_hmt(..., groups=True)`` returns them; the training path's validation split
+(``TrainConfig.val_split="source_image"``, the default) keeps whole source images on one side, so
+the epoch is never chosen on windows of images that training saw; tiles without such names train
+with ``val_split="stratified"``.
 
 Axis key: N examples, B batch, H, W image size (150), C channels (3), K classes (8).
 """
@@ -85,6 +87,10 @@ class TileGroups(NamedTuple):
     """Where each tile comes from, aligned with the tiles: str arrays (N,)."""
     slide: np.ndarray           # (N,) str, e.g. "CRC-Prim-HE-03"
     source_image: np.ndarray    # (N,) str, e.g. "CRC-Prim-HE-03_009"
+
+    def take(self, index) -> "TileGroups":
+        """The groups of a subset of the tiles (an index or boolean mask, as for the tiles)."""
+        return TileGroups(self.slide[index], self.source_image[index])
 
 
 def tile_groups(name: str) -> tuple[str, str]:
@@ -403,7 +409,7 @@ class TrainConfig(tu.TrainConfig):
     block3_width: int = 192        # channels of the third block (cheap at 14 x 14); 0 means 4 * width
     train_crop: int = 112          # > 0: train on random crops of this size (see train); 0: whole tiles
     stem_width: int = 0            # > 0: a full-resolution first conv of this many channels + 2x2 pooling
-    val_split: str = "stratified"  # "stratified" (the committed model's) or "source_image" (whole images a side; needs groups)
+    val_split: str = "source_image"  # whole source images a side (needs groups; the committed model's) or "stratified"
     # ema_decay (from the base, 0: off): 0.998 was tried and tied on validation (see HMT.ipynb, models/trials/)
 
     def __post_init__(self):
@@ -533,8 +539,9 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: Tile
         raise TypeError(f"config must be hmt_utils.TrainConfig, got {type(config).__name__}")
     if (groups is None) != (config.val_split == "stratified"):
         raise ValueError(f"config.val_split={config.val_split!r} with groups={'None' if groups is None else 'given'}: "
-                         "'source_image' needs the tiles' groups (load_hmt(..., groups=True)), 'stratified' uses none; "
-                         "pass groups with val_split='source_image' only")
+                         "'source_image' (the default) needs the tiles' groups (load_hmt(..., groups=True)), "
+                         "'stratified' uses none; pass groups with val_split='source_image' only, or "
+                         "TrainConfig(val_split='stratified') for tiles without slide and source-image names")
     images = groups.source_image if isinstance(groups, TileGroups) else groups
     build = lambda shape: build_model(config.width, config.seed, config.activation, config.dropout,  # noqa: E731
                                       config.padding, config.block3_width, shape, config.stem_width)
@@ -556,11 +563,9 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: Tile
 # --- the course's model, for comparison ---
 
 def load_course_model(path: str):
-    """The course's legacy ``HMT.h5`` (Keras 2 HDF5), loaded by Keras 3 without compiling."""
-    import keras
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no course model at {path!r}")
-    return keras.models.load_model(path, compile=False)
+    """The course's legacy ``HMT.h5`` (Keras 2 HDF5), loaded by Keras 3 without compiling
+    (:func:`training_utils.load_legacy_model`)."""
+    return tu.load_legacy_model(path)
 
 
 def course_model_inputs(x: np.ndarray, batch_size: int = 128):

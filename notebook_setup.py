@@ -74,6 +74,22 @@ def ensure_packages(packages=NOTEBOOK_PACKAGES, *, dry_run: bool = False) -> lis
     return todo
 
 
+def shown_path(path: str) -> str:
+    """A path as a notebook prints it: relative to the working folder when inside it, so that a
+    committed output names no machine's folders."""
+    path = os.path.abspath(path)
+    here = os.path.abspath(os.getcwd())
+    return os.path.relpath(path, here) if path == here or path.startswith(here + os.sep) else path
+
+
+def location() -> str:
+    """Where the notebook runs, without a machine's folder names when it runs in the repository."""
+    here = os.path.realpath(os.getcwd())
+    if here == os.path.realpath(HERE):
+        return "running in the repository's folder"
+    return f"running in {os.getcwd()}; the repository's modules come from {HERE}"
+
+
 def ensure_hmt(data_dir: str | None = None) -> str:
     """The folder holding HMT_train and HMT_test: ``data_dir``, else ``$HMT_DIR``, else ``data/hmt``
     in the repository (linked to ``../shared/data/hmt`` where that exists, as ``make data`` does,
@@ -84,18 +100,19 @@ def ensure_hmt(data_dir: str | None = None) -> str:
                 raise FileNotFoundError(f"{what}={given!r} holds no HMT_train folder; point it at the "
                                         "folder that holds HMT_train and HMT_test, or leave it unset "
                                         "to download the tiles")
-            print(f"HMT tiles: {given} (from {what})")
+            print(f"HMT tiles: {shown_path(given)} (from {what})")
             return given
     target = os.path.join(HERE, "data", "hmt")
     if os.path.isdir(os.path.join(target, "HMT_train")):
-        print("HMT tiles:", target)
+        print("HMT tiles:", shown_path(target))
     elif os.path.isdir(os.path.join(SHARED_HMT, "HMT_train")) and not os.path.lexists(target):
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        os.symlink(os.path.relpath(SHARED_HMT, os.path.dirname(target)), target)
-        print("HMT tiles: linked", target, "->", SHARED_HMT)
+        link = os.path.relpath(SHARED_HMT, os.path.dirname(target))
+        os.symlink(link, target)
+        print("HMT tiles: linked", shown_path(target), "->", link)
     else:
         import hmt_utils  # needs numpy, tqdm: installed by now
-        print("HMT tiles: downloading Zenodo record 53169 (md5-checked) into", target)
+        print("HMT tiles: downloading Zenodo record 53169 (md5-checked) into", shown_path(target))
         hmt_utils.download_hmt(target)
     return target
 

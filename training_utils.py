@@ -489,6 +489,18 @@ def save_model_with_provenance(model, path: str, provenance: dict) -> None:
                 os.remove(tmp)
 
 
+def load_legacy_model(path: str):
+    """A course model saved by Keras 2 (``.h5``), loaded by Keras 3 without compiling. Keras 3 warns
+    that the file's first layer takes an ``input_shape`` argument, a property of the file that the
+    reader can do nothing about; that one warning is silenced, any other passes."""
+    import warnings
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no model file at {path!r}")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Do not pass an `input_shape`", category=UserWarning)
+        return keras.models.load_model(path, compile=False)
+
+
 def read_provenance(path: str) -> dict:
     """The JSON written beside a saved model by :func:`save_model_with_provenance`."""
     with open(os.path.splitext(path)[0] + ".json") as f:

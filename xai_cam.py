@@ -1,10 +1,10 @@
-"""Class activation maps beside Grad-CAM, 1D and 2D: Grad-CAM++ and Score-CAM.
+"""Class activation maps, 1D and 2D: Grad-CAM, Grad-CAM++ and Score-CAM.
 
-Both explain the layer Grad-CAM explains (``xai_utils.find_layer``: by default the last spatial
-feature map; ``layer=`` any spatial layer at any depth, nested backbones included, through
-``xai_core.Forward``) and give maps like ``xai_utils.grad_cam``: (N, T) or (N, H, W), non-negative,
-computed at the layer's resolution and upsampled to the input (linear in 1D, bilinear in 2D,
-half-pixel centres), outside any XLA step.
+All three explain one layer (``xai_core.find_layer``: by default the last spatial feature map;
+``layer=`` any spatial layer at any depth, nested backbones included, through ``xai_core.Forward``)
+and give maps (N, T) or (N, H, W), non-negative, computed at the layer's resolution and upsampled to
+the input (linear in 1D, bilinear in 2D, half-pixel centres), outside any XLA step. ``xai_utils``
+re-exports :func:`grad_cam`.
 
 Axis key: N examples, T signal length, H, W image size, C channels, K classes, F feature channels of
 the layer, t or h, w its positions, E examples in one call, G channels (masked inputs) in one call.
@@ -25,15 +25,15 @@ from xai_core import (
     check_input,
     explained_classes,
     feature_gradients,
+    find_layer,
     pad_to,
     predict_scores,
     progress_bar,
     resize_maps,
     upsample,
 )
-from xai_utils import find_layer
 
-__all__ = ["grad_cam_plus_plus", "score_cam"]
+__all__ = ["grad_cam", "grad_cam_plus_plus", "score_cam"]
 
 
 def _front(model, x, class_index, layer, batch_size, score, jit_compile):
@@ -45,6 +45,57 @@ def _front(model, x, class_index, layer, batch_size, score, jit_compile):
     target = find_layer(model, layer)
     classes = explained_classes(model, x, class_index, batch_size=batch_size)
     return x, target, classes, batch_size, jit_compile
+
+
+# --- Grad-CAM ---
+
+def _grad_cam_step(model, target, score: str, jit_compile: bool):
+    """(xb (B, ...), cb (B,)) -> cam (B, t) or (B, h, w) at the feature map's resolution."""
+    forward = Forward(model, (target,), score)
+
+    def step(xb, cb):
+        features, grads = feature_gradients(forward, xb, cb)        # (B, ..., F) each, float32
+        axes = list(range(1, len(features.shape) - 1))
+        weights = tf.reduce_mean(grads, axis=axes, keepdims=True)   # (B, 1.., F)
+        return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))   # (B, ...)
+    return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+
+
+def grad_cam(model, x, class_index=None, *, layer=None, batch_size: int = 64, score: str = "logit",
+             jit_compile: bool = False, progress=None) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al., ICCV 2017): ReLU of a layer's feature maps weighted by the
+    spatial mean of the score's gradient, upsampled to the input.
+
+    Args:
+        model: a Keras model (Sequential or functional; legacy HDF5 models included).
+        x: float32 (N, T, C) or (N, H, W, C).
+        class_index: None (each example's predicted class), an int, or an int array (N,).
+        layer: the layer explained (name or object, at any depth; see :func:`find_layer`). None:
+            the last layer whose output is still a spatial feature map before pooling or flattening
+            (for a Conv-BN-Activation block, the Activation).
+        batch_size: examples per gradient call (a positive int).
+        score: "logit" (the paper's y^c, pre-softmax) or "probability".
+        jit_compile: compile the gradient step with XLA (the upsampling stays outside it, so the
+            maps equal those without XLA up to float rounding).
+        progress: show a progress bar (None: when there are more than 20 batches).
+
+    Returns:
+        float32 (N, T) or (N, H, W), non-negative, not normalised; upsampled linearly (1D) or
+        bilinearly (2D) with half-pixel centres.
+    """
+    x = check_input(model, x)
+    target = find_layer(model, layer)
+    chunk = min(check_batch_size(batch_size), len(x))
+    classes = explained_classes(model, x, class_index, batch_size=batch_size)
+    spatial = tuple(x.shape[1:-1])                                      # (T,) or (H, W)
+    step = cached_step(model, _grad_cam_step, target, score, check_flag(jit_compile, "jit_compile"))
+    out = np.empty((len(x),) + spatial, np.float32)
+    with progress_bar(int(np.ceil(len(x) / chunk)), "Grad-CAM", progress) as bar:
+        for a, b in batches(len(x), chunk):
+            cam = step(tf.constant(pad_to(x[a:b], chunk)), tf.constant(pad_to(classes[a:b], chunk)))
+            out[a:b] = upsample(cam, spatial).numpy()[: b - a]
+            bar.update()
+    return out
 
 
 # --- Grad-CAM++ ---

@@ -1,10 +1,12 @@
-"""The core every explanation method and metric shares: what a model must be, checks at the door,
-the score being explained (:func:`score_model`), the classes explained, walking nested models,
-compiled steps cached per model, fixed-size batches, and resizing maps to the input.
+"""The core every explanation method and metric shares: checks at the door (inputs, options, and
+what a model must do: :func:`check_behaviour`), the score being explained (:func:`score_model`), the
+classes explained, compiled steps cached per model and dropped when its graph changes, fixed-size
+batches, and resizing maps to the input. The model's layers (what is supported, nested models, the
+layer a method explains) are in ``xai_layers.py``; their public names are re-exported here.
 
-``xai_utils`` (Grad-CAM, IG), ``xai_gradients`` (gradients, noise tunnel, expected gradients),
-``xai_cam`` (Grad-CAM++, Score-CAM), ``xai_perturbation`` (RISE, SISE) and ``xai_metrics`` build on
-these public names only. Compiled steps are built by module-level factories through :func:`cached_step`,
+``xai_cam`` (Grad-CAM, Grad-CAM++, Score-CAM), ``xai_integrated_gradients`` (IG),
+``xai_gradients`` (gradients, noise tunnel, expected gradients), ``xai_perturbation`` (RISE, SISE)
+and ``xai_metrics`` build on these public names only. Compiled steps are built by module-level factories through :func:`cached_step`,
 keyed by the factory and every argument it gets, and held weakly by their model.
 
 Axis key: N examples, T signal length, H, W image size, C channels, K classes, S steps or masks,
@@ -18,6 +20,25 @@ from collections.abc import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+
+from xai_layers import (  # noqa: F401  re-exported: the core's public names include the model's layers
+    activation_name,
+    all_layers,
+    check_called_once,
+    check_model,
+    contains,
+    conv_layers,
+    find_layer,
+    flatten_chain,
+    is_spatial,
+    layer_tensors,
+    lookup_layer,
+    output_activation,
+    sise_layers,
+    spatial_layers,
+    split_head,
+    times_called,
+)
 
 __all__ = [
     "SCORES",
@@ -35,6 +56,17 @@ __all__ = [
     "all_layers",
     "is_spatial",
     "lookup_layer",
+    "conv_layers",
+    "spatial_layers",
+    "find_layer",
+    "sise_layers",
+    "times_called",
+    "check_called_once",
+    "layer_tensors",
+    "graph_signature",
+    "model_cache",
+    "check_behaviour",
+    "output_activation",
     "contains",
     "split_head",
     "Forward",
@@ -48,6 +80,7 @@ __all__ = [
     "upsample",
     "resize_maps",
     "minmax",
+    "normalize",
 ]
 
 SCORES = ("logit", "probability")
@@ -78,34 +111,53 @@ def check_input(model, x, name: str = "x") -> np.ndarray:
         bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(1))
         raise ValueError(f"{name} has non-finite values (NaN or inf) in example(s) {bad[:10].tolist()}; "
                          "clean or drop them first")
+    check_behaviour(model, x)
     return x
 
 
-def check_model(model) -> None:
-    """What every method supports: a Keras model (Sequential or functional, nested models included)
-    with one input, of rank 3 (N, T, C) or 4 (N, H, W, C), and one output (N, K). Raises ValueError
-    that says what is supported otherwise."""
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
-    try:
-        inputs, outputs = model.inputs, model.outputs
-    except (AttributeError, ValueError):
-        inputs = outputs = None
-    if not inputs or not outputs:
-        raise ValueError(f"model {model.name!r} has no symbolic inputs and outputs (a subclassed model?); the "
-                         "methods need a Sequential or functional model: wrap it, e.g. "
-                         "inp = keras.Input(shape); model = keras.Model(inp, subclassed(inp))")
-    if len(inputs) != 1:
-        raise ValueError(f"model {model.name!r} has {len(inputs)} inputs; the methods explain models with one "
-                         "input (N, T, C) or (N, H, W, C). Fix the other inputs in a wrapper model.")
-    if len(outputs) != 1:
-        raise ValueError(f"model {model.name!r} has {len(outputs)} outputs; choose the one to explain: "
-                         f"keras.Model(model.inputs, model.outputs[i]) (names: {[t.name for t in outputs]})")
-    if len(model.input_shape) not in (3, 4):
-        raise ValueError(f"model {model.name!r} takes input {model.input_shape}; the methods explain 1D "
-                         "(N, T, C) and 2D (N, H, W, C) inputs")
-    if len(model.output_shape) != 2:
-        raise ValueError(f"model {model.name!r} outputs {model.output_shape}; the methods explain class scores (N, K)")
+def _tolerance(model) -> float:
+    return 2e-2 if "16" in str(getattr(model, "compute_dtype", "float32")) else 1e-4
+
+
+def check_behaviour(model, x: np.ndarray) -> None:
+    """What a model must do for its explanations to mean anything, tried once per model graph on
+    the first examples of ``x`` (already checked): give the same output for the same input twice
+    (no layer run with ``training=True``), give each example an output that does not depend on the
+    other examples of its batch (the methods batch steps, masks and examples together, and pad the
+    last batch), and, when nothing marks its output as probabilities, not output probabilities all
+    the same (they would be taken for logits, and softmaxed again for ``score="probability"``).
+    Raises ValueError saying which and what to do."""
+    cache = model_cache(model)
+    if cache.get("behaviour_checked"):
+        return
+    probe = x[: min(len(x), 4)]                                            # (b, ...)
+    one = probe[:1]
+    run = lambda xb: np.asarray(tf.cast(model(tf.constant(xb), training=False), tf.float32))  # noqa: E731
+    first, again = run(one), run(one)
+    mixed = run(np.concatenate([one, np.zeros_like(one), probe[::-1] * 0.5]))     # one, then other examples
+    tol = _tolerance(model)
+    scale = 1.0 + np.abs(first).max()
+    if np.abs(first - again).max() > tol * scale:
+        raise ValueError(f"model {model.name!r} gives different outputs for the same input on two calls: a layer runs "
+                         "in training mode (Dropout or noise called with training=True?) or draws random numbers. "
+                         "Explanations need a deterministic model: call such layers with training=False")
+    if np.abs(first[0] - mixed[0]).max() > tol * scale:
+        raise ValueError(f"model {model.name!r} gives an example a different output when other examples share its batch "
+                         f"(by up to {np.abs(first[0] - mixed[0]).max():.3g}): a BatchNormalization (or another layer) "
+                         "uses the batch's statistics at inference, e.g. called with training=True. The methods batch "
+                         "examples, steps and masks together and pad the last batch, so its explanations would depend "
+                         "on the batching; rebuild it so that inference uses the moving statistics (training=False)")
+    # probabilities for the examples, a blank input and the examples dimmed alike: a probability head
+    # gives them for any input, a logits head that happens to give one for an example does not for all
+    if output_activation(model) is None and first.shape[-1] >= 2:
+        if np.all(mixed >= 0) and np.allclose(mixed.sum(-1), 1.0, atol=1e-4):
+            raise ValueError(f"model {model.name!r} outputs non-negative rows that sum to 1 on every input tried: "
+                             f"probabilities, but its last layer ({type(model.layers[-1]).__name__} "
+                             f"{model.layers[-1].name!r}) is no Softmax layer, softmax or sigmoid Activation, or Dense "
+                             "with a softmax, so the methods would take them for logits (and softmax them again for "
+                             "score='probability'). End the model in keras.layers.Softmax() on its logits (in place of a "
+                             "Lambda), or explain keras.Model(model.inputs, <logits layer>.output)")
+    cache["behaviour_checked"] = True
 
 
 def resolve_class_index(class_index, n: int, num_classes: int, predicted: Callable[[], np.ndarray]):
@@ -128,119 +180,10 @@ def resolve_class_index(class_index, n: int, num_classes: int, predicted: Callab
 
 
 
-# --- the model as a chain of layers, nested models walked once ---
-
-def flatten_chain(model, keep_graphs: bool = False) -> list | None:
-    """The layers of a model whose graph is a single chain, nested chains expanded; None otherwise.
-
-    With ``keep_graphs``, a nested model whose own graph is not a chain (a ``keras.applications``
-    backbone under a new head) stays in the list as one unit instead of making the answer None.
-    Nested layers keep their own names: ``model.get_layer("mobilenetv2_1.00_96").get_layer("Conv_1")``.
-    """
-    if isinstance(model, keras.Sequential):
-        layers = list(model.layers)
-    elif isinstance(model, keras.Model) and len(model.inputs) == 1 and len(model.outputs) == 1:
-        layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-        previous = model.inputs[0]
-        for layer in layers:
-            # the node of this graph that feeds on the previous tensor (a nested model used as a layer
-            # also has the node of its own construction)
-            nodes = [n for n in layer._inbound_nodes
-                     if len(n.input_tensors) == 1 and n.input_tensors[0] is previous and len(n.output_tensors) == 1]
-            if len(nodes) != 1:
-                return None
-            previous = nodes[0].output_tensors[0]
-        if previous is not model.outputs[0]:
-            return None
-    else:
-        return None
-    flat = []
-    for layer in layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        if isinstance(layer, keras.Model):
-            inner = flatten_chain(layer, keep_graphs)
-            if inner is None:
-                if not keep_graphs:
-                    return None
-                inner = [layer]                                 # a graph-shaped unit, run whole
-            flat.extend(inner)
-        else:
-            flat.append(layer)
-    return flat
-
-
-def contains(model, layer) -> bool:
-    """Whether ``layer`` is one of ``model``'s layers, at any depth."""
-    for inner in model.layers:
-        if inner is layer or (isinstance(inner, keras.Model) and contains(inner, layer)):
-            return True
-    return False
-
-
-
-def all_layers(model) -> list:
-    """Every layer of the model at any depth (nested models and their layers), in order."""
-    found = []
-    for layer in model.layers:
-        found.append(layer)
-        if isinstance(layer, keras.Model):
-            found.extend(all_layers(layer))
-    return found
-
-
-def is_spatial(layer, rank: int) -> bool:
-    """Whether ``layer`` (not a nested model, not an input) outputs one feature map of the input's
-    rank: (N, T, F) for 1D, (N, H, W, F) for 2D."""
-    if isinstance(layer, (keras.Model, keras.layers.InputLayer)) or not isinstance(layer, keras.layers.Layer):
-        return False
-    try:
-        shape = layer.output.shape
-    except (AttributeError, ValueError):                 # no symbolic output
-        return False
-    return len(shape) == rank
-
-
-def lookup_layer(model, layer, hint: Callable[[], str]):
-    """A layer with a spatial feature map, given by name or object at any depth of ``model`` (a
-    repeated name means its last layer). Raises ValueError ending in ``hint()`` (the candidates,
-    worked out only when there is an error)."""
-    every = all_layers(model)
-    if isinstance(layer, str):
-        matches = [c for c in every if c.name == layer]
-        if not matches:
-            raise ValueError(f"no layer named {layer!r} in model {model.name!r} (nested models included); {hint()}")
-        layer = matches[-1]
-    elif not any(layer is c for c in every):
-        raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not a layer of model {model.name!r}; {hint()}")
-    rank = len(model.input_shape)
-    if not is_spatial(layer, rank):
-        raise ValueError(f"layer {layer.name!r} does not output a spatial feature map of rank {rank} "
-                         f"(like the input {model.input_shape}); {hint()}")
-    return layer
-
-
-def activation_name(layer) -> str | None:
-    act = layer.get_config().get("activation")
-    return act if isinstance(act, str) else getattr(act, "__name__", None)
-
-
-def split_head(last):
-    """What the model's last layer is: ``(kind, dense)`` with kind "layer" (a separate Softmax or
-    sigmoid/softmax Activation: drop it for the logit), "dense" (a Dense with softmax or sigmoid:
-    apply it without the activation for the logit) or "logits" (anything else: the output is taken
-    as logits), and ``dense`` the Dense layer for "dense"."""
-    if isinstance(last, keras.layers.Softmax):
-        return "layer", None
-    if isinstance(last, keras.layers.Activation) and activation_name(last) in ("softmax", "sigmoid"):
-        return "layer", None
-    if isinstance(last, keras.layers.Dense) and activation_name(last) in ("softmax", "sigmoid"):
-        return "dense", last
-    return "logits", None
-
-
 def linear_without_activation(dense, h):
-    """A Dense layer's affine map without its activation: (B, D) -> (B, K)."""
+    """A Dense layer's affine map without its activation: (B, D) -> (B, K), in the kernel's dtype
+    (float32 under a mixed-precision policy, whose features come in float16)."""
+    h = tf.cast(h, dense.kernel.dtype)
     out = tf.matmul(h, dense.kernel)
     return out + dense.bias if dense.use_bias else out
 
@@ -304,10 +247,10 @@ class Forward:
                                  "of nested models")
             nested.setdefault(id(unit), (unit, []))[1].append(lay)
         if not nested:
-            end = model.outputs[0] if whole else model.layers[-1].input
-            return keras.Model(model.inputs, [lay.output for lay in layers] + [end])
-        taps = {key: (keras.Model(unit.inputs, [t.output for t in inside] + list(unit.outputs)), inside, unit)
-                for key, (unit, inside) in nested.items()}
+            end = model.outputs[0] if whole else layer_tensors(model, model.layers[-1])[0]
+            return keras.Model(model.inputs, [layer_tensors(model, lay)[1] for lay in layers] + [end])
+        taps = {key: (keras.Model(unit.inputs, [layer_tensors(unit, t)[1] for t in inside] + list(unit.outputs)),
+                      inside, unit) for key, (unit, inside) in nested.items()}
         found, head_input, calls = {}, [], {}
 
         def call(layer, *args, **kwargs):
@@ -372,13 +315,34 @@ class Forward:
 STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def graph_signature(model) -> tuple:
+    """What a model's graph is made of: its layers at any depth and its output tensors, as objects
+    (compared by identity). ``Sequential.pop()`` and ``add()`` change it; training does not."""
+    return tuple(all_layers(model)) + tuple(model.outputs or ())
+
+
+def _same_graph(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(u is v for u, v in zip(a, b))
+
+
+def model_cache(model) -> dict:
+    """The per-model cache of compiled steps and checks, emptied when the model's graph changed
+    since they were made (a layer popped or added), so that no step runs an old graph."""
+    signature = graph_signature(model)
+    per_model = STEPS.get(model)
+    if per_model is None or not _same_graph(per_model.get("graph", ()), signature):
+        per_model = STEPS[model] = {"graph": signature}
+    return per_model
+
+
 def cached_step(model, factory: Callable, *args):
     """The step ``factory(model, *args)``, built once per model and cached under ``(factory, *args)``.
 
     Factories are module-level functions whose steps capture nothing but their arguments, so the
-    key holds every value a step depends on (input size, layer, score, XLA...) and cannot go stale.
+    key holds every value a step depends on (input size, layer, score, XLA...) and cannot go stale;
+    a change to the model's graph (:func:`graph_signature`) drops every step built for the old one.
     """
-    per_model = STEPS.setdefault(model, {})
+    per_model = model_cache(model)
     key = (factory.__qualname__,) + args
     if key not in per_model:
         per_model[key] = factory(model, *args)
@@ -504,6 +468,25 @@ def minmax(a, axis=None) -> np.ndarray:
     lo = a.min(axis=axis, keepdims=True)
     span = a.max(axis=axis, keepdims=True) - lo
     return np.where(span > 0, (a - lo) / np.where(span > 0, span, 1), 0).astype(np.float32)
+
+
+def normalize(maps) -> np.ndarray:
+    """Per-map min-max scaling to [0, 1], for display only: float32 (N, ...), N maps first (one
+    map: ``maps[None]``). A constant map becomes 0. Raises ValueError for a single map without the
+    first axis (a (T,) signal map would otherwise be N one-value maps, all 0) and for NaN or inf
+    (which min-max scaling would turn into a map of zeros)."""
+    maps = np.asarray(maps)
+    if maps.dtype.kind not in "fiub":
+        raise ValueError(f"maps must be numeric, got dtype {maps.dtype}")
+    if maps.ndim < 2 or maps.size == 0:
+        raise ValueError(f"maps has shape {maps.shape}: expected (N, ...) with N maps first; for one map pass "
+                         "maps[None]")
+    maps = maps.astype(np.float32)
+    bad = ~np.isfinite(maps.reshape(len(maps), -1)).all(1)
+    if bad.any():
+        raise ValueError(f"maps {np.flatnonzero(bad)[:10].tolist()} hold NaN or inf; a scaled map would hide them: "
+                         "explain those examples again or drop them")
+    return minmax(maps.reshape(len(maps), -1), axis=1).reshape(maps.shape)
 
 
 def check_number(name, value, low=None, high=None, low_open=False, integer=False):

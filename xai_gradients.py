@@ -34,7 +34,7 @@ from xai_core import (
     progress_bar,
     score_model,
 )
-from xai_utils import completeness_gap, ig_baselines, ig_nodes
+from xai_integrated_gradients import completeness_gap, ig_baselines, ig_nodes
 
 __all__ = [
     "GRADIENT_BASES",

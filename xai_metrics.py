@@ -26,7 +26,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.sparse.linalg import splu
 from scipy.stats import rankdata
 
-from xai_core import check_input, explained_classes, predict_scores
+from xai_core import check_input, explained_classes, output_activation, predict_scores
 
 __all__ = [
     "summary",
@@ -211,11 +211,20 @@ def _picked(model, x, classes, score, batch_size):
     must be probabilities: in [0, 1] and, for several classes, summing to 1."""
     s = predict_scores(model, x, score=score, batch_size=batch_size, check=False)
     if score == "probability":
-        sums_ok = s.shape[1] == 1 or np.allclose(s.sum(1), 1.0, atol=1e-3)
-        if not (np.all((s >= -1e-6) & (s <= 1 + 1e-6)) and sums_ok):
-            raise ValueError("the model's outputs are not probabilities (outside [0, 1] or not summing to 1), "
-                             "but these metrics read the class probability: add a softmax (or sigmoid) to the "
-                             "model, or pass score='logit'")
+        # a sigmoid head (one unit, or several independent labels) gives each class its own
+        # probability; any other must give rows summing to 1
+        sigmoid = output_activation(model) == "sigmoid"
+        sums_ok = sigmoid or s.shape[1] == 1 or np.allclose(s.sum(1), 1.0, atol=1e-3)
+        in_range = np.all((s >= -1e-6) & (s <= 1 + 1e-6))
+        if not in_range:
+            raise ValueError(f"the model's outputs lie in [{s.min():.3g}, {s.max():.3g}], outside [0, 1], but these "
+                             "metrics read the class probability: end the model in a softmax (or sigmoid), or pass "
+                             "score='logit'")
+        if not sums_ok:
+            raise ValueError(f"the model's {s.shape[1]} outputs lie in [0, 1] but do not sum to 1 (sums "
+                             f"{s.sum(1).min():.3g} to {s.sum(1).max():.3g}) and its last layer is no sigmoid, so they "
+                             "are not one distribution over the classes: end the model in a softmax (one label) or a "
+                             "sigmoid (independent labels), or pass score='logit'")
     return s[np.arange(len(x)), classes]
 
 
@@ -462,15 +471,24 @@ def _randomisation_groups(model) -> list:
     for layer in flat:
         if getattr(layer, "kernel", None) is not None:
             groups.append([layer])
-        elif isinstance(layer, keras.layers.BatchNormalization) and groups:
-            groups[-1].append(layer)
+        elif layer.trainable_weights or isinstance(layer, _NORMALISATIONS):
+            # learned parameters without a kernel (a normalisation's scale and shift, a PReLU's
+            # slopes, a layer scale): re-drawn with the kernel layer before them
+            if groups:
+                groups[-1].append(layer)
+            else:
+                groups.append([layer])
     return groups[::-1]
 
 
+_NORMALISATIONS = (keras.layers.BatchNormalization, keras.layers.LayerNormalization, keras.layers.GroupNormalization)
+
+
 def _randomise(layer, rng):
-    """Re-draw a layer's weights: He-normal kernels, small random biases; batch normalisation gets
-    random scale and shift around (1, 0) and the statistics of its initial state (mean 0, variance 1)."""
-    if isinstance(layer, keras.layers.BatchNormalization):
+    """Re-draw a layer's weights: He-normal kernels, small random biases; a normalisation (batch,
+    layer or group) gets random scale and shift around (1, 0) and, for batch normalisation, the
+    statistics of its initial state (mean 0, variance 1)."""
+    if isinstance(layer, _NORMALISATIONS):
         new = []
         for w in layer.weights:
             v = w.numpy()
@@ -499,8 +517,9 @@ def cascading_randomization(model, x, explain: Callable, *, class_index=None, se
     from the top layer down, one layer more at a time, and compare the explanations with the
     original ones by Spearman rank correlation. A method that passes decorrelates quickly.
 
-    Each step re-draws one layer with a kernel together with the batch normalisation after it (its
-    scale, shift and statistics), so that no learned parameter survives the full cascade.
+    Each step re-draws one layer with a kernel together with the layers after it that have learned
+    parameters but no kernel (batch, layer or group normalisation: scale, shift and statistics; a
+    PReLU...), so that no learned parameter survives the full cascade.
 
     Args:
         model: the trained model (left untouched: the randomisation happens on a clone).

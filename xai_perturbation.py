@@ -21,12 +21,12 @@ from xai_core import (
     check_input,
     check_number,
     explained_classes,
-    flatten_chain,
     lookup_layer,
     minmax,
     pad_to,
     progress_bar,
     resize_maps,
+    sise_layers,
     upsample,
 )
 
@@ -151,27 +151,6 @@ def rise(model, x, class_index=None, *, n_masks: int = 4000, cell_size=None, p_k
 
 
 # --- SISE ---
-
-_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.AveragePooling1D,
-            keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling1D,
-            keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling1D,
-            keras.layers.GlobalMaxPooling2D)
-
-
-def sise_layers(model) -> list:
-    """The last layer of each convolutional block: every layer right before a pooling layer."""
-    chain = flatten_chain(model)
-    if chain is None:
-        layers = list(model.layers)
-    else:
-        layers = chain
-    found = [prev for prev, nxt in zip(layers[:-1], layers[1:]) if isinstance(nxt, _POOLING)
-             and not isinstance(prev, _POOLING)]
-    if not found:
-        raise ValueError(f"model {model.name!r} has no pooling layer, so SISE cannot find its blocks; "
-                         "pass layers=[...] by name")
-    return found
-
 
 def _resolve_layers(model, layers):
     """SISE's block outputs: None finds them; else names or layer objects at any depth (nested

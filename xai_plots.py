@@ -23,6 +23,20 @@ def map_kind(maps) -> str:
     return SIGNED if np.min(maps) < 0 else UNSIGNED
 
 
+def _checked_map(values, kind, what: str):
+    """A map as float32, finite (a NaN would draw no overlay without a word), and its kind checked."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "fiub":
+        raise ValueError(f"{what} must be numeric, got dtype {values.dtype}")
+    values = values.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{what} holds NaN or inf ({int(np.sum(~np.isfinite(values)))} values): nothing would be drawn "
+                         "for them; explain the example again or leave it out")
+    if kind is not None and kind not in (SIGNED, UNSIGNED, ABSOLUTE):
+        raise ValueError(f"kind must be None, {SIGNED!r}, {UNSIGNED!r} or {ABSOLUTE!r}, got {kind!r}")
+    return values
+
+
 def _limits(values, kind: str, percentile: float):
     """Colour limits: symmetric around 0 for signed maps, from 0 otherwise; clipped at a percentile."""
     mag = np.percentile(np.abs(values), percentile) if values.size else 0.0
@@ -44,12 +58,14 @@ def plot_signal(ax, signal, attribution=None, *, kind: str | None = None, mask=N
     pad = 0.1 * (hi - lo + 1e-6)
     image = None
     if attribution is not None:
-        attribution = np.asarray(attribution, np.float32)
+        attribution = _checked_map(attribution, kind, "attribution")
         if attribution.shape not in ((len(signal),), (len(signal), 1)):
             raise ValueError(f"attribution has shape {attribution.shape}, expected ({len(signal)},) or "
                              f"({len(signal)}, 1) to match the signal")
         attribution = attribution.reshape(-1)                            # (T,)
         kind = kind or map_kind(attribution)
+        if kind == ABSOLUTE:
+            attribution = np.abs(attribution)
         vmin, vmax = _limits(attribution, kind, percentile)
         cmap = _DIVERGING_CMAP if kind == SIGNED else _SEQUENTIAL_CMAP
         image = ax.imshow(attribution[None, :], aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
@@ -83,7 +99,9 @@ def plot_image(ax, image, heatmap=None, *, kind: str | None = None, percentile: 
     0-1; ``value_range`` (255 or 1) overrides that guess for a float tile.
     Unsigned maps (Grad-CAM, RISE, SISE): sequential colormap from 0 over the tile. Signed maps
     (IG): channels summed, diverging colormap centred at 0, clipped at the ``percentile`` of |value|.
-    ``kind="absolute"``: |attribution| summed over channels, sequential, clipped likewise.
+    ``kind="absolute"``: |attribution| (summed over channels for (H, W, C)), sequential, clipped
+    likewise: a negative value shows as strongly as a positive one. A map holding NaN or inf is an
+    error (it would draw nothing there).
     """
     import matplotlib.pyplot as plt
     raw = np.asarray(image)
@@ -99,13 +117,15 @@ def plot_image(ax, image, heatmap=None, *, kind: str | None = None, percentile: 
     ax.imshow(raw.astype(np.float32) / scale, cmap="gray" if raw.shape[-1] == 1 else None, vmin=0, vmax=1)
     shown = None
     if heatmap is not None:
-        heatmap = np.asarray(heatmap, np.float32)
+        heatmap = _checked_map(heatmap, kind, "heatmap")
         if heatmap.shape[:2] != raw.shape[:2] or heatmap.ndim not in (2, 3):
             raise ValueError(f"heatmap has shape {heatmap.shape}, expected {raw.shape[:2]} or {raw.shape} "
                              "to match the tile")
         kind = kind or map_kind(heatmap)
+        if kind == ABSOLUTE:
+            heatmap = np.abs(heatmap)                                    # |value|: negatives count, not vanish
         if heatmap.ndim == 3:
-            heatmap = np.abs(heatmap).sum(-1) if kind == ABSOLUTE else heatmap.sum(-1)   # (H, W)
+            heatmap = heatmap.sum(-1)                                    # (H, W)
         vmin, vmax = _limits(heatmap, SIGNED if kind == SIGNED else UNSIGNED, percentile)
         cmap = _DIVERGING_CMAP if kind == SIGNED else _SEQUENTIAL_CMAP
         shown = ax.imshow(np.clip(heatmap, vmin, vmax), cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha)

@@ -1,439 +1,69 @@
-"""Explanations for CNNs on 1D signals and 2D images: Grad-CAM and Integrated Gradients.
+"""The names the README and the course use, in one import: Grad-CAM (``xai_cam.py``), Integrated
+Gradients with its baselines and completeness gap (``xai_integrated_gradients.py``), and the core's
+public names (``xai_core.py``: checks at the door, the score explained, the layers explained,
+batching). This module holds no logic of its own; ``import xai_utils as xu`` keeps working.
 
-Every method has the same front, ``method(model, x, class_index=None, *, options) -> np.ndarray``,
-and shares one core (``xai_core.py``): input validation, the score being explained
-(:func:`score_model`), the class indices, and batched, compiled gradient steps. RISE and SISE live in
-``xai_perturbation.py``, the plain gradient, the noise tunnel (SmoothGrad, SmoothGrad², VarGrad) and
-expected gradients in ``xai_gradients.py``, Grad-CAM++ and Score-CAM in ``xai_cam.py``, metrics in
-``xai_metrics.py`` and plots in ``xai_plots.py``; they use the core too. Integrated Gradients'
-baselines (:func:`ig_baselines`) and the completeness gap (:func:`completeness_gap`) are here. The
-core's public names used most are re-exported here.
-
-Axis key: N examples, T signal length, H, W image size, C channels, K classes, S steps or masks,
-B items in one model call, F feature channels of a conv layer.
+The other methods live beside them: the plain gradient, the noise tunnel (SmoothGrad, SmoothGrad²,
+VarGrad) and expected gradients in ``xai_gradients.py``; Grad-CAM++ and Score-CAM in ``xai_cam.py``;
+RISE and SISE in ``xai_perturbation.py``; every method by name in ``xai_methods.py``; metrics in
+``xai_metrics.py``; plots in ``xai_plots.py``.
 """
 from __future__ import annotations
 
-import keras
-import numpy as np
-import tensorflow as tf
-
+from xai_cam import grad_cam
 from xai_core import (
     SCORES,
-    Forward,
     all_layers,
-    batches,
-    cached_step,
     check_batch_size,
     check_flag,
     check_input,
     check_model,
-    check_number,
-    check_references,
-    check_value_range,
+    conv_layers,
     explained_classes,
-    feature_gradients,
+    find_layer,
     is_spatial,
     lookup_layer,
-    minmax,
-    pad_to,
+    normalize,
     predict_scores,
-    progress_bar,
     resolve_class_index,
     score_model,
+    spatial_layers,
     upsample,
+)
+from xai_integrated_gradients import (
+    IG_BASELINES,
+    IG_METHODS,
+    completeness_gap,
+    gaussian_blur,
+    ig_baselines,
+    ig_nodes,
+    integrated_gradients,
 )
 
 __all__ = [
-    "explained_classes",
-    "completeness_gap",
-    "SCORES",
-    "IG_METHODS",
-    "IG_BASELINES",
-    "ig_baselines",
-    "gaussian_blur",
     "grad_cam",
     "integrated_gradients",
+    "ig_nodes",
+    "ig_baselines",
+    "gaussian_blur",
+    "completeness_gap",
+    "IG_METHODS",
+    "IG_BASELINES",
     "normalize",
+    "SCORES",
     "score_model",
     "predict_scores",
+    "explained_classes",
     "resolve_class_index",
     "conv_layers",
     "spatial_layers",
     "find_layer",
+    "all_layers",
+    "is_spatial",
+    "lookup_layer",
     "check_input",
     "check_model",
-    "ig_nodes",
     "check_batch_size",
     "check_flag",
     "upsample",
 ]
-
-IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
-IG_BASELINES = ("zeros", "white", "mean", "blur", "uniform")
-_CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.SeparableConv1D, keras.layers.SeparableConv2D,
-               keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
-
-
-# --- the layer Grad-CAM explains ---
-
-def conv_layers(model) -> list:
-    """Every convolution (Conv, SeparableConv, DepthwiseConv; 1D or 2D) of the model, nested models
-    included, in order."""
-    return [layer for layer in all_layers(model) if isinstance(layer, _CONV_TYPES)]
-
-
-def _collapsed(layer) -> bool:
-    """Whether a spatial layer's output is a 1 x 1 map made from something that was not one: a
-    squeeze-excitation reshape of pooled features, or a global pooling with keepdims. (A network
-    whose last maps are 1 x 1 because its input is small keeps them: their inputs are 1 x 1 too.)"""
-    out = layer.output.shape
-    if any(d is None or d > 1 for d in out[1:-1]):
-        return False
-    try:
-        inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
-    except (AttributeError, ValueError):
-        return False
-    return not any(len(t.shape) == len(out) and all(d == 1 for d in t.shape[1:-1]) for t in inputs)
-
-
-def spatial_layers(model) -> list:
-    """Every layer whose output is a spatial feature map of the input's rank, (N, T, F) for 1D or
-    (N, H, W, F) for 2D, at any depth (the layers inside nested models, not the nested models
-    themselves), in the order the model runs them. Grad-CAM can explain any of them."""
-    check_model(model)
-    rank = len(model.input_shape)
-    return [layer for layer in all_layers(model) if is_spatial(layer, rank)]
-
-
-def find_layer(model, layer=None):
-    """The layer Grad-CAM explains.
-
-    ``None``: the last layer whose output is still a spatial feature map before the spatial axes
-    are pooled or flattened away, whatever its type (a convolution, the Activation, BatchNorm or Add
-    after it, a layer inside a nested backbone); a 1 x 1 map made from pooled features (a
-    squeeze-excitation reshape, a global pooling with keepdims) is passed over. A pooling layer
-    that keeps the spatial axes counts (for VGG16 with its top, the default is ``block5_pool``;
-    pass ``layer="block5_conv3"`` for the paper's choice). Only layers can be tapped: where the
-    last map comes from an operation that is not a layer (ConvNeXt's residual ``x + y``), the
-    default is the last layer before it. "Last" follows the order of ``model.layers``; in a model
-    with several spatial branches, name the one to explain.
-
-    A name or a layer object: that layer, at any depth, if it outputs a spatial feature map (rank 3
-    for 1D, 4 for 2D). Nested layers keep their own names (``"out_relu"`` inside MobileNetV2, not
-    ``"mobilenetv2_1.00_96/out_relu"``); where two layers share a name, the last one is taken, so
-    pass the object (``backbone.get_layer(name)``) then.
-    Raises ValueError listing the candidates.
-    """
-    candidates = spatial_layers(model)
-    names = [c.name for c in candidates]
-    if layer is None:
-        if not candidates:
-            raise ValueError(f"model {model.name!r} has no layer with a spatial feature map output of rank "
-                             f"{len(model.input_shape)}; Grad-CAM needs one")
-        kept = [c for c in candidates if not _collapsed(c)]
-        return (kept or candidates)[-1]
-    return lookup_layer(model, layer, lambda: f"last spatial candidates: {names[-10:]}")
-
-
-# --- Grad-CAM ---
-
-def _grad_cam_step(model, target, score: str, jit_compile: bool):
-    """(xb (B, ...), cb (B,)) -> cam (B, t) or (B, h, w) at the feature map's resolution."""
-    forward = Forward(model, (target,), score)
-
-    def step(xb, cb):
-        features, grads = feature_gradients(forward, xb, cb)        # (B, ..., F) each, float32
-        axes = list(range(1, len(features.shape) - 1))
-        weights = tf.reduce_mean(grads, axis=axes, keepdims=True)   # (B, 1.., F)
-        return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))   # (B, ...)
-    return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
-
-
-def grad_cam(model, x, class_index=None, *, layer=None, batch_size: int = 64, score: str = "logit",
-             jit_compile: bool = False, progress=None) -> np.ndarray:
-    """Grad-CAM (Selvaraju et al., ICCV 2017): ReLU of a layer's feature maps weighted by the
-    spatial mean of the score's gradient, upsampled to the input.
-
-    Args:
-        model: a Keras model (Sequential or functional; legacy HDF5 models included).
-        x: float32 (N, T, C) or (N, H, W, C).
-        class_index: None (each example's predicted class), an int, or an int array (N,).
-        layer: the layer explained (name or object, at any depth; see :func:`find_layer`). None:
-            the last layer whose output is still a spatial feature map before pooling or flattening
-            (for a Conv-BN-Activation block, the Activation).
-        batch_size: examples per gradient call (a positive int).
-        score: "logit" (the paper's y^c, pre-softmax) or "probability".
-        jit_compile: compile the gradient step with XLA (the upsampling stays outside it, so the
-            maps equal those without XLA up to float rounding).
-        progress: show a progress bar (None: when there are more than 20 batches).
-
-    Returns:
-        float32 (N, T) or (N, H, W), non-negative, not normalised; upsampled linearly (1D) or
-        bilinearly (2D) with half-pixel centres.
-    """
-    x = check_input(model, x)
-    target = find_layer(model, layer)
-    chunk = min(check_batch_size(batch_size), len(x))
-    classes = explained_classes(model, x, class_index, batch_size=batch_size)
-    spatial = tuple(x.shape[1:-1])                                      # (T,) or (H, W)
-    step = cached_step(model, _grad_cam_step, target, score, check_flag(jit_compile, "jit_compile"))
-    out = np.empty((len(x),) + spatial, np.float32)
-    with progress_bar(int(np.ceil(len(x) / chunk)), "Grad-CAM", progress) as bar:
-        for a, b in batches(len(x), chunk):
-            cam = step(tf.constant(pad_to(x[a:b], chunk)), tf.constant(pad_to(classes[a:b], chunk)))
-            out[a:b] = upsample(cam, spatial).numpy()[: b - a]
-            bar.update()
-    return out
-
-
-# --- Integrated Gradients ---
-
-def ig_nodes(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:
-    """Points alpha in [0, 1] and weights of a quadrature rule for the path integral, (S,) each;
-    the weights sum to 1, so a linear model's attributions are exact for every rule."""
-    if method not in IG_METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {IG_METHODS}")
-    too_few = method == "riemann_trapezoid" and not isinstance(steps, bool) and steps < 2
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1 or too_few:
-        raise ValueError(f"steps must be an int >= {2 if method == 'riemann_trapezoid' else 1}, got {steps!r}")
-    i = np.arange(steps, dtype=np.float64)
-    if method == "gausslegendre":
-        nodes, weights = np.polynomial.legendre.leggauss(steps)
-        return (nodes + 1) / 2, weights / 2
-    if method == "riemann_trapezoid":
-        weights = np.full(steps, 1.0 / (steps - 1))
-        weights[[0, -1]] /= 2
-        return i / (steps - 1), weights
-    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
-    return (i + offset) / steps, np.full(steps, 1.0 / steps)
-
-
-def _broadcast_baseline(baseline, x: np.ndarray) -> np.ndarray:
-    """None -> zeros; a scalar; an array broadcastable to one example; or per example (N, ...)."""
-    if baseline is None:
-        return np.zeros_like(x)
-    b = np.asarray(baseline)
-    if b.dtype.kind not in "fiub":
-        raise ValueError(f"baseline must be None, one of {IG_BASELINES} or numeric values, got {baseline!r}")
-    b = b.astype(np.float32)
-    try:
-        if b.ndim == x.ndim:
-            out = np.broadcast_to(b, x.shape)
-        else:
-            out = np.broadcast_to(b, x.shape[1:])[None].repeat(len(x), 0)
-    except ValueError:
-        raise ValueError(f"baseline of shape {b.shape} does not broadcast to one example {x.shape[1:]} "
-                         f"nor to the batch {x.shape}") from None
-    if not np.isfinite(out).all():
-        raise ValueError("baseline has non-finite values (NaN or inf)")
-    return np.ascontiguousarray(out, np.float32)
-
-
-def gaussian_blur(x, sigma: float) -> np.ndarray:
-    """Each example blurred along its spatial axes (T, or H and W), channel by channel, by a Gaussian
-    of standard deviation ``sigma`` positions/pixels, reflected at the edges (scipy.ndimage's
-    "reflect", the kernel cut at 4 sigma): float32 shaped like ``x`` (N, T, C) or (N, H, W, C)."""
-    from scipy.ndimage import gaussian_filter
-    check_number("blur_sigma", sigma, low=0, low_open=True)
-    x = np.asarray(x, np.float32)
-    sigmas = (0,) + (float(sigma),) * (x.ndim - 2) + (0,)              # no blur across examples or channels
-    return gaussian_filter(x, sigmas, mode="reflect", truncate=4.0, output=np.float32)
-
-
-def ig_baselines(x, baseline=None, *, value_range=None, blur_sigma: float = 10.0, baseline_samples: int = 10,
-                 seed: int = 0) -> list[np.ndarray]:
-    """The baselines x' of Integrated Gradients: a list of float32 arrays shaped like ``x``, one per
-    draw (one for every baseline but "uniform"), each example's baseline in its row.
-
-    ``baseline``: None or "zeros" (all zeros, the default); "white" (the top of ``value_range``);
-    "mean" (each example's mean per channel over its positions/pixels); "blur" (the example blurred
-    by a Gaussian of ``blur_sigma`` positions/pixels, Fong and Vedaldi, ICCV 2017; Sturmfels et al.,
-    Distill 2020); "uniform" (``baseline_samples`` draws uniform in ``value_range``, seeded, the same
-    draws for every example, so an example's baseline does not depend on its batch); or values: a
-    scalar, an array broadcastable to one example, or one per example (N, ...).
-    "white" and "uniform" need ``value_range=(lo, hi)`` (never guessed from the data). The default
-    ``blur_sigma`` (10) suits 150-pixel tiles; on a 40-position MNIST-1D signal it blurs the signal
-    almost to its mean (use 1-2 positions there).
-    """
-    check_number("blur_sigma", blur_sigma, low=0, low_open=True)
-    check_number("baseline_samples", baseline_samples, low=1, integer=True)
-    check_number("seed", seed, low=0, integer=True)
-    if value_range is not None:
-        value_range = check_value_range(value_range, x, needed_for="a baseline")
-    if not isinstance(baseline, str):
-        return [_broadcast_baseline(baseline, x)]
-    if baseline not in IG_BASELINES:
-        raise ValueError(f"unknown baseline {baseline!r}; expected None, one of {IG_BASELINES}, or values "
-                         "(a scalar, an array like one example, or one per example)")
-    if baseline == "zeros":
-        return [np.zeros(x.shape, np.float32)]
-    if baseline == "mean":
-        axes = tuple(range(1, x.ndim - 1))
-        mean = x.astype(np.float64).mean(axis=axes, keepdims=True)                  # (N, 1.., C)
-        return [np.ascontiguousarray(np.broadcast_to(mean, x.shape), np.float32)]
-    if baseline == "blur":
-        return [gaussian_blur(x, blur_sigma)]
-    lo, hi = check_value_range(value_range, x, needed_for=f"baseline={baseline!r}")
-    if baseline == "white":
-        return [np.full(x.shape, hi, np.float32)]
-    rng = np.random.default_rng(seed)
-    draws = rng.uniform(lo, hi, size=(baseline_samples,) + x.shape[1:]).astype(np.float32)   # (k, ...)
-    return [np.broadcast_to(draw, x.shape) for draw in draws]
-
-
-def _ig_step(model, score: str, jit_compile: bool):
-    """(xb, bb (E, ...), ab, wb (S,), cb (E,)) -> the weighted sum of gradients along the path (E, ...)."""
-    forward = score_model(model, score)
-
-    def step(xb, bb, ab, wb, cb):
-        shape = tf.shape(xb)
-        expand = [-1] + [1] * (len(xb.shape) - 1)
-        path = bb[:, None] + tf.reshape(ab, [1] + expand) * (xb - bb)[:, None]   # (E, S, ...)
-        flat = tf.reshape(path, tf.concat([[-1], shape[1:]], 0))                 # (E*S, ...)
-        with tf.GradientTape() as tape:
-            tape.watch(flat)
-            scores = forward(flat)                                               # (E*S, K)
-            picked = tf.gather(scores, tf.repeat(cb, tf.size(ab)), batch_dims=1)  # (E*S,)
-        grads = tape.gradient(picked, flat)
-        grads = tf.reshape(grads, tf.concat([[shape[0], tf.size(ab)], shape[1:]], 0))  # (E, S, ...)
-        return tf.reduce_sum(grads * tf.reshape(wb, [1] + expand), axis=1)            # (E, ...)
-    return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
-
-
-def _path_gradients(step, x, base, classes, alphas, weights, e_chunk: int, s_chunk: int, bar) -> np.ndarray:
-    """The quadrature-weighted gradient along the path from ``base`` to ``x``: float32 like x."""
-    avg_grad = np.zeros_like(x)
-    for a, b in batches(len(x), e_chunk):
-        xb = tf.constant(pad_to(x[a:b], e_chunk))
-        bb = tf.constant(pad_to(base[a:b], e_chunk))
-        cb = tf.constant(pad_to(classes[a:b], e_chunk))
-        for s0, s1 in batches(len(alphas), s_chunk):
-            ab = tf.constant(pad_to(alphas[s0:s1].astype(np.float32), s_chunk))
-            wb = tf.constant(pad_to(weights[s0:s1].astype(np.float32), s_chunk))  # padded: weight 0
-            avg_grad[a:b] += step(xb, bb, ab, wb, cb).numpy()[: b - a]
-            bar.update()
-    return avg_grad
-
-
-def integrated_gradients(model, x, class_index=None, *, baseline=None, steps: int = 32,
-                         method: str = "gausslegendre", batch_size: int = 256, score: str = "logit",
-                         return_delta: bool = False, jit_compile: bool = False, progress=None,
-                         value_range=None, blur_sigma: float = 10.0, baseline_samples: int = 10, seed: int = 0):
-    """Integrated Gradients (Sundararajan et al., ICML 2017): (x - x') times the path integral of
-    the score's gradient along the straight line from the baseline x' to x, by quadrature. With
-    several baselines ("uniform"), the mean of the attributions over the draws.
-
-    Args:
-        model: a Keras model.
-        x: float32 (N, T, C) or (N, H, W, C).
-        class_index: None (predicted class), an int, or an int array (N,).
-        baseline: None or "zeros" (default), "white", "mean", "blur", "uniform" (see
-            :func:`ig_baselines`), a scalar, an array broadcastable to one example, or (N, ...).
-        steps: quadrature points S on the path.
-        method: "gausslegendre" (default; exact for polynomials of degree 2S - 1) or one of
-            "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid".
-        batch_size: model inputs per gradient call (examples x steps), so memory stays bounded.
-        score: "logit" or "probability" (see :func:`score_model`).
-        return_delta: also return the completeness gap.
-        jit_compile: compile the gradient step with XLA.
-        progress: show a progress bar (None: when there are more than 20 calls).
-        value_range: (lo, hi), the range of the data's values; needed by "white" and "uniform".
-        blur_sigma: the "blur" baseline's Gaussian standard deviation, in positions/pixels.
-        baseline_samples: draws k of the "uniform" baseline.
-        seed: seeds the "uniform" draws.
-
-    Returns:
-        attributions float32 shaped like x; with ``return_delta`` also delta float32 (N,) =
-        sum(attributions) - (F(x) - mean_k F(x'_k)) (see :func:`completeness_gap`), which is 0 for
-        an exact integral (completeness), for one baseline and for the mean over k draws alike.
-    """
-    x = check_input(model, x)
-    bases = ig_baselines(x, baseline, value_range=value_range, blur_sigma=blur_sigma,
-                         baseline_samples=baseline_samples, seed=seed)
-    alphas, weights = ig_nodes(steps, method)
-    batch_size = check_batch_size(batch_size)
-    classes = explained_classes(model, x, class_index, batch_size=batch_size)
-    s_chunk = min(steps, batch_size)                     # steps per call
-    e_chunk = max(1, min(batch_size // s_chunk, len(x)))  # examples per call: e_chunk * s_chunk <= batch_size
-    step = cached_step(model, _ig_step, score, check_flag(jit_compile, "jit_compile"))
-
-    total = None
-    n_calls = int(np.ceil(len(x) / e_chunk)) * int(np.ceil(steps / s_chunk)) * len(bases)
-    with progress_bar(n_calls, "Integrated Gradients", progress) as bar:
-        for base in bases:
-            part = (x - base) * _path_gradients(step, x, base, classes, alphas, weights, e_chunk, s_chunk, bar)
-            total = part if total is None else total + part
-    attributions = total if len(bases) == 1 else (total / len(bases)).astype(np.float32)
-    if not return_delta:
-        return attributions
-    reference = _mean_scores(model, bases, classes, score, batch_size)
-    delta, _ = _gap(model, x, attributions, classes, reference, score, batch_size)
-    return attributions, delta
-
-
-# --- the completeness gap, one definition for every baseline ---
-
-def _mean_scores(model, bases: list, classes, score: str, batch_size: int) -> np.ndarray:
-    """mean_k F(x'_k) of each example's class over its baselines: float64 (N,)."""
-    rows = np.arange(len(classes))
-    total = np.zeros(len(classes))
-    for base in bases:
-        total += predict_scores(model, base, score=score, batch_size=batch_size, check=False)[rows, classes]
-    return total / len(bases)
-
-
-def _gap(model, x, attributions, classes, reference, score: str, batch_size: int):
-    """(delta, relative) for attributions against the reference scores F(x') (N,)."""
-    rows = np.arange(len(x))
-    f_x = predict_scores(model, x, score=score, batch_size=batch_size, check=False)[rows, classes]
-    gap = f_x.astype(np.float64) - reference
-    delta = np.asarray(attributions, np.float64).reshape(len(x), -1).sum(1) - gap
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.where(gap != 0, np.abs(delta) / np.abs(gap), np.inf)
-    return delta.astype(np.float32), relative.astype(np.float32)
-
-
-def completeness_gap(model, x, attributions, class_index=None, *, baseline=None, references=None,
-                     score: str = "logit", batch_size: int = 256, value_range=None, blur_sigma: float = 10.0,
-                     baseline_samples: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The completeness axiom, checked: ``delta = sum(attributions) - (F(x) - F(x'))`` per example,
-    with F(x') the score the attributions are measured against:
-
-    - ``baseline`` (as :func:`integrated_gradients` takes it, with the same ``value_range``,
-      ``blur_sigma``, ``baseline_samples`` and ``seed``): F(x') = mean_k F(x'_k) over its draws
-      (one draw for every baseline but "uniform"). Integrated Gradients meets it up to quadrature,
-      for one baseline and for the mean over k draws alike.
-    - ``references`` (R, ...): F(x') = the mean of F over the reference set, the expectation that
-      :func:`xai_gradients.expected_gradients` meets in expectation (exactly for a linear model
-      when every reference is drawn equally often).
-
-    The one definition used by ``integrated_gradients(return_delta=True)``, the tests, the benchmark
-    and the notebooks. Returns ``(delta, relative)``, float32 (N,) each, with
-    ``relative = |delta| / |F(x) - F(x')|`` (inf where the score does not change).
-    """
-    x = check_input(model, x)
-    attributions = np.asarray(attributions, np.float64)
-    if attributions.shape != x.shape:
-        raise ValueError(f"attributions have shape {attributions.shape}, expected x's {x.shape}")
-    batch_size = check_batch_size(batch_size)
-    classes = explained_classes(model, x, class_index, batch_size=batch_size)
-    if references is not None:
-        if baseline is not None:
-            raise ValueError("pass baseline (integrated gradients) or references (expected gradients), not both")
-        refs = check_references(references, x)
-        reference = predict_scores(model, refs, score=score, batch_size=batch_size, check=False).astype(
-            np.float64).mean(0)[classes]                                            # (N,)
-    else:
-        bases = ig_baselines(x, baseline, value_range=value_range, blur_sigma=blur_sigma,
-                             baseline_samples=baseline_samples, seed=seed)
-        reference = _mean_scores(model, bases, classes, score, batch_size)
-    return _gap(model, x, attributions, classes, reference, score, batch_size)
-
-
-# --- display helper ---
-
-def normalize(maps) -> np.ndarray:
-    """Per-map min-max scaling to [0, 1], for display only: float32 (N, ...). A constant map -> 0."""
-    maps = np.asarray(maps, np.float32)
-    return minmax(maps.reshape(len(maps), -1), axis=1).reshape(maps.shape)

@@ -19,6 +19,8 @@ APPS = {
     "DenseNet121": (keras.applications.DenseNet121, 32, (64, 0.01)),
     "Xception": (keras.applications.Xception, 71, (64, 0.01)),
     "ConvNeXtTiny": (keras.applications.ConvNeXtTiny, 32, (64, 0.01)),
+    "MobileNetV3Small": (keras.applications.MobileNetV3Small, 64, (256, 0.15)),   # 64: its last maps 2 x 2
+    "MobileNetV3Large": (keras.applications.MobileNetV3Large, 64, (256, 0.15)),
 }
 
 
@@ -63,12 +65,19 @@ def test_application_alone(name):
         assert producer is target, (target.name, producer.name)
     else:                       # an operation, not a layer (ConvNeXt's residual x + y): the last layer before it
         assert target is xu.spatial_layers(model)[-1] and target.output.shape == pools[-1].input.shape
+    # MobileNetV3's head pools with keepdims and runs 1 x 1 convs on the pooled map: the default
+    # passes them over (their maps have no positions); at these sizes every last map has several
+    assert any(d > 1 for d in target.output.shape[1:-1]) or size < 64, target.name
     classes = xu.predict_scores(model, x).argmax(-1)
-    head = model.layers[-1]                                            # the Dense with softmax
+    head = model.layers[-1]            # a Dense with softmax, or (MobileNetV3) a softmax Activation on the logits
     sub = keras.Model(model.inputs, [target.output, head.input])
-    expected = _hand_grad_cam(target, lambda z: (lambda f, h: (f, h @ head.kernel + head.bias))(*sub(z)),
-                              x, classes, size)
+    if isinstance(head, keras.layers.Dense):
+        logits_fn = lambda z: (lambda f, h: (f, h @ head.kernel + head.bias))(*sub(z))  # noqa: E731
+    else:
+        logits_fn = sub
+    expected = _hand_grad_cam(target, logits_fn, x, classes, size)
     cam = xu.grad_cam(model, x)
+    assert np.ptp(cam) > 0, "a flat map"
     assert np.abs(cam - expected).max() <= 1e-5 * max(1.0, np.abs(expected).max())
     _check_ig(model, x, steps)
 

@@ -435,19 +435,25 @@ def test_train_config_checks_the_model_fields():
             hmt.TrainConfig(**bad)
 
 
-def test_train_config_keeps_the_stratified_split_by_default():
-    # the committed model was trained with it; a later session flips the default when it retrains
-    assert hmt.TrainConfig().val_split == "stratified" and hmt.VAL_SPLITS == ("stratified", "source_image")
-    assert hmt.TrainConfig(val_split="source_image").val_split == "source_image"
+def test_train_config_splits_by_source_image_by_default():
+    assert hmt.TrainConfig().val_split == "source_image" and hmt.VAL_SPLITS == ("stratified", "source_image")
+    assert hmt.TrainConfig(val_split="stratified").val_split == "stratified"
+
+
+def test_tile_groups_take_a_subset():
+    groups = hmt.TileGroups(np.array(["a", "b", "c"]), np.array(["a_1", "b_1", "c_1"]))
+    sub = groups.take(np.array([2, 0]))
+    assert sub.slide.tolist() == ["c", "a"] and sub.source_image.tolist() == ["c_1", "a_1"]
+    assert groups.take(np.array([False, True, False])).slide.tolist() == ["b"]
 
 
 def test_train_needs_groups_exactly_for_the_source_image_split():
     x, y = np.zeros((16, 150, 150, 3), np.uint8), np.repeat(np.arange(8), 2)
     groups = hmt.TileGroups(np.array(["s"] * 16), np.array([f"s_{i:03d}" for i in range(16)]))
-    with pytest.raises(ValueError, match="'source_image' needs the tiles' groups"):
-        hmt.train(x, y, hmt.TrainConfig(val_split="source_image", epochs=1))
+    with pytest.raises(ValueError, match=r"'source_image' \(the default\) needs the tiles' groups"):
+        hmt.train(x, y, hmt.TrainConfig(epochs=1))
     with pytest.raises(ValueError, match="'stratified' uses none"):
-        hmt.train(x, y, hmt.TrainConfig(epochs=1), groups=groups)
+        hmt.train(x, y, hmt.TrainConfig(val_split="stratified", epochs=1), groups=groups)
 
 
 def test_training_with_the_source_image_split_records_it(tmp_path):
@@ -503,7 +509,8 @@ def test_training_on_crops_returns_a_whole_tile_model():
     rng = np.random.default_rng(3)
     x = rng.integers(0, 256, (40, 150, 150, 3), dtype=np.uint8)
     y = np.repeat(np.arange(8), 5)
-    config = hmt.TrainConfig(epochs=1, width=4, block3_width=8, train_crop=64, batch_size=8, val_fraction=0.2)
+    config = hmt.TrainConfig(epochs=1, width=4, block3_width=8, train_crop=64, batch_size=8, val_fraction=0.2,
+                             val_split="stratified")
     model, info = hmt.train(x, y, config)
     assert model.input_shape == (None, 150, 150, 3) and model.output_shape == (None, 8)
     assert info["config"]["train_crop"] == 64 and len(info["history"]["val_accuracy"]) == 1

@@ -89,7 +89,8 @@ def test_lone_mnist1d_notebook_clones_and_runs_then_reuses(lone):
     nb = _run(work / "MNIST1D.ipynb", work / "out2.ipynb", work, REPO_URL=url)
     assert (clone / "marker").is_file(), "the second run must reuse the clone"
     assert "installing" not in _cell_text(nb, 2)
-    assert "running in " + str(clone) in _cell_text(nb, 2).replace(os.path.realpath(str(clone)), str(clone))
+    assert "using the repository at " + str(clone) in _cell_text(nb, 2).replace(os.path.realpath(str(clone)), str(clone))
+    assert "running in the repository's folder" in _cell_text(nb, 2)
 
 
 def test_lone_xai_notebook_clones_and_runs(lone):

@@ -2,9 +2,14 @@
 counts' gaps, TensorFlow's C++ start-up log lines, and progress bars (widgets that render as nothing
 once saved, or carriage-return text); and keep them light: an inline PNG over 1 MB (the HMT tile
 grids) is stored as a 256-colour palette PNG, which GitHub and Colab render alike (the full-colour
-figure stays in figures/). Usage: python tools/clean_notebook.py NB.ipynb ..."""
+figure stays in figures/); and name no machine's folders: the repository's absolute path becomes
+relative, and a Python warning raised inside an installed package (a ``site-packages`` path, which
+the reader cannot act on) is dropped, each one reported on stderr so that whoever cleans sees it
+(fix warnings at their source; this only keeps the committed file free of a machine's paths).
+Usage: python tools/clean_notebook.py NB.ipynb ..."""
 import base64
 import io
+import os
 import re
 import sys
 
@@ -16,6 +21,19 @@ NOISE = re.compile(r"^(?:[IWE]\d{4} [\d:. ]+\d+ \S+:\d+\]|WARNING: All log messa
 
 
 LARGE_PNG = 1_000_000      # bytes of base64 text
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# "<path>/site-packages/<module>.py:<line>: <Category>Warning: <message>" and the source line under it
+PACKAGE_WARNING = re.compile(r"^\S*site-packages/\S+:\d+: \w*Warning: .*\n(?:  .*\n?)?", re.M)
+
+
+def scrub(text: str, repo: str = REPO) -> str:
+    """``text`` without the repository's absolute path (made relative) or a package's warnings."""
+    for gone in PACKAGE_WARNING.findall(text):
+        print("dropped a warning from an installed package:", gone.splitlines()[0], file=sys.stderr)
+    text = PACKAGE_WARNING.sub("", text)
+    for root in {repo, os.path.realpath(repo)}:
+        text = text.replace(root + os.sep, "").replace(root, ".")
+    return text
 
 
 def _lighter_png(b64: str) -> str:
@@ -49,11 +67,14 @@ def clean(path: str) -> None:
                 continue                                                  # a tqdm progress widget
             if out.get("output_type") == "execute_result":
                 out["execution_count"] = count
+            for kind, text in out.get("data", {}).items():
+                if kind.startswith("text/") and isinstance(text, str):
+                    out["data"][kind] = scrub(text)
             png = out.get("data", {}).get("image/png")
             if isinstance(png, str) and len(png) > LARGE_PNG:
                 out["data"]["image/png"] = _lighter_png(png)
             if out.get("output_type") == "stream":
-                out["text"] = NOISE.sub("", out["text"])
+                out["text"] = scrub(NOISE.sub("", out["text"]))
                 out["text"] = "".join(line for line in out["text"].splitlines(keepends=True)
                                       if "\r" not in line and "%|" not in line)
                 if not out["text"].strip():
