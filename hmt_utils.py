@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 import training_utils as tu
+from atomic_files import atomic_open
 
 __all__ = [
     "CLASS_FOLDERS",
@@ -88,7 +89,7 @@ class TileGroups(NamedTuple):
     slide: np.ndarray           # (N,) str, e.g. "CRC-Prim-HE-03"
     source_image: np.ndarray    # (N,) str, e.g. "CRC-Prim-HE-03_009"
 
-    def take(self, index) -> "TileGroups":
+    def take(self, index) -> TileGroups:
         """The groups of a subset of the tiles (an index or boolean mask, as for the tiles)."""
         return TileGroups(self.slide[index], self.source_image[index])
 
@@ -300,15 +301,8 @@ def _decode_splits(per_split: dict, progress: bool) -> dict:
 
 
 def _save_npz_atomic(path: str, arrays: dict) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 # --- download for users without the shared copy ---

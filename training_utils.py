@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -17,6 +16,8 @@ from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
+
+from atomic_files import atomic_open, atomic_path
 
 OLDEST_KERAS_CHECKED = "3.10"   # the oldest Keras the saved models were loaded in (see the README)
 
@@ -473,20 +474,10 @@ def save_model_with_provenance(model, path: str, provenance: dict) -> None:
     json_path = os.path.splitext(path)[0] + ".json"
     provenance = dict(provenance, saved_with_keras=keras.__version__,
                       loads_in_keras=f">={OLDEST_KERAS_CHECKED}")
-    fd, tmp_model = tempfile.mkstemp(suffix=".keras", dir=folder)
-    os.close(fd)
-    fd, tmp_json = tempfile.mkstemp(suffix=".json", dir=folder)
-    try:
+    with atomic_path(path, suffix=".keras") as tmp_model, atomic_open(json_path, "w") as f:
         save_portable(model, tmp_model)
-        with os.fdopen(fd, "w") as f:
-            json.dump(provenance, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp_model, path)
-        os.replace(tmp_json, json_path)
-    finally:
-        for tmp in (tmp_model, tmp_json):
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        json.dump(provenance, f, indent=2, sort_keys=True)
+        f.write("\n")
 
 
 def load_legacy_model(path: str):
@@ -513,15 +504,9 @@ def save_figure(fig, path: str, dpi: int = 120) -> str:
     """Write a matplotlib figure to ``path`` through a temporary file and a rename."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    root, ext = os.path.splitext(path)
-    fd, tmp = tempfile.mkstemp(suffix=ext or ".png", dir=folder)
-    os.close(fd)
-    try:
+    ext = os.path.splitext(path)[1]
+    with atomic_path(path, suffix=ext or ".png") as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None} if ext == ".png" else None)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

@@ -17,7 +17,6 @@ import tensorflow as tf
 from xai_core import (
     SCORES,
     Forward,
-    batches,
     cached_step,
     check_batch_size,
     check_choice,
@@ -26,7 +25,7 @@ from xai_core import (
     explained_classes,
     feature_gradients,
     find_layer,
-    pad_to,
+    padded_batches,
     predict_scores,
     progress_bar,
     resize_maps,
@@ -91,8 +90,8 @@ def grad_cam(model, x, class_index=None, *, layer=None, batch_size: int = 64, sc
     step = cached_step(model, _grad_cam_step, target, score, check_flag(jit_compile, "jit_compile"))
     out = np.empty((len(x),) + spatial, np.float32)
     with progress_bar(int(np.ceil(len(x) / chunk)), "Grad-CAM", progress) as bar:
-        for a, b in batches(len(x), chunk):
-            cam = step(tf.constant(pad_to(x[a:b], chunk)), tf.constant(pad_to(classes[a:b], chunk)))
+        for a, b, (xb, cb) in padded_batches(len(x), chunk, x, classes):
+            cam = step(xb, cb)
             out[a:b] = upsample(cam, spatial).numpy()[: b - a]
             bar.update()
     return out
@@ -151,8 +150,8 @@ def grad_cam_plus_plus(model, x, class_index=None, *, layer=None, batch_size: in
     step = cached_step(model, _grad_cam_plus_plus_step, target, score, jit_compile)
     out = np.empty((len(x),) + spatial, np.float32)
     with progress_bar(int(np.ceil(len(x) / chunk)), "Grad-CAM++", progress) as bar:
-        for a, b in batches(len(x), chunk):
-            cam = step(tf.constant(pad_to(x[a:b], chunk)), tf.constant(pad_to(classes[a:b], chunk)))
+        for a, b, (xb, cb) in padded_batches(len(x), chunk, x, classes):
+            cam = step(xb, cb)
             out[a:b] = upsample(cam, spatial).numpy()[: b - a]
             bar.update()
     return out
@@ -232,17 +231,15 @@ def score_cam(model, x, class_index=None, *, layer=None, batch_size: int = 256, 
     out = np.empty((len(x),) + spatial, np.float32)
     n_calls = int(np.ceil(len(x) / e_chunk)) * int(np.ceil(n_channels / g_chunk))
     with progress_bar(n_calls, "Score-CAM", progress) as bar:
-        for a, b in batches(len(x), e_chunk):
-            xb = tf.constant(pad_to(x[a:b], e_chunk))
-            cb = tf.constant(pad_to(classes[a:b], e_chunk))
+        for a, b, (xb, cb) in padded_batches(len(x), e_chunk, x, classes):
             features = features_step(xb)                                # (E, ..., F)
             weights = np.empty((e_chunk, n_channels), np.float32)       # (E, F)
-            for g0, g1 in batches(n_channels, g_chunk):
-                channels = tf.constant(pad_to(np.arange(g0, g1, dtype=np.int32), g_chunk))   # padding: channel 0
+            every_channel = np.arange(n_channels, dtype=np.int32)
+            for g0, g1, (channels,) in padded_batches(n_channels, g_chunk, every_channel):   # padding: channel 0
                 masks = mask_step(features, channels)                   # (E, G, *spatial)
                 weights[:, g0:g1] = score_step(xb, masks, cb).numpy()[:, : g1 - g0]
                 bar.update()
-            weights -= baseline[pad_to(classes[a:b], e_chunk)][:, None]
+            weights -= baseline[cb.numpy()][:, None]
             cam = np.maximum(np.einsum("e...f,ef->e...", features.numpy(), weights), 0)   # (E, t) or (E, h, w)
             out[a:b] = upsample(tf.constant(cam), spatial).numpy()[: b - a]
     return out

@@ -11,7 +11,6 @@ Axis key: N examples, D positions, B bootstrap resamples.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable
 
@@ -19,6 +18,8 @@ import numpy as np
 
 import xai_metrics as xm
 import xai_utils as xu
+from atomic_files import write_atomic
+from xai_methods import METHODS, method_function
 
 __all__ = [
     "METHOD_NAMES",
@@ -37,8 +38,10 @@ __all__ = [
 ]
 
 METHOD_NAMES = ("Grad-CAM", "IG", "RISE", "SISE")
-# What each method's map is: IG is signed (shaped like x); the others are non-negative (positions).
-MAP_KINDS = {"Grad-CAM": "unsigned", "IG": "signed", "RISE": "unsigned", "SISE": "unsigned"}
+_LIBRARY_NAMES = {"Grad-CAM": "grad_cam", "IG": "integrated_gradients", "RISE": "rise", "SISE": "sise"}
+# What each method's map is, from the one list of methods: IG is signed (shaped like x); the others
+# are non-negative (positions).
+MAP_KINDS = {label: "signed" if METHODS[name].maps == "like_x" else "unsigned" for label, name in _LIBRARY_NAMES.items()}
 
 
 def method_settings(*, rise_masks: int = 4000, seed: int = 0) -> dict[str, tuple[str, dict]]:
@@ -46,8 +49,8 @@ def method_settings(*, rise_masks: int = 4000, seed: int = 0) -> dict[str, tuple
 
     Grad-CAM and IG explain the logit (the papers' choice), RISE and SISE the probability (theirs).
     """
-    return {"Grad-CAM": ("grad_cam", {}), "IG": ("integrated_gradients", {}),
-            "RISE": ("rise", {"n_masks": rise_masks, "seed": seed}), "SISE": ("sise", {})}
+    options = {"Grad-CAM": {}, "IG": {}, "RISE": {"n_masks": rise_masks, "seed": seed}, "SISE": {}}
+    return {label: (_LIBRARY_NAMES[label], options[label]) for label in METHOD_NAMES}
 
 
 def methods(*, rise_masks: int = 4000, seed: int = 0, batch_size: int | None = None) -> dict[str, Callable]:
@@ -55,11 +58,10 @@ def methods(*, rise_masks: int = 4000, seed: int = 0, batch_size: int | None = N
 
     ``batch_size`` (model inputs per call) applies to IG, RISE and SISE; None keeps each default.
     """
-    import xai_dataset
     b = {} if batch_size is None else {"batch_size": batch_size}
     out = {}
     for name, (method, options) in method_settings(rise_masks=rise_masks, seed=seed).items():
-        function = xai_dataset.method_function(method)
+        function = method_function(method)
         extra = {} if name == "Grad-CAM" else b
         out[name] = lambda m, x, c, f=function, o=options, e=extra: f(m, x, c, **o, **e)
     return out
@@ -278,14 +280,4 @@ def supported_claims(rows: list[dict]) -> list[str]:
 
 def write_text_atomic(path: str, text: str) -> str:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return write_atomic(path, text)

@@ -76,6 +76,7 @@ __all__ = [
     "predict_scores",
     "batches",
     "pad_to",
+    "padded_batches",
     "progress_bar",
     "upsample",
     "resize_maps",
@@ -396,6 +397,14 @@ def batches(n: int, batch_size: int):
         yield start, min(start + batch_size, n)
 
 
+def padded_batches(n: int, size: int, *arrays):
+    """The one batching loop of the methods: for each ``[a, b)`` of ``range(n)`` in steps of ``size``,
+    yields ``(a, b, tensors)``, each array's rows ``a:b`` zero-padded to ``size`` (one shape a call,
+    so one trace). Callers keep ``[: b - a]`` of a result, or give padded rows weight 0."""
+    for a, b in batches(n, size):
+        yield a, b, [tf.constant(pad_to(np.asarray(arr[a:b]), size)) for arr in arrays]
+
+
 def pad_to(a: np.ndarray, size: int) -> np.ndarray:
     """Pad the first axis to ``size`` with zeros, so every call has one shape (one trace)."""
     if len(a) == size:
@@ -423,8 +432,8 @@ def predict_scores(model, x, *, score: str = "logit", batch_size: int = 256, jit
     chunk = min(check_batch_size(batch_size), len(x))
     step = cached_step(model, _predict_step, score, check_flag(jit_compile, "jit_compile"))
     out = []
-    for a, b in batches(len(x), chunk):
-        out.append(step(tf.constant(pad_to(x[a:b], chunk))).numpy()[: b - a])
+    for a, b, (xb,) in padded_batches(len(x), chunk, x):
+        out.append(step(xb).numpy()[: b - a])
     return np.concatenate(out)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ import numpy as np
 
 import xai_runner as runner
 import xai_store as store
+from xai_methods import METHODS, method_function
 from xai_sources import array_digest, open_source
 from xai_store import COMPRESSIONS, FORMAT, load_explanations, merge_shards, shard_path
 
@@ -44,41 +44,14 @@ __all__ = [
     "main",
 ]
 
-# every method of the library, by name: module and function (imported when asked for)
-METHODS = {
-    "grad_cam": ("xai_utils", "grad_cam"),
-    "integrated_gradients": ("xai_utils", "integrated_gradients"),
-    "rise": ("xai_perturbation", "rise"),
-    "sise": ("xai_perturbation", "sise"),
-    "saliency": ("xai_gradients", "saliency"),
-    "gradient_x_input": ("xai_gradients", "gradient_x_input"),
-    "smoothgrad": ("xai_gradients", "smoothgrad"),
-    "smoothgrad_squared": ("xai_gradients", "smoothgrad_squared"),
-    "vargrad": ("xai_gradients", "vargrad"),
-    "noise_tunnel": ("xai_gradients", "noise_tunnel"),
-    "expected_gradients": ("xai_gradients", "expected_gradients"),
-    "grad_cam_plus_plus": ("xai_cam", "grad_cam_plus_plus"),
-    "score_cam": ("xai_cam", "score_cam"),
-}
-
-
 # --- the method, its options and the model, as recorded in the file ---
-
-def method_function(name: str) -> Callable:
-    """The library's method called ``name`` (a key of :data:`METHODS`)."""
-    return _resolve_method(name)[0]
-
 
 def _resolve_method(method) -> tuple[Callable, str]:
     if isinstance(method, str):
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHODS)} or a function "
                              "f(model, x, class_index, **options) -> maps")
-        module, name = METHODS[method]
-        try:
-            return getattr(importlib.import_module(module), name), method
-        except (ImportError, AttributeError) as err:
-            raise ValueError(f"method {method!r} ({module}.{name}) is not available: {err}") from err
+        return method_function(method), method
     if callable(method):
         return method, f"{getattr(method, '__module__', '?')}.{getattr(method, '__qualname__', repr(method))}"
     raise ValueError(f"method must be a name ({sorted(METHODS)}) or a function, got {type(method).__name__}")

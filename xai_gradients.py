@@ -31,6 +31,7 @@ from xai_core import (
     check_value_range,
     explained_classes,
     pad_to,
+    padded_batches,
     progress_bar,
     score_model,
 )
@@ -167,19 +168,13 @@ def _tunnel(model, x, classes, *, base: str, kind: str, samples: int, sigma: np.
             z = np.zeros((n_new,) + x.shape[1:], np.float32) if noiseless else _draws(m0, m1, x.shape[1:], seed)
             zb = tf.constant(pad_to(z, m_chunk))
             mb = tf.constant(pad_to(np.ones(n_new, np.float32), m_chunk))              # padded draws weigh 0
-            for a, b in batches(len(x), e_chunk):
-                xb = tf.constant(pad_to(x[a:b], e_chunk))
-                bb = tf.constant(pad_to(baseline[a:b], e_chunk))
-                sb = tf.constant(pad_to(sigma[a:b], e_chunk))
-                cb = tf.constant(pad_to(classes[a:b], e_chunk))
+            for a, b, (xb, bb, sb, cb) in padded_batches(len(x), e_chunk, x, baseline, sigma, classes):
                 if fused:
                     sums = step(xb, bb, sb, zb, tf.constant(alphas), tf.constant(weights), cb, mb)
                     bar.update()
                 else:
                     grads = 0
-                    for s0, s1 in batches(steps, s_chunk):
-                        ab = tf.constant(pad_to(alphas[s0:s1], s_chunk))
-                        wb = tf.constant(pad_to(weights[s0:s1], s_chunk))       # padded steps weigh 0
+                    for _, _, (ab, wb) in padded_batches(steps, s_chunk, alphas, weights):   # padded: weigh 0
                         grads = grads + gradient_step(xb, bb, sb, zb, ab, wb, cb).numpy()
                         bar.update()
                     sums = moments_step(xb, bb, sb, zb, tf.constant(grads), mb)
@@ -421,9 +416,7 @@ def expected_gradients(model, x, class_index=None, *, references, samples: int =
             rb = tf.constant(pad_to(refs[which[m0:m1]], m_chunk))
             ab = tf.constant(pad_to(alphas[m0:m1], m_chunk))
             wb = tf.constant(pad_to(np.full(m1 - m0, 1 / samples, np.float32), m_chunk))   # padded draws weigh 0
-            for a, b in batches(len(x), e_chunk):
-                xb = tf.constant(pad_to(x[a:b], e_chunk))
-                cb = tf.constant(pad_to(classes[a:b], e_chunk))
+            for a, b, (xb, cb) in padded_batches(len(x), e_chunk, x, classes):
                 out[a:b] += step(xb, rb, ab, wb, cb).numpy()[: b - a]
                 bar.update()
     attributions = out

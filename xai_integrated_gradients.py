@@ -13,7 +13,6 @@ import numpy as np
 import tensorflow as tf
 
 from xai_core import (
-    batches,
     cached_step,
     check_batch_size,
     check_flag,
@@ -22,7 +21,7 @@ from xai_core import (
     check_references,
     check_value_range,
     explained_classes,
-    pad_to,
+    padded_batches,
     predict_scores,
     progress_bar,
     score_model,
@@ -152,13 +151,9 @@ def _ig_step(model, score: str, jit_compile: bool):
 def _path_gradients(step, x, base, classes, alphas, weights, e_chunk: int, s_chunk: int, bar) -> np.ndarray:
     """The quadrature-weighted gradient along the path from ``base`` to ``x``: float32 like x."""
     avg_grad = np.zeros_like(x)
-    for a, b in batches(len(x), e_chunk):
-        xb = tf.constant(pad_to(x[a:b], e_chunk))
-        bb = tf.constant(pad_to(base[a:b], e_chunk))
-        cb = tf.constant(pad_to(classes[a:b], e_chunk))
-        for s0, s1 in batches(len(alphas), s_chunk):
-            ab = tf.constant(pad_to(alphas[s0:s1].astype(np.float32), s_chunk))
-            wb = tf.constant(pad_to(weights[s0:s1].astype(np.float32), s_chunk))  # padded: weight 0
+    alphas, weights = alphas.astype(np.float32), weights.astype(np.float32)
+    for a, b, (xb, bb, cb) in padded_batches(len(x), e_chunk, x, base, classes):
+        for _, _, (ab, wb) in padded_batches(len(alphas), s_chunk, alphas, weights):   # padded steps: weight 0
             avg_grad[a:b] += step(xb, bb, ab, wb, cb).numpy()[: b - a]
             bar.update()
     return avg_grad

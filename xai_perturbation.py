@@ -24,6 +24,7 @@ from xai_core import (
     lookup_layer,
     minmax,
     pad_to,
+    padded_batches,
     progress_bar,
     resize_maps,
     sise_layers,
@@ -138,13 +139,10 @@ def rise(model, x, class_index=None, *, n_masks: int = 4000, cell_size=None, p_k
     grids, shifts = grids.numpy(), shifts.numpy()
     n_calls = int(np.ceil(len(x) / e_chunk)) * int(np.ceil(n_masks / m_chunk))
     with progress_bar(n_calls, "RISE", progress) as bar:
-        for a, b in batches(len(x), e_chunk):
-            xb = tf.constant(pad_to(x[a:b], e_chunk))
-            cb = tf.constant(pad_to(classes[a:b], e_chunk))
-            for m0, m1 in batches(n_masks, m_chunk):
-                valid = tf.constant(pad_to(np.ones(m1 - m0, np.float32), m_chunk))  # padded masks weigh 0
-                masks = make_masks(tf.constant(pad_to(grids[m0:m1], m_chunk)),
-                                   tf.constant(pad_to(shifts[m0:m1], m_chunk)), valid)
+        ones = np.ones(n_masks, np.float32)
+        for a, b, (xb, cb) in padded_batches(len(x), e_chunk, x, classes):
+            for _, _, (gb, sb, valid) in padded_batches(n_masks, m_chunk, grids, shifts, ones):  # padded: weigh 0
+                masks = make_masks(gb, sb, valid)
                 out[a:b] += step(xb, masks, cb).numpy()[: b - a]
                 bar.update()
     return out / (n_masks * p_keep)

@@ -24,10 +24,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 
 import numpy as np
+
+from atomic_files import atomic_path
 
 __all__ = ["FORMAT", "COMPRESSIONS", "fields_for", "chunk_rows", "create_kwargs", "atomic_h5", "part_name",
            "write_part", "write_virtual_main", "completed_parts", "rows_written", "consolidate", "attr_value",
@@ -77,25 +78,12 @@ def tmp_prefix(path: str) -> str:
     return f".tmp-{os.path.basename(path)}-"
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def atomic_h5(path: str, write: Callable) -> None:
     """``write(f)`` into a temporary HDF5 file beside ``path``, then renamed onto it (atomic)."""
     import h5py
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=tmp_prefix(path), suffix=".h5")
-    os.close(fd)
-    try:
+    with atomic_path(path, prefix=tmp_prefix(path), suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as f:
             write(f)
-        os.chmod(tmp, 0o666 & ~_umask())                        # as a plain open() would (mkstemp gives 0600)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_part(path, fields, rows: dict, block, compression, input_digest: str):

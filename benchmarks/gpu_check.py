@@ -102,9 +102,7 @@ def check_model(name, gpu, dry_run):
         print(f"| {'on' if tf32 else 'off'} | " + " | ".join(f"{v:.1e}" for v in diffs.values())
               + f" | {'yes' if ok else 'no'} |")
     maps = rows[-1][2]
-    f = xu.predict_scores(cpu_model, x)[np.arange(n), classes]
-    f0 = xu.predict_scores(cpu_model, np.zeros_like(x))[np.arange(n), classes]
-    gap = np.abs(maps["IG delta"]) / np.abs(f - f0)
+    _, gap = xu.completeness_gap(cpu_model, x, maps["IG"], classes)      # the one definition of the gap
     print(f"\nIG completeness on {'the GPU' if gpu else 'the CPU'} (TF32 off, 32 Gauss-Legendre steps): "
           f"median {np.median(gap):.1e}, max {gap.max():.1e}, share within 1 % {np.mean(gap <= 0.01):.3f}")
 

@@ -12,6 +12,7 @@ from conftest import tiny_conv1d, tiny_conv2d
 
 import xai_cam as xc
 import xai_gradients as xg
+import xai_methods
 import xai_perturbation as xp
 import xai_utils as xu
 
@@ -41,7 +42,7 @@ METHODS = {
     "smoothgrad_squared": (lambda m, x, c=None, **k: xg.smoothgrad_squared(
         m, x, c, base="gradient_x_input", samples=6, value_range=_range(x), **k), "like_x"),
     "vargrad": (lambda m, x, c=None, **k: xg.vargrad(m, x, c, samples=6, noise=0.2, noise_unit="absolute", **k), "like_x"),
-    "noise_tunnel_ig": (lambda m, x, c=None, **k: xg.noise_tunnel(
+    "noise_tunnel": (lambda m, x, c=None, **k: xg.noise_tunnel(
         m, x, c, base="integrated_gradients", kind="vargrad", samples=3, steps=4, **k), "like_x"),
     "expected_gradients": (lambda m, x, c=None, **k: xg.expected_gradients(
         m, x, c, references=_references(x), samples=12, **k), "like_x"),
@@ -49,6 +50,16 @@ METHODS = {
     "score_cam": (lambda m, x, c=None, **k: xc.score_cam(m, x, c, **k), "positions"),
 }
 MODELS = {"1d": (tiny_conv1d, (16, 1), 3), "2d": (tiny_conv2d, (12, 12, 3), 4)}
+
+
+def test_every_method_of_the_library_is_under_contract():
+    """The one list of methods (xai_methods.METHODS): each is here, with the shape of maps it declares."""
+    assert set(xai_methods.METHODS) <= set(METHODS), set(xai_methods.METHODS) - set(METHODS)
+    for name, entry in xai_methods.METHODS.items():
+        assert METHODS[name][1] == entry.maps, name
+        assert callable(xai_methods.method_function(name))
+    with pytest.raises(ValueError, match="unknown method"):
+        xai_methods.method_function("gradcam")
 
 
 @pytest.fixture(scope="module", params=list(MODELS))

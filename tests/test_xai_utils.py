@@ -333,14 +333,6 @@ def _course(name):
         return keras.models.load_model(shared_path("models", "course", name), compile=False)
 
 
-def _relative_gap(model, x, delta, classes=None):
-    f_x = xu.predict_scores(model, x)
-    f_b = xu.predict_scores(model, np.zeros_like(x))
-    c = f_x.argmax(-1) if classes is None else classes
-    rows = np.arange(len(x))
-    return np.abs(delta) / np.abs(f_x[rows, c] - f_b[rows, c])
-
-
 def test_course_mnist1d_model_legacy_dense_softmax(mnist1d_data):
     model = _course("MNIST1D.h5")
     x = mnist1d_data["x_test"][:32, :, None].astype(np.float32)
@@ -348,8 +340,8 @@ def test_course_mnist1d_model_legacy_dense_softmax(mnist1d_data):
     assert cam.shape == (32, 40) and np.isfinite(cam).all() and cam.max() > 0
     logits = xu.predict_scores(model, x)
     np.testing.assert_allclose(tf.nn.softmax(logits).numpy(), model.predict(x, verbose=0), atol=1e-5)
-    _, delta = xu.integrated_gradients(model, x, steps=256, return_delta=True)
-    assert np.median(_relative_gap(model, x, delta)) < 0.01
+    attr = xu.integrated_gradients(model, x, steps=256)
+    assert np.median(xu.completeness_gap(model, x, attr)[1]) < 0.01
 
 
 def test_course_hmt_model_runs(hmt_data):
@@ -365,16 +357,16 @@ def test_course_hmt_model_runs(hmt_data):
 
 def test_ig_completeness_on_all_mnist1d_test_examples(mnist1d_data, mnist1d_model):
     x = mnist1d_data["x_test"][..., None].astype(np.float32)
-    _, delta = xu.integrated_gradients(mnist1d_model, x, return_delta=True, progress=False)
-    rel = _relative_gap(mnist1d_model, x, delta)
+    attr = xu.integrated_gradients(mnist1d_model, x, progress=False)
+    _, rel = xu.completeness_gap(mnist1d_model, x, attr)
     assert np.mean(rel <= 0.01) >= 0.99, np.quantile(rel, [0.5, 0.99])
 
 
 def test_ig_completeness_on_all_hmt_test_tiles(hmt_data, hmt_model):
     (_, _), (x_test, _), _ = hmt_data
     x = x_test.astype(np.float32)
-    _, delta = xu.integrated_gradients(hmt_model, x, return_delta=True, batch_size=128, progress=False)
-    rel = _relative_gap(hmt_model, x, delta)
+    attr = xu.integrated_gradients(hmt_model, x, batch_size=128, progress=False)
+    _, rel = xu.completeness_gap(hmt_model, x, attr, batch_size=128)
     assert np.mean(rel <= 0.01) >= 0.99, np.quantile(rel, [0.5, 0.99])
 
 

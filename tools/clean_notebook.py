@@ -15,6 +15,9 @@ import sys
 
 import nbformat
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from atomic_files import atomic_open  # noqa: E402  the repository's stdlib-only writer
+
 NOISE = re.compile(r"^(?:[IWE]\d{4} [\d:. ]+\d+ \S+:\d+\]|WARNING: All log messages before absl|"
                    r"To enable the following instructions|.*oneDNN custom operations|"
                    r".*cudart_stub|.*cuda_platform|.*cpu_feature_guard).*\n?", re.M)
@@ -81,7 +84,8 @@ def clean(path: str) -> None:
                     continue
             outputs.append(out)
         cell.outputs = outputs
-    nbformat.write(nb, path)
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        nbformat.write(nb, f)
 
 
 if __name__ == "__main__":

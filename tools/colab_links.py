@@ -15,7 +15,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:                                   # run as a script: the repository's stdlib-only writer
+    sys.path.insert(0, _REPO)
+from atomic_files import write_atomic  # noqa: E402
 
 NOTEBOOKS = ("MNIST1D.ipynb", "HMT.ipynb", "XAI_methods.ipynb")
 START, END = "<!-- colab-links:start -->", "<!-- colab-links:end -->"
@@ -43,17 +47,6 @@ def _branch(root: str) -> str:
     out = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=root, capture_output=True, text=True)
     name = out.stdout.strip()
     return name if out.returncode == 0 and name and name != "HEAD" else "main"
-
-
-def write_atomic(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def badges(owner: str, repo: str, branch: str) -> str:

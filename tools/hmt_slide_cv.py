@@ -72,6 +72,7 @@ if __name__ == "__main__" and _REPO not in sys.path:     # run as a script: the 
 
 import hmt_utils as hmt  # noqa: E402
 import training_utils as tu  # noqa: E402
+from atomic_files import atomic_open  # noqa: E402
 from group_eval import (  # noqa: E402
     INTERVAL_NOTES,
     accuracy_block,
@@ -434,17 +435,9 @@ def parse_args(argv=None):
 
 
 def _write_atomic(path: str, write) -> None:
-    """``write(file)`` into a temporary file beside ``path``, then rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """``write(file)`` into a temporary file beside ``path``, then renamed into place."""
+    with atomic_open(path, "wb") as f:
+        write(f)
 
 
 def _write_json(path: str, record: dict) -> None:

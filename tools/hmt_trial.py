@@ -57,10 +57,10 @@ def main(argv=None) -> dict:
     sys.path[:0] = [p for p in (_TOOLS, os.path.dirname(_TOOLS)) if p not in sys.path]   # tools/, the repository
 
     import keras
-    from colab_links import write_atomic
 
     import hmt_utils as hmt
     import training_utils as tu
+    from atomic_files import write_atomic
     fields = parse_fields(args.fields, hmt.TrainConfig())
     if args.epochs is not None:
         if "epochs" in fields:

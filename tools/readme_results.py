@@ -16,7 +16,10 @@ import os
 import re
 import sys
 
-from colab_links import write_atomic  # tools/ is on sys.path when run as a script
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:                                   # run as a script: the repository's stdlib-only writer
+    sys.path.insert(0, _REPO)
+from atomic_files import write_atomic  # noqa: E402
 
 TABLES, CLAIMS = "xai-tables", "xai-claims"
 PAIRED = "Paired differences"
