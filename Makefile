@@ -7,7 +7,7 @@ SHARED_HMT := ../shared/data/hmt
 NOTEBOOKS := MNIST1D.ipynb HMT.ipynb XAI_methods.ipynb
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: all setup data test test-colab lint gpu-check colab-links reproduce clean-cache
+.PHONY: all setup data test test-fast test-colab lint gpu-check colab-links reproduce clean-cache
 
 all: test
 
@@ -34,6 +34,11 @@ data: $(STAMP)
 
 test: $(STAMP) data
 	$(PY) -m pytest -q tests
+
+# The fast tier (under 3 minutes on a 2-core CPU): everything but the tests marked slow (the notebooks,
+# keras.applications, the real models and data, child processes; see tests/conftest.py).
+test-fast: $(STAMP) data
+	$(PY) -m pytest -q -m "not slow" tests
 
 # The unit tests (not the notebooks) in a Colab-like environment: Python 3.13, TensorFlow 2.20, Keras 3.13 and
 # NumPy 2.0, the floor of requirements.txt.

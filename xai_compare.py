@@ -35,6 +35,9 @@ __all__ = [
     "differences_table",
     "supported_claims",
     "write_text_atomic",
+    "orderings",
+    "orderings_table",
+    "tables_document",
 ]
 
 METHOD_NAMES = ("Grad-CAM", "IG", "RISE", "SISE")
@@ -182,13 +185,15 @@ def _with_sanity(results, sanity):
     return out
 
 
-def comparison_table(results: dict, sanity: dict | None = None) -> str:
+def comparison_table(results: dict, sanity: dict | None = None, *, agreement: bool = True) -> str:
     """A Markdown table of :func:`compare_methods` results, mean ± standard error, and, if given,
-    the sanity check's mean correlation after randomising every layer."""
+    the sanity check's mean correlation after randomising every layer (its own n: ``sanity n``);
+    ``agreement=False`` leaves out the agreement columns (the README's compact table)."""
     results = _with_sanity(results, sanity)
     names = list(results)
     cols = [c for c in COLUMNS if any(c[1] in r for r in results.values())]
-    head = ["method", "n"] + [c[0] for c in cols] + [f"agreement with {o}" for o in names] + ["s / example"]
+    head = (["method", "n"] + [c[0] for c in cols] + (["sanity n"] if sanity else [])
+            + ([f"agreement with {o}" for o in names] if agreement else []) + ["s / example"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in names:
         r = results[name]
@@ -200,7 +205,11 @@ def comparison_table(results: dict, sanity: dict | None = None) -> str:
                 continue
             s = xm.summary(np.asarray(r[key]) * scale)
             row.append(f"{s['mean']:.3f} ± {s['sem']:.3f}" if scale == 1 else f"{s['mean']:.1f} ± {s['sem']:.1f}")
-        row += ["-" if o == name else f"{np.mean(r[f'agreement_{o}']):.2f}" for o in names]
+        if sanity:
+            row.append(str(len(np.atleast_1d(r["sanity"]))) if "sanity" in r else "-")
+        if agreement:
+            row += ["-" if o == name or f"agreement_{o}" not in r else f"{np.mean(r[f'agreement_{o}']):.2f}"
+                    for o in names]
         row.append(f"{r['seconds_per_example']:.4f}" if "seconds_per_example" in r else "-")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -267,15 +276,84 @@ def differences_table(rows: list[dict], confidence: float = 0.95) -> str:
     return "\n".join(lines)
 
 
+def _oriented(r: dict) -> tuple[str, str, float, float, float]:
+    """``(better, worse, difference, low, high)`` with the difference taken as better - worse."""
+    if r["better"] == r["first"]:
+        return r["first"], r["second"], r["mean"], r["low"], r["high"]
+    return r["second"], r["first"], -r["mean"], -r["high"], -r["low"]
+
+
 def supported_claims(rows: list[dict]) -> list[str]:
-    """One sentence per difference whose confidence interval excludes 0; nothing for the others."""
+    """One sentence per difference whose confidence interval excludes 0; nothing for the others. The
+    difference is written as better − worse, with the direction that counts as better, so that its
+    sign always reads with the sentence."""
     out = []
     for r in rows:
         if r["better"]:
-            worse = r["second"] if r["better"] == r["first"] else r["first"]
-            out.append(f"{r['better']} beats {worse} on {r['metric'].rstrip(' ↑↓')} "
-                       f"(difference {r['mean']:+.3f}, confidence interval [{r['low']:+.3f}, {r['high']:+.3f}], n = {r['n']})")
+            better, worse, diff, low, high = _oriented(r)
+            direction = "higher" if r["metric"].endswith("↑") else "lower"
+            out.append(f"{better} beats {worse} on {r['metric'].rstrip(' ↑↓')} ({direction} is better: "
+                       f"{better} − {worse} = {diff:+.3f}, 95 % CI [{low:+.3f}, {high:+.3f}], n = {r['n']})")
     return out
+
+
+def orderings(results: dict, rows: list[dict], sanity: dict | None = None) -> dict[str, str]:
+    """Per metric, the methods from best to worst by mean, written ``A > B ≈ C (n = ...)``: ``>``
+    where the paired difference of the two neighbours has a confidence interval that excludes 0,
+    ``≈`` where it does not (neighbours only: ``A ≈ B ≈ C`` does not say that A and C tie).
+    ``rows``: :func:`paired_differences` of the same results."""
+    results = _with_sanity(results, sanity)
+    pairs = {(r["metric"], frozenset((r["first"], r["second"]))): r for r in rows}
+    out = {}
+    for title, key, scale, higher in COLUMNS:
+        have = [n for n in results if key in results[n]]
+        if len(have) < 2:
+            continue
+        means = {n: float(np.mean(np.asarray(results[n][key]) * scale)) for n in have}
+        ranked = sorted(have, key=lambda n: -means[n] if higher else means[n])
+        text, n = ranked[0], None
+        for u, v in zip(ranked, ranked[1:]):
+            r = pairs.get((title, frozenset((u, v))))
+            n = r["n"] if r else n
+            text += (" > " if r and r["better"] == u else " ≈ ") + v
+        out[title] = text + (f" (n = {n})" if n else "")
+    return out
+
+
+def orderings_table(groups: dict[str, dict]) -> str:
+    """Markdown: one row a metric, one column a group (``{label: orderings(...)}``), "-" where a
+    group lacks the metric."""
+    titles = [c[0] for c in COLUMNS if any(c[0] in g for g in groups.values())]
+    lines = ["| metric | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+    for title in titles:
+        lines.append(f"| {title} | " + " | ".join(g.get(title, "-") for g in groups.values()) + " |")
+    return "\n".join(lines)
+
+
+ORDERINGS_HEADING = "Orderings (best first; > : the neighbours' paired 95 % confidence interval excludes 0, ≈ : it does not)"
+
+
+def tables_document(groups: list[dict], completeness: str) -> str:
+    """The comparison's Markdown file (``figures/xai_tables.md``), its ``###`` sections read by
+    ``tools/readme_results.py``: each group's full table (``heading``, ``results``, ``sanity``,
+    optional ``extra`` Markdown below it), its compact table (``Summary: <heading>``, no agreement
+    columns), the orderings of every group, every paired difference, the claims whose interval
+    excludes 0 and the completeness line. ``groups``: dicts with ``heading``, ``label`` (the
+    orderings' column), ``results``, ``sanity`` (or None), ``diffs`` (:func:`paired_differences`)."""
+    sections = []
+    for g in groups:
+        sections += [f"### {g['heading']}", comparison_table(g["results"], g.get("sanity"))]
+        if g.get("extra"):
+            sections.append(g["extra"])
+    for g in groups:
+        sections += [f"### Summary: {g['heading']}", comparison_table(g["results"], g.get("sanity"), agreement=False)]
+    sections += [f"### {ORDERINGS_HEADING}",
+                 orderings_table({g["label"]: orderings(g["results"], g["diffs"], g.get("sanity")) for g in groups})]
+    sections += ["### Paired differences (95 % bootstrap confidence intervals)",
+                 differences_table([r for g in groups for r in g["diffs"]])]
+    claims = [f"- {g['label']}: {c}" for g in groups for c in supported_claims(g["diffs"])]
+    sections += ["### Differences whose confidence interval excludes 0", "\n".join(claims) or "- none", completeness]
+    return "\n\n".join(sections) + "\n"
 
 
 def write_text_atomic(path: str, text: str) -> str:

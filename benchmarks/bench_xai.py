@@ -138,19 +138,19 @@ def naive_rise(model, x, n_masks, seed=0):
 
 
 def relative_gap(model, x, steps, method):
-    _, delta = xu.integrated_gradients(model, x, steps=steps, method=method, return_delta=True, progress=False)
-    f = xu.predict_scores(model, x)
-    c = f.argmax(-1)
-    f0 = xu.predict_scores(model, np.zeros_like(x))
-    rows = np.arange(len(x))
-    return np.abs(delta) / np.abs(f[rows, c] - f0[rows, c])
+    attributions = xu.integrated_gradients(model, x, steps=steps, method=method, progress=False)
+    return xu.completeness_gap(model, x, attributions)[1]                 # the one definition of the gap
 
 
 def peak_memory(name, call, n):
     """``call`` (an expression on ``model`` and ``x``, e.g. ``xu.integrated_gradients(model, x)``) in a
-    fresh process; returns the peak memory in MiB above the forward pass (RSS on CPU, TF's peak on GPU)."""
+    fresh process; returns the peak of TensorFlow's allocator during the call (tensors: inputs,
+    activations, gradients) above what it held before it, in MiB, on the CPU or the GPU alike. The
+    NumPy arrays a method fills (its output, N x the input's size) are not TensorFlow's and are not
+    counted. (Two readings of the process's maximum RSS, used before, read 0 whenever the forward
+    pass had already reached a higher mark.)"""
     code = f"""
-import os, resource, sys, json
+import os, sys, json
 sys.path.insert(0, {ROOT!r}); sys.argv = ["x"]
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import numpy as np, tensorflow as tf
@@ -161,13 +161,12 @@ model, x = load({name!r})
 references = x[-64:]
 x = x[:{n}]
 gpu = bool(tf.config.list_physical_devices("GPU"))
+device = "GPU:0" if gpu else "CPU:0"
 xu.predict_scores(model, x)                       # baseline: model, data and the forward pass resident
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-if gpu:
-    tf.config.experimental.reset_memory_stats("GPU:0")
+before = tf.config.experimental.get_memory_info(device)["current"]
+tf.config.experimental.reset_memory_stats(device)
 {call}
-peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if gpu else \
-    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+peak = (tf.config.experimental.get_memory_info(device)["peak"] - before) / 2**20
 print(json.dumps(peak))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -300,16 +299,25 @@ def gradient_family(name, model, x, references, batch, roof, quick, mem_n):
 
     # batch_size 64 for every one: each call holds about 64 inputs whatever the samples or steps, so
     # the two peaks of a method should agree (memory bounded by batch_size, flat in samples and steps)
-    memory = [(f"SmoothGrad, {m} samples", f"xg.smoothgrad(model, x, samples={m}, batch_size=64, progress=False)")
-              for m in ((5, 20) if quick else (10, 50))]
-    memory += [(f"SmoothGrad over IG, 4 samples x {s} steps", "xg.smoothgrad(model, x, base='integrated_gradients', "
-                f"samples=4, steps={s}, batch_size=64, progress=False)") for s in ((4, 16) if quick else (8, 32))]
-    memory += [(f"expected gradients, {m} samples", "xg.expected_gradients(model, x, references=references, "
-                f"samples={m}, batch_size=64, progress=False)") for m in ((10, 40) if quick else (50, 200))]
-    for label, call in memory:
+    for label, call in memory_calls(quick, mem_n)[2:]:
         rows[f"{label}: peak memory above the forward pass, batch_size 64, {mem_n} examples (MiB)"] = \
             peak_memory(name, call, mem_n)
     return rows
+
+
+def memory_calls(quick: bool, mem_n: int) -> list[tuple[str, str]]:
+    """The calls whose peak memory is measured: IG at two step counts, then the gradient family, each
+    at two sample or step counts with batch_size 64 (each call holds about 64 inputs whatever the
+    samples or steps, so the two peaks of a method should agree: memory bounded by batch_size)."""
+    calls = [(f"IG, {s} steps, {mem_n} examples", f"xu.integrated_gradients(model, x, steps={s}, progress=False)")
+             for s in (32, 128)]
+    calls += [(f"SmoothGrad, {m} samples", f"xg.smoothgrad(model, x, samples={m}, batch_size=64, progress=False)")
+              for m in ((5, 20) if quick else (10, 50))]
+    calls += [(f"SmoothGrad over IG, 4 samples x {s} steps", "xg.smoothgrad(model, x, base='integrated_gradients', "
+               f"samples=4, steps={s}, batch_size=64, progress=False)") for s in ((4, 16) if quick else (8, 32))]
+    calls += [(f"expected gradients, {m} samples", "xg.expected_gradients(model, x, references=references, "
+               f"samples={m}, batch_size=64, progress=False)") for m in ((10, 40) if quick else (50, 200))]
+    return calls
 
 
 def bench_road(repeat=5):
@@ -340,6 +348,8 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--models", nargs="+", default=["MNIST1D", "HMT"])
     parser.add_argument("--road-only", action="store_true", help="only the ROAD imputation benchmark")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the peak memory rows (TensorFlow's allocator) of every method")
     parser.add_argument("--families-only", action="store_true",
                         help="only the gradient family and the CAMs against their rooflines (and their memory)")
     args = parser.parse_args()
@@ -347,6 +357,16 @@ def main():
     print(f"# bench_xai, {datetime.date.today()}: TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
           f"GPUs: {[g.name for g in gpus] or 'none'}\n")
+    if args.memory_only:
+        for name in args.models:
+            two_d = name == "HMT"
+            mem_n = (8 if two_d else 200) if args.quick else (32 if two_d else 1000)
+            print(f"## {name}: peak memory of TensorFlow's allocator above the forward pass, {mem_n} examples\n\n"
+                  "| call | MiB |\n|---|---|")
+            for label, call in memory_calls(args.quick, mem_n):
+                print(f"| {label} | {peak_memory(name, call, mem_n):.1f} |", flush=True)
+            print()
+        return
     if args.families_only:
         for name in args.models:
             model, x = load(name)

@@ -134,3 +134,21 @@ def tiny_conv2d(seed=0, size=12, channels=3, classes=4):
         layers.Dense(classes, kernel_initializer=init(2), name="logits"),
         layers.Softmax(),
     ])
+
+
+# --- the fast tier: `make test-fast` runs `pytest -m "not slow"` ---
+
+SLOW_MODULES = {"test_notebooks.py", "test_applications.py", "test_committed_models.py", "test_hmt_slide_cv.py"}
+SLOW_FIXTURES = {"hmt_data", "hmt_model", "mnist1d_model"}       # the real data and models, loaded and run whole
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: notebooks, keras.applications, the real models and data, processes "
+                                       "(left out by `make test-fast`)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark as slow every test of the slow modules and every test that runs the real models or data."""
+    for item in items:
+        if item.path.name in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -71,7 +71,49 @@ def test_compare_methods_table_and_differences():
     assert "confidence interval" in text and "Grad-CAM − RISE" in text
     claims = xc.supported_claims(rows)
     assert any(c.startswith("Grad-CAM beats RISE on SRG") for c in claims)
-    assert all("confidence interval" in c for c in claims)
+    assert all("95 % CI" in c for c in claims)
+
+
+def _rows(metric_values: dict, n=40, seed=0):
+    """Paired results with known orderings: {method: mean} on SRG (higher better), MoRF (lower better)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, 0.01, n)
+    results = {m: {"srg": v + noise + rng.normal(0, 1e-4, n), "morf_auc": v + noise + rng.normal(0, 1e-4, n)}
+               for m, v in metric_values.items()}
+    return results, xc.paired_differences(results, n_boot=300)
+
+
+def test_claims_write_the_difference_as_better_minus_worse():
+    results, rows = _rows({"A": 0.5, "B": 0.2})
+    claims = xc.supported_claims(rows)
+    srg = next(c for c in claims if "SRG" in c)
+    morf = next(c for c in claims if "MoRF" in c)
+    assert srg.startswith("A beats B on SRG (ROAD) (higher is better: A − B = +0.300")
+    assert morf.startswith("B beats A on MoRF AUC (ROAD) (lower is better: B − A = -0.300")
+
+
+def test_orderings_mark_only_differences_that_hold():
+    base = np.random.default_rng(1).normal(0.5, 0.01, 40)
+    wiggle = np.resize([0.01, -0.01], 40)                             # paired differences of mean 0 exactly
+    results = {"A": {"srg": base + 1e-6, "morf_auc": base}, "B": {"srg": base + wiggle, "morf_auc": base + wiggle},
+               "C": {"srg": base - 0.4, "morf_auc": base - 0.4}}      # A and B tie; both beat C on SRG
+    rows = xc.paired_differences(results, n_boot=300)
+    order = xc.orderings(results, rows)
+    assert order["SRG (ROAD) ↑"] == "A ≈ B > C (n = 40)"
+    assert order["MoRF AUC (ROAD) ↓"].startswith("C > ")
+    table = xc.orderings_table({"one": order, "two": {}})
+    assert table.splitlines()[0] == "| metric | one | two |" and "| - |" in table
+
+
+def test_tables_document_has_the_sections_the_readme_reads():
+    results, rows = _rows({"A": 0.5, "B": 0.2})
+    text = xc.tables_document([{"heading": "Toy (40)", "label": "toy", "results": results, "sanity": None,
+                                "diffs": rows}], "completeness line.")
+    headings = [line[4:] for line in text.splitlines() if line.startswith("### ")]
+    assert headings == ["Toy (40)", "Summary: Toy (40)", xc.ORDERINGS_HEADING,
+                        "Paired differences (95 % bootstrap confidence intervals)",
+                        "Differences whose confidence interval excludes 0"]
+    assert "- toy: A beats B on SRG" in text and text.rstrip().endswith("completeness line.")
 
 
 def test_methods_explain_all_and_completeness_report():

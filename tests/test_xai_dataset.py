@@ -202,6 +202,7 @@ def test_resume_refuses_another_model_method_option_or_batch(tmp_path, model2d, 
     assert xd.load_explanations(out)["attrs"]["method_options"] == {"steps": 16}
 
 
+@pytest.mark.slow                      # child processes
 def test_killed_run_is_readable_and_resumes_to_the_same_file(tmp_path, saved, model2d, images):
     out = tmp_path / "k.h5"
     script = ("import keras, numpy as np, xai_dataset as xd, dataset_helpers as h\n"
@@ -269,6 +270,7 @@ def test_shards_merge_to_the_single_run(tmp_path, model2d, images):
         xd.merge_shards(shards[:2] + [other], tmp_path / "m4.h5")
 
 
+@pytest.mark.slow                      # child processes
 def test_two_logical_devices_equal_one(tmp_path, saved):
     script = f"""
 import json, keras, numpy as np, tensorflow as tf
@@ -302,6 +304,7 @@ def free_ports(n):
     return ports
 
 
+@pytest.mark.slow                      # child processes
 def test_two_workers_and_the_command_line(tmp_path, saved, model2d, images):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
@@ -447,6 +450,7 @@ def test_merge_checks_the_whole_data(tmp_path, model2d, images):
         xd.merge_shards([a, b], tmp_path / "all.h5")
 
 
+@pytest.mark.slow                      # child processes
 def test_command_line_errors(tmp_path, saved):
     base = ["--model", str(saved / "model.keras"), "--data", str(saved / "x.npy"), "--out", str(tmp_path / "c.h5")]
     for extra, message in ((["--method", "grad_cam", "--shard", "5/4"], "0 <= I < N"),

@@ -5,9 +5,10 @@ produced. Run it from the repository's root after a full run of the notebook:
     python tools/readme_results.py            # or: python tools/readme_results.py --check
 
 Two blocks of the README are rewritten, between ``<!-- xai-tables:start -->`` and
-``<!-- xai-tables:end -->`` (the tables per data set) and between ``<!-- xai-claims:start -->`` and
-``<!-- xai-claims:end -->`` (the differences whose confidence interval excludes 0). The full table of
-paired differences stays in ``figures/xai_tables.md``. The README is rewritten through a temporary
+``<!-- xai-tables:end -->`` (the compact table of each group: its ``### Summary: ...`` sections) and
+between ``<!-- xai-orderings:start -->`` and ``<!-- xai-orderings:end -->`` (the orderings of the
+methods, one row a metric). The full tables, every paired difference and every claim whose
+confidence interval excludes 0 stay in ``figures/xai_tables.md``. The README is rewritten through a temporary
 file and a rename; ``--check`` only reports whether it is up to date (exit 1 if not).
 """
 from __future__ import annotations
@@ -21,9 +22,9 @@ if _REPO not in sys.path:                                   # run as a script: t
     sys.path.insert(0, _REPO)
 from atomic_files import write_atomic  # noqa: E402
 
-TABLES, CLAIMS = "xai-tables", "xai-claims"
-PAIRED = "Paired differences"
-CLAIMED = "Differences whose confidence interval excludes 0"
+TABLES, ORDERINGS = "xai-tables", "xai-orderings"
+SUMMARY = "Summary: "
+ORDERED = "Orderings"
 
 
 def sections(text: str) -> list[tuple[str, str]]:
@@ -36,17 +37,13 @@ def sections(text: str) -> list[tuple[str, str]]:
 
 def blocks(text: str) -> dict[str, str]:
     """The README blocks built from the tables file's text."""
-    tables, claims = [], []
-    for heading, body in sections(text):
-        if heading.startswith(PAIRED):
-            continue
-        if heading.startswith(CLAIMED):
-            claims.append(body.split("\n\n")[0])            # the list; the completeness line follows it
-        else:
-            tables.append(f"**{heading}**\n\n{body}")
-    if not claims:
-        raise SystemExit(f"figures/xai_tables.md has no '### {CLAIMED}' section")
-    return {TABLES: "\n\n".join(tables), CLAIMS: claims[0]}
+    found = sections(text)
+    tables = [f"**{heading[len(SUMMARY):]}**\n\n{body}" for heading, body in found if heading.startswith(SUMMARY)]
+    orderings = [f"{body}\n\n{heading[len(ORDERED):].strip()}" for heading, body in found if heading.startswith(ORDERED)]
+    if not tables or len(orderings) != 1:
+        raise SystemExit(f"figures/xai_tables.md needs '### {SUMMARY}...' sections and one '### {ORDERED} ...' "
+                         "section: run XAI_methods.ipynb")
+    return {TABLES: "\n\n".join(tables), ORDERINGS: orderings[0]}
 
 
 def fill(readme: str, name: str, body: str) -> str:
