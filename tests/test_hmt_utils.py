@@ -517,14 +517,17 @@ def test_training_on_crops_returns_a_whole_tile_model():
     assert np.isfinite(model.predict(x[:2].astype(np.float32), verbose=0)).all()
 
 
-def test_saved_model_reaches_92_percent(hmt_data, hmt_model):
+def test_saved_model_was_chosen_on_source_images_and_scores_its_record(hmt_data, hmt_model):
+    # 0.899 on the course split (0.927 when the epoch was chosen on a stratified split, whose
+    # validation tiles were windows of the training images); well above the course model's 0.835
     (_, _), (x_test, y_test), _ = hmt_data
     acc = np.mean(hmt_model.predict(x_test.astype(np.float32), verbose=0).argmax(-1) == y_test)
-    assert acc >= 0.92
+    assert acc >= 0.89
     with open(repo_path("models", "HMT.json")) as f:
         meta = json.load(f)
     assert abs(meta["test_accuracy"] - acc) < 1e-6
     assert {"seed", "per_class_accuracy", "train_seconds", "versions"} <= set(meta)
+    assert meta["data"]["val_split"] == "source_image" and meta["data"]["val_groups"]["classes_absent_from_val"] == []
 
 
 def test_course_model_scores_08347(hmt_data):
