@@ -96,7 +96,7 @@ def test_slide_probe_finds_a_slide_in_the_features_beyond_the_class(cv):
 def quick_run(cv, tmp_path_factory):
     """One --quick run (2 folds, 1 epoch, tiny width) into a temporary folder: (record, folder)."""
     out = tmp_path_factory.mktemp("slide_cv")
-    return cv.main(["--quick", "--epochs", "1", "--out", str(out), "--data", hmt_root()]), out
+    return cv.main(["--quick", "--epochs", "1", "--schedule-check", "0", "--out", str(out), "--data", hmt_root()]), out
 
 
 def test_quick_mode_writes_the_record_and_figures(quick_run):
@@ -110,6 +110,12 @@ def test_quick_mode_writes_the_record_and_figures(quick_run):
     assert saved["folds_reused"] == [] and not any(f["reused"] for f in saved["folds"])
     assert {"wilson95", "slide_bootstrap95"} <= set(saved["interval_notes"]) and "HMT_train" in saved["probe_note"]
     assert len(saved["folds"]) == 2
+    check = saved["schedule_check"]                                             # fold 0 again, at the "full" 2 epochs
+    assert check["fold"] == 0 and check["epochs_short"] == 1 and check["epochs_full"] == 2
+    assert check["accuracy_short"] == saved["folds"][0]["accuracy"] and 0 <= check["accuracy_full"] <= 1
+    assert check["difference_full_minus_short"] == pytest.approx(
+        (check["right_only_with_full"] - check["right_only_with_short"]) / check["n_test"])
+    assert (out / "models" / "hmt_slide_cv_fold0_full.npz").is_file()
     slides_seen = sorted(s for f in saved["folds_of_slides"] for s in f)
     assert slides_seen == [f"CRC-Prim-HE-{i:02d}" for i in range(1, 11)]
     assert not any({"CRC-Prim-HE-06", "CRC-Prim-HE-10"} <= set(f) for f in saved["folds_of_slides"])   # EMPTY's two slides

@@ -5,6 +5,7 @@ model's features, and explanations of held-out tiles that a fold model gets wron
     python tools/hmt_slide_cv.py --epochs 20               # a shorter schedule (recorded in the JSON)
     python tools/hmt_slide_cv.py --quick --out /tmp/cv     # smoke test: a few tiles a class, well under a minute
     python tools/hmt_slide_cv.py --restart                 # retrain every fold, ignoring the saved ones
+    python tools/hmt_slide_cv.py --epochs 20 --schedule-check 0   # and fold 0 again at the recipe's full schedule
 
 Why: the course's split cuts both sides from the same source images (495 of its 496 HMT_test tiles
 share a source image with HMT_train), so its test accuracy measures how well the model knows those
@@ -47,8 +48,12 @@ Writes, atomically (``<out>`` is ``--out``: the repository by default, required 
   class, slide and source image, in ``load_hmt`` order), ``<out>/figures/hmt_slide_cv.png`` and
   ``<out>/figures/hmt_slide_cv_explanations.png``.
 
-Run it alone: on a 2-core CPU each fold trains about 40 min (10 folds: about 6.5 h); ``--epochs 20``:
-about 2 h. An interrupted run picks up at the first fold not saved.
+Run it alone: on a 2-core CPU with nothing else running a fold trains about 17 s an epoch (the
+recipe's 64 epochs: about 18 min a fold, 3 h for 10 folds; ``--epochs 20``: about 6 min a fold, an
+hour in all). An interrupted run picks up at the first fold not saved. ``--schedule-check K`` also
+trains fold K at the recipe's full schedule (saved as ``hmt_slide_cv_fold{K}_full.npz``) and records,
+under ``schedule_check``, both accuracies on the same held-out tiles and the tiles each gets right
+that the other misses: how far the shorter schedule is from the full one.
 
 Axis key: N tiles, F pooled features, K classes (8), S slides (10), B bootstrap draws, E tiles explained.
 """
@@ -266,6 +271,35 @@ def load_fold(path: str, key: dict, y: np.ndarray, slides: np.ndarray):
     return dict(record, reused=True), prob, test, explained
 
 
+def schedule_check(args, x, y, groups, folds, config, fingerprint, per_fold, ig_steps, y_pred) -> dict:
+    """Fold ``args.schedule_check`` trained again at the recipe's full schedule: both accuracies on
+    the same held-out tiles, and how many tiles each gets right that the other misses."""
+    k = args.schedule_check
+    if k >= len(folds):
+        raise SystemExit(f"--schedule-check {k}: there are only {len(folds)} folds (0..{len(folds) - 1})")
+    full = hmt.TrainConfig(**dict(asdict(config), epochs=2 if args.quick else hmt.TrainConfig.epochs))  # quick: 2
+    key = {"train_config": asdict(full), "data_fingerprint": fingerprint, "held_out": folds[k],
+           "epochs": full.epochs, "explained_per_fold": per_fold, "ig_steps": ig_steps}
+    path = os.path.join(args.out, "models", f"hmt_slide_cv_fold{k}_full.npz")
+    saved = None if args.restart else load_fold(path, key, y, groups.slide)
+    if saved is None:
+        saved = run_fold(x, y, groups, folds[k], full, k, len(folds), per_fold, ig_steps)
+        save_fold(path, key, *saved)
+    fold, prob, test, _ = saved
+    short_right = y_pred[test] == y[test]
+    full_right = prob.argmax(-1) == y[test]
+    result = {"fold": k, "held_out": folds[k], "n_test": int(test.sum()), "epochs_short": config.epochs,
+              "epochs_full": full.epochs, "accuracy_short": float(short_right.mean()),
+              "accuracy_full": float(full_right.mean()), "difference_full_minus_short":
+                  float(full_right.mean() - short_right.mean()),
+              "right_only_with_full": int(np.sum(full_right & ~short_right)),
+              "right_only_with_short": int(np.sum(short_right & ~full_right)),
+              "best_epoch_full": fold["best_epoch"], "train_seconds_full": fold["train_seconds"], "checkpoint": _shown(path)}
+    print(f"schedule check, fold {k + 1} {folds[k]}: {result['accuracy_short']:.4f} at {config.epochs} epochs, "
+          f"{result['accuracy_full']:.4f} at {full.epochs}", flush=True)
+    return result
+
+
 # --- summaries and figures ---
 
 def confined_classes(y, slides, folds_record, y_pred) -> dict:
@@ -410,6 +444,8 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None, help="folder for models/ (the JSON, the fold files) and figures/ "
                         "(default: the repository; required with --quick)")
     parser.add_argument("--restart", action="store_true", help="retrain every fold, ignoring saved fold files")
+    parser.add_argument("--schedule-check", type=int, default=None, metavar="FOLD",
+                        help="also train this fold at the recipe's full schedule and compare (with --epochs)")
     parser.add_argument("--data", default=None, help="HMT folder (default: $HMT_DIR or data/hmt)")
     parser.add_argument("--model", default=os.path.join(_REPO, "models", "HMT.keras"), help="committed model to probe")
     parser.add_argument("--course-model", default=os.path.join(os.path.dirname(_REPO), "shared", "models", "course", "HMT.h5"),
@@ -424,6 +460,8 @@ def parse_args(argv=None):
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.explain is not None and args.explain < 0:
         parser.error(f"--explain must be >= 0, got {args.explain}")
+    if args.schedule_check is not None and (args.epochs is None or args.schedule_check < 0):
+        parser.error("--schedule-check FOLD needs a shorter schedule to compare (--epochs N) and a fold >= 0")
     if args.quick and args.out is None:
         parser.error("--quick needs --out FOLDER (e.g. --out /tmp/hmt-cv): its smoke-test record would otherwise "
                      "overwrite the repository's models/hmt_slide_cv.json and figures")
@@ -527,6 +565,10 @@ def main(argv=None) -> dict:
             print(f"fold {k + 1}/{len(folds)} held out {held}: accuracy {fold['accuracy']:.4f} on {fold['n_test']} tiles, "
                   f"{fold['train_seconds'] / 60:.1f} min" + (" (reused from " + _shown(path) + ")" if fold["reused"] else "")
                   + (f"; absent from its validation: {', '.join(absent)}" if absent else ""), flush=True)
+            _write_json(json_path, record)
+        if args.schedule_check is not None:
+            record["schedule_check"] = schedule_check(args, x, y, groups, folds, config, fingerprint, per_fold, ig_steps,
+                                                      y_pred)
             _write_json(json_path, record)
         record["summary"] = summarise(y, groups.slide, y_pred, record["folds"], n_boot, args.seed)
         _write_atomic(os.path.join(args.out, "models", "hmt_slide_cv_predictions.npz"), lambda f: np.savez_compressed(
