@@ -41,10 +41,10 @@ test-fast: $(STAMP) data
 	$(PY) -m pytest -q -m "not slow" tests
 
 # The unit tests (not the notebooks) in a Colab-like environment: Python 3.13, TensorFlow 2.20, Keras 3.13 and
-# NumPy 2.0, the floor of requirements.txt.
+# NumPy 2.1, the floor of requirements.txt.
 COLAB_VENV := .venv-colab
 COLAB_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) python3.13)
-COLAB_PINS := "tensorflow==2.20.*" "keras==3.13.*" "numpy==2.0.*"
+COLAB_PINS := "tensorflow==2.20.*" "keras==3.13.*" "numpy==2.1.*"
 
 $(COLAB_VENV)/.installed: requirements.txt
 	test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)

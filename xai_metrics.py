@@ -33,6 +33,8 @@ __all__ = [
     "saliency_positions",
     "road_impute",
     "removal_curves",
+    "patch_ids",
+    "patch_ranks",
     "deletion_insertion",
     "average_drop_increase",
     "average_drop_increase_topk",
@@ -235,24 +237,54 @@ def _ranks(relevance):
     return rank
 
 
-def _curve_inputs(model, x, maps, class_index, steps, fill, blur_sigma, score, batch_size):
+def patch_ids(spatial_shape, patch: int) -> np.ndarray:
+    """The patch of each position, int (D,): positions t // patch in 1D, (i // patch, j // patch) in
+    2D, numbered in row-major order (edge patches may be smaller)."""
+    if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 1:
+        raise ValueError(f"patch must be a positive int (positions a side of a patch), got {patch!r}")
+    if patch > min(spatial_shape):
+        raise ValueError(f"patch {patch} is larger than the input's spatial size {tuple(spatial_shape)}")
+    if len(spatial_shape) == 1:
+        return np.arange(spatial_shape[0]) // patch
+    h, w = spatial_shape
+    cols = -(-w // patch)
+    return ((np.arange(h)[:, None] // patch) * cols + np.arange(w)[None, :] // patch).ravel()
+
+
+def patch_ranks(relevance: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Ranks (0 = most relevant) when whole patches are ranked by their mean relevance: the patches'
+    positions come together, the best patch first (ties: lower patch number, then position)."""
+    n, d = relevance.shape
+    counts = np.bincount(ids)                                                # (P,)
+    rank = np.empty((n, d), np.int64)
+    for i in range(n):
+        means = np.bincount(ids, weights=relevance[i]) / counts              # (P,)
+        order = np.lexsort((np.arange(d), ids, -means[ids]))                 # by patch mean, patch, position
+        rank[i, order] = np.arange(d)
+    return rank
+
+
+def _curve_inputs(model, x, maps, class_index, steps, fill, blur_sigma, score, batch_size, patch=1):
     """Checks shared by the curves; returns (x, relevance (N, D), classes, ranks, cuts (S+1,))."""
     x = check_input(model, x)
     _check_positive_int("steps", steps)
     _check_fill(fill, blur_sigma)
     _check_score(score)
     _check_positive_int("batch_size", batch_size)
+    ids = patch_ids(x.shape[1:-1], patch)
     relevance = saliency_positions(maps, x.shape)                             # (N, D)
     classes = explained_classes(model, x, class_index, batch_size=batch_size)
     d = relevance.shape[1]
-    return x, relevance, classes, _ranks(relevance), np.round(np.linspace(0, d, steps + 1)).astype(int)
+    rank = _ranks(relevance) if patch == 1 else patch_ranks(relevance, ids)
+    return x, relevance, classes, rank, np.round(np.linspace(0, d, steps + 1)).astype(int)
 
 
 # --- removal curves with ROAD: MoRF, LeRF and the symmetric relevance gain ---
 
 def removal_curves(model, x, maps, class_index=None, *, steps: int = 10, fill: str | float = "road",
                    noise_std: float = 0.01, value_range: float | None = None, seed: int = 0,
-                   blur_sigma: float = 5.0, score: str = "probability", batch_size: int = 256) -> dict:
+                   blur_sigma: float = 5.0, score: str = "probability", batch_size: int = 256,
+                   patch: int = 1) -> dict:
     """Remove positions in the order of the map, ``D / steps`` more at a time, and follow the class
     score: most relevant first (MoRF, lower area is more faithful) and least relevant first (LeRF,
     higher is better). With ``fill="road"`` (the default) removed positions are imputed by
@@ -265,13 +297,16 @@ def removal_curves(model, x, maps, class_index=None, *, steps: int = 10, fill: s
         steps: removal steps; the curves hold the score after removing 0, 1/steps, ..., 1 of the positions.
         noise_std, value_range, seed: ROAD's noise (see :func:`road_impute`); step k uses ``seed + k``.
         fill: "road", "zeros", "blur" or a number.
+        patch: the granularity of the ranking: 1 ranks positions (pixels); p > 1 averages the map
+            over p x p patches (p positions in 1D) and removes whole patches, best first, so that a
+            pixel-sharp map and a coarse one are ranked at the same granularity.
 
     Returns:
         dict with ``morf_curve`` and ``lerf_curve`` float32 (N, steps + 1), per-example ``morf_auc``,
         ``lerf_auc`` and ``srg`` (trapezoid areas over a [0, 1] axis), and ``fractions`` (steps + 1,).
     """
     x, relevance, classes, rank, cuts = _curve_inputs(model, x, maps, class_index, steps, fill, blur_sigma,
-                                                      score, batch_size)
+                                                      score, batch_size, patch)
     n, d = relevance.shape
     road = {"noise_std": noise_std, "value_range": value_range}
     out = {"fractions": cuts / d}

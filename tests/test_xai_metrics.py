@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_conv1d
+from conftest import tiny_conv1d, tiny_conv2d
 
 import xai_metrics as xm
 import xai_utils as xu
@@ -256,3 +256,35 @@ def test_sanity_check_randomises_batch_normalisation_too():
     gamma_before, gamma_after = seen[0][0], seen[2][0]
     assert not np.allclose(gamma_before, gamma_after)
     np.testing.assert_array_equal(seen[2][3], 1.0)           # moving variance back to its initial state
+
+
+def test_patch_ids_and_ranks_remove_whole_patches_best_first():
+    np.testing.assert_array_equal(xm.patch_ids((5,), 2), [0, 0, 1, 1, 2])
+    np.testing.assert_array_equal(xm.patch_ids((3, 3), 2).reshape(3, 3), [[0, 0, 1], [0, 0, 1], [2, 2, 3]])
+    for bad in (0, 1.5, True, 4):
+        with pytest.raises(ValueError, match="patch"):
+            xm.patch_ids((3, 3), bad)
+    # a map constant within 2 x 2 patches, distinct between them: ranking pixels or patches agrees
+    blocks = np.array([[3.0, 1.0], [4.0, 2.0]])
+    relevance = np.kron(blocks, np.ones((2, 2))).reshape(1, 16)
+    ids = xm.patch_ids((4, 4), 2)
+    np.testing.assert_array_equal(xm.patch_ranks(relevance, ids), xm._ranks(relevance))
+    # one sharp pixel in a dull patch loses to a patch that is good on average
+    sharp = np.zeros((4, 4))
+    sharp[0, 0] = 10.0                                            # patch 0: mean 2.5
+    sharp[2:, 2:] = 3.0                                           # patch 3: mean 3
+    rank = xm.patch_ranks(sharp.reshape(1, 16), ids).reshape(4, 4)
+    assert set(rank[2:, 2:].ravel()) == {0, 1, 2, 3} and set(rank[:2, :2].ravel()) == {4, 5, 6, 7}
+    assert xm._ranks(sharp.reshape(1, 16)).reshape(4, 4)[0, 0] == 0
+
+
+def test_removal_curves_at_patch_granularity():
+    model = tiny_conv2d()
+    x = np.random.default_rng(0).uniform(0, 255, (2, 12, 12, 3)).astype(np.float32)
+    maps = np.kron(np.random.default_rng(1).random((2, 3, 3)), np.ones((4, 4)))   # constant within 4 x 4 patches
+    kwargs = dict(steps=3, fill="zeros", score="logit")
+    pixels = xm.removal_curves(model, x, maps, 0, **kwargs)
+    patches = xm.removal_curves(model, x, maps, 0, patch=4, **kwargs)
+    np.testing.assert_allclose(patches["morf_curve"], pixels["morf_curve"], rtol=1e-5)
+    with pytest.raises(ValueError, match="patch"):
+        xm.removal_curves(model, x, maps, 0, patch=13, **kwargs)
