@@ -3,7 +3,6 @@ import os
 import re
 
 import pytest
-
 from conftest import repo_path
 
 
