@@ -474,10 +474,11 @@ def save_model_with_provenance(model, path: str, provenance: dict) -> None:
     json_path = os.path.splitext(path)[0] + ".json"
     provenance = dict(provenance, saved_with_keras=keras.__version__,
                       loads_in_keras=f">={OLDEST_KERAS_CHECKED}")
-    with atomic_path(path, suffix=".keras") as tmp_model, atomic_open(json_path, "w") as f:
-        save_portable(model, tmp_model)
+    with atomic_open(json_path, "w") as f:                   # renamed second: never new provenance by an old model
         json.dump(provenance, f, indent=2, sort_keys=True)
         f.write("\n")
+        with atomic_path(path, suffix=".keras") as tmp_model:
+            save_portable(model, tmp_model)
 
 
 def load_legacy_model(path: str):

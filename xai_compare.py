@@ -267,12 +267,13 @@ def paired_differences(results: dict, sanity: dict | None = None, *, n_boot: int
 def differences_table(rows: list[dict], confidence: float = 0.95) -> str:
     """Markdown: each paired difference with its confidence interval and which method it favours."""
     pct = f"{confidence:.0%}"
-    lines = [f"| metric | difference | mean | {pct} confidence interval | n | holds: better method |",
-             "|---|---|---|---|---|---|"]
+    grouped = any("group" in r for r in rows)
+    lines = [("| group " if grouped else "") + f"| metric | difference | mean | {pct} confidence interval | n | "
+             "holds: better method |", ("|---" if grouped else "") + "|---|---|---|---|---|---|"]
     for r in rows:
         verdict = r["better"] if r["better"] else "no (the interval contains 0)"
-        lines.append(f"| {r['metric']} | {r['first']} − {r['second']} | {r['mean']:+.3f} | "
-                     f"[{r['low']:+.3f}, {r['high']:+.3f}] | {r['n']} | {verdict} |")
+        lines.append((f"| {r.get('group', '')} " if grouped else "") + f"| {r['metric']} | {r['first']} − {r['second']} | "
+                     f"{r['mean']:+.3f} | [{r['low']:+.3f}, {r['high']:+.3f}] | {r['n']} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -315,7 +316,7 @@ def orderings(results: dict, rows: list[dict], sanity: dict | None = None) -> di
         for u, v in zip(ranked, ranked[1:]):
             r = pairs.get((title, frozenset((u, v))))
             n = r["n"] if r else n
-            text += (" > " if r and r["better"] == u else " ≈ ") + v
+            text += (" ? " if r is None else " > " if r["better"] == u else " ≈ ") + v   # ?: not compared
         out[title] = text + (f" (n = {n})" if n else "")
     return out
 
@@ -350,7 +351,7 @@ def tables_document(groups: list[dict], completeness: str) -> str:
     sections += [f"### {ORDERINGS_HEADING}",
                  orderings_table({g["label"]: orderings(g["results"], g["diffs"], g.get("sanity")) for g in groups})]
     sections += ["### Paired differences (95 % bootstrap confidence intervals)",
-                 differences_table([r for g in groups for r in g["diffs"]])]
+                 differences_table([dict(r, group=g["label"]) for g in groups for r in g["diffs"]])]
     claims = [f"- {g['label']}: {c}" for g in groups for c in supported_claims(g["diffs"])]
     sections += ["### Differences whose confidence interval excludes 0", "\n".join(claims) or "- none", completeness]
     return "\n\n".join(sections) + "\n"

@@ -223,22 +223,37 @@ _GLOBAL_POOLING = (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAvera
                    keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D)
 
 
-def _pooled(op, memo: dict, depth: int = 0) -> bool:
+def _parents(op) -> list:
+    nodes = getattr(op, "_inbound_nodes", [])
+    tensors = list(nodes[0].input_tensors) if nodes else []
+    return [t._keras_history[0] for t in tensors if hasattr(t, "_keras_history")]
+
+
+def _pooled(op, memo: dict) -> bool:
     """Whether an operation's output is made from globally pooled features only: a global pooling
     (with or without keepdims) or anything computed from such outputs alone (a squeeze-excitation
     reshape, the 1 x 1 convs of MobileNetV3's head). Its map, 1 x 1 or broadcast, has no positions.
-    A map that shrank to 1 x 1 through strided convolutions (a small input) is not pooled."""
-    if isinstance(op, _GLOBAL_POOLING):
-        return True
-    if isinstance(op, (keras.layers.InputLayer, keras.Model)) or depth > 2000:
-        return False
-    if id(op) in memo:
-        return memo[id(op)]
-    memo[id(op)] = False                                       # cycles cannot occur; guards recursion
-    nodes = getattr(op, "_inbound_nodes", [])
-    tensors = list(nodes[0].input_tensors) if nodes else []
-    parents = [t._keras_history[0] for t in tensors if hasattr(t, "_keras_history")]
-    memo[id(op)] = bool(parents) and all(_pooled(p, memo, depth + 1) for p in parents)
+    A map that shrank to 1 x 1 through strided convolutions (a small input) is not pooled.
+
+    Walks the graph back with an explicit stack (a backbone of a thousand layers would overflow
+    Python's recursion), ``memo`` shared by the calls of one search (each operation visited once)."""
+    stack = [op]
+    while stack:
+        current = stack[-1]
+        if id(current) in memo:
+            stack.pop()
+            continue
+        if isinstance(current, _GLOBAL_POOLING) or isinstance(current, (keras.layers.InputLayer, keras.Model)):
+            memo[id(current)] = isinstance(current, _GLOBAL_POOLING)
+            stack.pop()
+            continue
+        parents = _parents(current)
+        todo = [p for p in parents if id(p) not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        memo[id(current)] = bool(parents) and all(memo[id(p)] for p in parents)
+        stack.pop()
     return memo[id(op)]
 
 
@@ -282,7 +297,8 @@ def find_layer(model, layer=None):
                              f"{len(model.input_shape)}; Grad-CAM needs one")
         for candidate in candidates:           # with a shared layer, "the last map" has no single answer
             check_called_once(model, candidate)
-        kept = [c for c in candidates if not _pooled(c, {})]
+        memo = {}                                   # one walk of the graph for every candidate
+        kept = [c for c in candidates if not _pooled(c, memo)]
         return (kept or candidates)[-1]
     return lookup_layer(model, layer, lambda: f"last spatial candidates: {names[-10:]}")
 

@@ -504,8 +504,8 @@ def _randomisation_groups(model) -> list:
     walk(model)
     groups = []
     for layer in flat:
-        if getattr(layer, "kernel", None) is not None:
-            groups.append([layer])
+        if any(getattr(layer, k, None) is not None for k in ("kernel", "depthwise_kernel", "pointwise_kernel")):
+            groups.append([layer])                       # a layer with a kernel (separable ones included)
         elif layer.trainable_weights or isinstance(layer, _NORMALISATIONS):
             # learned parameters without a kernel (a normalisation's scale and shift, a PReLU's
             # slopes, a layer scale): re-drawn with the kernel layer before them

@@ -38,5 +38,6 @@ def test_cleaner_scrubs_the_repository_path_and_package_warnings(capsys):
             "/x/lib/python3.11/site-packages/keras/base.py:113: UserWarning: Do not pass it.\n"
             "  super().__init__(**kwargs)\nkept line\n")
     assert cleaner.scrub(text, root) == "HMT tiles: data/hmt\nrunning in .\nkept line\n"
+    assert cleaner.scrub(f"{root}-colab/x and {root} here", root) == f"{root}-colab/x and . here"   # a sibling stays
     assert "dropped a warning" in capsys.readouterr().err
     assert os.path.isfile(repo_path("tools", "clean_notebook.py"))

@@ -214,3 +214,21 @@ def test_cascading_randomization_redraws_layer_and_group_normalisation():
         before = [w.copy() for w in layer.get_weights()]
         xm._randomise(layer, np.random.default_rng(0))
         assert all(not np.allclose(a, b) for a, b in zip(before, layer.get_weights()))
+
+
+def test_the_default_layer_is_found_in_a_very_deep_model():
+    inp = keras.Input((32, 1))
+    h = inp
+    for i in range(600):                                        # deeper than Python's recursion limit allows
+        h = layers.Activation("relu" if i % 2 else "linear")(layers.Conv1D(2, 1)(h) if i % 50 == 0 else h)
+    model = keras.Model(inp, layers.Dense(2)(layers.GlobalAveragePooling1D()(h)))
+    assert xu.find_layer(model) is model.layers[-3]
+
+
+def test_separable_convolutions_start_their_own_step_of_the_cascade():
+    model = keras.Sequential([keras.Input((12, 12, 3)), layers.SeparableConv2D(4, 3, name="s1"),
+                              layers.BatchNormalization(name="bn1"), layers.SeparableConv2D(4, 3, name="s2"),
+                              layers.SeparableConv2D(4, 3, name="s3"), layers.GlobalAveragePooling2D(),
+                              layers.Dense(2, name="d")])
+    groups = [[lay.name for lay in g] for g in xm._randomisation_groups(model)]
+    assert groups == [["d"], ["s3"], ["s2"], ["s1", "bn1"]]

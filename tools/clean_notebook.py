@@ -35,7 +35,7 @@ def scrub(text: str, repo: str = REPO) -> str:
         print("dropped a warning from an installed package:", gone.splitlines()[0], file=sys.stderr)
     text = PACKAGE_WARNING.sub("", text)
     for root in {repo, os.path.realpath(repo)}:
-        text = text.replace(root + os.sep, "").replace(root, ".")
+        text = re.sub(re.escape(root) + r"(?:/|(?![\w.-]))", lambda m: "" if m[0].endswith("/") else ".", text)
     return text
 
 

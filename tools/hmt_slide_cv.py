@@ -532,6 +532,9 @@ def main(argv=None) -> dict:
         x, y, groups, is_test = load_pooled(args.data, args.quick, work, args.seed)
         n_slides = len(np.unique(groups.slide))
         folds = slide_folds(groups.slide, y, args.folds or (QUICK_FOLDS if args.quick else n_slides), args.seed)
+        if args.schedule_check is not None and args.schedule_check >= len(folds):
+            raise SystemExit(f"--schedule-check {args.schedule_check}: there are only {len(folds)} folds "
+                             f"(0..{len(folds) - 1})")
         per_fold = math.ceil(args.explain / len(folds)) if args.explain else 0
         fingerprint = hmt.data_fingerprint(x, y, groups)
         print(f"{len(y)} tiles, {n_slides} slides, {len(np.unique(groups.source_image))} source images; folds {folds}; "
