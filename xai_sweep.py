@@ -21,8 +21,8 @@ import numpy as np
 import xai_metrics as xm
 from xai_compare import paired_bootstrap
 
-__all__ = ["EVALUATIONS", "SHARED_REFERENCE", "METRICS", "evaluate_grid", "robustness", "robustness_table",
-           "shared_reference"]
+__all__ = ["EVALUATIONS", "SHARED_REFERENCE", "METRICS", "method_variants", "evaluate_grid", "robustness",
+           "robustness_table", "shared_reference"]
 
 # ROAD's noisy linear imputation, a blur and a constant (0: what no baseline of the sweep is, for
 # inputs whose range does not start at 0, and what the zeros baseline is otherwise), each ranking
@@ -39,6 +39,41 @@ def shared_reference(method_reference: str | None, fill: str) -> bool:
     an evaluation's fill remove information towards the same input. ROAD's imputation fills from
     the neighbours, close to what a blur keeps, so ("blur", "road") counts as shared too."""
     return method_reference is not None and (method_reference, fill) in SHARED_REFERENCE
+
+
+def method_variants(model, x, classes, *, value_range: tuple, blur_sigma: float = 10.0, ig_steps: int = 32,
+                    tunnel_noise=(0.05, 0.15), tunnel_samples: int = 10, rise_settings=((1000, None),),
+                    uniform_samples: int = 4, seed: int = 0, batch_size: int = 128) -> tuple[dict, dict]:
+    """The settings swept, each method's maps in each: ``({method: {setting: maps}}, references)``.
+
+    - "IG": baselines zeros, white (the range's top), mean, blur (``blur_sigma``), uniform
+      (``uniform_samples`` draws), and the noise tunnel over IG (SmoothGrad of IG from zeros) at each
+      ``tunnel_noise`` (sigma as a share of the range; ``tunnel_samples`` draws of ``ig_steps`` / 4
+      steps, to bound the cost): the setting "zeros" is the tunnel off.
+    - "Grad-CAM": its default layer (no setting to sweep that changes its definition).
+    - "RISE": each ``(n_masks, cell_size)`` of ``rise_settings`` (None: RISE's default cell).
+    ``references``: ``{(method, setting): "blur" | "zeros" | None}``, the input each baseline
+    stands for, for :func:`robustness`. ``value_range``: ``(lo, hi)`` of the data (never guessed)."""
+    import xai_cam
+    import xai_gradients
+    import xai_integrated_gradients as xig
+    import xai_perturbation
+    lo, hi = value_range
+    ig = {}
+    for baseline in ("zeros", "white", "mean", "blur", "uniform"):
+        ig[baseline] = xig.integrated_gradients(model, x, classes, baseline=baseline, steps=ig_steps, value_range=(lo, hi),
+                                                blur_sigma=blur_sigma, baseline_samples=uniform_samples, seed=seed,
+                                                batch_size=batch_size)
+    for noise in tunnel_noise:
+        ig[f"tunnel {noise:g}"] = xai_gradients.smoothgrad(
+            model, x, classes, base="integrated_gradients", samples=tunnel_samples, steps=max(4, ig_steps // 4),
+            noise=noise, value_range=(lo, hi), seed=seed, batch_size=batch_size)
+    rise = {f"{m} masks, cell {c or 'default'}": xai_perturbation.rise(model, x, classes, n_masks=m, cell_size=c, seed=seed,
+                                                                         batch_size=batch_size)
+            for m, c in rise_settings}
+    variants = {"IG": ig, "Grad-CAM": {"default": xai_cam.grad_cam(model, x, classes)}, "RISE": rise}
+    references = {("IG", "zeros"): "zeros", ("IG", "blur"): "blur"}
+    return variants, references
 
 
 def evaluate_grid(model, x, classes, variants: dict[str, dict[str, np.ndarray]], evaluations: dict[str, dict], *,

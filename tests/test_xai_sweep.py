@@ -59,3 +59,17 @@ def test_evaluate_grid_on_a_model_with_a_known_answer():
     with pytest.raises(ValueError, match="granularity"):
         xs.evaluate_grid(model, x, 0, {"right": {"-": right}}, {"bad": {"fill": "zeros", "granularity": "blocks"}},
                          patch=4)
+
+
+def test_method_variants_give_every_setting_its_maps():
+    from conftest import tiny_conv2d
+    model = tiny_conv2d()
+    x = np.random.default_rng(0).uniform(0, 255, (3, 12, 12, 3)).astype(np.float32)
+    variants, references = xs.method_variants(model, x, 0, value_range=(0, 255), blur_sigma=2.0, ig_steps=4,
+                                              tunnel_noise=(0.1,), tunnel_samples=2, rise_settings=((20, 3), (20, None)),
+                                              uniform_samples=2)
+    assert set(variants["IG"]) == {"zeros", "white", "mean", "blur", "uniform", "tunnel 0.1"}
+    assert set(variants["RISE"]) == {"20 masks, cell 3", "20 masks, cell default"}
+    assert all(m.shape == x.shape for m in variants["IG"].values())
+    assert variants["Grad-CAM"]["default"].shape == (3, 12, 12)
+    assert references[("IG", "blur")] == "blur" and not np.allclose(variants["IG"]["zeros"], variants["IG"]["blur"])
