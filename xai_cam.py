@@ -36,7 +36,7 @@ __all__ = ["grad_cam", "grad_cam_plus_plus", "score_cam"]
 
 
 def _front(model, x, class_index, layer, batch_size, score, jit_compile):
-    """The checks both methods share: (x, the layer, the classes, batch_size, jit_compile)."""
+    """The checks the CAM methods share: (x, the layer, the classes, batch_size, jit_compile)."""
     x = check_input(model, x)
     batch_size = check_batch_size(batch_size)
     check_choice(score, SCORES, "score")
@@ -82,17 +82,20 @@ def grad_cam(model, x, class_index=None, *, layer=None, batch_size: int = 64, sc
         float32 (N, T) or (N, H, W), non-negative, not normalised; upsampled linearly (1D) or
         bilinearly (2D) with half-pixel centres.
     """
-    x = check_input(model, x)
-    target = find_layer(model, layer)
-    chunk = min(check_batch_size(batch_size), len(x))
-    classes = explained_classes(model, x, class_index, batch_size=batch_size)
+    x, target, classes, batch_size, jit_compile = _front(model, x, class_index, layer, batch_size, score, jit_compile)
+    return _maps_at_layer(cached_step(model, _grad_cam_step, target, score, jit_compile), x, classes, batch_size,
+                          "Grad-CAM", progress)
+
+
+def _maps_at_layer(step, x, classes, batch_size: int, desc: str, progress) -> np.ndarray:
+    """``step(xb, cb)`` -> maps at the layer's resolution, over fixed-size batches, upsampled to the
+    input outside the step: float32 (N, T) or (N, H, W). The loop of Grad-CAM and Grad-CAM++."""
+    chunk = min(batch_size, len(x))
     spatial = tuple(x.shape[1:-1])                                      # (T,) or (H, W)
-    step = cached_step(model, _grad_cam_step, target, score, check_flag(jit_compile, "jit_compile"))
     out = np.empty((len(x),) + spatial, np.float32)
-    with progress_bar(int(np.ceil(len(x) / chunk)), "Grad-CAM", progress) as bar:
+    with progress_bar(int(np.ceil(len(x) / chunk)), desc, progress) as bar:
         for a, b, (xb, cb) in padded_batches(len(x), chunk, x, classes):
-            cam = step(xb, cb)
-            out[a:b] = upsample(cam, spatial).numpy()[: b - a]
+            out[a:b] = upsample(step(xb, cb), spatial).numpy()[: b - a]
             bar.update()
     return out
 
@@ -145,16 +148,8 @@ def grad_cam_plus_plus(model, x, class_index=None, *, layer=None, batch_size: in
         float32 (N, T) or (N, H, W), non-negative, not normalised.
     """
     x, target, classes, batch_size, jit_compile = _front(model, x, class_index, layer, batch_size, score, jit_compile)
-    chunk = min(batch_size, len(x))
-    spatial = tuple(x.shape[1:-1])                                      # (T,) or (H, W)
-    step = cached_step(model, _grad_cam_plus_plus_step, target, score, jit_compile)
-    out = np.empty((len(x),) + spatial, np.float32)
-    with progress_bar(int(np.ceil(len(x) / chunk)), "Grad-CAM++", progress) as bar:
-        for a, b, (xb, cb) in padded_batches(len(x), chunk, x, classes):
-            cam = step(xb, cb)
-            out[a:b] = upsample(cam, spatial).numpy()[: b - a]
-            bar.update()
-    return out
+    return _maps_at_layer(cached_step(model, _grad_cam_plus_plus_step, target, score, jit_compile), x, classes,
+                          batch_size, "Grad-CAM++", progress)
 
 
 # --- Score-CAM ---
