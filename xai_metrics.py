@@ -17,7 +17,9 @@ R removed positions of one example, S steps of a curve, L layers.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -168,10 +170,16 @@ def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, value_ran
     fallback = x.reshape(-1, x.shape[-1]).mean(0)                           # (C,)
     rng = np.random.default_rng(seed)
     out = x.copy()
-    for i in range(len(x)):
-        if not removed[i].any():
-            continue
-        values = _impute_example(x[i], removed[i], fallback)                # (R, C)
+    todo = [i for i in range(len(x)) if removed[i].any()]
+    # SuperLU releases the GIL, so the examples' systems are solved on every core; the noise is
+    # drawn afterwards in the examples' order, so the result does not depend on the threads
+    workers = min(len(todo), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            solved = list(pool.map(lambda i: _impute_example(x[i], removed[i], fallback), todo))
+    else:
+        solved = [_impute_example(x[i], removed[i], fallback) for i in todo]
+    for i, values in zip(todo, solved):                                      # values: (R, C)
         if noise_std > 0:
             values = values + rng.normal(0.0, noise_std * scale, values.shape)
         flat = out[i].reshape(-1, x.shape[-1])                              # a view: (D, C)
