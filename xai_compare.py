@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from scipy.stats import rankdata
 
 import xai_metrics as xm
 import xai_utils as xu
@@ -23,6 +24,9 @@ from xai_methods import METHODS, method_function
 
 __all__ = [
     "METHOD_NAMES",
+    "MARKS",
+    "MARKS_LEGEND",
+    "claims_matrix",
     "method_settings",
     "methods",
     "explain_all",
@@ -298,11 +302,31 @@ def supported_claims(rows: list[dict]) -> list[str]:
     return out
 
 
-def orderings(results: dict, rows: list[dict], sanity: dict | None = None) -> dict[str, str]:
+# how an ordering of two methods fares across the settings grid (xai_sweep.robustness's verdicts)
+MARKS = {"robust": "●", "setting-dependent": "◐", "reversed somewhere": "✕", "no difference": "○"}
+SWEPT = {"MoRF AUC (ROAD) ↓": "morf_auc", "LeRF AUC (ROAD) ↑": "lerf_auc", "SRG (ROAD) ↑": "srg"}
+MARKS_LEGEND = ("across the settings grid (xai_sweep): ● the neighbours' order holds in every cell, ◐ in some cells "
+                "and is never reversed, ✕ it is reversed in some cell, ○ no cell's interval excludes 0; unmarked: "
+                "one setting only")
+
+
+def _mark(verdicts: dict | None, title: str, better: str, worse: str) -> str:
+    """The robustness mark of "better before worse" on a metric, '' where the metric was not swept."""
+    row = (verdicts or {}).get((SWEPT.get(title), frozenset((better, worse))))
+    if row is None:
+        return ""
+    if row["verdict"] in ("robust", "setting-dependent") and row["leader"] != better:
+        return MARKS["reversed somewhere"]                   # the grid's leader is the other method
+    return MARKS[row["verdict"]] if row["verdict"] in MARKS else ""
+
+
+def orderings(results: dict, rows: list[dict], sanity: dict | None = None, verdicts: dict | None = None) -> dict[str, str]:
     """Per metric, the methods from best to worst by mean, written ``A > B ≈ C (n = ...)``: ``>``
     where the paired difference of the two neighbours has a confidence interval that excludes 0,
     ``≈`` where it does not (neighbours only: ``A ≈ B ≈ C`` does not say that A and C tie).
-    ``rows``: :func:`paired_differences` of the same results."""
+    ``rows``: :func:`paired_differences` of the same results. ``verdicts``: the settings grid's
+    verdicts (:func:`xai_sweep.verdicts`), which mark each neighbour relation of the removal
+    metrics with :data:`MARKS` (see :data:`MARKS_LEGEND`)."""
     results = _with_sanity(results, sanity)
     pairs = {(r["metric"], frozenset((r["first"], r["second"]))): r for r in rows}
     out = {}
@@ -316,9 +340,46 @@ def orderings(results: dict, rows: list[dict], sanity: dict | None = None) -> di
         for u, v in zip(ranked, ranked[1:]):
             r = pairs.get((title, frozenset((u, v))))
             n = r["n"] if r else n
-            text += (" ? " if r is None else " > " if r["better"] == u else " ≈ ") + v   # ?: not compared
+            relation = "?" if r is None else ">" if r["better"] == u else "≈"          # ?: not compared
+            text += f" {relation}{_mark(verdicts, title, u, v)} {v}"
         out[title] = text + (f" (n = {n})" if n else "")
     return out
+
+
+def claims_matrix(results: dict, rows: list[dict], sanity: dict | None = None, verdicts: dict | None = None) -> dict:
+    """What :func:`xai_plots.plot_claims` draws for one group: ``methods``, ``metrics`` (the
+    columns' titles), ``values`` and ``ranks`` (methods x metrics; 1 is the best, equal means share
+    a rank, NaN where a method lacks the metric), ``decimals`` (per metric) and ``marks``: ● where
+    every difference of the method from the others holds (interval excluding 0) in the default
+    setting and across the whole settings grid, ◐ where some do, ○ where some hold in the default
+    setting only, '' where none does; on metrics that were not swept only ○ or ''."""
+    results = _with_sanity(results, sanity)
+    pairs = {(r["metric"], frozenset((r["first"], r["second"]))): r for r in rows}
+    methods = list(results)
+    cols = [c for c in COLUMNS if sum(c[1] in results[m] for m in methods) >= 2]
+    values = np.full((len(methods), len(cols)), np.nan)
+    ranks = np.full_like(values, np.nan)
+    marks = [["" for _ in cols] for _ in methods]
+    for j, (title, key, scale, higher) in enumerate(cols):
+        have = [i for i, m in enumerate(methods) if key in results[m]]
+        for i in have:
+            values[i, j] = float(np.mean(np.asarray(results[methods[i]][key]) * scale))
+        ranks[have, j] = rankdata(-values[have, j] if higher else values[have, j], method="min")   # ties share
+        for i in have:
+            held, robust = 0, 0
+            for k in have:
+                if k == i:
+                    continue
+                d = pairs.get((title, frozenset((methods[i], methods[k]))))
+                if d and d["better"]:
+                    held += 1
+                    better, worse = (methods[i], methods[k]) if d["better"] == methods[i] else (methods[k], methods[i])
+                    robust += _mark(verdicts, title, better, worse) == MARKS["robust"]
+            others = len(have) - 1
+            marks[i][j] = ("●" if robust == others else "◐" if robust else "○" if held else "")
+    return {"methods": methods, "metrics": [c[0] for c in cols], "values": values, "ranks": ranks, "marks": marks,
+            "decimals": [3 if c[2] == 1 else 1 for c in cols],
+            "swept": [c[0] in SWEPT and verdicts is not None for c in cols]}
 
 
 def orderings_table(groups: dict[str, dict]) -> str:
@@ -331,16 +392,20 @@ def orderings_table(groups: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-ORDERINGS_HEADING = "Orderings (best first; > : the neighbours' paired 95 % confidence interval excludes 0, ≈ : it does not)"
+ORDERINGS_HEADING = ("Orderings (best first; > : the neighbours' paired 95 % confidence interval excludes 0, ≈ : it "
+                     "does not)")
 
 
-def tables_document(groups: list[dict], completeness: str) -> str:
+def tables_document(groups: list[dict], completeness: str, sweeps: list[dict] | None = None) -> str:
     """The comparison's Markdown file (``figures/xai_tables.md``), its ``###`` sections read by
     ``tools/readme_results.py``: each group's full table (``heading``, ``results``, ``sanity``,
     optional ``extra`` Markdown below it), its compact table (``Summary: <heading>``, no agreement
-    columns), the orderings of every group, every paired difference, the claims whose interval
-    excludes 0 and the completeness line. ``groups``: dicts with ``heading``, ``label`` (the
-    orderings' column), ``results``, ``sanity`` (or None), ``diffs`` (:func:`paired_differences`)."""
+    columns), the orderings of every group (marked with each group's ``verdicts``, if any, see
+    :func:`orderings`), every paired difference, the claims whose interval excludes 0, the
+    completeness line, then the settings sweeps: ``sweeps``, dicts with ``heading`` and ``text``
+    (Markdown), and ``findings`` (lines, gathered under ``Findings across settings``).
+    ``groups``: dicts with ``heading``, ``label`` (the orderings' column), ``results``, ``sanity``
+    (or None), ``diffs`` (:func:`paired_differences`) and optional ``verdicts``."""
     sections = []
     for g in groups:
         sections += [f"### {g['heading']}", comparison_table(g["results"], g.get("sanity"))]
@@ -348,12 +413,19 @@ def tables_document(groups: list[dict], completeness: str) -> str:
             sections.append(g["extra"])
     for g in groups:
         sections += [f"### Summary: {g['heading']}", comparison_table(g["results"], g.get("sanity"), agreement=False)]
+    marked = any(g.get("verdicts") for g in groups)
     sections += [f"### {ORDERINGS_HEADING}",
-                 orderings_table({g["label"]: orderings(g["results"], g["diffs"], g.get("sanity")) for g in groups})]
+                 orderings_table({g["label"]: orderings(g["results"], g["diffs"], g.get("sanity"), g.get("verdicts"))
+                                  for g in groups}) + (f"\n\nMarks {MARKS_LEGEND}." if marked else "")]
     sections += ["### Paired differences (95 % bootstrap confidence intervals)",
                  differences_table([dict(r, group=g["label"]) for g in groups for r in g["diffs"]])]
     claims = [f"- {g['label']}: {c}" for g in groups for c in supported_claims(g["diffs"])]
     sections += ["### Differences whose confidence interval excludes 0", "\n".join(claims) or "- none", completeness]
+    if sweeps:
+        lines = [f"- {line}" for s in sweeps for line in s.get("findings", [])]
+        sections += ["### Findings across settings", "\n".join(lines) or "- none"]
+        for s in sweeps:
+            sections += [f"### {s['heading']}", s["text"]]
     return "\n\n".join(sections) + "\n"
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_curves", "plot_sanity", "pick_examples",
+__all__ = ["SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_curves", "plot_sanity", "plot_claims",
+           "pick_examples",
            "map_kind"]
 
 SIGNED, UNSIGNED, ABSOLUTE = "signed", "unsigned", "absolute"
@@ -222,6 +223,52 @@ def plot_sanity(sanity: dict, title: str = ""):
     ax.set_ylabel("Spearman with original |map|")
     ax.set_ylim(-0.2, 1.05), ax.grid(alpha=0.3), ax.legend(fontsize=8)
     ax.set_title(title or "sanity check: a faithful method decorrelates as the weights are randomised")
+    fig.tight_layout()
+    return fig
+
+
+def _short(title: str) -> str:
+    """A column title of ``xai_compare.COLUMNS`` for a narrow column: its name and direction on two lines."""
+    title = title.replace("sanity: Spearman, all layers random", "sanity").replace(" (ROAD)", "").replace(" %", "")
+    title = title.replace("increase in confidence", "increase")
+    return title.replace(" AUC", "\nAUC").replace("average ", "average\n").replace("relevance ", "relevance\n")
+
+
+def plot_claims(panels: dict, title: str = ""):
+    """The comparison on one page: for each group (``{label: xai_compare.claims_matrix(...)}``), the
+    methods x metrics, each cell coloured by the method's rank on the metric (dark: best), with
+    the mean and the mark of how its differences hold (● every difference from the other methods
+    holds in the default setting and across the settings grid, ◐ some do, ○ some hold in the
+    default setting only; metrics with an asterisk were not swept)."""
+    import matplotlib.pyplot as plt
+    if not panels:
+        raise ValueError("panels must hold at least one group")
+    widths = [len(p["metrics"]) for p in panels.values()]
+    rows = max(len(p["methods"]) for p in panels.values())
+    fig, axes = plt.subplots(1, len(panels), figsize=(0.78 * sum(widths) + 1.3 * len(panels), 0.5 * rows + 1.6),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    cmap = plt.get_cmap("Greens_r")
+    for ax, (label, p) in zip(axes[0], panels.items()):
+        ranks = np.asarray(p["ranks"], float)
+        n = len(p["methods"])
+        shown = np.where(np.isnan(ranks), np.nan, (ranks - 1) / max(n - 1, 1) * 0.75)   # best dark, worst light
+        ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=0, vmax=1, aspect="auto")
+        for i in range(n):
+            for j in range(len(p["metrics"])):
+                v = p["values"][i][j]
+                if np.isnan(v):
+                    ax.text(j, i, "-", ha="center", va="center", fontsize=8, color="grey")
+                    continue
+                dark = shown[i, j] < 0.35
+                ax.text(j, i, f"{v:.{p['decimals'][j]}f}\n{p['marks'][i][j]}", ha="center", va="center", fontsize=7.5,
+                        color="white" if dark else "black")
+        ax.set_xticks(range(len(p["metrics"])),
+                      [_short(m) + ("" if sw else " *") for m, sw in zip(p["metrics"], p["swept"])], fontsize=7)
+        ax.set_yticks(range(n), p["methods"], fontsize=9)
+        ax.tick_params(length=0)
+        ax.set_title(label, fontsize=10)
+    fig.suptitle(title or "colour: rank (dark: best). ● every difference from the others holds across the settings "
+                          "grid, ◐ some do,\n○ some hold in the default setting only; * metric not swept", fontsize=8.5)
     fig.tight_layout()
     return fig
 

@@ -6,9 +6,11 @@ A claim "A beats B on SRG" holds in one cell of the grid (a setting of A, a sett
 evaluation setting) when the paired bootstrap confidence interval of A - B excludes 0 in A's
 favour. :func:`robustness` counts the cells: **robust** when it holds in every cell, **reversed
 somewhere** when B wins with an interval excluding 0 in at least one cell, **setting-dependent**
-otherwise. Where a method's baseline and the removal fill share a reference (IG from a blurred
-tile and a blur fill), the cell says so (:data:`SHARED_REFERENCE`), so that a reader can see
-whether an advantage comes from the metric agreeing with the method.
+when A wins in some cells and neither in the others, **no difference** when no cell's interval
+excludes 0. Where a method's baseline and the removal fill share a reference (IG from a blurred
+tile and a blur fill; ROAD, which fills from the neighbours, counts as a blur), the cell says so
+(:func:`shared_reference`), and the verdict is given again without those cells, so that a reader
+can see whether an advantage comes from the metric agreeing with the method.
 
 Axis key: N examples; a grid cell is (setting of A, setting of B, evaluation).
 """
@@ -21,59 +23,108 @@ import numpy as np
 import xai_metrics as xm
 from xai_compare import paired_bootstrap
 
-__all__ = ["EVALUATIONS", "SHARED_REFERENCE", "METRICS", "method_variants", "evaluate_grid", "robustness",
-           "robustness_table", "shared_reference"]
+__all__ = ["evaluations", "METRICS", "method_variants", "evaluate_grid", "robustness", "robustness_table",
+           "settings_table", "verdicts", "shared_reference", "findings",
+           "completeness_by_baseline"]
 
-# ROAD's noisy linear imputation, a blur and a constant (0: what no baseline of the sweep is, for
-# inputs whose range does not start at 0, and what the zeros baseline is otherwise), each ranking
-# pixels and 8 x 8 patches (4 positions in 1D)
-EVALUATIONS = {f"{fill}, {grain}": {"fill": fill, "granularity": grain}
-               for fill in ("road", "blur", "zeros") for grain in ("pixels", "patches")}
-# (method setting's reference, evaluation fill) pairs that remove information towards the same input
-SHARED_REFERENCE = {("blur", "blur"), ("zeros", "zeros"), ("blur", "road")}
 METRICS = {"srg": True, "morf_auc": False, "lerf_auc": True}            # metric -> higher is better
+GRAINS = ("pixels", "patches")
 
 
-def shared_reference(method_reference: str | None, fill: str) -> bool:
-    """Whether a method setting's reference (a baseline such as "blur" or "zeros"; None: none) and
-    an evaluation's fill remove information towards the same input. ROAD's imputation fills from
-    the neighbours, close to what a blur keeps, so ("blur", "road") counts as shared too."""
-    return method_reference is not None and (method_reference, fill) in SHARED_REFERENCE
+def evaluations(value_range: tuple, *, grains=GRAINS) -> dict[str, dict]:
+    """The removal settings: ROAD's noisy linear imputation, a blur and a constant at the middle of
+    the data's range (``value_range``: ``(lo, hi)``; grey for 0-255 tiles: a fill that no baseline
+    of the sweep stands for, unless the middle is 0), each ranking single positions ("pixels") and
+    patches. ``{label: {"fill", "granularity", "reference"}}``: ``reference`` is the input the fill
+    removes information towards ("blur" for the blur and for ROAD, which fills from the
+    neighbours; "zeros" for a constant 0; None otherwise), compared with the methods' baselines
+    by :func:`shared_reference`."""
+    lo, hi = (float(v) for v in value_range)
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise ValueError(f"value_range must be (lo, hi) with lo < hi, got {value_range!r}")
+    for g in grains:
+        if g not in GRAINS:
+            raise ValueError(f"grains must be among {GRAINS}, got {g!r}")
+    middle = (lo + hi) / 2
+    fills = {"road": ("road", "blur"), "blur": ("blur", "blur"),
+             f"constant {middle:.4g}": (middle, "zeros" if middle == 0 else None)}
+    return {f"{name}, {g}": {"fill": fill, "granularity": g, "reference": ref}
+            for name, (fill, ref) in fills.items() for g in grains}
 
 
-def method_variants(model, x, classes, *, value_range: tuple, blur_sigma: float = 10.0, ig_steps: int = 32,
-                    tunnel_noise=(0.05, 0.15), tunnel_samples: int = 10, rise_settings=((1000, None),),
-                    uniform_samples: int = 4, seed: int = 0, batch_size: int = 128) -> tuple[dict, dict]:
+def shared_reference(method_reference: str | None, evaluation: dict) -> bool:
+    """Whether a method setting's reference (the input its baseline stands for: "blur", "zeros";
+    None: none) and an evaluation's fill (its ``reference``, see :func:`evaluations`) remove
+    information towards the same input."""
+    return method_reference is not None and method_reference == evaluation.get("reference")
+
+
+def method_variants(model, x, classes, *, value_range: tuple, given: dict | None = None, references=None,
+                    blur_sigma: float = 10.0, ig_steps: int = 32, tunnel_noise=(0.05, 0.15), tunnel_samples: int = 10,
+                    smoothgrad_noise=(0.05, 0.15), smoothgrad_samples: int = 50, expected_samples: int = 64,
+                    rise_settings=((1000, None),), uniform_samples: int = 4, seed: int = 0,
+                    batch_size: int = 128, log: Callable | None = None) -> tuple[dict, dict]:
     """The settings swept, each method's maps in each: ``({method: {setting: maps}}, references)``.
 
     - "IG": baselines zeros, white (the range's top), mean, blur (``blur_sigma``), uniform
-      (``uniform_samples`` draws), and the noise tunnel over IG (SmoothGrad of IG from zeros) at each
-      ``tunnel_noise`` (sigma as a share of the range; ``tunnel_samples`` draws of ``ig_steps`` / 4
-      steps, to bound the cost): the setting "zeros" is the tunnel off.
-    - "Grad-CAM": its default layer (no setting to sweep that changes its definition).
+      (``uniform_samples`` draws), expected gradients from ``references`` (e.g. training examples;
+      skipped when None; ``expected_samples`` draws), and the noise tunnel over IG (SmoothGrad of IG
+      from zeros) at each ``tunnel_noise`` (sigma as a share of the range; ``tunnel_samples`` draws of
+      ``ig_steps`` / 4 steps, to bound the cost): the setting "zeros" is the tunnel off.
+    - "SmoothGrad": the noise tunnel over the plain gradient at each ``smoothgrad_noise``.
+    - "Gradient × input", "Grad-CAM", "Grad-CAM++", "Score-CAM", "SISE": their defaults (no setting
+      that changes their definition is swept; the CAMs at the default layer).
     - "RISE": each ``(n_masks, cell_size)`` of ``rise_settings`` (None: RISE's default cell).
-    ``references``: ``{(method, setting): "blur" | "zeros" | None}``, the input each baseline
-    stands for, for :func:`robustness`. ``value_range``: ``(lo, hi)`` of the data (never guessed)."""
+
+    ``given``: ``{(method, setting): maps}`` already computed for ``x`` (e.g. the comparison's
+    defaults), used instead of recomputing. The second value, ``{(method, setting): "blur" |
+    "zeros" | None}``, is the input each baseline stands for, for :func:`robustness`.
+    ``value_range``: ``(lo, hi)`` of the data (never guessed)."""
     import xai_cam
     import xai_gradients
     import xai_integrated_gradients as xig
     import xai_perturbation
     lo, hi = value_range
-    ig = {}
-    for baseline in ("zeros", "white", "mean", "blur", "uniform"):
-        ig[baseline] = xig.integrated_gradients(model, x, classes, baseline=baseline, steps=ig_steps, value_range=(lo, hi),
-                                                blur_sigma=blur_sigma, baseline_samples=uniform_samples, seed=seed,
-                                                batch_size=batch_size)
-    for noise in tunnel_noise:
-        ig[f"tunnel {noise:g}"] = xai_gradients.smoothgrad(
-            model, x, classes, base="integrated_gradients", samples=tunnel_samples, steps=max(4, ig_steps // 4),
-            noise=noise, value_range=(lo, hi), seed=seed, batch_size=batch_size)
-    rise = {f"{m} masks, cell {c or 'default'}": xai_perturbation.rise(model, x, classes, n_masks=m, cell_size=c, seed=seed,
-                                                                         batch_size=batch_size)
-            for m, c in rise_settings}
-    variants = {"IG": ig, "Grad-CAM": {"default": xai_cam.grad_cam(model, x, classes)}, "RISE": rise}
-    references = {("IG", "zeros"): "zeros", ("IG", "blur"): "blur"}
-    return variants, references
+    given = dict(given or {})
+    common = {"seed": seed, "batch_size": batch_size}
+    noise = {"value_range": (lo, hi), **common}
+    plan = {("IG", b): (xig.integrated_gradients, {"baseline": b, "steps": ig_steps, "value_range": (lo, hi),
+                                                   "blur_sigma": blur_sigma, "baseline_samples": uniform_samples,
+                                                   **common})
+            for b in ("zeros", "white", "mean", "blur", "uniform")}
+    if references is not None:
+        plan[("IG", "expected")] = (xai_gradients.expected_gradients,
+                                    {"references": references, "samples": expected_samples, **common})
+    for sigma in tunnel_noise:
+        plan[("IG", f"tunnel {sigma:g}")] = (xai_gradients.smoothgrad, {
+            "base": "integrated_gradients", "samples": tunnel_samples, "steps": max(4, ig_steps // 4),
+            "noise": sigma, **noise})
+    for sigma in smoothgrad_noise:
+        plan[("SmoothGrad", f"σ {sigma:g}")] = (xai_gradients.smoothgrad, {
+            "samples": smoothgrad_samples, "noise": sigma, **noise})
+    plan[("Gradient × input", "default")] = (xai_gradients.gradient_x_input, {"batch_size": batch_size})
+    plan[("Grad-CAM", "default")] = (xai_cam.grad_cam, {})
+    plan[("Grad-CAM++", "default")] = (xai_cam.grad_cam_plus_plus, {})
+    plan[("Score-CAM", "default")] = (xai_cam.score_cam, {"batch_size": batch_size})
+    for m, c in rise_settings:
+        plan[("RISE", f"{m} masks, cell {c or 'default'}")] = (xai_perturbation.rise,
+                                                               {"n_masks": m, "cell_size": c, **common})
+    plan[("SISE", "default")] = (xai_perturbation.sise, {"batch_size": batch_size})
+    unknown = set(given) - set(plan)
+    if unknown:
+        raise ValueError(f"given maps for settings that are not swept: {sorted(unknown)}; the swept ones are "
+                         f"{sorted(plan)}")
+    variants: dict[str, dict[str, np.ndarray]] = {}
+    for (method, setting), (function, options) in plan.items():
+        if (method, setting) in given:
+            maps = np.asarray(given[(method, setting)])
+        else:
+            maps = function(model, x, classes, **options)
+            if log:
+                log(f"{method} ({setting}): computed")
+        variants.setdefault(method, {})[setting] = maps
+    refs = {("IG", "zeros"): "zeros", ("IG", "blur"): "blur"}
+    return variants, refs
 
 
 def evaluate_grid(model, x, classes, variants: dict[str, dict[str, np.ndarray]], evaluations: dict[str, dict], *,
@@ -83,16 +134,18 @@ def evaluate_grid(model, x, classes, variants: dict[str, dict[str, np.ndarray]],
 
     ``variants``: ``{method: {setting: maps}}``, maps of ``x`` as :func:`xai_metrics.removal_curves`
     takes them. ``evaluations``: ``{label: {"fill": "road" | "blur" | "zeros" | number,
-    "granularity": "pixels" | "patches"}}`` (e.g. :data:`EVALUATIONS`); ``patch`` is the side of a
-    patch. Returns ``{(method, setting, evaluation): {"srg", "morf_auc", "lerf_auc": float (N,)}}``.
+    "granularity": "pixels" | "patches", "reference": ...}}`` (see :func:`evaluations`); ``patch`` is
+    the side of a patch. Returns ``{(method, setting, evaluation): {"srg", "morf_auc", "lerf_auc":
+    float (N,)}}``.
     """
     if not variants or not evaluations:
         raise ValueError("variants and evaluations must each hold at least one entry")
     grid = {}
     for label, ev in evaluations.items():
-        if set(ev) != {"fill", "granularity"} or ev["granularity"] not in ("pixels", "patches"):
-            raise ValueError(f"evaluation {label!r} must be {{'fill': ..., 'granularity': 'pixels' | 'patches'}}, "
-                             f"got {ev!r}")
+        if not {"fill", "granularity"} <= set(ev) <= {"fill", "granularity", "reference"} or \
+                ev["granularity"] not in GRAINS:
+            raise ValueError(f"evaluation {label!r} must be {{'fill': ..., 'granularity': 'pixels' | 'patches'"
+                             f"[, 'reference': ...]}} (see evaluations()), got {ev!r}")
         for method, settings in variants.items():
             for setting, maps in settings.items():
                 curves = xm.removal_curves(model, x, maps, classes, steps=steps, fill=ev["fill"], noise_std=noise_std,
@@ -104,15 +157,21 @@ def evaluate_grid(model, x, classes, variants: dict[str, dict[str, np.ndarray]],
     return grid
 
 
-def robustness(grid: dict, *, references: dict | None = None, metrics=tuple(METRICS), n_boot: int = 2000,
-               seed: int = 0) -> list[dict]:
+def robustness(grid: dict, *, references: dict | None = None, evaluations: dict | None = None,
+               metrics=tuple(METRICS), n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """For every metric and pair of methods, the grid's cells (a setting of each method and an
     evaluation): in how many the first method wins, the second wins (paired 95 % interval excluding
-    0) or neither, the verdict, and each cell. ``references``: ``{(method, setting): reference}``
-    (e.g. ``("IG", "blur"): "blur"``) marks cells whose method shares its reference with the fill."""
+    0) or neither, the verdict, the verdict again without the cells where a method's baseline shares
+    its reference with the fill (``verdict_unshared``), and each cell. ``references``: ``{(method,
+    setting): reference}`` (the second value of :func:`method_variants`); ``evaluations``: the
+    evaluations of the grid (:func:`evaluations`), for their fills' references."""
     references = references or {}
+    evaluations = evaluations or {}
+    for metric in metrics:
+        if metric not in METRICS:
+            raise ValueError(f"metrics must be among {tuple(METRICS)}, got {metric!r}")
     methods = list(dict.fromkeys(m for m, _, _ in grid))
-    evaluations = list(dict.fromkeys(e for _, _, e in grid))
+    labels = list(dict.fromkeys(e for _, _, e in grid))
     settings = {m: list(dict.fromkeys(s for mm, s, _ in grid if mm == m)) for m in methods}
     rows = []
     for metric in metrics:
@@ -122,7 +181,7 @@ def robustness(grid: dict, *, references: dict | None = None, metrics=tuple(METR
                 cells = []
                 for sa in settings[a]:
                     for sb in settings[b]:
-                        for ev in evaluations:
+                        for ev in labels:
                             if (a, sa, ev) not in grid or (b, sb, ev) not in grid:
                                 continue
                             ci = paired_bootstrap(grid[(a, sa, ev)][metric], grid[(b, sb, ev)][metric],
@@ -130,27 +189,144 @@ def robustness(grid: dict, *, references: dict | None = None, metrics=tuple(METR
                             winner = None
                             if ci["excludes_zero"]:
                                 winner = a if (ci["mean"] > 0) == higher else b
-                            fill = ev.split(",")[0]
-                            shared = [m for m, s in ((a, sa), (b, sb)) if shared_reference(references.get((m, s)), fill)]
+                            shared = [m for m, s in ((a, sa), (b, sb))
+                                      if shared_reference(references.get((m, s)), evaluations.get(ev, {}))]
                             cells.append({"first_setting": sa, "second_setting": sb, "evaluation": ev,
                                           "winner": winner, "shared_reference": shared, **ci})
-                wins = {m: sum(c["winner"] == m for c in cells) for m in (a, b)}
-                lead = a if wins[a] >= wins[b] else b
-                other = b if lead == a else a
-                verdict = ("robust" if wins[lead] == len(cells) else
-                           "reversed somewhere" if wins[other] > 0 else "setting-dependent")
-                rows.append({"metric": metric, "first": a, "second": b, "cells": len(cells), "wins_first": wins[a],
-                             "wins_second": wins[b], "ties": len(cells) - wins[a] - wins[b], "leader": lead,
-                             "share_leader": wins[lead] / len(cells) if cells else 0.0, "verdict": verdict,
-                             "detail": cells})
+                row = {"metric": metric, "first": a, "second": b, **_verdict(cells, a, b),
+                       "shared_cells": sum(bool(c["shared_reference"]) for c in cells),
+                       "verdict_unshared": _verdict([c for c in cells if not c["shared_reference"]], a, b)["verdict"],
+                       "detail": cells}
+                rows.append(row)
     return rows
 
 
-def robustness_table(rows: list[dict]) -> str:
-    """Markdown: per metric and pair, the cells each method wins, the ties and the verdict."""
-    lines = ["| metric | pair | cells | first wins | second wins | neither | leader holds in | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+def _verdict(cells: list[dict], a: str, b: str) -> dict:
+    """Counts of the cells each method wins, the leader and the verdict (see the module's docstring)."""
+    wins = {m: sum(c["winner"] == m for c in cells) for m in (a, b)}
+    lead = a if wins[a] >= wins[b] else b
+    other = b if lead == a else a
+    if not cells:
+        verdict = "no cells"
+    elif wins[lead] == len(cells):
+        verdict = "robust"
+    elif wins[other] > 0:
+        verdict = "reversed somewhere"
+    elif wins[lead] == 0:
+        verdict = "no difference"
+    else:
+        verdict = "setting-dependent"
+    return {"cells": len(cells), "wins_first": wins[a], "wins_second": wins[b],
+            "ties": len(cells) - wins[a] - wins[b], "leader": lead,
+            "share_leader": wins[lead] / len(cells) if cells else 0.0, "verdict": verdict}
+
+
+def verdicts(rows: list[dict]) -> dict[tuple[str, frozenset], dict]:
+    """:func:`robustness`'s rows by ``(metric, frozenset({first, second}))``."""
+    return {(r["metric"], frozenset((r["first"], r["second"]))): r for r in rows}
+
+
+def robustness_table(rows: list[dict], *, methods=None) -> str:
+    """Markdown: per metric and pair (of ``methods`` only, if given), the cells each method wins,
+    the ties, the verdict, and the verdict without the cells where a baseline shares the fill's
+    reference."""
+    lines = ["| metric | pair | cells | first wins | second wins | neither | leader holds in | verdict | "
+             "cells with a shared reference | verdict without them |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if methods is not None and not {r["first"], r["second"]} <= set(methods):
+            continue
         lines.append(f"| {r['metric']} | {r['first']} vs {r['second']} | {r['cells']} | {r['wins_first']} | "
-                     f"{r['wins_second']} | {r['ties']} | {r['leader']}: {r['share_leader']:.0%} | {r['verdict']} |")
+                     f"{r['wins_second']} | {r['ties']} | {r['leader']}: {r['share_leader']:.0%} | {r['verdict']} | "
+                     f"{r['shared_cells']} | {r['verdict_unshared']} |")
+    return "\n".join(lines)
+
+
+def settings_table(grid: dict, *, references: dict | None = None, evaluations: dict | None = None,
+                   metric: str = "srg") -> str:
+    """Markdown: one row a method's setting, one column an evaluation; each cell the mean of
+    ``metric`` and its rank among the rows in that evaluation (1: best), marked † where the
+    setting's baseline shares its reference with the fill; the last column the row's best and worst
+    rank over the evaluations."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {tuple(METRICS)}, got {metric!r}")
+    references = references or {}
+    evaluations = evaluations or {}
+    labels = list(dict.fromkeys(e for _, _, e in grid))
+    keys = list(dict.fromkeys((m, s) for m, s, _ in grid))
+    sign = 1 if METRICS[metric] else -1
+    ranks = {}
+    for ev in labels:
+        have = [k for k in keys if (*k, ev) in grid]
+        order = sorted(have, key=lambda k: -sign * float(np.mean(grid[(*k, ev)][metric])))
+        ranks.update({(*k, ev): r + 1 for r, k in enumerate(order)})
+    lines = ["| method | setting | " + " | ".join(labels) + " | rank range |", "|---|---|" + "---|" * (len(labels) + 1)]
+    for m, st in keys:
+        cells = []
+        for ev in labels:
+            if (m, st, ev) not in grid:
+                cells.append("-")
+                continue
+            mark = " †" if shared_reference(references.get((m, st)), evaluations.get(ev, {})) else ""
+            cells.append(f"{np.mean(grid[(m, st, ev)][metric]):+.3f} ({ranks[(m, st, ev)]}){mark}")
+        own = [ranks[(m, st, ev)] for ev in labels if (m, st, ev) in grid]
+        span = f"{min(own)}" if min(own) == max(own) else f"{min(own)}–{max(own)}"
+        lines.append(f"| {m} | {st} | " + " | ".join(cells) + f" | {span} of {len(keys)} |")
+    return "\n".join(lines)
+
+
+METRIC_NAMES = {"srg": "SRG", "morf_auc": "MoRF AUC", "lerf_auc": "LeRF AUC"}
+
+
+def findings(rows: list[dict], label: str, *, methods=None) -> list[str]:
+    """One line per metric: the pairs (of ``methods`` only, if given) by verdict, each with the cells
+    its leader wins, e.g. ``MNIST-1D, SRG: robust: RISE > IG (36 of 36 cells); ...``. The verdict
+    without the cells where a baseline shares the fill's reference follows where it differs."""
+    out = []
+    for metric in dict.fromkeys(r["metric"] for r in rows):
+        parts = {}
+        for r in rows:
+            if r["metric"] != metric or (methods is not None and not {r["first"], r["second"]} <= set(methods)):
+                continue
+            lead = r["leader"]
+            other = r["second"] if lead == r["first"] else r["first"]
+            wins_lead = r["wins_first"] if lead == r["first"] else r["wins_second"]
+            wins_other = r["cells"] - r["ties"] - wins_lead
+            text = (f"{lead} vs {other} (no cell of {r['cells']})" if r["verdict"] == "no difference" else
+                    f"{lead} > {other} ({wins_lead} of {r['cells']} cells"
+                    + (f"; {other} wins {wins_other}" if wins_other else "") + ")")
+            if r["verdict_unshared"] != r["verdict"]:
+                text += f" [{r['verdict_unshared']} without the {r['shared_cells']} shared-reference cells]"
+            parts.setdefault(r["verdict"], []).append(text)
+        order = ("robust", "setting-dependent", "reversed somewhere", "no difference")
+        body = "; ".join(f"**{v}**: " + ", ".join(parts[v]) for v in order if v in parts)
+        out.append(f"{label}, {METRIC_NAMES.get(metric, metric)}: {body or 'no pairs'}")
+    return out
+
+
+def completeness_by_baseline(model, x, classes, ig_variants: dict[str, np.ndarray], *, value_range: tuple,
+                             references=None, blur_sigma: float = 10.0, uniform_samples: int = 4, seed: int = 0,
+                             batch_size: int = 128) -> str:
+    """Markdown: IG's completeness gap for each baseline of :func:`method_variants` (the same
+    options), relative to |F(x) - F(x')|: median, maximum and the share within 1 %. Expected
+    gradients meets completeness in expectation only (against the reference set's mean score),
+    so its gap is Monte Carlo error; the noise tunnel's maps average IG over noisy inputs and have
+    no single F(x'), so it has no row."""
+    import xai_integrated_gradients as xig
+    lines = ["| baseline | median relative gap | max | share within 1 % | meets it |", "|---|---|---|---|---|"]
+    for setting, maps in ig_variants.items():
+        if setting.startswith("tunnel"):
+            continue
+        if setting == "expected":
+            if references is None:
+                continue
+            _, rel = xig.completeness_gap(model, x, maps, classes, references=references, batch_size=batch_size)
+            how = "in expectation (Monte Carlo)"
+        else:
+            _, rel = xig.completeness_gap(model, x, maps, classes, baseline=setting, value_range=value_range,
+                                          blur_sigma=blur_sigma, baseline_samples=uniform_samples, seed=seed,
+                                          batch_size=batch_size)
+            how = "up to quadrature"
+        rel = np.asarray(rel, np.float64)
+        lines.append(f"| {setting} | {np.median(rel):.1e} | {rel.max():.1e} | {np.mean(rel <= 0.01):.3f} | {how} |")
     return "\n".join(lines)

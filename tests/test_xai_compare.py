@@ -6,6 +6,8 @@ import pytest
 from conftest import tiny_conv1d
 
 import xai_compare as xc
+import xai_plots as xplt
+import xai_sweep as xs
 import xai_utils as xu
 
 REGION = slice(10, 20)
@@ -114,6 +116,46 @@ def test_tables_document_has_the_sections_the_readme_reads():
                         "Paired differences (95 % bootstrap confidence intervals)",
                         "Differences whose confidence interval excludes 0"]
     assert "- toy: A beats B on SRG" in text and text.rstrip().endswith("completeness line.")
+
+
+def _verdict(metric, a, b, verdict, leader):
+    return {"metric": metric, "first": a, "second": b, "verdict": verdict, "leader": leader}
+
+
+def test_orderings_and_the_claims_matrix_carry_the_grids_verdicts():
+    results, rows = _rows({"A": 0.5, "B": 0.3, "C": 0.1})
+    verdicts = xs.verdicts([_verdict("srg", "A", "B", "robust", "A"), _verdict("srg", "B", "C", "setting-dependent", "B"),
+                            _verdict("srg", "A", "C", "robust", "A"),
+                            _verdict("morf_auc", "B", "C", "robust", "B"),     # the grid's leader is not the default's
+                            _verdict("morf_auc", "A", "B", "no difference", "A")])
+    order = xc.orderings(results, rows, verdicts=verdicts)
+    assert order["SRG (ROAD) ↑"] == "A >● B >◐ C (n = 40)"
+    assert order["MoRF AUC (ROAD) ↓"] == "C >✕ B >○ A (n = 40)"
+    matrix = xc.claims_matrix(results, rows, verdicts=verdicts)
+    assert matrix["methods"] == ["A", "B", "C"] and matrix["metrics"] == ["MoRF AUC (ROAD) ↓", "SRG (ROAD) ↑"]
+    srg = matrix["metrics"].index("SRG (ROAD) ↑")
+    assert [matrix["marks"][i][srg] for i in range(3)] == ["●", "◐", "◐"]   # A: robust against both
+    np.testing.assert_array_equal(matrix["ranks"][:, srg], [1, 2, 3])
+    np.testing.assert_allclose(matrix["values"][0, srg], results["A"]["srg"].mean())
+    plain = xc.claims_matrix(results, rows)                                 # no grid: one setting only
+    assert {m for r in plain["marks"] for m in r} == {"○"} and not any(plain["swept"])
+    fig = xplt.plot_claims({"toy": matrix, "plain": plain})
+    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "toy"
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least one"):
+        xplt.plot_claims({})
+
+
+def test_tables_document_gathers_the_sweeps():
+    results, rows = _rows({"A": 0.5, "B": 0.2})
+    verdicts = xs.verdicts([_verdict("srg", "A", "B", "robust", "A")])
+    text = xc.tables_document([{"heading": "Toy (40)", "label": "toy", "results": results, "sanity": None,
+                                "diffs": rows, "verdicts": verdicts}], "completeness line.",
+                              [{"heading": "Sweep, toy", "text": "| a table |", "findings": ["toy, SRG: robust"]}])
+    headings = [line[4:] for line in text.splitlines() if line.startswith("### ")]
+    assert headings[-2:] == ["Findings across settings", "Sweep, toy"]
+    assert "- toy, SRG: robust" in text and "A >● B" in text and f"Marks {xc.MARKS_LEGEND}." in text
 
 
 def test_methods_explain_all_and_completeness_report():

@@ -30,12 +30,36 @@ def test_verdicts_robust_setting_dependent_and_reversed():
     assert "| srg | A vs B | 3 | 2 | 1 | 0 | A: 67% | reversed somewhere |" in xs.robustness_table([ab])
 
 
-def test_shared_references_are_marked():
-    assert xs.shared_reference("blur", "blur") and xs.shared_reference("blur", "road")
-    assert not xs.shared_reference(None, "road") and not xs.shared_reference("mean", "zeros")
-    grid = _grid({("IG", "blur", "blur, pixels"): 0.5, ("G", "-", "blur, pixels"): 0.1})
-    row = xs.robustness(grid, references={("IG", "blur"): "blur"}, metrics=("srg",), n_boot=200)[0]
-    assert row["detail"][0]["shared_reference"] == ["IG"]
+def test_no_difference_when_no_cell_excludes_zero():
+    grid = _grid({("A", "s", "e1"): 0.3, ("B", "t", "e1"): 0.3})
+    row = xs.robustness(grid, metrics=("srg",), n_boot=200)[0]
+    assert row["verdict"] == "no difference" and row["ties"] == 1
+    with pytest.raises(ValueError, match="metrics"):
+        xs.robustness(grid, metrics=("auc",))
+
+
+def test_evaluations_and_shared_references():
+    tiles = xs.evaluations((0, 255))
+    assert list(tiles) == ["road, pixels", "road, patches", "blur, pixels", "blur, patches",
+                           "constant 127.5, pixels", "constant 127.5, patches"]
+    assert tiles["constant 127.5, pixels"] == {"fill": 127.5, "granularity": "pixels", "reference": None}
+    assert xs.evaluations((-1, 1))["constant 0, patches"]["reference"] == "zeros"
+    assert xs.shared_reference("blur", tiles["blur, pixels"]) and xs.shared_reference("blur", tiles["road, patches"])
+    assert not xs.shared_reference(None, tiles["road, pixels"])
+    assert not xs.shared_reference("zeros", tiles["constant 127.5, pixels"])
+    with pytest.raises(ValueError, match="lo < hi"):
+        xs.evaluations((1, 1))
+    with pytest.raises(ValueError, match="grains"):
+        xs.evaluations((0, 1), grains=("blocks",))
+    grid = _grid({("IG", "blur", "blur, pixels"): 0.5, ("G", "-", "blur, pixels"): 0.1,
+                  ("IG", "blur", "constant 127.5, pixels"): 0.5, ("G", "-", "constant 127.5, pixels"): 0.6})
+    row = xs.robustness(grid, references={("IG", "blur"): "blur"}, evaluations=tiles, metrics=("srg",), n_boot=200)[0]
+    assert [c["shared_reference"] for c in row["detail"]] == [["IG"], []]
+    assert row["verdict"] == "reversed somewhere" and row["shared_cells"] == 1
+    assert row["verdict_unshared"] == "robust"               # G wins the one cell where nothing is shared
+    table = xs.settings_table(grid, references={("IG", "blur"): "blur"}, evaluations=tiles)
+    assert "| IG | blur | +0.499 (1) † | +0.499 (2) | 1–2 of 2 |" in table     # the noise's mean is -0.001
+    assert "| G | - | +0.099 (2) | +0.599 (1) | 1–2 of 2 |" in table
 
 
 def test_evaluate_grid_on_a_model_with_a_known_answer():
@@ -52,7 +76,7 @@ def test_evaluate_grid_on_a_model_with_a_known_answer():
     wrong = np.zeros((12, 16), np.float32)
     wrong[:, 8:] = 1 + np.random.default_rng(2).random((12, 8))
     grid = xs.evaluate_grid(model, x, 0, {"right": {"-": right}, "wrong": {"-": wrong}},
-                            {k: v for k, v in xs.EVALUATIONS.items() if v["fill"] != "road"}, patch=4, steps=4)
+                            {k: v for k, v in xs.evaluations((0, 20)).items() if v["fill"] != "road"}, patch=4, steps=4)
     assert len(grid) == 2 * 4 and grid[("right", "-", "blur, patches")]["srg"].shape == (12,)
     row = xs.robustness(grid, metrics=("srg",), n_boot=300)[0]
     assert row["verdict"] == "robust" and row["leader"] == "right" and row["cells"] == 4
@@ -65,11 +89,43 @@ def test_method_variants_give_every_setting_its_maps():
     from conftest import tiny_conv2d
     model = tiny_conv2d()
     x = np.random.default_rng(0).uniform(0, 255, (3, 12, 12, 3)).astype(np.float32)
-    variants, references = xs.method_variants(model, x, 0, value_range=(0, 255), blur_sigma=2.0, ig_steps=4,
-                                              tunnel_noise=(0.1,), tunnel_samples=2, rise_settings=((20, 3), (20, None)),
-                                              uniform_samples=2)
-    assert set(variants["IG"]) == {"zeros", "white", "mean", "blur", "uniform", "tunnel 0.1"}
+    refs = np.random.default_rng(1).uniform(0, 255, (4, 12, 12, 3)).astype(np.float32)
+    given = np.random.default_rng(2).random((3, 12, 12)).astype(np.float32)
+    variants, references = xs.method_variants(
+        model, x, 0, value_range=(0, 255), given={("SISE", "default"): given}, references=refs, blur_sigma=2.0,
+        ig_steps=4, tunnel_noise=(0.1,), tunnel_samples=2, smoothgrad_noise=(0.1,), smoothgrad_samples=2,
+        expected_samples=4, rise_settings=((20, 3), (20, None)), uniform_samples=2)
+    assert set(variants) == {"IG", "SmoothGrad", "Gradient × input", "Grad-CAM", "Grad-CAM++", "Score-CAM", "RISE",
+                             "SISE"}
+    assert set(variants["IG"]) == {"zeros", "white", "mean", "blur", "uniform", "expected", "tunnel 0.1"}
     assert set(variants["RISE"]) == {"20 masks, cell 3", "20 masks, cell default"}
     assert all(m.shape == x.shape for m in variants["IG"].values())
     assert variants["Grad-CAM"]["default"].shape == (3, 12, 12)
+    np.testing.assert_array_equal(variants["SISE"]["default"], given)          # given maps are used as they are
+    import xai_cam
+    np.testing.assert_allclose(variants["Grad-CAM++"]["default"], xai_cam.grad_cam_plus_plus(model, x, 0), rtol=1e-6)
     assert references[("IG", "blur")] == "blur" and not np.allclose(variants["IG"]["zeros"], variants["IG"]["blur"])
+    with pytest.raises(ValueError, match="not swept"):
+        xs.method_variants(model, x, 0, value_range=(0, 255), given={("IG", "black"): given})
+
+
+def test_completeness_by_baseline_on_a_linear_model():
+    # IG is exact on a linear logit whatever the baseline; expected gradients only in expectation
+    inp = keras.Input((16, 1))
+    model = keras.Model(inp, keras.layers.Softmax()(keras.layers.Dense(
+        2, kernel_initializer=keras.initializers.RandomNormal(seed=0))(keras.layers.Flatten()(inp))))
+    x = np.random.default_rng(0).uniform(0, 1, (6, 16, 1)).astype(np.float32)
+    refs = np.random.default_rng(1).uniform(0, 1, (8, 16, 1)).astype(np.float32)
+    import xai_gradients
+    import xai_integrated_gradients as xig
+    ig = {b: xig.integrated_gradients(model, x, 0, baseline=b, steps=4, value_range=(0, 1), blur_sigma=2.0,
+                                      baseline_samples=2) for b in ("zeros", "white", "mean", "blur", "uniform")}
+    ig["expected"] = xai_gradients.expected_gradients(model, x, 0, references=refs, samples=8)
+    ig["tunnel 0.1"] = ig["zeros"]
+    table = xs.completeness_by_baseline(model, x, 0, ig, value_range=(0, 1), references=refs, blur_sigma=2.0,
+                                        uniform_samples=2)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()[2:]}
+    assert set(rows) == {"zeros", "white", "mean", "blur", "uniform", "expected"}       # no row for the tunnel
+    for baseline in ("zeros", "white", "mean", "blur", "uniform"):
+        assert rows[baseline].endswith("| 1.000 | up to quadrature |"), rows[baseline]
+    assert "in expectation" in rows["expected"]

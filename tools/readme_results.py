@@ -1,15 +1,18 @@
-"""Copy the comparison's tables and its supported claims from ``figures/xai_tables.md`` (written by
-``XAI_methods.ipynb``) into the README, so that the numbers the README shows are those the notebook
-produced. Run it from the repository's root after a full run of the notebook:
+"""Copy the comparison's orderings and its findings across settings from ``figures/xai_tables.md``
+(written by ``XAI_methods.ipynb``) into the README, so that the numbers and verdicts the README
+shows are those the notebook produced. Run it from the repository's root after a full run of the
+notebook:
 
     python tools/readme_results.py            # or: python tools/readme_results.py --check
 
-Two blocks of the README are rewritten, between ``<!-- xai-tables:start -->`` and
-``<!-- xai-tables:end -->`` (the compact table of each group: its ``### Summary: ...`` sections) and
-between ``<!-- xai-orderings:start -->`` and ``<!-- xai-orderings:end -->`` (the orderings of the
-methods, one row a metric). The full tables, every paired difference and every claim whose
-confidence interval excludes 0 stay in ``figures/xai_tables.md``. The README is rewritten through a temporary
-file and a rename; ``--check`` only reports whether it is up to date (exit 1 if not).
+Two blocks of the README are rewritten, between ``<!-- xai-orderings:start -->`` and
+``<!-- xai-orderings:end -->`` (the orderings of the methods, one row a metric, marked with how
+each holds across the settings grid: the ``### Orderings ...`` section) and between
+``<!-- xai-findings:start -->`` and ``<!-- xai-findings:end -->`` (the verdicts per pair of methods:
+the ``### Findings across settings`` section). The full tables, every paired difference, every
+claim whose confidence interval excludes 0 and the settings sweeps stay in
+``figures/xai_tables.md``. The README is rewritten through a temporary file and a rename;
+``--check`` only reports whether it is up to date (exit 1 if not).
 """
 from __future__ import annotations
 
@@ -22,9 +25,9 @@ if _REPO not in sys.path:                                   # run as a script: t
     sys.path.insert(0, _REPO)
 from atomic_files import write_atomic  # noqa: E402
 
-TABLES, ORDERINGS = "xai-tables", "xai-orderings"
-SUMMARY = "Summary: "
+ORDERINGS, FINDINGS = "xai-orderings", "xai-findings"
 ORDERED = "Orderings"
+ACROSS = "Findings across settings"
 
 
 def sections(text: str) -> list[tuple[str, str]]:
@@ -38,12 +41,12 @@ def sections(text: str) -> list[tuple[str, str]]:
 def blocks(text: str) -> dict[str, str]:
     """The README blocks built from the tables file's text."""
     found = sections(text)
-    tables = [f"**{heading[len(SUMMARY):]}**\n\n{body}" for heading, body in found if heading.startswith(SUMMARY)]
     orderings = [f"{body}\n\n{heading[len(ORDERED):].strip()}" for heading, body in found if heading.startswith(ORDERED)]
-    if not tables or len(orderings) != 1:
-        raise SystemExit(f"figures/xai_tables.md needs '### {SUMMARY}...' sections and one '### {ORDERED} ...' "
+    findings = [body for heading, body in found if heading == ACROSS]
+    if len(orderings) != 1 or len(findings) != 1:
+        raise SystemExit(f"figures/xai_tables.md needs one '### {ORDERED} ...' section and one '### {ACROSS}' "
                          "section: run XAI_methods.ipynb")
-    return {TABLES: "\n\n".join(tables), ORDERINGS: orderings[0]}
+    return {ORDERINGS: orderings[0], FINDINGS: findings[0]}
 
 
 def fill(readme: str, name: str, body: str) -> str:
