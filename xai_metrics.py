@@ -132,7 +132,8 @@ def _impute_example(x: np.ndarray, removed: np.ndarray, fallback: np.ndarray) ->
     return splu(system, permc_spec="MMD_ATA").solve(rhs)
 
 
-def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, value_range: float | None = None) -> np.ndarray:
+def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, value_range: float | None = None,
+                threads: int | None = None) -> np.ndarray:
     """ROAD's noisy linear imputation (Rong et al., ICML 2022, "A Consistent and Efficient Evaluation
     Strategy for Attribution Methods"): every removed position takes the weighted mean of its
     neighbours (2D: 1/6 per edge and 1/12 per diagonal neighbour; 1D: 1/2 each; renormalised at the
@@ -146,6 +147,8 @@ def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, value_ran
             0.01); it is multiplied by ``value_range``.
         seed: seeds the noise (the same seed gives the same result).
         value_range: the data set's value range (255 for raw tiles); None: ``x.max() - x.min()``.
+        threads: examples solved at once (SuperLU releases the GIL); None: one per core this
+            process may use. The result does not depend on it.
 
     Returns:
         float32 shaped like x; kept positions are exactly x. An example with every position removed
@@ -173,7 +176,11 @@ def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, value_ran
     todo = [i for i in range(len(x)) if removed[i].any()]
     # SuperLU releases the GIL, so the examples' systems are solved on every core; the noise is
     # drawn afterwards in the examples' order, so the result does not depend on the threads
-    workers = min(len(todo), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    elif isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
+    workers = min(len(todo), int(threads))
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
             solved = list(pool.map(lambda i: _impute_example(x[i], removed[i], fallback), todo))

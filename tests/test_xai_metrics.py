@@ -120,16 +120,18 @@ def test_road_keeps_kept_positions_and_is_seeded():
                                rtol=1e-5)
 
 
-def test_road_is_the_same_solved_in_threads_or_alone(monkeypatch):
+def test_road_is_the_same_solved_in_threads_or_alone():
     # the examples' systems are solved on every core; the noise is drawn in the examples' order after
     rng = np.random.default_rng(3)
     x = rng.uniform(0, 255, (5, 20, 20, 3)).astype(np.float32)
     removed = rng.random((5, 20, 20)) < 0.6
     removed[1] = False                                       # an example with nothing removed
-    threaded = xm.road_impute(x, removed, seed=4)
-    monkeypatch.setattr(xm.os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    monkeypatch.setattr(xm.os, "cpu_count", lambda: 1)
+    threaded = xm.road_impute(x, removed, seed=4, threads=3)
+    np.testing.assert_array_equal(threaded, xm.road_impute(x, removed, seed=4, threads=1))
     np.testing.assert_array_equal(threaded, xm.road_impute(x, removed, seed=4))
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            xm.road_impute(x, removed, threads=bad)
     alone = np.concatenate([xm.road_impute(x[i:i + 1], removed[i:i + 1], noise_std=0.0) for i in range(5)])
     np.testing.assert_allclose(xm.road_impute(x, removed, noise_std=0.0), alone, rtol=1e-6)
 
