@@ -26,6 +26,7 @@ __all__ = [
     "METHOD_NAMES",
     "MARKS",
     "MARKS_LEGEND",
+    "CLAIM_MARKS",
     "claims_matrix",
     "method_settings",
     "methods",
@@ -303,11 +304,12 @@ def supported_claims(rows: list[dict]) -> list[str]:
 
 
 # how an ordering of two methods fares across the settings grid (xai_sweep.robustness's verdicts)
-MARKS = {"robust": "●", "setting-dependent": "◐", "reversed somewhere": "✕", "no difference": "○"}
+MARKS = {"robust": "●", "setting-dependent": "◐", "reversed somewhere": "✕", "not resolved": "○"}
+CLAIM_MARKS = {"all": "◆", "some": "◇", "default": "·"}
 SWEPT = {"MoRF AUC (ROAD) ↓": "morf_auc", "LeRF AUC (ROAD) ↑": "lerf_auc", "SRG (ROAD) ↑": "srg"}
 MARKS_LEGEND = ("across the settings grid (xai_sweep): ● the neighbours' order holds in every cell, ◐ in some cells "
-                "and is never reversed, ✕ it is reversed in some cell, ○ no cell's interval excludes 0; unmarked: "
-                "one setting only")
+                "and is never reversed, ✕ it is reversed in some cell, ○ no cell resolves it (each cell: a paired "
+                "t-test, Holm-adjusted over the pair's cells); unmarked: one setting only")
 
 
 def _mark(verdicts: dict | None, title: str, better: str, worse: str) -> str:
@@ -349,10 +351,12 @@ def orderings(results: dict, rows: list[dict], sanity: dict | None = None, verdi
 def claims_matrix(results: dict, rows: list[dict], sanity: dict | None = None, verdicts: dict | None = None) -> dict:
     """What :func:`xai_plots.plot_claims` draws for one group: ``methods``, ``metrics`` (the
     columns' titles), ``values`` and ``ranks`` (methods x metrics; 1 is the best, equal means share
-    a rank, NaN where a method lacks the metric), ``decimals`` (per metric) and ``marks``: ● where
-    every difference of the method from the others holds (interval excluding 0) in the default
-    setting and across the whole settings grid, ◐ where some do, ○ where some hold in the default
-    setting only, '' where none does; on metrics that were not swept only ○ or ''."""
+    a rank, NaN where a method lacks the metric), ``decimals`` (per metric) and ``marks``
+    (:data:`CLAIM_MARKS`): ◆ where every difference of the method from the others holds (interval
+    excluding 0) in the default setting and is robust across the settings grid, ◇ where some are,
+    · where some hold in the default setting but none is robust across the grid, '' where none
+    holds; on metrics that were not swept only · or ''. The marks are symmetric: the robustly
+    worst method gets ◆ as the best does; the colour tells which."""
     results = _with_sanity(results, sanity)
     pairs = {(r["metric"], frozenset((r["first"], r["second"]))): r for r in rows}
     methods = list(results)
@@ -376,7 +380,8 @@ def claims_matrix(results: dict, rows: list[dict], sanity: dict | None = None, v
                     better, worse = (methods[i], methods[k]) if d["better"] == methods[i] else (methods[k], methods[i])
                     robust += _mark(verdicts, title, better, worse) == MARKS["robust"]
             others = len(have) - 1
-            marks[i][j] = ("●" if robust == others else "◐" if robust else "○" if held else "")
+            marks[i][j] = (CLAIM_MARKS["all"] if robust == others else CLAIM_MARKS["some"] if robust
+                           else CLAIM_MARKS["default"] if held else "")
     return {"methods": methods, "metrics": [c[0] for c in cols], "values": values, "ranks": ranks, "marks": marks,
             "decimals": [3 if c[2] == 1 else 1 for c in cols],
             "swept": [c[0] in SWEPT and verdicts is not None for c in cols]}

@@ -237,9 +237,9 @@ def _short(title: str) -> str:
 def plot_claims(panels: dict, title: str = ""):
     """The comparison on one page: for each group (``{label: xai_compare.claims_matrix(...)}``), the
     methods x metrics, each cell coloured by the method's rank on the metric (dark: best), with
-    the mean and the mark of how its differences hold (● every difference from the other methods
-    holds in the default setting and across the settings grid, ◐ some do, ○ some hold in the
-    default setting only; metrics with an asterisk were not swept)."""
+    the mean and the mark of how its differences hold (◆ every difference from the other methods
+    holds in the default setting and is robust across the settings grid, ◇ some are, · some hold
+    in the default setting only; metrics with an asterisk were not swept)."""
     import matplotlib.pyplot as plt
     if not panels:
         raise ValueError("panels must hold at least one group")
@@ -267,8 +267,9 @@ def plot_claims(panels: dict, title: str = ""):
         ax.set_yticks(range(n), p["methods"], fontsize=9)
         ax.tick_params(length=0)
         ax.set_title(label, fontsize=10)
-    fig.suptitle(title or "colour: rank (dark: best). ● every difference from the others holds across the settings "
-                          "grid, ◐ some do,\n○ some hold in the default setting only; * metric not swept", fontsize=8.5)
+    fig.suptitle(title or "colour: rank (dark: best). ◆ every difference from the others holds and is robust across "
+                          "the settings grid, ◇ some are,\n· some hold in the default setting only; * metric not swept",
+                 fontsize=8.5)
     fig.tight_layout()
     return fig
 

@@ -3,14 +3,17 @@ tunnel's sigma, RISE's masks...), each scored under several evaluation settings 
 granularity of the ranking), and, for every pair of methods, how often the ordering holds.
 
 A claim "A beats B on SRG" holds in one cell of the grid (a setting of A, a setting of B, an
-evaluation setting) when the paired bootstrap confidence interval of A - B excludes 0 in A's
-favour. :func:`robustness` counts the cells: **robust** when it holds in every cell, **reversed
-somewhere** when B wins with an interval excluding 0 in at least one cell, **setting-dependent**
-when A wins in some cells and neither in the others, **no difference** when no cell's interval
-excludes 0. Where a method's baseline and the removal fill share a reference (IG from a blurred
-tile and a blur fill; ROAD, which fills from the neighbours, counts as a blur), the cell says so
-(:func:`shared_reference`), and the verdict is given again without those cells, so that a reader
-can see whether an advantage comes from the metric agreeing with the method.
+evaluation setting) when the paired t-test of the per-example differences rejects 0 after Holm's
+adjustment over all the pair's cells on that metric (family-wise 5 %). :func:`robustness` counts
+the cells: **robust** when A wins every cell, **setting-dependent** when A wins some and B none,
+**reversed somewhere** when each wins at least one, **not resolved** when neither wins any (an
+absence of evidence, not evidence of a tie). Where a method's baseline and the removal fill
+share a reference (IG from a blurred tile and a blur fill; ROAD, which fills from the neighbours,
+counts as a blur; a baseline of zeros, the noise tunnel from zeros and gradient x input, whose
+implicit reference is 0, with a constant near 0), the cell says so (:func:`shared_reference`),
+and the verdict is given again without those cells, so that a reader can see whether an
+advantage comes from the metric agreeing with the method. "Robust" is demanding on purpose: the
+worst setting of A against the best of B, deliberately odd baselines (IG from white) included.
 
 Axis key: N examples; a grid cell is (setting of A, setting of B, evaluation).
 """
@@ -19,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.stats import rankdata
+from scipy.stats import t as student_t
 
 import xai_metrics as xm
 from xai_compare import paired_bootstrap
@@ -34,11 +39,11 @@ GRAINS = ("pixels", "patches")
 def evaluations(value_range: tuple, *, grains=GRAINS) -> dict[str, dict]:
     """The removal settings: ROAD's noisy linear imputation, a blur and a constant at the middle of
     the data's range (``value_range``: ``(lo, hi)``; grey for 0-255 tiles: a fill that no baseline
-    of the sweep stands for, unless the middle is 0), each ranking single positions ("pixels") and
-    patches. ``{label: {"fill", "granularity", "reference"}}``: ``reference`` is the input the fill
-    removes information towards ("blur" for the blur and for ROAD, which fills from the
-    neighbours; "zeros" for a constant 0; None otherwise), compared with the methods' baselines
-    by :func:`shared_reference`."""
+    of the sweep stands for, unless the middle is near 0), each ranking single positions
+    ("pixels") and patches. ``{label: {"fill", "granularity", "reference"}}``: ``reference`` is
+    the input the fill removes information towards ("blur" for the blur and for ROAD, which fills
+    from the neighbours; "zeros" for a constant within a tenth of the range from 0; None
+    otherwise), compared with the methods' baselines by :func:`shared_reference`."""
     lo, hi = (float(v) for v in value_range)
     if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
         raise ValueError(f"value_range must be (lo, hi) with lo < hi, got {value_range!r}")
@@ -46,8 +51,9 @@ def evaluations(value_range: tuple, *, grains=GRAINS) -> dict[str, dict]:
         if g not in GRAINS:
             raise ValueError(f"grains must be among {GRAINS}, got {g!r}")
     middle = (lo + hi) / 2
+    near_zero = abs(middle) <= 0.1 * (hi - lo)                # within a tenth of the range: what zeros remove
     fills = {"road": ("road", "blur"), "blur": ("blur", "blur"),
-             f"constant {middle:.4g}": (middle, "zeros" if middle == 0 else None)}
+             f"constant {middle:.4g}": (middle, "zeros" if near_zero else None)}
     return {f"{name}, {g}": {"fill": fill, "granularity": g, "reference": ref}
             for name, (fill, ref) in fills.items() for g in grains}
 
@@ -84,8 +90,18 @@ def method_variants(model, x, classes, *, value_range: tuple, given: dict | None
     import xai_gradients
     import xai_integrated_gradients as xig
     import xai_perturbation
-    lo, hi = value_range
+    if np.ndim(value_range) != 1 or len(value_range) != 2 or not value_range[0] < value_range[1]:
+        raise ValueError(f"value_range must be (lo, hi) with lo < hi, got {value_range!r}")
+    lo, hi = (float(v) for v in value_range)
+    for name, values in (("tunnel_noise", tunnel_noise), ("smoothgrad_noise", smoothgrad_noise),
+                         ("rise_settings", rise_settings)):
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name} repeats a setting: {values!r}")
     given = dict(given or {})
+    for key, maps in given.items():
+        if np.shape(maps)[:1] != (len(x),):
+            raise ValueError(f"given maps for {key} have shape {np.shape(maps)}, expected one map per example "
+                             f"of x ({len(x)})")
     common = {"seed": seed, "batch_size": batch_size}
     noise = {"value_range": (lo, hi), **common}
     plan = {("IG", b): (xig.integrated_gradients, {"baseline": b, "steps": ig_steps, "value_range": (lo, hi),
@@ -123,7 +139,8 @@ def method_variants(model, x, classes, *, value_range: tuple, given: dict | None
             if log:
                 log(f"{method} ({setting}): computed")
         variants.setdefault(method, {})[setting] = maps
-    refs = {("IG", "zeros"): "zeros", ("IG", "blur"): "blur"}
+    refs = {("IG", "zeros"): "zeros", ("IG", "blur"): "blur", ("Gradient × input", "default"): "zeros",
+            **{("IG", f"tunnel {sigma:g}"): "zeros" for sigma in tunnel_noise}}
     return variants, refs
 
 
@@ -157,16 +174,49 @@ def evaluate_grid(model, x, classes, variants: dict[str, dict[str, np.ndarray]],
     return grid
 
 
+def _p_values(differences: list[np.ndarray]) -> np.ndarray:
+    """Two-sided p-values of paired t-tests, one per cell (its per-example differences): 1 where
+    every difference is 0, 0 where they are all equal and not 0."""
+    out = np.empty(len(differences))
+    for k, d in enumerate(differences):
+        sd = d.std(ddof=1)
+        if sd == 0:
+            out[k] = 1.0 if d.mean() == 0 else 0.0
+        else:
+            out[k] = 2 * student_t.sf(abs(d.mean()) / (sd / np.sqrt(len(d))), len(d) - 1)
+    return out
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of p-values (family-wise error control, any dependence)."""
+    p = np.asarray(p, np.float64)
+    order = np.argsort(p)
+    adjusted = np.maximum.accumulate(np.minimum(1.0, p[order] * (len(p) - np.arange(len(p)))))
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out
+
+
 def robustness(grid: dict, *, references: dict | None = None, evaluations: dict | None = None,
-               metrics=tuple(METRICS), n_boot: int = 2000, seed: int = 0) -> list[dict]:
+               metrics=tuple(METRICS), alpha: float = 0.05, n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """For every metric and pair of methods, the grid's cells (a setting of each method and an
-    evaluation): in how many the first method wins, the second wins (paired 95 % interval excluding
-    0) or neither, the verdict, the verdict again without the cells where a method's baseline shares
-    its reference with the fill (``verdict_unshared``), and each cell. ``references``: ``{(method,
-    setting): reference}`` (the second value of :func:`method_variants`); ``evaluations``: the
-    evaluations of the grid (:func:`evaluations`), for their fills' references."""
+    evaluation): in how many the first method wins, the second wins or neither, the verdict, the
+    verdict again without the cells where a method's baseline shares its reference with the fill
+    (``verdict_unshared``, ``leader_unshared``), the narrowest margin of the leader (the cell where
+    its advantage is smallest, with a paired bootstrap 95 % interval: ``margin``), and each cell.
+
+    A method wins a cell when the paired t-test of the per-example differences rejects 0 at
+    ``alpha`` after Holm's adjustment over the pair's cells on that metric, so that a pair with
+    144 cells does not gather "reversals" by chance. ``references``: ``{(method, setting):
+    reference}`` (the second value of :func:`method_variants`); ``evaluations``: the evaluations of
+    the grid (:func:`evaluations`), for their fills' references (required with ``references``)."""
+    if references and evaluations is None:
+        raise ValueError("references need the grid's evaluations (xai_sweep.evaluations) to tell which fills "
+                         "share a baseline's reference")
     references = references or {}
     evaluations = evaluations or {}
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     for metric in metrics:
         if metric not in METRICS:
             raise ValueError(f"metrics must be among {tuple(METRICS)}, got {metric!r}")
@@ -175,50 +225,59 @@ def robustness(grid: dict, *, references: dict | None = None, evaluations: dict 
     settings = {m: list(dict.fromkeys(s for mm, s, _ in grid if mm == m)) for m in methods}
     rows = []
     for metric in metrics:
-        higher = METRICS[metric]
+        sign = 1.0 if METRICS[metric] else -1.0                       # differences oriented: > 0 favours a
         for i, a in enumerate(methods):
             for b in methods[i + 1:]:
-                cells = []
+                cells, diffs = [], []
                 for sa in settings[a]:
                     for sb in settings[b]:
                         for ev in labels:
                             if (a, sa, ev) not in grid or (b, sb, ev) not in grid:
                                 continue
-                            ci = paired_bootstrap(grid[(a, sa, ev)][metric], grid[(b, sb, ev)][metric],
-                                                  n_boot=n_boot, seed=seed)
-                            winner = None
-                            if ci["excludes_zero"]:
-                                winner = a if (ci["mean"] > 0) == higher else b
+                            d = sign * (np.asarray(grid[(a, sa, ev)][metric], np.float64)
+                                        - np.asarray(grid[(b, sb, ev)][metric], np.float64))
+                            diffs.append(d)
                             shared = [m for m, s in ((a, sa), (b, sb))
                                       if shared_reference(references.get((m, s)), evaluations.get(ev, {}))]
                             cells.append({"first_setting": sa, "second_setting": sb, "evaluation": ev,
-                                          "winner": winner, "shared_reference": shared, **ci})
+                                          "mean": float(d.mean()), "n": len(d), "shared_reference": shared})
+                adjusted = holm(_p_values(diffs)) if cells else np.array([])
+                for c, q in zip(cells, adjusted):
+                    c["p_holm"] = float(q)
+                    c["winner"] = (a if c["mean"] > 0 else b) if q < alpha else None
                 row = {"metric": metric, "first": a, "second": b, **_verdict(cells, a, b),
-                       "shared_cells": sum(bool(c["shared_reference"]) for c in cells),
-                       "verdict_unshared": _verdict([c for c in cells if not c["shared_reference"]], a, b)["verdict"],
-                       "detail": cells}
+                       "shared_cells": sum(bool(c["shared_reference"]) for c in cells), "detail": cells}
+                unshared = _verdict([c for c in cells if not c["shared_reference"]], a, b)
+                row["verdict_unshared"], row["leader_unshared"] = unshared["verdict"], unshared["leader"]
+                row["margin"] = None
+                if cells and row["leader"] is not None:
+                    lead_sign = 1.0 if row["leader"] == a else -1.0
+                    k = int(np.argmin([lead_sign * c["mean"] for c in cells]))
+                    ci = paired_bootstrap(lead_sign * diffs[k], np.zeros_like(diffs[k]), n_boot=n_boot, seed=seed)
+                    row["margin"] = {**cells[k], "difference": ci["mean"], "low": ci["low"], "high": ci["high"]}
                 rows.append(row)
     return rows
 
 
 def _verdict(cells: list[dict], a: str, b: str) -> dict:
-    """Counts of the cells each method wins, the leader and the verdict (see the module's docstring)."""
+    """Counts of the cells each method wins, the leader (None when they win equally often) and the
+    verdict (see the module's docstring)."""
     wins = {m: sum(c["winner"] == m for c in cells) for m in (a, b)}
-    lead = a if wins[a] >= wins[b] else b
-    other = b if lead == a else a
+    lead = None if wins[a] == wins[b] else a if wins[a] > wins[b] else b
     if not cells:
         verdict = "no cells"
-    elif wins[lead] == len(cells):
-        verdict = "robust"
-    elif wins[other] > 0:
+    elif wins[a] == wins[b] == 0:
+        verdict = "not resolved"
+    elif wins[a] > 0 and wins[b] > 0:
         verdict = "reversed somewhere"
-    elif wins[lead] == 0:
-        verdict = "no difference"
+    elif max(wins.values()) == len(cells):
+        verdict = "robust"
     else:
         verdict = "setting-dependent"
+    top = max(wins.values())
     return {"cells": len(cells), "wins_first": wins[a], "wins_second": wins[b],
             "ties": len(cells) - wins[a] - wins[b], "leader": lead,
-            "share_leader": wins[lead] / len(cells) if cells else 0.0, "verdict": verdict}
+            "share_leader": top / len(cells) if cells else 0.0, "verdict": verdict}
 
 
 def verdicts(rows: list[dict]) -> dict[tuple[str, frozenset], dict]:
@@ -226,19 +285,38 @@ def verdicts(rows: list[dict]) -> dict[tuple[str, frozenset], dict]:
     return {(r["metric"], frozenset((r["first"], r["second"]))): r for r in rows}
 
 
+def _method_set(methods) -> set | None:
+    if methods is None:
+        return None
+    if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):
+        raise ValueError(f"methods must be None or a list of method names, got {methods!r}")
+    return set(methods)
+
+
+def _margin_text(r: dict) -> str:
+    m = r.get("margin")
+    if not m:
+        return "-"
+    return f"{m['difference']:+.3f} [{m['low']:+.3f}, {m['high']:+.3f}]"
+
+
 def robustness_table(rows: list[dict], *, methods=None) -> str:
     """Markdown: per metric and pair (of ``methods`` only, if given), the cells each method wins,
-    the ties, the verdict, and the verdict without the cells where a baseline shares the fill's
-    reference."""
-    lines = ["| metric | pair | cells | first wins | second wins | neither | leader holds in | verdict | "
+    the ties, the verdict, the leader's narrowest margin (the cell where its advantage is
+    smallest: mean difference and paired bootstrap 95 % interval), and the verdict without the
+    cells where a baseline shares the fill's reference."""
+    keep = _method_set(methods)
+    lines = ["| metric | pair | cells | first wins | second wins | neither | verdict | leader's narrowest margin | "
              "cells with a shared reference | verdict without them |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        if methods is not None and not {r["first"], r["second"]} <= set(methods):
+        if keep is not None and not {r["first"], r["second"]} <= keep:
             continue
+        lead = f" ({r['leader']} leads)" if r["leader"] else ""
+        lead_unshared = f" ({r['leader_unshared']} leads)" if r["leader_unshared"] else ""
         lines.append(f"| {r['metric']} | {r['first']} vs {r['second']} | {r['cells']} | {r['wins_first']} | "
-                     f"{r['wins_second']} | {r['ties']} | {r['leader']}: {r['share_leader']:.0%} | {r['verdict']} | "
-                     f"{r['shared_cells']} | {r['verdict_unshared']} |")
+                     f"{r['wins_second']} | {r['ties']} | {r['verdict']}{lead} | {_margin_text(r)} | "
+                     f"{r['shared_cells']} | {r['verdict_unshared']}{lead_unshared} |")
     return "\n".join(lines)
 
 
@@ -258,8 +336,8 @@ def settings_table(grid: dict, *, references: dict | None = None, evaluations: d
     ranks = {}
     for ev in labels:
         have = [k for k in keys if (*k, ev) in grid]
-        order = sorted(have, key=lambda k: -sign * float(np.mean(grid[(*k, ev)][metric])))
-        ranks.update({(*k, ev): r + 1 for r, k in enumerate(order)})
+        order = rankdata([-sign * float(np.mean(grid[(*k, ev)][metric])) for k in have], method="min")  # ties share
+        ranks.update({(*k, ev): int(r) for r, k in zip(order, have)})
     lines = ["| method | setting | " + " | ".join(labels) + " | rank range |", "|---|---|" + "---|" * (len(labels) + 1)]
     for m, st in keys:
         cells = []
@@ -279,26 +357,34 @@ METRIC_NAMES = {"srg": "SRG", "morf_auc": "MoRF AUC", "lerf_auc": "LeRF AUC"}
 
 
 def findings(rows: list[dict], label: str, *, methods=None) -> list[str]:
-    """One line per metric: the pairs (of ``methods`` only, if given) by verdict, each with the cells
-    its leader wins, e.g. ``MNIST-1D, SRG: robust: RISE > IG (36 of 36 cells); ...``. The verdict
-    without the cells where a baseline shares the fill's reference follows where it differs."""
+    """One line per metric: the pairs (of ``methods`` only, if given) by verdict, e.g.
+    ``MNIST-1D, SRG: **robust**: RISE > IG (all 144 cells; narrowest margin +0.21 [+0.19, +0.23]);
+    **setting-dependent**: ...``. The verdict without the cells where a baseline shares the fill's
+    reference follows in brackets where it differs."""
+    keep = _method_set(methods)
     out = []
     for metric in dict.fromkeys(r["metric"] for r in rows):
         parts = {}
         for r in rows:
-            if r["metric"] != metric or (methods is not None and not {r["first"], r["second"]} <= set(methods)):
+            if r["metric"] != metric or (keep is not None and not {r["first"], r["second"]} <= keep):
                 continue
-            lead = r["leader"]
-            other = r["second"] if lead == r["first"] else r["first"]
-            wins_lead = r["wins_first"] if lead == r["first"] else r["wins_second"]
-            wins_other = r["cells"] - r["ties"] - wins_lead
-            text = (f"{lead} vs {other} (no cell of {r['cells']})" if r["verdict"] == "no difference" else
-                    f"{lead} > {other} ({wins_lead} of {r['cells']} cells"
-                    + (f"; {other} wins {wins_other}" if wins_other else "") + ")")
+            a, b, n = r["first"], r["second"], r["cells"]
+            if r["verdict"] == "robust":
+                other = b if r["leader"] == a else a
+                text = f"{r['leader']} > {other} (all {n} cells; narrowest margin {_margin_text(r)})"
+            elif r["verdict"] == "setting-dependent":
+                other = b if r["leader"] == a else a
+                wins = max(r["wins_first"], r["wins_second"])
+                text = f"{r['leader']} > {other} ({wins} of {n} cells)"
+            elif r["verdict"] == "reversed somewhere":
+                text = f"{a} vs {b} ({a} wins {r['wins_first']}, {b} {r['wins_second']} of {n} cells)"
+            else:
+                text = f"{a} vs {b} (no cell of {n})"
             if r["verdict_unshared"] != r["verdict"]:
-                text += f" [{r['verdict_unshared']} without the {r['shared_cells']} shared-reference cells]"
+                lead = f", {r['leader_unshared']} leads" if r["leader_unshared"] else ""
+                text += f" [without the {r['shared_cells']} shared-reference cells: {r['verdict_unshared']}{lead}]"
             parts.setdefault(r["verdict"], []).append(text)
-        order = ("robust", "setting-dependent", "reversed somewhere", "no difference")
+        order = ("robust", "setting-dependent", "reversed somewhere", "not resolved", "no cells")
         body = "; ".join(f"**{v}**: " + ", ".join(parts[v]) for v in order if v in parts)
         out.append(f"{label}, {METRIC_NAMES.get(metric, metric)}: {body or 'no pairs'}")
     return out
@@ -319,7 +405,8 @@ def completeness_by_baseline(model, x, classes, ig_variants: dict[str, np.ndarra
             continue
         if setting == "expected":
             if references is None:
-                continue
+                raise ValueError("the 'expected' setting (expected gradients) needs its references to check "
+                                 "completeness against")
             _, rel = xig.completeness_gap(model, x, maps, classes, references=references, batch_size=batch_size)
             how = "in expectation (Monte Carlo)"
         else:

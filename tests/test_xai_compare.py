@@ -127,18 +127,18 @@ def test_orderings_and_the_claims_matrix_carry_the_grids_verdicts():
     verdicts = xs.verdicts([_verdict("srg", "A", "B", "robust", "A"), _verdict("srg", "B", "C", "setting-dependent", "B"),
                             _verdict("srg", "A", "C", "robust", "A"),
                             _verdict("morf_auc", "B", "C", "robust", "B"),     # the grid's leader is not the default's
-                            _verdict("morf_auc", "A", "B", "no difference", "A")])
+                            _verdict("morf_auc", "A", "B", "not resolved", None)])
     order = xc.orderings(results, rows, verdicts=verdicts)
     assert order["SRG (ROAD) ↑"] == "A >● B >◐ C (n = 40)"
     assert order["MoRF AUC (ROAD) ↓"] == "C >✕ B >○ A (n = 40)"
     matrix = xc.claims_matrix(results, rows, verdicts=verdicts)
     assert matrix["methods"] == ["A", "B", "C"] and matrix["metrics"] == ["MoRF AUC (ROAD) ↓", "SRG (ROAD) ↑"]
     srg = matrix["metrics"].index("SRG (ROAD) ↑")
-    assert [matrix["marks"][i][srg] for i in range(3)] == ["●", "◐", "◐"]   # A: robust against both
+    assert [matrix["marks"][i][srg] for i in range(3)] == ["◆", "◇", "◇"]   # A: robust against both
     np.testing.assert_array_equal(matrix["ranks"][:, srg], [1, 2, 3])
     np.testing.assert_allclose(matrix["values"][0, srg], results["A"]["srg"].mean())
     plain = xc.claims_matrix(results, rows)                                 # no grid: one setting only
-    assert {m for r in plain["marks"] for m in r} == {"○"} and not any(plain["swept"])
+    assert {m for r in plain["marks"] for m in r} == {"·"} and not any(plain["swept"])
     fig = xplt.plot_claims({"toy": matrix, "plain": plain})
     assert len(fig.axes) == 2 and fig.axes[0].get_title() == "toy"
     import matplotlib.pyplot as plt

@@ -27,15 +27,29 @@ def test_verdicts_robust_setting_dependent_and_reversed():
     grid[("A", "s2", "e1")] = _grid({("x", "y", "z"): 0.0})[("x", "y", "z")]   # a setting of A that loses to B
     ab = {(r["metric"], r["first"], r["second"]): r for r in xs.robustness(grid, n_boot=300)}[("srg", "A", "B")]
     assert ab["verdict"] == "reversed somewhere" and ab["cells"] == 3 and ab["wins_second"] == 1
-    assert "| srg | A vs B | 3 | 2 | 1 | 0 | A: 67% | reversed somewhere |" in xs.robustness_table([ab])
+    assert "| srg | A vs B | 3 | 2 | 1 | 0 | reversed somewhere (A leads) |" in xs.robustness_table([ab])
+    assert "A vs B (A wins 2, B 1 of 3 cells)" in xs.findings([ab], "toy")[0]
+    with pytest.raises(ValueError, match="list of method names"):
+        xs.findings([ab], "toy", methods="AB")
 
 
-def test_no_difference_when_no_cell_excludes_zero():
+def test_not_resolved_when_no_cell_rejects_and_holm_guards_against_chance():
     grid = _grid({("A", "s", "e1"): 0.3, ("B", "t", "e1"): 0.3})
     row = xs.robustness(grid, metrics=("srg",), n_boot=200)[0]
-    assert row["verdict"] == "no difference" and row["ties"] == 1
+    assert row["verdict"] == "not resolved" and row["ties"] == 1 and row["leader"] is None
     with pytest.raises(ValueError, match="metrics"):
         xs.robustness(grid, metrics=("auc",))
+    with pytest.raises(ValueError, match="evaluations"):
+        xs.robustness(grid, references={("A", "s"): "blur"})
+    # 60 cells of pure noise: unadjusted, 4 would "win" by chance; Holm keeps the family at 5 %
+    rng = np.random.default_rng(1)
+    noise = {("A", "s", f"e{k}"): {m: rng.normal(0, 1, 30) for m in xs.METRICS} for k in range(60)}
+    noise.update({("B", "t", f"e{k}"): {m: rng.normal(0, 1, 30) for m in xs.METRICS} for k in range(60)})
+    row = xs.robustness(noise, metrics=("srg",), n_boot=100)[0]
+    assert row["verdict"] == "not resolved" and min(c["p_holm"] for c in row["detail"]) > 0.05
+    raw = xs._p_values([noise[("A", "s", f"e{k}")]["srg"] - noise[("B", "t", f"e{k}")]["srg"] for k in range(60)])
+    assert np.sum(raw < 0.05) == 4
+    np.testing.assert_allclose(xs.holm(np.array([0.01, 0.04, 0.03])), [0.03, 0.06, 0.06])
 
 
 def test_evaluations_and_shared_references():
@@ -44,6 +58,7 @@ def test_evaluations_and_shared_references():
                            "constant 127.5, pixels", "constant 127.5, patches"]
     assert tiles["constant 127.5, pixels"] == {"fill": 127.5, "granularity": "pixels", "reference": None}
     assert xs.evaluations((-1, 1))["constant 0, patches"]["reference"] == "zeros"
+    assert xs.evaluations((-5.48, 4.53))["constant -0.475, pixels"]["reference"] == "zeros"   # near 0: what zeros remove
     assert xs.shared_reference("blur", tiles["blur, pixels"]) and xs.shared_reference("blur", tiles["road, patches"])
     assert not xs.shared_reference(None, tiles["road, pixels"])
     assert not xs.shared_reference("zeros", tiles["constant 127.5, pixels"])
@@ -56,7 +71,9 @@ def test_evaluations_and_shared_references():
     row = xs.robustness(grid, references={("IG", "blur"): "blur"}, evaluations=tiles, metrics=("srg",), n_boot=200)[0]
     assert [c["shared_reference"] for c in row["detail"]] == [["IG"], []]
     assert row["verdict"] == "reversed somewhere" and row["shared_cells"] == 1
-    assert row["verdict_unshared"] == "robust"               # G wins the one cell where nothing is shared
+    assert row["verdict_unshared"] == "robust" and row["leader_unshared"] == "G"   # G wins where nothing is shared
+    assert row["leader"] is None and "[without the 1 shared-reference cells: robust, G leads]" in xs.findings(
+        [row], "toy")[0]
     table = xs.settings_table(grid, references={("IG", "blur"): "blur"}, evaluations=tiles)
     assert "| IG | blur | +0.499 (1) † | +0.499 (2) | 1–2 of 2 |" in table     # the noise's mean is -0.001
     assert "| G | - | +0.099 (2) | +0.599 (1) | 1–2 of 2 |" in table
@@ -80,6 +97,7 @@ def test_evaluate_grid_on_a_model_with_a_known_answer():
     assert len(grid) == 2 * 4 and grid[("right", "-", "blur, patches")]["srg"].shape == (12,)
     row = xs.robustness(grid, metrics=("srg",), n_boot=300)[0]
     assert row["verdict"] == "robust" and row["leader"] == "right" and row["cells"] == 4
+    assert row["margin"]["low"] > 0 and "right > wrong (all 4 cells; narrowest margin +" in xs.findings([row], "t")[0]
     with pytest.raises(ValueError, match="granularity"):
         xs.evaluate_grid(model, x, 0, {"right": {"-": right}}, {"bad": {"fill": "zeros", "granularity": "blocks"}},
                          patch=4)
@@ -105,8 +123,15 @@ def test_method_variants_give_every_setting_its_maps():
     import xai_cam
     np.testing.assert_allclose(variants["Grad-CAM++"]["default"], xai_cam.grad_cam_plus_plus(model, x, 0), rtol=1e-6)
     assert references[("IG", "blur")] == "blur" and not np.allclose(variants["IG"]["zeros"], variants["IG"]["blur"])
+    assert references[("IG", "tunnel 0.1")] == "zeros" and references[("Gradient × input", "default")] == "zeros"
     with pytest.raises(ValueError, match="not swept"):
         xs.method_variants(model, x, 0, value_range=(0, 255), given={("IG", "black"): given})
+    with pytest.raises(ValueError, match="one map per example"):
+        xs.method_variants(model, x, 0, value_range=(0, 255), given={("SISE", "default"): given[:2]})
+    with pytest.raises(ValueError, match="repeats"):
+        xs.method_variants(model, x, 0, value_range=(0, 255), tunnel_noise=(0.1, 0.1))
+    with pytest.raises(ValueError, match="lo < hi"):
+        xs.method_variants(model, x, 0, value_range=255)
 
 
 def test_completeness_by_baseline_on_a_linear_model():
@@ -129,3 +154,5 @@ def test_completeness_by_baseline_on_a_linear_model():
     for baseline in ("zeros", "white", "mean", "blur", "uniform"):
         assert rows[baseline].endswith("| 1.000 | up to quadrature |"), rows[baseline]
     assert "in expectation" in rows["expected"]
+    with pytest.raises(ValueError, match="references"):
+        xs.completeness_by_baseline(model, x, 0, ig, value_range=(0, 1))
