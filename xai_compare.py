@@ -401,6 +401,12 @@ ORDERINGS_HEADING = ("Orderings (best first; > : the neighbours' paired 95 % con
                      "does not)")
 
 
+def _grid_sizes(groups: list[dict]) -> str:
+    """'; the grid ran on MNIST-1D: n = 1000, ...' for the groups that say (``grid_n``), else ''."""
+    sizes = [f"{g['label']}: n = {g['grid_n']}" for g in groups if g.get("grid_n")]
+    return "; the grid ran on " + ", ".join(sizes) if sizes else ""
+
+
 def tables_document(groups: list[dict], completeness: str, sweeps: list[dict] | None = None) -> str:
     """The comparison's Markdown file (``figures/xai_tables.md``), its ``###`` sections read by
     ``tools/readme_results.py``: each group's full table (``heading``, ``results``, ``sanity``,
@@ -410,7 +416,8 @@ def tables_document(groups: list[dict], completeness: str, sweeps: list[dict] | 
     completeness line, then the settings sweeps: ``sweeps``, dicts with ``heading`` and ``text``
     (Markdown), and ``findings`` (lines, gathered under ``Findings across settings``).
     ``groups``: dicts with ``heading``, ``label`` (the orderings' column), ``results``, ``sanity``
-    (or None), ``diffs`` (:func:`paired_differences`) and optional ``verdicts``."""
+    (or None), ``diffs`` (:func:`paired_differences`) and optional ``verdicts`` and ``grid_n`` (the
+    examples the settings grid ran on, said beside the marks)."""
     sections = []
     for g in groups:
         sections += [f"### {g['heading']}", comparison_table(g["results"], g.get("sanity"))]
@@ -421,7 +428,7 @@ def tables_document(groups: list[dict], completeness: str, sweeps: list[dict] | 
     marked = any(g.get("verdicts") for g in groups)
     sections += [f"### {ORDERINGS_HEADING}",
                  orderings_table({g["label"]: orderings(g["results"], g["diffs"], g.get("sanity"), g.get("verdicts"))
-                                  for g in groups}) + (f"\n\nMarks {MARKS_LEGEND}." if marked else "")]
+                                  for g in groups}) + (f"\n\nMarks {MARKS_LEGEND}{_grid_sizes(groups)}." if marked else "")]
     sections += ["### Paired differences (95 % bootstrap confidence intervals)",
                  differences_table([dict(r, group=g["label"]) for g in groups for r in g["diffs"]])]
     claims = [f"- {g['label']}: {c}" for g in groups for c in supported_claims(g["diffs"])]

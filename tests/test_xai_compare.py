@@ -156,6 +156,9 @@ def test_tables_document_gathers_the_sweeps():
     headings = [line[4:] for line in text.splitlines() if line.startswith("### ")]
     assert headings[-2:] == ["Findings across settings", "Sweep, toy"]
     assert "- toy, SRG: robust" in text and "A >● B" in text and f"Marks {xc.MARKS_LEGEND}." in text
+    grid = xc.tables_document([{"heading": "T", "label": "toy", "results": results, "sanity": None, "diffs": rows,
+                                "verdicts": verdicts, "grid_n": 12}], "c.")
+    assert f"Marks {xc.MARKS_LEGEND}; the grid ran on toy: n = 12." in grid
 
 
 def test_methods_explain_all_and_completeness_report():
