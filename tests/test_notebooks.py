@@ -32,7 +32,8 @@ def _cell_text(nb, index):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_committed_notebook_layout(name):
     nb = nbformat.read(os.path.join(ROOT, name), as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
+    # papermill's injected-parameters cell (the values a committed run used) follows the parameters cell
+    code = [c for c in nb.cells if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
     assert "parameters" in code[0].metadata.get("tags", []), f"{name}: the first code cell must be tagged 'parameters'"
     assert "REPO_URL = " in code[0].source and "DRIVE_DIR = " in code[0].source
     assert code[1].source.startswith("# Set-up.") and "notebook_setup" in code[1].source
