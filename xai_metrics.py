@@ -34,6 +34,7 @@ __all__ = [
     "summary",
     "saliency_positions",
     "road_impute",
+    "usable_cores",
     "removal_curves",
     "patch_ids",
     "patch_ranks",
@@ -132,6 +133,11 @@ def _impute_example(x: np.ndarray, removed: np.ndarray, fallback: np.ndarray) ->
     return splu(system, permc_spec="MMD_ATA").solve(rhs)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the system tells it, else all)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, value_range: float | None = None,
                 threads: int | None = None) -> np.ndarray:
     """ROAD's noisy linear imputation (Rong et al., ICML 2022, "A Consistent and Efficient Evaluation
@@ -177,7 +183,7 @@ def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, value_ran
     # SuperLU releases the GIL, so the examples' systems are solved on every core; the noise is
     # drawn afterwards in the examples' order, so the result does not depend on the threads
     if threads is None:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = usable_cores()
     elif isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
     workers = min(len(todo), int(threads))
@@ -194,18 +200,26 @@ def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, value_ran
     return out.astype(np.float32)
 
 
-def _removed_input(x, removed, fill, blur_sigma, road):
-    """x with the positions of ``removed`` (bool (N, T) or (N, H, W)) replaced by ``fill``: zeros, a
-    constant, a blurred copy, or ROAD's noisy linear imputation (``road``: its keyword arguments)."""
+def _fill_source(x, fill, blur_sigma):
+    """What removed positions take, computed once for every step of a curve: the blurred copy of x
+    (spatial axes only) for "blur", 0 for "zeros", the constant for a number, None for "road" (its
+    values depend on which positions are removed)."""
     if isinstance(fill, str) and fill == "road":
-        return road_impute(x, removed, **road)
-    mask = removed[..., None]
+        return None
     if isinstance(fill, str) and fill == "zeros":
-        return np.where(mask, 0.0, x).astype(np.float32)
+        return np.float32(0.0)
     if isinstance(fill, str) and fill == "blur":
-        sigma = (0,) + (blur_sigma,) * (x.ndim - 2) + (0,)                   # blur the spatial axes only
-        return np.where(mask, gaussian_filter(x, sigma=sigma), x).astype(np.float32)
-    return np.where(mask, np.float32(fill), x).astype(np.float32)
+        return gaussian_filter(x, sigma=(0,) + (blur_sigma,) * (x.ndim - 2) + (0,))
+    return np.float32(fill)
+
+
+def _removed_input(x, removed, source, road):
+    """x with the positions of ``removed`` (bool (N, T) or (N, H, W)) replaced by ``source`` (see
+    :func:`_fill_source`), or, where it is None, by ROAD's noisy linear imputation (``road``: its
+    keyword arguments)."""
+    if source is None:
+        return road_impute(x, removed, **road)
+    return np.where(removed[..., None], source, x).astype(np.float32)
 
 
 def _check_fill(fill, blur_sigma):
@@ -324,12 +338,13 @@ def removal_curves(model, x, maps, class_index=None, *, steps: int = 10, fill: s
                                                       score, batch_size, patch)
     n, d = relevance.shape
     road = {"noise_std": noise_std, "value_range": value_range}
+    source = _fill_source(x, fill, blur_sigma)
     out = {"fractions": cuts / d}
     for name, order in (("morf", rank), ("lerf", d - 1 - rank)):
         curve = np.empty((n, steps + 1), np.float32)
         for k, cut in enumerate(cuts):
             removed = (order < cut).reshape(x.shape[:-1])                    # (N, T) or (N, H, W)
-            filled = x if cut == 0 else _removed_input(x, removed, fill, blur_sigma, dict(road, seed=seed + k))
+            filled = x if cut == 0 else _removed_input(x, removed, source, dict(road, seed=seed + k))
             curve[:, k] = _picked(model, filled, classes, score, batch_size)
         out[f"{name}_curve"] = curve
         out[f"{name}_auc"] = np.trapezoid(curve, x=out["fractions"], axis=1)
@@ -355,13 +370,14 @@ def deletion_insertion(model, x, maps, class_index=None, *, steps: int = 20, fil
                                                       score, batch_size)
     n = len(x)
     road = {"noise_std": noise_std, "value_range": value_range}
+    source = _fill_source(x, fill, blur_sigma)
     curves = {}
     for name in ("deletion", "insertion"):
         curve = np.empty((n, steps + 1), np.float32)
         for k, cut in enumerate(cuts):
             moved = rank < cut                                               # (N, D)
             removed = (moved if name == "deletion" else ~moved).reshape(x.shape[:-1])
-            filled = x if not removed.any() else _removed_input(x, removed, fill, blur_sigma, dict(road, seed=seed + k))
+            filled = x if not removed.any() else _removed_input(x, removed, source, dict(road, seed=seed + k))
             curve[:, k] = _picked(model, filled, classes, score, batch_size)
         curves[f"{name}_curve"] = curve
         curves[f"{name}_auc"] = np.trapezoid(curve, dx=1.0 / steps, axis=1)
@@ -411,8 +427,8 @@ def average_drop_increase_topk(model, x, maps, class_index=None, *, keep_fractio
     x, relevance, classes, rank, _ = _curve_inputs(model, x, maps, class_index, 1, fill, blur_sigma, score, batch_size)
     k = max(1, int(round(keep_fraction * relevance.shape[1])))
     removed = (rank >= k).reshape(x.shape[:-1])
-    kept = _removed_input(x, removed, fill, blur_sigma, {"noise_std": noise_std, "value_range": value_range,
-                                                        "seed": seed})
+    kept = _removed_input(x, removed, _fill_source(x, fill, blur_sigma),
+                          {"noise_std": noise_std, "value_range": value_range, "seed": seed})
     return _drop_increase(_picked(model, x, classes, score, batch_size),
                           _picked(model, kept, classes, score, batch_size))
 

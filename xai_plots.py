@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_curves", "plot_sanity", "plot_claims",
-           "pick_examples",
-           "map_kind"]
+           "pick_examples", "map_kind"]
 
 SIGNED, UNSIGNED, ABSOLUTE = "signed", "unsigned", "absolute"
 _SEQUENTIAL_CMAP = "inferno"

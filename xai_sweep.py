@@ -30,7 +30,7 @@ from xai_compare import paired_bootstrap
 
 __all__ = ["evaluations", "METRICS", "method_variants", "evaluate_grid", "robustness", "robustness_table",
            "settings_table", "verdicts", "shared_reference", "findings",
-           "completeness_by_baseline"]
+           "completeness_by_baseline", "holm"]
 
 METRICS = {"srg": True, "morf_auc": False, "lerf_auc": True}            # metric -> higher is better
 GRAINS = ("pixels", "patches")

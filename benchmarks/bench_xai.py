@@ -352,7 +352,7 @@ def bench_road_batch(repeat=3, n=8):
     x = rng.uniform(0, 255, (n, 150, 150, 3)).astype(np.float32)
     smooth = np.stack([gaussian_filter(rng.random((150, 150)), 12) for _ in range(n)])
     removed = smooth > np.median(smooth.reshape(n, -1), axis=1)[:, None, None]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = xm.usable_cores()
     one = timed(lambda: xm.road_impute(x, removed, threads=1), repeat=repeat)
     every = timed(lambda: xm.road_impute(x, removed), repeat=repeat)
     return n, cores, one, every
