@@ -17,6 +17,7 @@ Axis key: N examples, B batch, H, W image size (150), C channels (3), K classes 
 from __future__ import annotations
 
 import hashlib
+import json
 import http.client
 import os
 import re
@@ -29,8 +30,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-import training_utils as tu
-from atomic_files import atomic_open
+import xai.training.train as tu
+from xai.files import atomic_open
+from xai.training.augment import augment_tiles, predict_tta
 
 __all__ = [
     "CLASS_FOLDERS",
@@ -55,6 +57,8 @@ __all__ = [
     "save_model",
     "load_course_model",
     "course_model_inputs",
+    "course_accuracy",
+    "two_accuracies",
 ]
 
 CLASS_FOLDERS = ["01_TUMOR", "02_STROMA", "03_COMPLEX", "04_LYMPHO",
@@ -477,49 +481,14 @@ def build_model(width: int = 32, seed: int = 0, activation: str = "gelu", dropou
     return keras.Model(x, prob, name="hmt_vgg7")
 
 
-def _dihedral(xb: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Apply the k-th of the 8 flips/rotations (k in 0..7) to each tile of (B, H, W, C)."""
-    out = np.empty_like(xb)
-    for i, ki in enumerate(k):
-        t = np.rot90(xb[i], ki % 4, axes=(0, 1))
-        out[i] = t[:, ::-1] if ki >= 4 else t
-    return out
-
-
-def augment_tiles(xb: np.ndarray, rng: np.random.Generator, colour_jitter: float = 0.08,
-                  crop: int = 0) -> np.ndarray:
-    """Random flip/rotation (the 8 of the dihedral group: tissue has no orientation), a mild
-    per-channel gain and offset (stain variation) and, with ``crop`` > 0, a random ``crop`` x ``crop``
-    window of each tile. xb: float32 (B, 150, 150, 3) in 0-255; returns (B, crop or 150, ..., 3)."""
-    if crop:
-        size = xb.shape[1]
-        if xb.shape[2] != size:
-            raise ValueError(f"crop needs square tiles (B, S, S, C), got {xb.shape}")
-        if not 0 < crop <= size:
-            raise ValueError(f"crop must be in [1, {size}], got {crop}")
-        top, left = rng.integers(0, size - crop + 1, size=(2, len(xb)))
-        xb = np.stack([t[i:i + crop, j:j + crop] for t, i, j in zip(xb, top, left)])
-    xb = _dihedral(xb, rng.integers(0, 8, size=len(xb)))
-    gain = 1 + colour_jitter * rng.uniform(-1, 1, size=(len(xb), 1, 1, 3))     # (B, 1, 1, 3)
-    offset = 255 * colour_jitter / 2 * rng.uniform(-1, 1, size=(len(xb), 1, 1, 3))
-    return np.clip(xb * gain + offset, 0, 255)
-
-
-def predict_tta(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Mean probabilities over the 8 flips/rotations: float32 (N, 8)."""
-    probs = [model.predict(_dihedral(x.astype(np.float32), np.full(len(x), k)), batch_size=batch_size,
-                           verbose=0) for k in range(8)]
-    return np.mean(probs, axis=0)
-
-
 def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: TileGroups | np.ndarray | None = None,
           one_group_classes: str = "raise", callbacks=(), verbose: int = 0):
     """Train on HMT_train (uint8 or float tiles, 0-255); a validation split of it chooses the epoch:
     stratified (``config.val_split="stratified"``), or whole source images on one side
-    (``"source_image"``, :func:`training_utils.grouped_split`), which needs ``groups``: the
+    (``"source_image"``, :func:`xai.training.train.grouped_split`), which needs ``groups``: the
     :class:`TileGroups` of the tiles or str (N,) source images. ``one_group_classes="train"`` keeps a
     class from a single source image in training only (see grouped_split). HMT_test is not touched.
-    Returns ``(model, info)`` (see :func:`training_utils.train_model`, which also takes the extra
+    Returns ``(model, info)`` (see :func:`xai.training.train.train_model`, which also takes the extra
     Keras ``callbacks``); info also holds the data fingerprint of the training tiles (and, with
     groups, ``train_groups_fingerprint``: of tiles, labels and groups) and ``one_group_classes``
     (None without groups).
@@ -558,7 +527,7 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: Tile
 
 def load_course_model(path: str):
     """The course's legacy ``HMT.h5`` (Keras 2 HDF5), loaded by Keras 3 without compiling
-    (:func:`training_utils.load_legacy_model`)."""
+    (:func:`xai.training.train.load_legacy_model`)."""
     return tu.load_legacy_model(path)
 
 
@@ -589,3 +558,43 @@ def save_model(model, info: dict, test_accuracy: float, per_class_accuracy, tta_
               "train_groups_fingerprint": info.get("train_groups_fingerprint"),
               "train_fingerprint": info.get("train_fingerprint"), "test_fingerprint": test_fingerprint,
               "n_train": info.get("n_train"), "n_val": info.get("n_val")})
+
+
+# --- what HMT.ipynb reports beside the test accuracy ---
+
+def course_accuracy(path: str, x_test, y_test) -> float | None:
+    """The course's ``HMT.h5`` on these tiles (224 x 224, [0, 1], as it was trained), or None when
+    the file is not there."""
+    if not os.path.isfile(path):
+        return None
+    course = load_course_model(path)
+    prob = np.concatenate([course.predict(xb, verbose=0) for xb in course_model_inputs(np.asarray(x_test))])
+    return float(np.mean(prob.argmax(-1) == np.asarray(y_test)))
+
+
+def two_accuracies(model_json: str, cv_json: str) -> str:
+    """Markdown: the committed model's accuracy on the course's HMT_test beside the accuracy with
+    whole slides held out (``tools/hmt_slide_cv.py``'s record), and what each measures. A record
+    that is missing or not complete is said so, never filled in."""
+    with open(model_json) as f:
+        model = json.load(f)
+    n = len(CLASS_NAMES) * TEST_PER_CLASS
+    lines = ["| split | tiles tested | accuracy | 95 % interval | what it measures |", "|---|---|---|---|---|",
+             f"| the course's HMT_test | {n} | {model['test_accuracy']:.3f} | — | tiles of source images that training "
+             "also saw (495 of 496 share one) |"]
+    if not os.path.isfile(cv_json):
+        lines.append(f"| slides held out | — | not run | — | `python tools/hmt_slide_cv.py` writes {cv_json} |")
+        return "\n".join(lines)
+    with open(cv_json) as f:
+        cv = json.load(f)
+    summary = cv.get("summary")
+    if summary is None or cv.get("quick"):
+        lines.append(f"| slides held out | — | {'a QUICK record' if cv.get('quick') else 'incomplete'} | — | "
+                     f"{len(cv.get('folds', []))} folds so far: run `python tools/hmt_slide_cv.py` to finish |")
+        return "\n".join(lines)
+    pooled = summary["pooled"]
+    lo, hi = pooled["slide_bootstrap95"]
+    lines.append(f"| slides held out ({len(cv['folds'])} folds, {cv['config']['epochs']} epochs) | {pooled['n']} | "
+                 f"{pooled['accuracy']:.3f} | {lo:.3f}–{hi:.3f} (slides resampled) | tissue of slides, so patients, "
+                 "that training never saw |")
+    return "\n".join(lines)

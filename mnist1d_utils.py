@@ -19,7 +19,7 @@ import numpy as np
 from scipy.interpolate import interp1d
 from scipy.ndimage import gaussian_filter
 
-import training_utils as tu
+import xai.training.train as tu
 
 __all__ = [
     "CLASS_NAMES",
@@ -354,7 +354,7 @@ def _augment_signals(xb: np.ndarray, rng: np.random.Generator, max_shift: int) -
 def train(data: dict | None = None, config: TrainConfig = TrainConfig(), *, verbose: int = 0):
     """Train the CNN on the training split; the validation split chooses the epoch.
 
-    The test split is not touched. Returns ``(model, info)`` (see :func:`training_utils.train_model`);
+    The test split is not touched. Returns ``(model, info)`` (see :func:`xai.training.train.train_model`);
     info also holds the generator arguments that made ``data`` (``data_args``).
     """
     if not isinstance(config, TrainConfig):

@@ -1,17 +1,17 @@
-"""The names the README and the course use, in one import: Grad-CAM (``xai_cam.py``), Integrated
-Gradients with its baselines and completeness gap (``xai_integrated_gradients.py``), and the core's
-public names (``xai_core.py``: checks at the door, the score explained, the layers explained,
+"""The names the README and the course use, in one import: Grad-CAM (``xai/methods/cam.py``), Integrated
+Gradients with its baselines and completeness gap (``xai/methods/integrated_gradients.py``), and the core's
+public names (``xai/core.py``: checks at the door, the score explained, the layers explained,
 batching). This module holds no logic of its own; ``import xai_utils as xu`` keeps working.
 
 The other methods live beside them: the plain gradient, the noise tunnel (SmoothGrad, SmoothGrad²,
-VarGrad) and expected gradients in ``xai_gradients.py``; Grad-CAM++ and Score-CAM in ``xai_cam.py``;
-RISE and SISE in ``xai_perturbation.py``; every method by name in ``xai_methods.py``; metrics in
-``xai_metrics.py``; plots in ``xai_plots.py``.
+VarGrad) and expected gradients in ``xai/methods/gradients.py``; Grad-CAM++ and Score-CAM in ``xai/methods/cam.py``;
+RISE and SISE in ``xai/methods/perturbation.py``; every method by name in ``xai/methods/__init__.py``; metrics in
+``xai/metrics/removal.py``; plots in ``xai/plots.py``.
 """
 from __future__ import annotations
 
-from xai_cam import grad_cam
-from xai_core import (
+from xai.methods.cam import grad_cam
+from xai.core import (
     SCORES,
     all_layers,
     check_batch_size,
@@ -30,7 +30,7 @@ from xai_core import (
     spatial_layers,
     upsample,
 )
-from xai_integrated_gradients import (
+from xai.methods.integrated_gradients import (
     IG_BASELINES,
     IG_METHODS,
     completeness_gap,

@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 
 
 def in_memory(model, x, method, batch_size, options):
-    import xai_dataset as xd
-    from xai_core import predict_scores
+    import xai.dataset.explain as xd
+    from xai.core import predict_scores
     function = xd.method_function(method)
     maps, probs = [], []
     for a in range(0, len(x), batch_size):
@@ -47,7 +47,7 @@ def in_memory(model, x, method, batch_size, options):
 
 
 def overhead(model, x, method, batch_size, options, repeat, folder, compression):
-    import xai_dataset as xd
+    import xai.dataset.explain as xd
     out = os.path.join(folder, f"{method}.h5")
     runs = {"memory": lambda: in_memory(model, x, method, batch_size, options),
             "hdf5": lambda: xd.explain_dataset(model, x, method, out, batch_size=batch_size, resume=False,
@@ -67,7 +67,7 @@ def overhead(model, x, method, batch_size, options, repeat, folder, compression)
 MEMORY_CHILD = """
 import os, sys, threading, time, numpy as np, keras
 sys.path.insert(0, {root!r})
-import xai_dataset as xd
+import xai.dataset.explain as xd
 
 def anonymous_mib():
     # resident memory that is not file-backed: a memory map's pages are file-backed and reclaimable

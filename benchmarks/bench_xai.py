@@ -38,9 +38,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import xai_cam as xc  # noqa: E402
-import xai_gradients as xg  # noqa: E402
-import xai_perturbation as xp  # noqa: E402
+import xai.methods.cam as xc  # noqa: E402
+import xai.methods.gradients as xg  # noqa: E402
+import xai.methods.perturbation as xp  # noqa: E402
 import xai_utils as xu  # noqa: E402
 
 
@@ -156,7 +156,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import numpy as np, tensorflow as tf
 sys.path.insert(0, {os.path.join(ROOT, 'benchmarks')!r})
 from bench_xai import load
-import xai_gradients as xg, xai_utils as xu
+import xai.methods.gradients as xg, xai_utils as xu
 model, x = load({name!r})
 references = x[-64:]
 x = x[:{n}]
@@ -325,7 +325,7 @@ def bench_road(repeat=5):
     for random pixels and for the top of a smooth map (one large connected region, the harder case)."""
     from scipy.ndimage import gaussian_filter
 
-    import xai_metrics as xm
+    import xai.metrics.removal as xm
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (1, 150, 150, 3)).astype(np.float32)
     smooth = gaussian_filter(rng.random((150, 150)), 12).ravel()
@@ -347,7 +347,7 @@ def bench_road_batch(repeat=3, n=8):
     seconds with one thread and with one per core (the examples' systems solved at once)."""
     from scipy.ndimage import gaussian_filter
 
-    import xai_metrics as xm
+    import xai.metrics.removal as xm
     rng = np.random.default_rng(1)
     x = rng.uniform(0, 255, (n, 150, 150, 3)).astype(np.float32)
     smooth = np.stack([gaussian_filter(rng.random((150, 150)), 12) for _ in range(n)])

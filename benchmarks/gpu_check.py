@@ -32,9 +32,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_xai import load, naive_grad_cam, naive_rise, roofline, timed  # noqa: E402
 
-import xai_cam as xcam  # noqa: E402
-import xai_gradients as xg  # noqa: E402
-import xai_perturbation as xp  # noqa: E402
+import xai.methods.cam as xcam  # noqa: E402
+import xai.methods.gradients as xg  # noqa: E402
+import xai.methods.perturbation as xp  # noqa: E402
 import xai_utils as xu  # noqa: E402
 
 GOAL = 1e-4          # Grad-CAM and IG in float32: max relative difference between CPU and GPU

@@ -92,7 +92,7 @@ def resize_linear_np(a, out_len):
 
 
 def upsample_np(maps, spatial):
-    """(B, t) -> (B, T) or (B, h, w) -> (B, H, W), as ``xai_core.upsample`` does."""
+    """(B, t) -> (B, T) or (B, h, w) -> (B, H, W), as ``xai.core.upsample`` does."""
     import numpy as np
     out = resize_linear_np(maps, spatial[0])
     if maps.ndim == 3:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import xai_perturbation as xp
+import xai.methods.perturbation as xp
 import xai_utils as xu
 
 # constructor, smallest input it takes, IG steps and the completeness gap they reach. MobileNetV2's

@@ -1,10 +1,10 @@
-"""atomic_files: a file appears whole or not at all, and no temporary file is left behind."""
+"""xai.files: a file appears whole or not at all, and no temporary file is left behind."""
 import os
 import stat
 
 import pytest
 
-from atomic_files import atomic_open, atomic_path, write_atomic
+from xai.files import atomic_open, atomic_path, write_atomic
 
 
 def test_write_atomic_text_and_bytes_in_a_new_folder(tmp_path):

@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 from conftest import tiny_conv1d, tiny_conv2d
 
-import xai_cam as xc
-import xai_gradients as xg
-import xai_methods
-import xai_perturbation as xp
+import xai.methods.cam as xc
+import xai.methods.gradients as xg
+import xai.methods
+import xai.methods.perturbation as xp
 import xai_utils as xu
 
 
@@ -53,13 +53,13 @@ MODELS = {"1d": (tiny_conv1d, (16, 1), 3), "2d": (tiny_conv2d, (12, 12, 3), 4)}
 
 
 def test_every_method_of_the_library_is_under_contract():
-    """The one list of methods (xai_methods.METHODS): each is here, with the shape of maps it declares."""
-    assert set(xai_methods.METHODS) <= set(METHODS), set(xai_methods.METHODS) - set(METHODS)
-    for name, entry in xai_methods.METHODS.items():
+    """The one list of methods (xai.methods.METHODS): each is here, with the shape of maps it declares."""
+    assert set(xai.methods.METHODS) <= set(METHODS), set(xai.methods.METHODS) - set(METHODS)
+    for name, entry in xai.methods.METHODS.items():
         assert METHODS[name][1] == entry.maps, name
-        assert callable(xai_methods.method_function(name))
+        assert callable(xai.methods.method_function(name))
     with pytest.raises(ValueError, match="unknown method"):
-        xai_methods.method_function("gradcam")
+        xai.methods.method_function("gradcam")
 
 
 @pytest.fixture(scope="module", params=list(MODELS))

@@ -1,11 +1,11 @@
-"""hmt_evaluation: what HMT.ipynb reports, checked on tiny stand-ins and on records written here."""
+"""xai.training.report: what HMT.ipynb reports, checked on tiny stand-ins and on records written here."""
 import json
 
 import keras
 import numpy as np
 import pytest
 
-import hmt_evaluation as he
+import xai.training.report as he
 import hmt_utils as hmt
 
 

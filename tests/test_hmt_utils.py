@@ -12,7 +12,7 @@ from conftest import repo_path, shared_path
 from PIL import Image
 
 import hmt_utils as hmt
-import training_utils as tu
+import xai.training.train as tu
 
 
 def _tile(seed, shape=hmt.TILE_SHAPE):

@@ -36,7 +36,7 @@ def test_committed_notebook_layout(name):
     code = [c for c in nb.cells if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
     assert "parameters" in code[0].metadata.get("tags", []), f"{name}: the first code cell must be tagged 'parameters'"
     assert "REPO_URL = " in code[0].source and "DRIVE_DIR = " in code[0].source
-    assert code[1].source.startswith("# Set-up.") and "notebook_setup" in code[1].source
+    assert code[1].source.startswith("# Set-up.") and "xai.notebook" in code[1].source
     assert "import keras" in code[2].source
     assert all(c.get("outputs") is not None for c in code)
     assert "papermill" not in nb.metadata, "strip machine-specific metadata: python tools/clean_notebook.py"

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-import training_utils as tu
+import xai.training.train as tu
 
 
 def _tiny(seed=0):

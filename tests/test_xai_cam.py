@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from conftest import tiny_conv1d, tiny_conv2d, upsample_np
 
-import xai_cam as xc
+import xai.methods.cam as xc
 import xai_utils as xu
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from conftest import tiny_conv1d
 
-import xai_compare as xc
-import xai_plots as xplt
-import xai_sweep as xs
+import xai.analysis.compare as xc
+import xai.plots as xplt
+import xai.analysis.sweep as xs
 import xai_utils as xu
 
 REGION = slice(10, 20)

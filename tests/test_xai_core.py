@@ -1,4 +1,4 @@
-"""xai_core: answers that used to be silently wrong are now right or refused with a message.
+"""xai.core: answers that used to be silently wrong are now right or refused with a message.
 
 Each test builds the case a user met (a model edited after it was explained, a probability head
 that is no Softmax layer, a layer called twice, batch statistics at inference, mixed precision,
@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-import xai_core as core
-import xai_metrics as xm
-import xai_plots as xplt
+import xai.core as core
+import xai.metrics.removal as xm
+import xai.plots as xplt
 import xai_utils as xu
 
 

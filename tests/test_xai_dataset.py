@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, tiny_conv1d, tiny_conv2d
 
-import xai_dataset as xd
-import xai_store
+import xai.dataset.explain as xd
+import xai.dataset.store
 import xai_utils as xu
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])}
@@ -92,8 +92,8 @@ def test_memmap_and_1d(tmp_path):
 
 
 def xu_rise(model, x):
-    import xai_perturbation
-    return xai_perturbation.rise(model, x, n_masks=16, seed=2)
+    import xai.methods.perturbation
+    return xai.methods.perturbation.rise(model, x, n_masks=16, seed=2)
 
 
 def test_tf_data_batched_unbatched_unknown_length(tmp_path, model2d, images):
@@ -205,7 +205,7 @@ def test_resume_refuses_another_model_method_option_or_batch(tmp_path, model2d, 
 @pytest.mark.slow                      # child processes
 def test_killed_run_is_readable_and_resumes_to_the_same_file(tmp_path, saved, model2d, images):
     out = tmp_path / "k.h5"
-    script = ("import keras, numpy as np, xai_dataset as xd, dataset_helpers as h\n"
+    script = ("import keras, numpy as np, xai.dataset as xd, dataset_helpers as h\n"
               f"m = keras.models.load_model({str(saved / 'model.keras')!r})\n"
               f"xd.explain_dataset(m, np.load({str(saved / 'x.npy')!r}), h.slow_grad_cam, {str(out)!r},"
               " batch_size=2, progress=False, delay=0.25)\n")
@@ -237,19 +237,19 @@ def test_killed_run_is_readable_and_resumes_to_the_same_file(tmp_path, saved, mo
 
 def test_a_failed_write_keeps_the_completed_batches(tmp_path, model2d, images, monkeypatch):
     out = tmp_path / "d.h5"
-    real, calls = xai_store.write_part, []
+    real, calls = xai.dataset.store.write_part, []
 
     def full_disk(path, *args):
         calls.append(path)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
         return real(path, *args)
-    monkeypatch.setattr(xai_store, "write_part", full_disk)
+    monkeypatch.setattr(xai.dataset.store, "write_part", full_disk)
     with pytest.raises(OSError, match="completed batches are kept"):
         xd.explain_dataset(model2d, images, "grad_cam", out, batch_size=4, progress=False)
     with h5py.File(out) as f:
         assert f["maps"].shape[0] == 8
-    monkeypatch.setattr(xai_store, "write_part", real)
+    monkeypatch.setattr(xai.dataset.store, "write_part", real)
     xd.explain_dataset(model2d, images, "grad_cam", out, batch_size=4, progress=False)
     np.testing.assert_allclose(xd.load_explanations(out)["maps"], xu.grad_cam(model2d, images), rtol=1e-5, atol=1e-6)
 
@@ -276,8 +276,8 @@ def test_two_logical_devices_equal_one(tmp_path, saved):
 import json, keras, numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import xai_dataset as xd
-import xai_store
+import xai.dataset.explain as xd
+import xai.dataset.store
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     model = keras.models.load_model({str(saved / 'model.keras')!r})
@@ -285,8 +285,8 @@ x = np.load({str(saved / 'x.npy')!r})
 for name, s in (("two", strategy), ("one", None)):
     xd.explain_dataset(model, x, "integrated_gradients", {str(tmp_path)!r} + f"/{{name}}.h5", batch_size=6,
                        strategy=s, progress=False, steps=8)
-import xai_runner
-print(json.dumps(xai_runner.devices(strategy)))
+import xai.dataset.runner
+print(json.dumps(xai.dataset.runner.devices(strategy)))
 """
     run = subprocess.run([sys.executable, "-c", script], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -308,7 +308,7 @@ def free_ports(n):
 def test_two_workers_and_the_command_line(tmp_path, saved, model2d, images):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    command = [sys.executable, "-m", "xai_dataset", "--model", str(saved / "model.keras"), "--data",
+    command = [sys.executable, "-m", "xai.dataset", "--model", str(saved / "model.keras"), "--data",
                str(saved / "x.npy"), "--method", "integrated_gradients", "--option", "steps=8", "--out",
                str(tmp_path / "w.h5"), "--batch-size", "4", "--strategy", "multi-worker", "--no-progress"]
     procs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -324,24 +324,24 @@ def test_two_workers_and_the_command_line(tmp_path, saved, model2d, images):
     single = xd.explain_dataset(model2d, images, "integrated_gradients", tmp_path / "one.h5", batch_size=4,
                                 progress=False, steps=8)
     same_file(tmp_path / "merged.h5", single)
-    help_text = subprocess.run([sys.executable, "-m", "xai_dataset", "--help"], cwd=ROOT, env=ENV,
+    help_text = subprocess.run([sys.executable, "-m", "xai.dataset", "--help"], cwd=ROOT, env=ENV,
                                capture_output=True, text=True)
     assert help_text.returncode == 0 and "--method" in help_text.stdout and "merge" in help_text.stdout
 
 
 def test_interrupted_before_the_last_step_finishes_on_resume(tmp_path, model2d, images, monkeypatch):
     out = tmp_path / "i.h5"
-    real = xai_store.consolidate
+    real = xai.dataset.store.consolidate
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(xai_store, "consolidate", interrupted)
+    monkeypatch.setattr(xai.dataset.store, "consolidate", interrupted)
     with pytest.raises(KeyboardInterrupt):
         xd.explain_dataset(model2d, images, "grad_cam", out, batch_size=4, progress=False)
     with h5py.File(out) as f:                                             # every batch is there, virtually
         assert f["maps"].is_virtual and f["maps"].shape[0] == 24 and not f.attrs["complete"]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
-    monkeypatch.setattr(xai_store, "consolidate", real)
+    monkeypatch.setattr(xai.dataset.store, "consolidate", real)
     xd.explain_dataset(model2d, images, "grad_cam", out, batch_size=4, progress=False)   # nothing left but the end
     r = xd.load_explanations(out)
     assert r["attrs"]["complete"] and len(r["maps"]) == len(images)
@@ -350,15 +350,15 @@ def test_interrupted_before_the_last_step_finishes_on_resume(tmp_path, model2d, 
 
 def stop_after(monkeypatch, blocks):
     """Stop a run after ``blocks`` parts are written (a failed write: the run ends as a kill would)."""
-    real, calls = xai_store.write_part, []
+    real, calls = xai.dataset.store.write_part, []
 
     def write(path, *args):
         if len(calls) == blocks:
             raise OSError(28, "No space left on device")
         calls.append(path)
         return real(path, *args)
-    monkeypatch.setattr(xai_store, "write_part", write)
-    return lambda: monkeypatch.setattr(xai_store, "write_part", real)
+    monkeypatch.setattr(xai.dataset.store, "write_part", write)
+    return lambda: monkeypatch.setattr(xai.dataset.store, "write_part", real)
 
 
 def test_resume_refuses_other_data(tmp_path, model2d, images, monkeypatch):
@@ -457,7 +457,7 @@ def test_command_line_errors(tmp_path, saved):
                            (["--method", "grad_cam", "--class-index", "foo"], "--class-index"),
                            (["--method", "nope"], "--method must be one of"),
                            (["--method", "grad_cam", "--option", "bogus=3"], "unknown option")):
-        run = subprocess.run([sys.executable, "-m", "xai_dataset"] + base + extra, cwd=ROOT, env=ENV,
+        run = subprocess.run([sys.executable, "-m", "xai.dataset"] + base + extra, cwd=ROOT, env=ENV,
                              capture_output=True, text=True)
         assert run.returncode == 2 and message in run.stderr, (extra, run.stderr[-500:])
         assert "Traceback" not in run.stderr

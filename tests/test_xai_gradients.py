@@ -7,7 +7,7 @@ import tensorflow as tf
 from conftest import tiny_conv1d, tiny_conv2d
 from scipy.ndimage import gaussian_filter
 
-import xai_gradients as xg
+import xai.methods.gradients as xg
 import xai_utils as xu
 
 

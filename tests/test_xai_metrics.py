@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from conftest import tiny_conv1d, tiny_conv2d
 
-import xai_metrics as xm
+import xai.metrics.removal as xm
 import xai_utils as xu
 
 REGION = slice(10, 20)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from conftest import tiny_conv1d, tiny_conv2d
 
-import xai_perturbation as xp
+import xai.methods.perturbation as xp
 
 
 def _x1d(n=3, seed=0):

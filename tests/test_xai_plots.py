@@ -4,7 +4,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-import xai_plots as xplt  # noqa: E402
+import xai.plots as xplt  # noqa: E402
 
 
 def test_signed_map_is_centred_at_zero_and_unsigned_starts_at_zero():
@@ -54,7 +54,7 @@ def test_plots_refuse_maps_that_do_not_match_their_input():
     import matplotlib.pyplot as plt
     import pytest
 
-    import xai_plots as xplt
+    import xai.plots as xplt
     fig, ax = plt.subplots()
     with pytest.raises(ValueError, match="match the signal"):
         xplt.plot_signal(ax, np.zeros(40), np.zeros(39))
@@ -74,7 +74,7 @@ def test_uint8_and_float_tiles_are_drawn_as_they_are():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    import xai_plots as xplt
+    import xai.plots as xplt
     dark = np.ones((4, 4, 3), np.uint8)                                   # 1 of 255: nearly black
     for tile, expected in ((dark, 1 / 255), (dark.astype(np.float32), 1.0), (np.full((4, 4, 3), 200.0), 200 / 255),
                            (np.full((4, 4, 3), 0.5), 0.5)):

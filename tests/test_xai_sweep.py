@@ -1,9 +1,9 @@
-"""xai_sweep: settings as an axis, and verdicts on how robust an ordering is."""
+"""xai.analysis.sweep: settings as an axis, and verdicts on how robust an ordering is."""
 import keras
 import numpy as np
 import pytest
 
-import xai_sweep as xs
+import xai.analysis.sweep as xs
 
 
 def _grid(values: dict, n=30, seed=0):
@@ -120,8 +120,8 @@ def test_method_variants_give_every_setting_its_maps():
     assert all(m.shape == x.shape for m in variants["IG"].values())
     assert variants["Grad-CAM"]["default"].shape == (3, 12, 12)
     np.testing.assert_array_equal(variants["SISE"]["default"], given)          # given maps are used as they are
-    import xai_cam
-    np.testing.assert_allclose(variants["Grad-CAM++"]["default"], xai_cam.grad_cam_plus_plus(model, x, 0), rtol=1e-6)
+    import xai.methods.cam
+    np.testing.assert_allclose(variants["Grad-CAM++"]["default"], xai.methods.cam.grad_cam_plus_plus(model, x, 0), rtol=1e-6)
     assert references[("IG", "blur")] == "blur" and not np.allclose(variants["IG"]["zeros"], variants["IG"]["blur"])
     assert references[("IG", "tunnel 0.1")] == "zeros" and references[("Gradient × input", "default")] == "zeros"
     with pytest.raises(ValueError, match="not swept"):
@@ -141,11 +141,11 @@ def test_completeness_by_baseline_on_a_linear_model():
         2, kernel_initializer=keras.initializers.RandomNormal(seed=0))(keras.layers.Flatten()(inp))))
     x = np.random.default_rng(0).uniform(0, 1, (6, 16, 1)).astype(np.float32)
     refs = np.random.default_rng(1).uniform(0, 1, (8, 16, 1)).astype(np.float32)
-    import xai_gradients
-    import xai_integrated_gradients as xig
+    import xai.methods.gradients
+    import xai.methods.integrated_gradients as xig
     ig = {b: xig.integrated_gradients(model, x, 0, baseline=b, steps=4, value_range=(0, 1), blur_sigma=2.0,
                                       baseline_samples=2) for b in ("zeros", "white", "mean", "blur", "uniform")}
-    ig["expected"] = xai_gradients.expected_gradients(model, x, 0, references=refs, samples=8)
+    ig["expected"] = xai.methods.gradients.expected_gradients(model, x, 0, references=refs, samples=8)
     ig["tunnel 0.1"] = ig["zeros"]
     table = xs.completeness_by_baseline(model, x, 0, ig, value_range=(0, 1), references=refs, blur_sigma=2.0,
                                         uniform_samples=2)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from conftest import resize_linear_np, shared_path, tiny_conv1d, tiny_conv2d
 
-import xai_core
+import xai.core
 import xai_utils as xu
 
 
@@ -101,7 +101,7 @@ def test_ig_gradient_step_is_traced_at_most_twice():
     x = _rng(6).normal(size=(11, 16, 1)).astype(np.float32)
     xu.integrated_gradients(model, x, steps=8, batch_size=32)              # 4 examples a call, padded
     xu.integrated_gradients(model, x, steps=8, batch_size=32)
-    steps = [f for k, f in xai_core.STEPS[model].items() if k[0] == "_ig_step"]
+    steps = [f for k, f in xai.core.STEPS[model].items() if k[0] == "_ig_step"]
     assert len(steps) == 1 and steps[0].experimental_get_tracing_count() == 1
     # fewer examples than a call holds: a smaller call (no padding beyond the work), traced once
     # more with a relaxed shape that every later size reuses
@@ -173,7 +173,7 @@ def test_grad_cam_batch_invariant_deterministic_and_traced_once():
     for bs in (1, 4, 9):
         np.testing.assert_allclose(xu.grad_cam(model, x, batch_size=bs), ref, atol=1e-6)
     np.testing.assert_array_equal(xu.grad_cam(model, x, batch_size=64), ref)
-    steps = [f for k, f in xai_core.STEPS[model].items() if k[0] == "_grad_cam_step"]
+    steps = [f for k, f in xai.core.STEPS[model].items() if k[0] == "_grad_cam_step"]
     assert len(steps) == 1 and steps[0].experimental_get_tracing_count() <= 3   # 9, then 1, 4 (relaxed)
 
 
@@ -296,7 +296,7 @@ def test_a_layer_inside_a_backbone_of_a_non_chain_outer_model():
     assert xu.find_layer(model).name == "cat"                                    # the default: the last spatial map
     _, gap = xu.completeness_gap(model, x, xu.integrated_gradients(model, x, classes), classes)
     assert gap.max() <= 0.01
-    import xai_perturbation as xp
+    import xai.methods.perturbation as xp
     sise = xp.sise(model, x, classes, layers=[target, "bb_pool", "cat"])
     assert sise.shape == (4, 12, 12) and np.isfinite(sise).all()
     assert xp.rise(model, x, classes, n_masks=32).shape == (4, 12, 12)
@@ -400,7 +400,7 @@ def _fully_convolutional(seed=0):
 
 
 def test_a_model_explained_at_two_sizes_matches_a_fresh_copy():
-    import xai_perturbation as xp
+    import xai.methods.perturbation as xp
     rng = np.random.default_rng(0)
     small, large = rng.normal(size=(2, 8, 8, 3)).astype(np.float32), rng.normal(size=(2, 12, 10, 3)).astype(np.float32)
     used = _fully_convolutional()
@@ -414,7 +414,7 @@ def test_explained_models_are_not_kept_alive():
     import gc
     import weakref
 
-    import xai_perturbation as xp
+    import xai.methods.perturbation as xp
     model = _fully_convolutional()
     x = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype(np.float32)
     xu.grad_cam(model, x)
@@ -429,7 +429,7 @@ def test_explained_models_are_not_kept_alive():
 
 @pytest.mark.parametrize("method", ["grad_cam", "ig", "rise", "sise"])
 def test_jit_compile_gives_the_same_maps(method):
-    import xai_perturbation as xp
+    import xai.methods.perturbation as xp
     model = tiny_conv2d()
     x = np.random.default_rng(2).uniform(0, 255, size=(3, 12, 12, 3)).astype(np.float32)
     run = {"grad_cam": lambda j: xu.grad_cam(model, x, jit_compile=j),
@@ -442,7 +442,7 @@ def test_jit_compile_gives_the_same_maps(method):
 
 
 def test_huge_batch_size_allocates_no_padding_beyond_the_work():
-    import xai_perturbation as xp
+    import xai.methods.perturbation as xp
     model = tiny_conv2d()
     x = np.random.default_rng(3).uniform(0, 255, size=(2, 12, 12, 3)).astype(np.float32)
     # uncapped, 10**8 padded inputs of 12 x 12 x 3 floats would need 173 GB
@@ -455,7 +455,7 @@ def test_huge_batch_size_allocates_no_padding_beyond_the_work():
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "8", None])
 def test_batch_size_is_checked_by_every_method(bad):
-    import xai_perturbation as xp
+    import xai.methods.perturbation as xp
     model = tiny_conv1d()
     x = np.zeros((2, 16, 1), np.float32)
     for call in (lambda: xu.grad_cam(model, x, batch_size=bad), lambda: xu.integrated_gradients(model, x, batch_size=bad),
@@ -466,7 +466,7 @@ def test_batch_size_is_checked_by_every_method(bad):
 
 
 def test_every_option_is_checked_at_the_door():
-    import xai_perturbation as xp
+    import xai.methods.perturbation as xp
     model = tiny_conv1d()
     x = np.zeros((2, 16, 1), np.float32)
     cases = [(lambda: xu.integrated_gradients(model, x, steps=0), "steps"),

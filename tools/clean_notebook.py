@@ -16,7 +16,7 @@ import sys
 import nbformat
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from atomic_files import atomic_open  # noqa: E402  the repository's stdlib-only writer
+from xai.files import atomic_open  # noqa: E402  the repository's stdlib-only writer
 
 NOISE = re.compile(r"^(?:[IWE]\d{4} [\d:. ]+\d+ \S+:\d+\]|WARNING: All log messages before absl|"
                    r"To enable the following instructions|.*oneDNN custom operations|"

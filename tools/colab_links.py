@@ -19,7 +19,7 @@ import sys
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:                                   # run as a script: the repository's stdlib-only writer
     sys.path.insert(0, _REPO)
-from atomic_files import write_atomic  # noqa: E402
+from xai.files import write_atomic  # noqa: E402
 
 NOTEBOOKS = ("MNIST1D.ipynb", "HMT.ipynb", "XAI_methods.ipynb")
 START, END = "<!-- colab-links:start -->", "<!-- colab-links:end -->"

@@ -76,9 +76,9 @@ if __name__ == "__main__" and _REPO not in sys.path:     # run as a script: the 
     sys.path.insert(0, _REPO)
 
 import hmt_utils as hmt  # noqa: E402
-import training_utils as tu  # noqa: E402
-from atomic_files import atomic_open  # noqa: E402
-from group_eval import (  # noqa: E402
+import xai.training.train as tu  # noqa: E402
+from xai.files import atomic_open  # noqa: E402
+from xai.training.slides import (  # noqa: E402
     INTERVAL_NOTES,
     accuracy_block,
     pooled_features,
@@ -417,7 +417,7 @@ def explanation_figure(explained: list[dict], n_each: int):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    import xai_plots as xplt
+    import xai.plots as xplt
     rows = []
     for kind in ("wrong", "right"):                                     # each fold's best first, then its second...
         rows += sorted((e for e in explained if e["kind"] == kind), key=lambda e: (e["rank"], e["fold"]))[:n_each]

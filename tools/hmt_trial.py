@@ -59,8 +59,8 @@ def main(argv=None) -> dict:
     import keras
 
     import hmt_utils as hmt
-    import training_utils as tu
-    from atomic_files import write_atomic
+    import xai.training.train as tu
+    from xai.files import write_atomic
     fields = parse_fields(args.fields, hmt.TrainConfig())
     if args.epochs is not None:
         if "epochs" in fields:

@@ -1,4 +1,4 @@
-"""The HDF5 files of :func:`xai_dataset.explain_dataset`: one part file per finished batch, a
+"""The HDF5 files of :func:`xai.dataset.explain_dataset`: one part file per finished batch, a
 virtual main file over the parts, one self-contained file at the end, shards merged.
 
 How the file stays readable at every instant. HDF5 rewrites its metadata in place, so a process
@@ -28,14 +28,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from atomic_files import atomic_path
+from xai.files import atomic_path
 
 __all__ = ["FORMAT", "COMPRESSIONS", "fields_for", "chunk_rows", "create_kwargs", "atomic_h5", "part_name",
            "write_part", "write_virtual_main", "completed_parts", "rows_written", "consolidate", "attr_value",
            "tmp_prefix", "part_digests", "file_digests",
            "shard_path", "load_explanations", "merge_shards"]
 
-FORMAT = "xai_dataset/1"
+FORMAT = "xai.dataset/1"
 COMPRESSIONS = ("gzip", "lzf", None)
 CHUNK_BYTES = 1 << 20                 # at most this much of one dataset in a chunk
 

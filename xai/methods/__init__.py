@@ -1,5 +1,5 @@
 """Every explanation method of the library, by name: the one list that the data-set runner
-(``xai_dataset``), the comparison (``xai_compare``), the contract test and the benchmarks read.
+(``xai.dataset``), the comparison (``xai.analysis.compare``), the contract test and the benchmarks read.
 
 Each entry says where the method lives and what its map is: ``"positions"`` (non-negative, one
 value a position: (N, T) or (N, H, W)) or ``"like_x"`` (signed, shaped like the input). A method is
@@ -23,19 +23,19 @@ class Method(NamedTuple):
 
 
 METHODS: dict[str, Method] = {
-    "grad_cam": Method("xai_cam", "grad_cam", "positions", "CAM", "Grad-CAM"),
-    "grad_cam_plus_plus": Method("xai_cam", "grad_cam_plus_plus", "positions", "CAM", "Grad-CAM++"),
-    "score_cam": Method("xai_cam", "score_cam", "positions", "CAM", "Score-CAM"),
-    "integrated_gradients": Method("xai_integrated_gradients", "integrated_gradients", "like_x", "path", "IG"),
-    "expected_gradients": Method("xai_gradients", "expected_gradients", "like_x", "path", "Expected gradients"),
-    "saliency": Method("xai_gradients", "saliency", "like_x", "gradient", "Gradient"),
-    "gradient_x_input": Method("xai_gradients", "gradient_x_input", "like_x", "gradient", "Gradient × input"),
-    "smoothgrad": Method("xai_gradients", "smoothgrad", "like_x", "noise tunnel", "SmoothGrad"),
-    "smoothgrad_squared": Method("xai_gradients", "smoothgrad_squared", "like_x", "noise tunnel", "SmoothGrad²"),
-    "vargrad": Method("xai_gradients", "vargrad", "like_x", "noise tunnel", "VarGrad"),
-    "noise_tunnel": Method("xai_gradients", "noise_tunnel", "like_x", "noise tunnel", "Noise tunnel"),
-    "rise": Method("xai_perturbation", "rise", "positions", "perturbation", "RISE"),
-    "sise": Method("xai_perturbation", "sise", "positions", "perturbation", "SISE"),
+    "grad_cam": Method("xai.methods.cam", "grad_cam", "positions", "CAM", "Grad-CAM"),
+    "grad_cam_plus_plus": Method("xai.methods.cam", "grad_cam_plus_plus", "positions", "CAM", "Grad-CAM++"),
+    "score_cam": Method("xai.methods.cam", "score_cam", "positions", "CAM", "Score-CAM"),
+    "integrated_gradients": Method("xai.methods.integrated_gradients", "integrated_gradients", "like_x", "path", "IG"),
+    "expected_gradients": Method("xai.methods.gradients", "expected_gradients", "like_x", "path", "Expected gradients"),
+    "saliency": Method("xai.methods.gradients", "saliency", "like_x", "gradient", "Gradient"),
+    "gradient_x_input": Method("xai.methods.gradients", "gradient_x_input", "like_x", "gradient", "Gradient × input"),
+    "smoothgrad": Method("xai.methods.gradients", "smoothgrad", "like_x", "noise tunnel", "SmoothGrad"),
+    "smoothgrad_squared": Method("xai.methods.gradients", "smoothgrad_squared", "like_x", "noise tunnel", "SmoothGrad²"),
+    "vargrad": Method("xai.methods.gradients", "vargrad", "like_x", "noise tunnel", "VarGrad"),
+    "noise_tunnel": Method("xai.methods.gradients", "noise_tunnel", "like_x", "noise tunnel", "Noise tunnel"),
+    "rise": Method("xai.methods.perturbation", "rise", "positions", "perturbation", "RISE"),
+    "sise": Method("xai.methods.perturbation", "sise", "positions", "perturbation", "SISE"),
 }
 
 

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from xai_core import (
+from xai.core import (
     Forward,
     batches,
     cached_step,

@@ -2,7 +2,7 @@
 once), running them all, IG's completeness report, every metric on the same examples, paired
 differences between methods with bootstrap confidence intervals, and the tables file.
 
-Conventions (those of ``xai_metrics``): the class probability is the score; faithfulness orders
+Conventions (those of ``xai.metrics.removal``): the class probability is the score; faithfulness orders
 positions by signed relevance; agreement, localisation and the sanity check use absolute values
 for every method, and signed IG is reported beside them where it says more.
 
@@ -17,10 +17,14 @@ from collections.abc import Callable
 import numpy as np
 from scipy.stats import rankdata
 
-import xai_metrics as xm
+import xai.metrics.removal as xm
+from xai.core import saliency_positions
+from xai.metrics.agreement import spearman
+from xai.metrics.localisation import pointing_game, relevance_mass_accuracy
 import xai_utils as xu
-from atomic_files import write_atomic
-from xai_methods import METHODS, method_function
+from xai.analysis.stats import paired_bootstrap, summary
+from xai.files import write_atomic
+from xai.methods import METHODS, method_function
 
 __all__ = [
     "METHOD_NAMES",
@@ -35,7 +39,6 @@ __all__ = [
     "completeness_report",
     "compare_methods",
     "comparison_table",
-    "paired_bootstrap",
     "paired_differences",
     "differences_table",
     "supported_claims",
@@ -89,10 +92,10 @@ def explain_all(model, x, classes, method_functions: dict, *, log: Callable | No
 
 def explain_stored(model, x, classes, names, folder: str, *, tag: str, rise_masks: int = 4000, seed: int = 0,
                    batch_size: int | None = None, log: Callable | None = print):
-    """:func:`explain_all` through ``xai_dataset.explain_dataset``: each method's maps are written to
+    """:func:`explain_all` through ``xai.dataset.explain_dataset``: each method's maps are written to
     ``folder/<tag>_<method>.h5`` (made afresh) and read back. Returns ``(maps dict, seconds-per-example
     dict)``; the seconds include storing."""
-    import xai_dataset
+    import xai.dataset
     os.makedirs(folder, exist_ok=True)
     settings = method_settings(rise_masks=rise_masks, seed=seed)
     maps, seconds = {}, {}
@@ -100,11 +103,11 @@ def explain_stored(model, x, classes, names, folder: str, *, tag: str, rise_mask
         method, options = settings[name]
         out = os.path.join(folder, f"{tag}_{method}.h5")
         start = time.perf_counter()
-        xai_dataset.explain_dataset(model, x, method, out, class_index=np.asarray(classes), resume=False,
+        xai.dataset.explain_dataset(model, x, method, out, class_index=np.asarray(classes), resume=False,
                                     progress=False, method_batch_size=None if name == "Grad-CAM" else batch_size,
                                     **options)
         seconds[name] = (time.perf_counter() - start) / len(x)
-        maps[name] = xai_dataset.load_explanations(out, fields=["maps", "index"])["maps"]
+        maps[name] = xai.dataset.load_explanations(out, fields=["maps", "index"])["maps"]
         if log:
             log(f"{name:9s} {seconds[name] * 1e3:9.2f} ms / example  ({len(x)} examples) -> {out}")
     return maps, seconds
@@ -139,8 +142,8 @@ def compare_methods(model, x, maps: dict, classes, *, masks=None, seconds: dict 
                     seed: int = 0, batch_size: int = 256, faithfulness: bool = True) -> dict:
     """Every metric for every method's maps on the same examples.
 
-    Faithfulness: ROAD removal curves (MoRF, LeRF, SRG; :func:`xai_metrics.removal_curves`) and the
-    paper's average drop / increase (:func:`xai_metrics.average_drop_increase`). Localisation
+    Faithfulness: ROAD removal curves (MoRF, LeRF, SRG; :func:`xai.metrics.removal.removal_curves`) and the
+    paper's average drop / increase (:func:`xai.metrics.removal.average_drop_increase`). Localisation
     against ``masks`` (bool (N, D)): relevance mass and pointing game of |map|, and of signed IG as
     ``relevance_mass_signed``. Agreement: Spearman of |map| with each other method's, and of signed IG.
 
@@ -149,7 +152,7 @@ def compare_methods(model, x, maps: dict, classes, *, masks=None, seconds: dict 
         ``seconds_per_example``.
     """
     results = {}
-    positions = {name: xm.saliency_positions(m, x.shape, absolute=True) for name, m in maps.items()}
+    positions = {name: saliency_positions(m, x.shape, absolute=True) for name, m in maps.items()}
     for name, m in maps.items():
         r = {}
         if faithfulness:
@@ -157,17 +160,17 @@ def compare_methods(model, x, maps: dict, classes, *, masks=None, seconds: dict 
                                       value_range=value_range, seed=seed, batch_size=batch_size))
             r.update(xm.average_drop_increase(model, x, m, classes, batch_size=batch_size))
         if masks is not None:
-            r["relevance_mass"] = xm.relevance_mass_accuracy(m, masks, x.shape)
-            r["pointing"] = xm.pointing_game(m, masks, x.shape)
+            r["relevance_mass"] = relevance_mass_accuracy(m, masks, x.shape)
+            r["pointing"] = pointing_game(m, masks, x.shape)
             if MAP_KINDS.get(name) == "signed":
-                r["relevance_mass_signed"] = xm.relevance_mass_accuracy(m, masks, x.shape, absolute=False)
-                r["pointing_signed"] = xm.pointing_game(m, masks, x.shape, absolute=False)
-        signed = xm.saliency_positions(m, x.shape) if MAP_KINDS.get(name) == "signed" else None
+                r["relevance_mass_signed"] = relevance_mass_accuracy(m, masks, x.shape, absolute=False)
+                r["pointing_signed"] = pointing_game(m, masks, x.shape, absolute=False)
+        signed = saliency_positions(m, x.shape) if MAP_KINDS.get(name) == "signed" else None
         for other in maps:
             if other != name:
-                r[f"agreement_{other}"] = xm.spearman(positions[name], positions[other])
+                r[f"agreement_{other}"] = spearman(positions[name], positions[other])
                 if signed is not None:
-                    r[f"agreement_signed_{other}"] = xm.spearman(signed, positions[other])
+                    r[f"agreement_signed_{other}"] = spearman(signed, positions[other])
         if seconds and name in seconds:
             r["seconds_per_example"] = seconds[name]
         results[name] = r
@@ -208,7 +211,7 @@ def comparison_table(results: dict, sanity: dict | None = None, *, agreement: bo
             if key not in r:
                 row.append("-")
                 continue
-            s = xm.summary(np.asarray(r[key]) * scale)
+            s = summary(np.asarray(r[key]) * scale)
             row.append(f"{s['mean']:.3f} ± {s['sem']:.3f}" if scale == 1 else f"{s['mean']:.1f} ± {s['sem']:.1f}")
         if sanity:
             row.append(str(len(np.atleast_1d(r["sanity"]))) if "sanity" in r else "-")
@@ -221,31 +224,6 @@ def comparison_table(results: dict, sanity: dict | None = None, *, agreement: bo
 
 
 # --- paired differences with bootstrap confidence intervals ---
-
-def paired_bootstrap(a, b, *, n_boot: int = 10000, confidence: float = 0.95, seed: int = 0) -> dict:
-    """Mean of the paired differences a - b (same examples) with a percentile bootstrap confidence
-    interval: resample the examples with replacement ``n_boot`` times.
-
-    Returns dict with ``mean``, ``low``, ``high``, ``n`` and ``excludes_zero``.
-    """
-    a = np.asarray(a, np.float64).ravel()
-    b = np.asarray(b, np.float64).ravel()
-    if a.shape != b.shape or len(a) < 2:
-        raise ValueError(f"need two paired samples of the same length >= 2, got {a.shape} and {b.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("paired values contain NaN or inf")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    d = a - b                                                               # (N,)
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    for start in range(0, n_boot, 1000):                                    # bounded memory: (1000, N)
-        idx = rng.integers(0, len(d), size=(min(1000, n_boot - start), len(d)))
-        means[start:start + len(idx)] = d[idx].mean(1)
-    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return {"mean": float(d.mean()), "low": float(low), "high": float(high), "n": int(len(d)),
-            "excludes_zero": bool(low > 0 or high < 0)}
-
 
 def paired_differences(results: dict, sanity: dict | None = None, *, n_boot: int = 10000,
                        confidence: float = 0.95, seed: int = 0) -> list[dict]:
@@ -303,11 +281,11 @@ def supported_claims(rows: list[dict]) -> list[str]:
     return out
 
 
-# how an ordering of two methods fares across the settings grid (xai_sweep.robustness's verdicts)
+# how an ordering of two methods fares across the settings grid (xai.analysis.sweep.robustness's verdicts)
 MARKS = {"robust": "●", "setting-dependent": "◐", "reversed somewhere": "✕", "not resolved": "○"}
 CLAIM_MARKS = {"all": "◆", "some": "◇", "default": "·"}
 SWEPT = {"MoRF AUC (ROAD) ↓": "morf_auc", "LeRF AUC (ROAD) ↑": "lerf_auc", "SRG (ROAD) ↑": "srg"}
-MARKS_LEGEND = ("across the settings grid (xai_sweep): ● the neighbours' order holds in every cell, ◐ in some cells "
+MARKS_LEGEND = ("across the settings grid (xai.analysis.sweep): ● the neighbours' order holds in every cell, ◐ in some cells "
                 "and is never reversed, ✕ it is reversed in some cell, ○ no cell resolves it (each cell: a paired "
                 "t-test, Holm-adjusted over the pair's cells); unmarked: one setting only")
 
@@ -327,7 +305,7 @@ def orderings(results: dict, rows: list[dict], sanity: dict | None = None, verdi
     where the paired difference of the two neighbours has a confidence interval that excludes 0,
     ``≈`` where it does not (neighbours only: ``A ≈ B ≈ C`` does not say that A and C tie).
     ``rows``: :func:`paired_differences` of the same results. ``verdicts``: the settings grid's
-    verdicts (:func:`xai_sweep.verdicts`), which mark each neighbour relation of the removal
+    verdicts (:func:`xai.analysis.sweep.verdicts`), which mark each neighbour relation of the removal
     metrics with :data:`MARKS` (see :data:`MARKS_LEGEND`)."""
     results = _with_sanity(results, sanity)
     pairs = {(r["metric"], frozenset((r["first"], r["second"]))): r for r in rows}
@@ -349,7 +327,7 @@ def orderings(results: dict, rows: list[dict], sanity: dict | None = None, verdi
 
 
 def claims_matrix(results: dict, rows: list[dict], sanity: dict | None = None, verdicts: dict | None = None) -> dict:
-    """What :func:`xai_plots.plot_claims` draws for one group: ``methods``, ``metrics`` (the
+    """What :func:`xai.plots.plot_claims` draws for one group: ``methods``, ``metrics`` (the
     columns' titles), ``values`` and ``ranks`` (methods x metrics; 1 is the best, equal means share
     a rank, NaN where a method lacks the metric), ``decimals`` (per metric) and ``marks``
     (:data:`CLAIM_MARKS`): ◆ where every difference of the method from the others holds (interval

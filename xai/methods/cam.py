@@ -1,7 +1,7 @@
 """Class activation maps, 1D and 2D: Grad-CAM, Grad-CAM++ and Score-CAM.
 
-All three explain one layer (``xai_core.find_layer``: by default the last spatial feature map;
-``layer=`` any spatial layer at any depth, nested backbones included, through ``xai_core.Forward``)
+All three explain one layer (``xai.core.find_layer``: by default the last spatial feature map;
+``layer=`` any spatial layer at any depth, nested backbones included, through ``xai.core.Forward``)
 and give maps (N, T) or (N, H, W), non-negative, computed at the layer's resolution and upsampled to
 the input (linear in 1D, bilinear in 2D, half-pixel centres), outside any XLA step. ``xai_utils``
 re-exports :func:`grad_cam`.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from xai_core import (
+from xai.core import (
     SCORES,
     Forward,
     cached_step,

@@ -1,4 +1,4 @@
-"""Data for :func:`xai_dataset.explain_dataset`, read in batches from any position, one shard at a
+"""Data for :func:`xai.dataset.explain_dataset`, read in batches from any position, one shard at a
 time: NumPy arrays and memory maps, ``tf.data`` datasets (batched or not, with or without labels,
 of known or unknown length) and folders of image files (flat, or one folder a class).
 
@@ -179,7 +179,7 @@ class _FolderSource(Source):
 
 
 def open_source(data, model, shard) -> Source:
-    """The shard ``(i, n)`` of ``data`` (see :func:`xai_dataset.explain_dataset` for the kinds), checked
+    """The shard ``(i, n)`` of ``data`` (see :func:`xai.dataset.explain_dataset` for the kinds), checked
     against the model's input; raises ValueError naming what does not fit."""
     import tensorflow as tf
     shape = tuple(model.input_shape[1:])

@@ -7,15 +7,12 @@ Axis key: N examples, F pooled features, K classes, S groups (slides), B bootstr
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-__all__ = ["Z95", "INTERVAL_NOTES", "slide_folds", "wilson", "group_bootstrap", "slide_bootstrap", "accuracy_block",
+from xai.analysis.stats import group_bootstrap, wilson
+
+__all__ = ["INTERVAL_NOTES", "slide_folds", "accuracy_block",
            "pooled_features", "slide_probe"]
-
-Z95 = 1.959963984540054
-
 
 # --- folds, intervals ---
 
@@ -54,38 +51,6 @@ def slide_folds(slides: np.ndarray, y: np.ndarray, n_folds: int, seed: int = 0, 
     return [sorted(f) for f in best[1]]
 
 
-def wilson(correct: int, n: int, z: float = Z95) -> list[float] | None:
-    """Wilson score interval of a proportion (95 % by default); None for n = 0."""
-    if n == 0:
-        return None
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [max(0.0, centre - half), min(1.0, centre + half)]
-
-
-def group_bootstrap(values: np.ndarray, groups: np.ndarray, n_boot: int = 2000, seed: int = 0,
-                    min_groups: int = 3) -> list[float] | None:
-    """95 % percentile interval of the mean of ``values`` over tiles, with whole groups resampled
-    (the tiles of one group are not independent; the groups are taken to be). float or bool (N,)
-    values, str (N,) groups. None with fewer than ``min_groups`` groups."""
-    names, index = np.unique(groups, return_inverse=True)
-    if len(names) < min_groups:
-        return None
-    total = np.bincount(index, weights=np.asarray(values, float))           # (G,) sum of values a group
-    n = np.bincount(index).astype(float)                                   # (G,) tiles a group
-    draws = np.random.default_rng(seed).integers(0, len(names), (n_boot, len(names)))   # (B, G)
-    means = total[draws].sum(1) / n[draws].sum(1)                          # (B,)
-    return [float(v) for v in np.percentile(means, [2.5, 97.5])]
-
-
-def slide_bootstrap(correct: np.ndarray, slides: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[float] | None:
-    """95 % percentile interval of the pooled accuracy with slides resampled (tiles of one slide are
-    not independent). bool (N,) correct, str (N,) slides. None with fewer than 3 slides: two slides
-    give no interval worth the name."""
-    return group_bootstrap(correct, slides, n_boot, seed)
-
-
 INTERVAL_NOTES = {
     "wilson95": "Wilson score interval: takes the tiles as independent. Tiles of one slide (and of one source image) "
                 "are correlated, so it is too narrow; shown for comparison only (and in the figure's per-fold bars).",
@@ -99,7 +64,7 @@ INTERVAL_NOTES = {
 def accuracy_block(correct: np.ndarray, slides: np.ndarray, n_boot: int, seed: int) -> dict:
     n, k = int(len(correct)), int(np.sum(correct))
     return {"n": n, "correct": k, "accuracy": k / n if n else None, "wilson95": wilson(k, n),
-            "slide_bootstrap95": slide_bootstrap(correct, slides, n_boot, seed) if n else None,
+            "slide_bootstrap95": group_bootstrap(correct, slides, n_boot, seed) if n else None,
             "slides": int(len(np.unique(slides)))}
 
 

@@ -23,14 +23,13 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import rankdata
-from scipy.stats import t as student_t
 
-import xai_metrics as xm
-from xai_compare import paired_bootstrap
+import xai.metrics.removal as xm
+from xai.analysis.stats import holm, paired_bootstrap, paired_t_p_values
 
 __all__ = ["evaluations", "METRICS", "method_variants", "evaluate_grid", "robustness", "robustness_table",
            "settings_table", "verdicts", "shared_reference", "findings",
-           "completeness_by_baseline", "holm"]
+           "completeness_by_baseline"]
 
 METRICS = {"srg": True, "morf_auc": False, "lerf_auc": True}            # metric -> higher is better
 GRAINS = ("pixels", "patches")
@@ -86,10 +85,10 @@ def method_variants(model, x, classes, *, value_range: tuple, given: dict | None
     defaults), used instead of recomputing. The second value, ``{(method, setting): "blur" |
     "zeros" | None}``, is the input each baseline stands for, for :func:`robustness`.
     ``value_range``: ``(lo, hi)`` of the data (never guessed)."""
-    import xai_cam
-    import xai_gradients
-    import xai_integrated_gradients as xig
-    import xai_perturbation
+    import xai.methods.cam
+    import xai.methods.gradients
+    import xai.methods.integrated_gradients as xig
+    import xai.methods.perturbation
     if np.ndim(value_range) != 1 or len(value_range) != 2 or not value_range[0] < value_range[1]:
         raise ValueError(f"value_range must be (lo, hi) with lo < hi, got {value_range!r}")
     lo, hi = (float(v) for v in value_range)
@@ -109,23 +108,23 @@ def method_variants(model, x, classes, *, value_range: tuple, given: dict | None
                                                    **common})
             for b in ("zeros", "white", "mean", "blur", "uniform")}
     if references is not None:
-        plan[("IG", "expected")] = (xai_gradients.expected_gradients,
+        plan[("IG", "expected")] = (xai.methods.gradients.expected_gradients,
                                     {"references": references, "samples": expected_samples, **common})
     for sigma in tunnel_noise:
-        plan[("IG", f"tunnel {sigma:g}")] = (xai_gradients.smoothgrad, {
+        plan[("IG", f"tunnel {sigma:g}")] = (xai.methods.gradients.smoothgrad, {
             "base": "integrated_gradients", "samples": tunnel_samples, "steps": max(4, ig_steps // 4),
             "noise": sigma, **noise})
     for sigma in smoothgrad_noise:
-        plan[("SmoothGrad", f"σ {sigma:g}")] = (xai_gradients.smoothgrad, {
+        plan[("SmoothGrad", f"σ {sigma:g}")] = (xai.methods.gradients.smoothgrad, {
             "samples": smoothgrad_samples, "noise": sigma, **noise})
-    plan[("Gradient × input", "default")] = (xai_gradients.gradient_x_input, {"batch_size": batch_size})
-    plan[("Grad-CAM", "default")] = (xai_cam.grad_cam, {})
-    plan[("Grad-CAM++", "default")] = (xai_cam.grad_cam_plus_plus, {})
-    plan[("Score-CAM", "default")] = (xai_cam.score_cam, {"batch_size": batch_size})
+    plan[("Gradient × input", "default")] = (xai.methods.gradients.gradient_x_input, {"batch_size": batch_size})
+    plan[("Grad-CAM", "default")] = (xai.methods.cam.grad_cam, {})
+    plan[("Grad-CAM++", "default")] = (xai.methods.cam.grad_cam_plus_plus, {})
+    plan[("Score-CAM", "default")] = (xai.methods.cam.score_cam, {"batch_size": batch_size})
     for m, c in rise_settings:
-        plan[("RISE", f"{m} masks, cell {c or 'default'}")] = (xai_perturbation.rise,
+        plan[("RISE", f"{m} masks, cell {c or 'default'}")] = (xai.methods.perturbation.rise,
                                                                {"n_masks": m, "cell_size": c, **common})
-    plan[("SISE", "default")] = (xai_perturbation.sise, {"batch_size": batch_size})
+    plan[("SISE", "default")] = (xai.methods.perturbation.sise, {"batch_size": batch_size})
     unknown = set(given) - set(plan)
     if unknown:
         raise ValueError(f"given maps for settings that are not swept: {sorted(unknown)}; the swept ones are "
@@ -149,7 +148,7 @@ def evaluate_grid(model, x, classes, variants: dict[str, dict[str, np.ndarray]],
                   seed: int = 0, batch_size: int = 256, log: Callable | None = None) -> dict:
     """Every method setting's maps scored under every evaluation setting.
 
-    ``variants``: ``{method: {setting: maps}}``, maps of ``x`` as :func:`xai_metrics.removal_curves`
+    ``variants``: ``{method: {setting: maps}}``, maps of ``x`` as :func:`xai.metrics.removal.removal_curves`
     takes them. ``evaluations``: ``{label: {"fill": "road" | "blur" | "zeros" | number,
     "granularity": "pixels" | "patches", "reference": ...}}`` (see :func:`evaluations`); ``patch`` is
     the side of a patch. Returns ``{(method, setting, evaluation): {"srg", "morf_auc", "lerf_auc":
@@ -174,29 +173,6 @@ def evaluate_grid(model, x, classes, variants: dict[str, dict[str, np.ndarray]],
     return grid
 
 
-def _p_values(differences: list[np.ndarray]) -> np.ndarray:
-    """Two-sided p-values of paired t-tests, one per cell (its per-example differences): 1 where
-    every difference is 0, 0 where they are all equal and not 0."""
-    out = np.empty(len(differences))
-    for k, d in enumerate(differences):
-        sd = d.std(ddof=1)
-        if sd == 0:
-            out[k] = 1.0 if d.mean() == 0 else 0.0
-        else:
-            out[k] = 2 * student_t.sf(abs(d.mean()) / (sd / np.sqrt(len(d))), len(d) - 1)
-    return out
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment of p-values (family-wise error control, any dependence)."""
-    p = np.asarray(p, np.float64)
-    order = np.argsort(p)
-    adjusted = np.maximum.accumulate(np.minimum(1.0, p[order] * (len(p) - np.arange(len(p)))))
-    out = np.empty_like(p)
-    out[order] = adjusted
-    return out
-
-
 def robustness(grid: dict, *, references: dict | None = None, evaluations: dict | None = None,
                metrics=tuple(METRICS), alpha: float = 0.05, n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """For every metric and pair of methods, the grid's cells (a setting of each method and an
@@ -211,7 +187,7 @@ def robustness(grid: dict, *, references: dict | None = None, evaluations: dict 
     reference}`` (the second value of :func:`method_variants`); ``evaluations``: the evaluations of
     the grid (:func:`evaluations`), for their fills' references (required with ``references``)."""
     if references and evaluations is None:
-        raise ValueError("references need the grid's evaluations (xai_sweep.evaluations) to tell which fills "
+        raise ValueError("references need the grid's evaluations (xai.analysis.sweep.evaluations) to tell which fills "
                          "share a baseline's reference")
     references = references or {}
     evaluations = evaluations or {}
@@ -241,7 +217,7 @@ def robustness(grid: dict, *, references: dict | None = None, evaluations: dict 
                                       if shared_reference(references.get((m, s)), evaluations.get(ev, {}))]
                             cells.append({"first_setting": sa, "second_setting": sb, "evaluation": ev,
                                           "mean": float(d.mean()), "n": len(d), "shared_reference": shared})
-                adjusted = holm(_p_values(diffs)) if cells else np.array([])
+                adjusted = holm(paired_t_p_values(diffs)) if cells else np.array([])
                 for c, q in zip(cells, adjusted):
                     c["p_holm"] = float(q)
                     c["winner"] = (a if c["mean"] > 0 else b) if q < alpha else None
@@ -398,7 +374,7 @@ def completeness_by_baseline(model, x, classes, ig_variants: dict[str, np.ndarra
     gradients meets completeness in expectation only (against the reference set's mean score),
     so its gap is Monte Carlo error; the noise tunnel's maps average IG over noisy inputs and have
     no single F(x'), so it has no row."""
-    import xai_integrated_gradients as xig
+    import xai.methods.integrated_gradients as xig
     lines = ["| baseline | median relative gap | max | share within 1 % | meets it |", "|---|---|---|---|---|"]
     for setting, maps in ig_variants.items():
         if setting.startswith("tunnel"):

@@ -1,38 +1,33 @@
-"""Metrics of explanations, batched: faithfulness (removal curves with ROAD's noisy linear imputation,
-MoRF, LeRF and the symmetric relevance gain; deletion/insertion; average drop/increase), localisation
-against a ground-truth mask, the cascading-randomisation sanity check, agreement, and the border
-share of a map's mass.
+"""Faithfulness: remove what a map calls relevant and follow the class score. Removal curves with
+ROAD's noisy linear imputation (MoRF, LeRF and the symmetric relevance gain), deletion / insertion,
+and the average drop / increase in confidence.
 
 Conventions (stated once, used by every table):
 - The score is the explained class's probability (``score="probability"``), read through
-  ``xai_utils.predict_scores``, the one definition of the score being explained.
-- Faithfulness orders positions by *signed* relevance (channels summed): the most positive
-  evidence for the class is removed first. Grad-CAM, RISE and SISE maps are non-negative, so for
-  them signed and absolute are the same.
-- Agreement, the sanity check and localisation compare *absolute* values by default
-  (``absolute=True``), for every method; signed IG is reported separately where it says more.
+  :func:`xai.core.predict_scores`, the one definition of the score being explained.
+- Positions are ordered by *signed* relevance (channels summed): the most positive evidence for
+  the class is removed first. Grad-CAM, RISE and SISE maps are non-negative, so for them signed and
+  absolute are the same.
+- ROAD's noise is ``noise_std`` times ``noise_scale``, the span of the data's values (255 for raw
+  tiles): the reference's 0.01 is meant for inputs scaled to [0, 1].
 
 Axis key: N examples, T signal length, H, W image size, C channels, D positions (T or H*W),
-R removed positions of one example, S steps of a curve, L layers.
+R removed positions of one example, S steps of a curve.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import keras
 import numpy as np
 from scipy import sparse
 from scipy.ndimage import gaussian_filter
 from scipy.sparse.linalg import splu
-from scipy.stats import rankdata
 
-from xai_core import check_input, explained_classes, output_activation, predict_scores
+from xai.core import check_input, check_number, explained_classes, output_activation, predict_scores, saliency_positions
 
 __all__ = [
-    "summary",
-    "saliency_positions",
+    "FILLS",
     "road_impute",
     "usable_cores",
     "removal_curves",
@@ -41,53 +36,9 @@ __all__ = [
     "deletion_insertion",
     "average_drop_increase",
     "average_drop_increase_topk",
-    "relevance_mass_accuracy",
-    "pointing_game",
-    "spearman",
-    "border_mass_share",
-    "band_area_share",
-    "cascading_randomization",
 ]
 
 FILLS = ("zeros", "blur", "road")
-
-
-def summary(values) -> dict:
-    """Mean, standard error and count of per-example values."""
-    v = np.asarray(values, np.float64)
-    return {"mean": float(v.mean()), "sem": float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0,
-            "n": int(len(v))}
-
-
-def saliency_positions(maps, x_shape, *, absolute: bool = False) -> np.ndarray:
-    """One relevance value per spatial position, float32 (N, D).
-
-    Maps shaped like x (IG) have their channels summed (signed) or, with ``absolute``, the absolute
-    values summed; Grad-CAM/RISE/SISE maps (N, T) or (N, H, W) are taken as they are (or their
-    absolute values). Raises ValueError for a shape that matches neither, or NaN/inf.
-    """
-    maps = np.asarray(maps)
-    if maps.dtype.kind not in "fiu":
-        raise ValueError(f"maps must be numeric, got dtype {maps.dtype}")
-    maps = maps.astype(np.float32)
-    x_shape = tuple(x_shape)
-    if absolute:
-        maps = np.abs(maps)
-    if maps.shape == x_shape:
-        maps = maps.sum(-1)                                                 # (N, T) or (N, H, W)
-    if maps.shape != x_shape[:-1]:
-        raise ValueError(f"maps have shape {maps.shape}, expected {x_shape[:-1]} (one value a position) or "
-                         f"{x_shape} (shaped like x); pass the maps of these inputs")
-    if not np.isfinite(maps).all():
-        bad = np.flatnonzero(~np.isfinite(maps.reshape(len(maps), -1)).all(1))
-        raise ValueError(f"maps have NaN or inf in example(s) {bad[:10].tolist()}; a metric of such a map "
-                         "would be meaningless: explain again or drop those examples")
-    return maps.reshape(len(maps), -1)                                      # (N, D)
-
-
-def _check_positive_int(name, value, low=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 # --- ROAD: noisy linear imputation (Rong et al., ICML 2022) ---
@@ -296,10 +247,10 @@ def patch_ranks(relevance: np.ndarray, ids: np.ndarray) -> np.ndarray:
 def _curve_inputs(model, x, maps, class_index, steps, fill, blur_sigma, score, batch_size, patch=1):
     """Checks shared by the curves; returns (x, relevance (N, D), classes, ranks, cuts (S+1,))."""
     x = check_input(model, x)
-    _check_positive_int("steps", steps)
+    check_number("steps", steps, low=1, integer=True)
     _check_fill(fill, blur_sigma)
     _check_score(score)
-    _check_positive_int("batch_size", batch_size)
+    check_number("batch_size", batch_size, low=1, integer=True)
     ids = patch_ids(x.shape[1:-1], patch)
     relevance = saliency_positions(maps, x.shape)                             # (N, D)
     classes = explained_classes(model, x, class_index, batch_size=batch_size)
@@ -405,7 +356,7 @@ def average_drop_increase(model, x, maps, class_index=None, *, score: str = "pro
     """
     x = check_input(model, x)
     _check_score(score)
-    _check_positive_int("batch_size", batch_size)
+    check_number("batch_size", batch_size, low=1, integer=True)
     relevance = saliency_positions(maps, x.shape, absolute=True)              # (N, D) >= 0
     classes = explained_classes(model, x, class_index, batch_size=batch_size)
     top = relevance.max(1, keepdims=True)
@@ -431,188 +382,3 @@ def average_drop_increase_topk(model, x, maps, class_index=None, *, keep_fractio
                           {"noise_std": noise_std, "value_range": value_range, "seed": seed})
     return _drop_increase(_picked(model, x, classes, score, batch_size),
                           _picked(model, kept, classes, score, batch_size))
-
-
-# --- localisation against a ground-truth mask ---
-
-def _relevance_and_masks(maps, masks, x_shape, absolute):
-    """Maps and ground truth as (N, D) relevance and (N, D) bool, checked to match."""
-    masks = np.asarray(masks)
-    if masks.dtype != bool:
-        raise ValueError(f"masks must be boolean (True on the ground truth), got dtype {masks.dtype}; "
-                         "convert with masks.astype(bool) if 0/1 is what you mean")
-    if x_shape is None:
-        maps = np.asarray(maps)
-        x_shape = maps.shape + (1,)                                         # maps are one value a position
-    rel = saliency_positions(maps, x_shape, absolute=absolute)              # (N, D)
-    if masks.shape != tuple(x_shape[:-1]):
-        raise ValueError(f"masks have shape {masks.shape}, expected {tuple(x_shape[:-1])}: one boolean a "
-                         "position, one mask per map")
-    return rel, masks.reshape(len(masks), -1)
-
-
-def relevance_mass_accuracy(maps, masks, x_shape=None, *, absolute: bool = True) -> np.ndarray:
-    """Share of the relevance mass that falls inside the ground truth (Arras et al. 2022): float (N,).
-
-    With ``absolute`` (the default, as for every method in the tables) the mass is |map|; otherwise
-    only the positive relevance counts. An example with no mass scores 0. ``x_shape``: the inputs'
-    shape when the maps are shaped like x (IG); None when maps are one value a position.
-    """
-    rel, masks = _relevance_and_masks(maps, masks, x_shape, absolute)
-    pos = np.maximum(rel, 0)
-    total = pos.sum(1)
-    return np.where(total > 0, (pos * masks).sum(1) / np.where(total > 0, total, 1), 0.0)
-
-
-def pointing_game(maps, masks, x_shape=None, *, absolute: bool = True) -> np.ndarray:
-    """1 where the map's maximum (of |map| by default) lies inside the ground truth (Zhang et al.
-    2018), else 0: (N,). Ties count as a hit only if every tied maximum is inside."""
-    rel, masks = _relevance_and_masks(maps, masks, x_shape, absolute)
-    top = rel == rel.max(1, keepdims=True)
-    return np.all(~top | masks, axis=1).astype(np.float32)
-
-
-# --- a map's share on the image's frame ---
-
-def band_area_share(spatial_shape, band: int) -> float:
-    """Share of an (H, W) image's area in its outer band of ``band`` pixels (12 of 150: 0.294)."""
-    h, w = (int(v) for v in spatial_shape)
-    if isinstance(band, bool) or not (isinstance(band, (int, np.integer)) and 0 < band and 2 * band < min(h, w)):
-        raise ValueError(f"band must be an int in (0, {min(h, w) // 2}) for a {h} x {w} image, got {band!r}")
-    return 1.0 - (h - 2 * band) * (w - 2 * band) / (h * w)
-
-
-def border_mass_share(maps, band: int = 12) -> np.ndarray:
-    """Share of each map's mass that lies in the image's outer band of ``band`` pixels: float64 (N,).
-
-    A map that attends to the tile's frame rather than its content scores well above
-    :func:`band_area_share`. ``maps``: non-negative float (N, H, W), such as Grad-CAM's. A map with
-    no mass (all zeros) has no share: NaN, so that summaries skip it instead of counting it as 0.
-    """
-    m = np.asarray(maps, np.float64)
-    if m.ndim != 3:
-        raise ValueError(f"maps must be (N, H, W), got shape {m.shape}")
-    if not np.isfinite(m).all():
-        raise ValueError("maps contain NaN or inf; explain again or drop those examples")
-    if (m < 0).any():
-        raise ValueError("maps must be non-negative (mass); pass Grad-CAM-like maps or np.abs(maps)")
-    band_area_share(m.shape[1:], band)                                    # checks band
-    total = m.sum(axis=(1, 2))                                            # (N,)
-    inner = m[:, band:-band, band:-band].sum(axis=(1, 2))                 # (N,)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, (total - inner) / total, np.nan)
-
-
-# --- agreement and the sanity check ---
-
-def spearman(a, b) -> np.ndarray:
-    """Spearman rank correlation per example between two sets of maps (N, ...): float (N,).
-    A constant map has no ranks to correlate: 0."""
-    a = np.asarray(a, np.float64).reshape(len(a), -1)
-    b = np.asarray(b, np.float64).reshape(len(b), -1)
-    if a.shape != b.shape:
-        raise ValueError(f"maps differ in shape: {a.shape} vs {b.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("maps have NaN or inf values; explain again or drop those examples")
-    ra, rb = rankdata(a, axis=1), rankdata(b, axis=1)
-    ra -= ra.mean(1, keepdims=True)
-    rb -= rb.mean(1, keepdims=True)
-    denom = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
-    return np.where(denom > 0, (ra * rb).sum(1) / np.where(denom > 0, denom, 1), 0.0)
-
-
-def _randomisation_groups(model) -> list:
-    """Layers re-drawn together in the cascade, top (output side) first: each layer with a kernel
-    (Conv, Dense), with the batch normalisation that follows it; nested models expanded."""
-    flat = []
-
-    def walk(m):
-        for layer in m.layers:
-            if isinstance(layer, keras.Model):
-                walk(layer)
-            else:
-                flat.append(layer)
-    walk(model)
-    groups = []
-    for layer in flat:
-        if any(getattr(layer, k, None) is not None for k in ("kernel", "depthwise_kernel", "pointwise_kernel")):
-            groups.append([layer])                       # a layer with a kernel (separable ones included)
-        elif layer.trainable_weights or isinstance(layer, _NORMALISATIONS):
-            # learned parameters without a kernel (a normalisation's scale and shift, a PReLU's
-            # slopes, a layer scale): re-drawn with the kernel layer before them
-            if groups:
-                groups[-1].append(layer)
-            else:
-                groups.append([layer])
-    return groups[::-1]
-
-
-_NORMALISATIONS = (keras.layers.BatchNormalization, keras.layers.LayerNormalization, keras.layers.GroupNormalization)
-
-
-def _randomise(layer, rng):
-    """Re-draw a layer's weights: He-normal kernels, small random biases; a normalisation (batch,
-    layer or group) gets random scale and shift around (1, 0) and, for batch normalisation, the
-    statistics of its initial state (mean 0, variance 1)."""
-    if isinstance(layer, _NORMALISATIONS):
-        new = []
-        for w in layer.weights:
-            v = w.numpy()
-            name = w.path if hasattr(w, "path") else w.name
-            if "moving_mean" in name:
-                new.append(np.zeros_like(v))
-            elif "moving_variance" in name:
-                new.append(np.ones_like(v))
-            elif "gamma" in name:
-                new.append((1.0 + rng.normal(0.0, 0.1, v.shape)).astype(v.dtype))
-            else:
-                new.append(rng.normal(0.0, 0.1, v.shape).astype(v.dtype))
-        layer.set_weights(new)
-        return
-    new = []
-    for w in layer.weights:
-        v = w.numpy()
-        scale = np.sqrt(2.0 / max(1, np.prod(v.shape[:-1]))) if v.ndim > 1 else 0.1
-        new.append(rng.normal(0.0, scale, v.shape).astype(v.dtype))
-    layer.set_weights(new)
-
-
-def cascading_randomization(model, x, explain: Callable, *, class_index=None, seed: int = 0,
-                            absolute: bool = True) -> dict:
-    """Sanity check (Adebayo et al., NeurIPS 2018): randomise the weights of a copy of the model
-    from the top layer down, one layer more at a time, and compare the explanations with the
-    original ones by Spearman rank correlation. A method that passes decorrelates quickly.
-
-    Each step re-draws one layer with a kernel together with the layers after it that have learned
-    parameters but no kernel (batch, layer or group normalisation: scale, shift and statistics; a
-    PReLU...), so that no learned parameter survives the full cascade.
-
-    Args:
-        model: the trained model (left untouched: the randomisation happens on a clone).
-        x: inputs (N, ...).
-        explain: ``explain(model, x, class_index) -> maps``; e.g. ``lambda m, x, c: grad_cam(m, x, c)``.
-        class_index: classes explained, fixed across the cascade (None: the trained model's predictions).
-        absolute: compare |maps| (the default, for every method), else signed maps.
-
-    Returns:
-        dict with ``layers`` (names of each step's kernel layer, top first), ``correlation`` float
-        (L, N): Spearman after randomising up to and including each step, and ``mean`` (L,).
-    """
-    x = check_input(model, x)
-    if not callable(explain):
-        raise ValueError(f"explain must be a function (model, x, class_index) -> maps, got {type(explain).__name__}")
-    classes = explained_classes(model, x, class_index)
-    reference = np.asarray(explain(model, x, classes))
-    reference = np.abs(reference) if absolute else reference
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    rng = np.random.default_rng(seed)
-    names, corr = [], []
-    for group in _randomisation_groups(clone):
-        for layer in group:
-            _randomise(layer, rng)
-        maps = np.asarray(explain(clone, x, classes))
-        corr.append(spearman(reference, np.abs(maps) if absolute else maps))
-        names.append(group[0].name)
-    corr = np.asarray(corr)
-    return {"layers": names, "correlation": corr, "mean": corr.mean(1)}

@@ -2,21 +2,20 @@
 spread over the devices of one machine or over machines with ``tf.distribute``.
 
     explain_dataset(model, data, "grad_cam", "hmt_gradcam.h5")                 # a notebook
-    python -m xai_dataset --model models/HMT.keras --data data/hmt/HMT_test \\
+    python -m xai.dataset --model models/HMT.keras --data data/hmt/HMT_test \\
         --method grad_cam --out hmt_gradcam.h5                                  # a batch job
 
 A run killed at any point (SIGKILL included) leaves ``out`` readable with every completed batch
-(see ``xai_store`` for how); the same call resumes after the last one and refuses, naming the
+(see ``xai.dataset.store`` for how); the same call resumes after the last one and refuses, naming the
 difference, when the model (weights fingerprint), method, options, data or batch size differ from
-the file's. Data are read by ``xai_sources``, the batches run by ``xai_runner`` (devices, reading
-ahead, writing behind), and the file's layout is ``xai_store``'s.
+the file's. Data are read by ``xai.dataset.sources``, the batches run by ``xai.dataset.runner`` (devices, reading
+ahead, writing behind), and the file's layout is ``xai.dataset.store``'s.
 
 Axis key: N examples, B examples in one batch, T signal length, H, W image size, C channels,
 K classes, R replicas (devices).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -27,11 +26,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-import xai_runner as runner
-import xai_store as store
-from xai_methods import METHODS, method_function
-from xai_sources import array_digest, open_source
-from xai_store import COMPRESSIONS, FORMAT, load_explanations, merge_shards, shard_path
+import xai.dataset.runner as runner
+import xai.dataset.store as store
+from xai.methods import METHODS, method_function
+from xai.dataset.sources import array_digest, open_source
+from xai.dataset.store import COMPRESSIONS, FORMAT, load_explanations, merge_shards, shard_path
 
 __all__ = [
     "METHODS",
@@ -41,7 +40,6 @@ __all__ = [
     "load_explanations",
     "model_fingerprint",
     "shard_path",
-    "main",
 ]
 
 # --- the method, its options and the model, as recorded in the file ---
@@ -87,7 +85,7 @@ _ARCHITECTURE_ARGS = ("activation", "padding", "strides", "pool_size", "kernel_s
 
 
 def _architecture(model) -> list:
-    from xai_core import all_layers
+    from xai.core import all_layers
     described = []
     for layer in all_layers(model):
         config = layer.get_config()
@@ -178,7 +176,7 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
     """Explain every example of ``data`` with ``method`` and store the maps in the HDF5 file ``out``.
 
     Args:
-        model: a Keras model (see ``xai_core.check_model``). Under a ``strategy``, load or build it in
+        model: a Keras model (see ``xai.core.check_model``). Under a ``strategy``, load or build it in
             ``strategy.scope()`` so each device holds its own copy of the weights.
         data: a NumPy array or memory map float/int (N, T, C) or (N, H, W, C), a pair ``(x, labels)``,
             a ``tf.data.Dataset`` of inputs or (inputs, labels) (batched or not), or a folder of image
@@ -186,7 +184,7 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
             Read ``batch_size`` examples at a time, never all at once.
         method: a name of :data:`METHODS` (``"grad_cam"``, ``"integrated_gradients"``, ``"rise"``...)
             or a function ``f(model, x, class_index, **options) -> maps``.
-        out: the HDF5 file to write (its folder must exist); its layout is in ``xai_store``'s docstring.
+        out: the HDF5 file to write (its folder must exist); its layout is in ``xai.dataset.store``'s docstring.
         class_index: ``"predicted"`` (the model's arg-max), ``"label"`` (the data's labels), an int, or
             an int array indexed by example position in ``data``.
         batch_size: examples read, explained and stored together (one block of the file); a resumed
@@ -214,7 +212,7 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
             batches' inputs are read again and compared with the digests stored with them).
         OSError: writing failed during the run (the disk filled up): the completed batches are kept.
     """
-    from xai_core import check_batch_size, check_flag, check_model, num_classes
+    from xai.core import check_batch_size, check_flag, check_model, num_classes
     check_model(model)
     function, method_name = _resolve_method(method)
     batch_size = check_batch_size(batch_size)
@@ -402,98 +400,3 @@ def _fields_of(out) -> dict:
         names = [n for n in f if n != "paths"]
         return store.fields_for(f["maps"].shape[1:], f["maps"].dtype, f["probabilities"].shape[1],
                                 "label" in names)
-
-
-# --- the command line ---
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["merge"]:
-        parser = argparse.ArgumentParser(prog="python -m xai_dataset merge",
-                                         description="Join the shard files of one run into one file.")
-        parser.add_argument("shards", nargs="+", help="the shard files (every shard of the run once)")
-        parser.add_argument("--out", required=True, help="the merged HDF5 file")
-        args = parser.parse_args(argv[1:])
-        try:
-            print(merge_shards(args.shards, args.out))
-        except ValueError as err:
-            parser.exit(2, f"error: {err}\n")
-        return 0
-    parser = argparse.ArgumentParser(
-        prog="python -m xai_dataset",
-        description="Explain every example of a data set and store the maps in HDF5 (resumable). "
-                    "`python -m xai_dataset merge --out all.h5 shard*.h5` joins shard files.")
-    parser.add_argument("--model", required=True, help="a saved Keras model (.keras or legacy .h5)")
-    parser.add_argument("--data", required=True, help="a folder of images (flat, or one folder a class) or a .npy file")
-    parser.add_argument("--labels", default=None, help="a .npy file of int labels for .npy data (for --class-index label)")
-    parser.add_argument("--method", required=True, help=f"one of {', '.join(sorted(METHODS))}")
-    parser.add_argument("--out", required=True, help="the HDF5 file to write")
-    parser.add_argument("--batch-size", type=int, default=64, help="examples a batch (default 64)")
-    parser.add_argument("--method-batch-size", type=int, default=None, help="the method's model inputs a call")
-    parser.add_argument("--class-index", default="predicted", help="'predicted' (default), 'label' or an int")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a method option, the value read as JSON where it parses (e.g. steps=32); repeatable")
-    parser.add_argument("--shard", default=None, metavar="I/N", help="explain shard I of N (0-based)")
-    parser.add_argument("--strategy", choices=("none", "mirrored", "multi-worker"), default="none",
-                        help="mirrored: every GPU of this machine; multi-worker: machines from TF_CONFIG")
-    parser.add_argument("--compression", choices=("gzip", "lzf", "none"), default="gzip")
-    parser.add_argument("--no-resume", action="store_true", help="start again even if --out exists")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--option takes KEY=VALUE, got {item!r}")
-        options[key] = _parse_value(value)
-    shard = None
-    if args.shard:
-        try:
-            i, n = (int(v) for v in args.shard.split("/"))
-        except ValueError:
-            parser.error(f"--shard takes I/N, e.g. 0/4, got {args.shard!r}")
-        if not 0 <= i < n:
-            parser.error(f"--shard I/N needs 0 <= I < N, got {args.shard!r}")
-        shard = (i, n)
-    class_index = args.class_index
-    if class_index not in ("predicted", "label"):
-        try:
-            class_index = int(class_index)
-        except ValueError:
-            parser.error(f"--class-index takes 'predicted', 'label' or an int, got {class_index!r}")
-    if args.method not in METHODS:
-        parser.error(f"--method must be one of {', '.join(sorted(METHODS))}, got {args.method!r}")
-    if args.labels and not args.data.endswith(".npy"):
-        parser.error("--labels goes with .npy data; a folder with one folder a class has its labels")
-
-    import keras
-    import tensorflow as tf
-    strategy = {"none": None, "mirrored": tf.distribute.MirroredStrategy,
-                "multi-worker": tf.distribute.MultiWorkerMirroredStrategy}[args.strategy]
-    strategy = strategy() if strategy else None
-    with strategy.scope() if strategy else runner.nothing():
-        model = keras.models.load_model(args.model, compile=False)
-    data = np.load(args.data, mmap_mode="r") if args.data.endswith(".npy") else args.data
-    if args.labels:
-        data = (data, np.load(args.labels))
-    try:
-        path = explain_dataset(model, data, args.method, args.out, class_index=class_index,
-                               batch_size=args.batch_size, strategy=strategy, shard=shard, resume=not args.no_resume,
-                               progress=not args.no_progress, method_batch_size=args.method_batch_size,
-                               compression=None if args.compression == "none" else args.compression, **options)
-    except ValueError as err:
-        parser.exit(2, f"error: {err}\n")
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

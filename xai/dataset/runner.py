@@ -1,4 +1,4 @@
-"""Running a method over the batches of :func:`xai_dataset.explain_dataset`: each batch split over
+"""Running a method over the batches of :func:`xai.dataset.explain_dataset`: each batch split over
 the devices of a ``tf.distribute`` strategy (one thread a device, under ``tf.device``), the data
 read ahead on one thread and the finished blocks written behind on another, so that reading,
 explaining and storing overlap.
@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-import xai_store as store
-from xai_sources import block_digest
+import xai.dataset.store as store
+from xai.dataset.sources import block_digest
 
 __all__ = ["devices", "worker_of", "Explainer", "nothing", "prefetch", "with_digests", "run_blocks", "hand_over"]
 
@@ -52,7 +52,7 @@ class Explainer:
     def _one(self, device, xb, yb, pos):
         import tensorflow as tf
 
-        from xai_core import predict_scores
+        from xai.core import predict_scores
         with tf.device(device) if device else nothing():
             probs = predict_scores(self.model, xb, score="probability", batch_size=max(1, len(xb)))
             if isinstance(self.class_spec, str):

@@ -1,5 +1,5 @@
-"""What a notebook's set-up cell calls once the repository is reachable: install only what the
-runtime lacks, get the HMT tiles, and say where the notebook runs.
+"""What a notebook's set-up cell calls once the repository is reachable (:func:`setup`): install only
+what the runtime lacks, get the HMT tiles, and say where the notebook runs and on which devices.
 
 Standard library only at import time, so it runs in a fresh Colab runtime before anything is
 installed. It never replaces an installed TensorFlow, Keras or NumPy (Colab ships its own, and
@@ -14,10 +14,10 @@ import re
 import subprocess
 import sys
 
-__all__ = ["NOTEBOOK_PACKAGES", "missing_packages", "ensure_packages", "ensure_hmt", "describe_runtime"]
+__all__ = ["NOTEBOOK_PACKAGES", "setup", "missing_packages", "ensure_packages", "ensure_hmt", "describe_runtime"]
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED_HMT = os.path.join(HERE, "..", "shared", "data", "hmt")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))     # the repository: xai/ sits at its top
+SHARED_HMT = os.path.join(ROOT, "..", "shared", "data", "hmt")
 # Packages the notebooks import (distribution names as in requirements.txt); the test and
 # notebook-running tools (pytest, papermill, jupyter) are left to the runtime.
 NOTEBOOK_PACKAGES = ("tensorflow", "keras", "numpy", "scipy", "matplotlib", "h5py", "scikit-learn",
@@ -27,7 +27,7 @@ NEVER_REPLACE = ("tensorflow", "keras", "numpy")
 
 def _requirements(path: str | None = None) -> dict[str, str]:
     """requirements.txt as {distribution name: full specifier line}."""
-    path = os.path.join(HERE, "requirements.txt") if path is None else path
+    path = os.path.join(ROOT, "requirements.txt") if path is None else path
     specs = {}
     with open(path) as f:
         for line in f:
@@ -85,9 +85,9 @@ def shown_path(path: str) -> str:
 def location() -> str:
     """Where the notebook runs, without a machine's folder names when it runs in the repository."""
     here = os.path.realpath(os.getcwd())
-    if here == os.path.realpath(HERE):
+    if here == os.path.realpath(ROOT):
         return "running in the repository's folder"
-    return f"running in {os.getcwd()}; the repository's modules come from {HERE}"
+    return f"running in {os.getcwd()}; the repository's modules come from {ROOT}"
 
 
 def ensure_hmt(data_dir: str | None = None) -> str:
@@ -102,7 +102,7 @@ def ensure_hmt(data_dir: str | None = None) -> str:
                                         "to download the tiles")
             print(f"HMT tiles: {shown_path(given)} (from {what})")
             return given
-    target = os.path.join(HERE, "data", "hmt")
+    target = os.path.join(ROOT, "data", "hmt")
     if os.path.isdir(os.path.join(target, "HMT_train")):
         print("HMT tiles:", shown_path(target))
     elif os.path.isdir(os.path.join(SHARED_HMT, "HMT_train")) and not os.path.lexists(target):
@@ -125,3 +125,17 @@ def describe_runtime() -> str:
     where = f"GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU (no GPU visible to TensorFlow)"
     return (f"Python {sys.version.split()[0]} | TensorFlow {tf.__version__} | Keras {keras.__version__} | "
             f"training and explanations run on: {where}")
+
+
+def setup(data_dir: str | None = None, *, hmt: bool = False, install: bool = False) -> str | None:
+    """The set-up cell's one call, once the repository is on the path: with ``install`` (a lone
+    notebook that fetched the repository) install what the runtime lacks; say where the notebook
+    runs and on which devices; with ``hmt``, find or fetch the HMT tiles (:func:`ensure_hmt`) and
+    return their folder (else return ``data_dir`` as given)."""
+    if install:
+        ensure_packages()
+    print(location())
+    if hmt:
+        data_dir = ensure_hmt(data_dir)
+    print(describe_runtime())
+    return data_dir

@@ -2,7 +2,7 @@
 (SmoothGrad, SmoothGrad², VarGrad) over any gradient method, and expected gradients.
 
 Every method has the front of ``xai_utils`` (``method(model, x, class_index=None, *, options)``),
-validates at the door, and runs on the core of ``xai_core``: the score being explained, the
+validates at the door, and runs on the core of ``xai.core``: the score being explained, the
 classes, fixed-shape batches of at most ``batch_size`` model inputs, compiled steps cached per
 model. Integrated Gradients' quadrature and baselines come from ``xai_utils``. The maps are signed
 and shaped like the input; take ``np.abs(a).max(-1)`` for Simonyan et al.'s saliency map.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from xai_core import (
+from xai.core import (
     SCORES,
     batches,
     cached_step,
@@ -35,7 +35,7 @@ from xai_core import (
     progress_bar,
     score_model,
 )
-from xai_integrated_gradients import completeness_gap, ig_baselines, ig_nodes
+from xai.methods.integrated_gradients import completeness_gap, ig_baselines, ig_nodes
 
 __all__ = [
     "GRADIENT_BASES",

@@ -1,7 +1,7 @@
 """Integrated Gradients (Sundararajan et al., ICML 2017) with its quadrature rules (:func:`ig_nodes`),
 its baselines (:func:`ig_baselines`: zeros, white, each example's mean, a blur, uniform noise, or
 values) and the completeness gap (:func:`completeness_gap`), one definition for every baseline and
-for expected gradients' reference sets. Built on the core (``xai_core.py``); ``xai_utils`` re-exports
+for expected gradients' reference sets. Built on the core (``xai/core.py``); ``xai_utils`` re-exports
 these names.
 
 Axis key: N examples, T signal length, H, W image size, C channels, K classes, S steps,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from xai_core import (
+from xai.core import (
     cached_step,
     check_batch_size,
     check_flag,
@@ -248,7 +248,7 @@ def completeness_gap(model, x, attributions, class_index=None, *, baseline=None,
       (one draw for every baseline but "uniform"). Integrated Gradients meets it up to quadrature,
       for one baseline and for the mean over k draws alike.
     - ``references`` (R, ...): F(x') = the mean of F over the reference set, the expectation that
-      :func:`xai_gradients.expected_gradients` meets in expectation (exactly for a linear model
+      :func:`xai.methods.gradients.expected_gradients` meets in expectation (exactly for a linear model
       when every reference is drawn equally often).
 
     The one definition used by ``integrated_gradients(return_delta=True)``, the tests, the benchmark

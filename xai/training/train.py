@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 
-from atomic_files import atomic_open, atomic_path
+from xai.files import atomic_open, atomic_path
 
 OLDEST_KERAS_CHECKED = "3.10"   # the oldest Keras the saved models were loaded in (see the README)
 

@@ -2,11 +2,11 @@
 what a model must do: :func:`check_behaviour`), the score being explained (:func:`score_model`), the
 classes explained, compiled steps cached per model and dropped when its graph changes, fixed-size
 batches, and resizing maps to the input. The model's layers (what is supported, nested models, the
-layer a method explains) are in ``xai_layers.py``; their public names are re-exported here.
+layer a method explains) are in ``xai/layers.py``; their public names are re-exported here.
 
-``xai_cam`` (Grad-CAM, Grad-CAM++, Score-CAM), ``xai_integrated_gradients`` (IG),
-``xai_gradients`` (gradients, noise tunnel, expected gradients), ``xai_perturbation`` (RISE, SISE)
-and ``xai_metrics`` build on these public names only. Compiled steps are built by module-level factories through :func:`cached_step`,
+``xai.methods.cam`` (Grad-CAM, Grad-CAM++, Score-CAM), ``xai.methods.integrated_gradients`` (IG),
+``xai.methods.gradients`` (gradients, noise tunnel, expected gradients), ``xai.methods.perturbation`` (RISE, SISE)
+and ``xai.metrics.removal`` build on these public names only. Compiled steps are built by module-level factories through :func:`cached_step`,
 keyed by the factory and every argument it gets, and held weakly by their model.
 
 Axis key: N examples, T signal length, H, W image size, C channels, K classes, S steps or masks,
@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from xai_layers import (  # noqa: F401  re-exported: the core's public names include the model's layers
+from xai.layers import (  # noqa: F401  re-exported: the core's public names include the model's layers
     activation_name,
     all_layers,
     check_called_once,
@@ -503,6 +503,32 @@ def normalize(maps) -> np.ndarray:
         raise ValueError(f"maps {np.flatnonzero(bad)[:10].tolist()} hold NaN or inf; a scaled map would hide them: "
                          "explain those examples again or drop them")
     return minmax(maps.reshape(len(maps), -1), axis=1).reshape(maps.shape)
+
+
+def saliency_positions(maps, x_shape, *, absolute: bool = False) -> np.ndarray:
+    """One relevance value per spatial position, float32 (N, D).
+
+    Maps shaped like x (IG) have their channels summed (signed) or, with ``absolute``, the absolute
+    values summed; Grad-CAM/RISE/SISE maps (N, T) or (N, H, W) are taken as they are (or their
+    absolute values). Raises ValueError for a shape that matches neither, or NaN/inf.
+    """
+    maps = np.asarray(maps)
+    if maps.dtype.kind not in "fiu":
+        raise ValueError(f"maps must be numeric, got dtype {maps.dtype}")
+    maps = maps.astype(np.float32)
+    x_shape = tuple(x_shape)
+    if absolute:
+        maps = np.abs(maps)
+    if maps.shape == x_shape:
+        maps = maps.sum(-1)                                                 # (N, T) or (N, H, W)
+    if maps.shape != x_shape[:-1]:
+        raise ValueError(f"maps have shape {maps.shape}, expected {x_shape[:-1]} (one value a position) or "
+                         f"{x_shape} (shaped like x); pass the maps of these inputs")
+    if not np.isfinite(maps).all():
+        bad = np.flatnonzero(~np.isfinite(maps.reshape(len(maps), -1)).all(1))
+        raise ValueError(f"maps have NaN or inf in example(s) {bad[:10].tolist()}; a metric of such a map "
+                         "would be meaningless: explain again or drop those examples")
+    return maps.reshape(len(maps), -1)                                      # (N, D)
 
 
 def check_number(name, value, low=None, high=None, low_open=False, integer=False):

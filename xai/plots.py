@@ -183,7 +183,7 @@ def plot_grid(inputs, maps: dict, *, kinds: dict | None = None, masks=None, row_
 
 
 def plot_curves(results: dict, title: str = ""):
-    """Mean removal curves of every method (``xai_compare.compare_methods`` output): MoRF (most
+    """Mean removal curves of every method (``xai.analysis.compare.compare_methods`` output): MoRF (most
     relevant removed first; lower area is better) and LeRF (least relevant first; higher is better),
     or deletion and insertion curves where those are what the results hold."""
     import matplotlib.pyplot as plt
@@ -227,14 +227,14 @@ def plot_sanity(sanity: dict, title: str = ""):
 
 
 def _short(title: str) -> str:
-    """A column title of ``xai_compare.COLUMNS`` for a narrow column: its name and direction on two lines."""
+    """A column title of ``xai.analysis.compare.COLUMNS`` for a narrow column: its name and direction on two lines."""
     title = title.replace("sanity: Spearman, all layers random", "sanity").replace(" (ROAD)", "").replace(" %", "")
     title = title.replace("increase in confidence", "increase")
     return title.replace(" AUC", "\nAUC").replace("average ", "average\n").replace("relevance ", "relevance\n")
 
 
 def plot_claims(panels: dict, title: str = ""):
-    """The comparison on one page: for each group (``{label: xai_compare.claims_matrix(...)}``), the
+    """The comparison on one page: for each group (``{label: xai.analysis.compare.claims_matrix(...)}``), the
     methods x metrics, each cell coloured by the method's rank on the metric (dark: best), with
     the mean and the mark of how its differences hold (◆ every difference from the other methods
     holds in the default setting and is robust across the settings grid, ◇ some are, · some hold

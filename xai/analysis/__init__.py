@@ -1,0 +1,6 @@
+"""Comparing methods: statistics, the comparison on one set of examples, and the settings sweep.
+
+- ``stats.py``    bootstrap intervals, paired differences, Holm's adjustment: written once
+- ``compare.py``  every metric on the same examples, the tables and the orderings with their intervals
+- ``sweep.py``    every method in each of its settings under every removal setting, and the verdicts
+"""

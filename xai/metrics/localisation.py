@@ -1,0 +1,85 @@
+"""Localisation: how much of a map falls on where the evidence is known to be (a ground-truth mask:
+MNIST-1D's digit, a planted marker), and how much of it sits on an image's frame.
+
+Conventions: maps are compared in *absolute* value by default (``absolute=True``), for every
+method; signed IG is reported separately where it says more.
+
+Axis key: N examples, T signal length, H, W image size, C channels, D positions (T or H*W).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from xai.core import saliency_positions
+
+__all__ = ["relevance_mass_accuracy", "pointing_game", "band_area_share", "border_mass_share"]
+
+
+# --- against a ground-truth mask ---
+
+def _relevance_and_masks(maps, masks, x_shape, absolute):
+    """Maps and ground truth as (N, D) relevance and (N, D) bool, checked to match."""
+    masks = np.asarray(masks)
+    if masks.dtype != bool:
+        raise ValueError(f"masks must be boolean (True on the ground truth), got dtype {masks.dtype}; "
+                         "convert with masks.astype(bool) if 0/1 is what you mean")
+    if x_shape is None:
+        maps = np.asarray(maps)
+        x_shape = maps.shape + (1,)                                         # maps are one value a position
+    rel = saliency_positions(maps, x_shape, absolute=absolute)              # (N, D)
+    if masks.shape != tuple(x_shape[:-1]):
+        raise ValueError(f"masks have shape {masks.shape}, expected {tuple(x_shape[:-1])}: one boolean a "
+                         "position, one mask per map")
+    return rel, masks.reshape(len(masks), -1)
+
+
+def relevance_mass_accuracy(maps, masks, x_shape=None, *, absolute: bool = True) -> np.ndarray:
+    """Share of the relevance mass that falls inside the ground truth (Arras et al. 2022): float (N,).
+
+    With ``absolute`` (the default, as for every method in the tables) the mass is |map|; otherwise
+    only the positive relevance counts. An example with no mass scores 0. ``x_shape``: the inputs'
+    shape when the maps are shaped like x (IG); None when maps are one value a position.
+    """
+    rel, masks = _relevance_and_masks(maps, masks, x_shape, absolute)
+    pos = np.maximum(rel, 0)
+    total = pos.sum(1)
+    return np.where(total > 0, (pos * masks).sum(1) / np.where(total > 0, total, 1), 0.0)
+
+
+def pointing_game(maps, masks, x_shape=None, *, absolute: bool = True) -> np.ndarray:
+    """1 where the map's maximum (of |map| by default) lies inside the ground truth (Zhang et al.
+    2018), else 0: (N,). Ties count as a hit only if every tied maximum is inside."""
+    rel, masks = _relevance_and_masks(maps, masks, x_shape, absolute)
+    top = rel == rel.max(1, keepdims=True)
+    return np.all(~top | masks, axis=1).astype(np.float32)
+
+
+# --- a map's share on the image's frame ---
+
+def band_area_share(spatial_shape, band: int) -> float:
+    """Share of an (H, W) image's area in its outer band of ``band`` pixels (12 of 150: 0.294)."""
+    h, w = (int(v) for v in spatial_shape)
+    if isinstance(band, bool) or not (isinstance(band, (int, np.integer)) and 0 < band and 2 * band < min(h, w)):
+        raise ValueError(f"band must be an int in (0, {min(h, w) // 2}) for a {h} x {w} image, got {band!r}")
+    return 1.0 - (h - 2 * band) * (w - 2 * band) / (h * w)
+
+
+def border_mass_share(maps, band: int = 12) -> np.ndarray:
+    """Share of each map's mass that lies in the image's outer band of ``band`` pixels: float64 (N,).
+
+    A map that attends to the tile's frame rather than its content scores well above
+    :func:`band_area_share`. ``maps``: non-negative float (N, H, W), such as Grad-CAM's. A map with
+    no mass (all zeros) has no share: NaN, so that summaries skip it instead of counting it as 0.
+    """
+    m = np.asarray(maps, np.float64)
+    if m.ndim != 3:
+        raise ValueError(f"maps must be (N, H, W), got shape {m.shape}")
+    if not np.isfinite(m).all():
+        raise ValueError("maps contain NaN or inf; explain again or drop those examples")
+    if (m < 0).any():
+        raise ValueError("maps must be non-negative (mass); pass Grad-CAM-like maps or np.abs(maps)")
+    band_area_share(m.shape[1:], band)                                    # checks band
+    total = m.sum(axis=(1, 2))                                            # (N,)
+    inner = m[:, band:-band, band:-band].sum(axis=(1, 2))                 # (N,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (total - inner) / total, np.nan)
