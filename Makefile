@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SHARED_HMT := ../shared/data/hmt
+# The notebooks, in the order they run: the one list (make reproduce and tests/test_notebooks.py read it)
 NOTEBOOKS := MNIST1D.ipynb HMT.ipynb XAI_methods.ipynb
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -67,11 +68,13 @@ gpu-check: $(STAMP) data
 colab-links:
 	$(PYTHON) tools/colab_links.py
 
-# Full runs, in place: regenerates models/, figures/ and the notebooks' outputs.
+# Full runs, in place: regenerates models/ (every notebook that trains, trains: RETRAIN=True), figures/ and the
+# notebooks' outputs; the cleaner folds the parameters given into each notebook's parameters cell.
 reproduce: $(STAMP) data
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb"; \
-	  $(VENV)/bin/papermill --cwd . $$nb $$nb || exit 1; \
+	  retrain=$$(grep -q '"RETRAIN = ' $$nb && echo "-p RETRAIN True"); \
+	  $(VENV)/bin/papermill --cwd . $$nb $$nb $$retrain || exit 1; \
 	  $(PY) tools/clean_notebook.py $$nb || exit 1; \
 	done
 

@@ -17,8 +17,8 @@ Axis key: N examples, B batch, H, W image size (150), C channels (3), K classes 
 from __future__ import annotations
 
 import hashlib
-import json
 import http.client
+import json
 import os
 import re
 import shutil
@@ -33,6 +33,7 @@ import numpy as np
 import xai.training.train as tu
 from xai.files import atomic_open
 from xai.training.augment import augment_tiles, predict_tta
+from xai.training.saving import load_legacy_model
 
 __all__ = [
     "CLASS_FOLDERS",
@@ -485,7 +486,7 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: Tile
           one_group_classes: str = "raise", callbacks=(), verbose: int = 0):
     """Train on HMT_train (uint8 or float tiles, 0-255); a validation split of it chooses the epoch:
     stratified (``config.val_split="stratified"``), or whole source images on one side
-    (``"source_image"``, :func:`xai.training.train.grouped_split`), which needs ``groups``: the
+    (``"source_image"``, :func:`xai.training.splits.grouped_split`), which needs ``groups``: the
     :class:`TileGroups` of the tiles or str (N,) source images. ``one_group_classes="train"`` keeps a
     class from a single source image in training only (see grouped_split). HMT_test is not touched.
     Returns ``(model, info)`` (see :func:`xai.training.train.train_model`, which also takes the extra
@@ -527,8 +528,8 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: Tile
 
 def load_course_model(path: str):
     """The course's legacy ``HMT.h5`` (Keras 2 HDF5), loaded by Keras 3 without compiling
-    (:func:`xai.training.train.load_legacy_model`)."""
-    return tu.load_legacy_model(path)
+    (:func:`xai.training.saving.load_legacy_model`)."""
+    return load_legacy_model(path)
 
 
 def course_model_inputs(x: np.ndarray, batch_size: int = 128):

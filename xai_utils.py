@@ -1,38 +1,30 @@
-"""The names the README and the course use, in one import: Grad-CAM (``xai/methods/cam.py``), Integrated
-Gradients with its baselines and completeness gap (``xai/methods/integrated_gradients.py``), and the core's
-public names (``xai/core.py``: checks at the door, the score explained, the layers explained,
-batching). This module holds no logic of its own; ``import xai_utils as xu`` keeps working.
+"""The door of the design card: the names the README and the course use, in one import. Grad-CAM
+(``xai/methods/cam.py``), Integrated Gradients with its baselines and completeness gap
+(``xai/methods/integrated_gradients.py``), and the core's public names (``xai/core.py``: checks at the
+door, the score explained, batching; ``xai/layers.py``: the layers explained; ``xai/maps.py``: maps).
+This module re-exports only and holds no logic; nothing inside the package imports it.
 
-The other methods live beside them: the plain gradient, the noise tunnel (SmoothGrad, SmoothGrad²,
-VarGrad) and expected gradients in ``xai/methods/gradients.py``; Grad-CAM++ and Score-CAM in ``xai/methods/cam.py``;
-RISE and SISE in ``xai/methods/perturbation.py``; every method by name in ``xai/methods/__init__.py``; metrics in
-``xai/metrics/removal.py``; plots in ``xai/plots.py``.
+Every other method is in ``xai.methods`` (``METHODS`` lists them all), metrics in ``xai.metrics``, plots
+in ``xai.plots``; ``import xai`` gives the methods by name (``xai.rise``, ``xai.smoothgrad``...).
 """
 from __future__ import annotations
 
-from xai.methods.cam import grad_cam
 from xai.core import (
     SCORES,
-    all_layers,
     check_batch_size,
     check_flag,
     check_input,
-    check_model,
-    conv_layers,
     explained_classes,
-    find_layer,
-    is_spatial,
-    lookup_layer,
-    normalize,
     predict_scores,
     resolve_class_index,
     score_model,
-    spatial_layers,
-    upsample,
 )
+from xai.layers import all_layers, check_model, conv_layers, find_layer, is_spatial, lookup_layer, spatial_layers
+from xai.maps import normalize, upsample
+from xai.methods.cam import grad_cam
 from xai.methods.integrated_gradients import (
     IG_BASELINES,
-    IG_METHODS,
+    IG_RULES,
     completeness_gap,
     gaussian_blur,
     ig_baselines,
@@ -47,7 +39,7 @@ __all__ = [
     "ig_baselines",
     "gaussian_blur",
     "completeness_gap",
-    "IG_METHODS",
+    "IG_RULES",
     "IG_BASELINES",
     "normalize",
     "SCORES",

@@ -137,8 +137,8 @@ def naive_rise(model, x, n_masks, seed=0):
     return sal / (n_masks * 0.5)
 
 
-def relative_gap(model, x, steps, method):
-    attributions = xu.integrated_gradients(model, x, steps=steps, method=method, progress=False)
+def relative_gap(model, x, steps, rule):
+    attributions = xu.integrated_gradients(model, x, steps=steps, rule=rule, progress=False)
     return xu.completeness_gap(model, x, attributions)[1]                 # the one definition of the gap
 
 
@@ -203,21 +203,21 @@ def bench(name, quick):
     # the fewest steps per rule reaching a median relative gap <= 1 %
     xs = x[: (8 if quick else 32) if two_d else (64 if quick else 256)]
     steps_table = []
-    for method in xu.IG_METHODS:
+    for rule in xu.IG_RULES:
         found = None
         for steps in (2, 4, 8, 16, 32, 64, 128, 256):
-            if method == "riemann_trapezoid" and steps < 2:
+            if rule == "riemann_trapezoid" and steps < 2:
                 continue
-            gap = relative_gap(model, xs, steps, method)
+            gap = relative_gap(model, xs, steps, rule)
             if np.median(gap) <= 0.01:
                 found = (steps, float(np.median(gap)))
                 break
         if found:
-            t = timed(lambda steps=found[0], method=method: xu.integrated_gradients(
-                model, x, steps=steps, method=method, batch_size=batch, progress=False), repeat=1)
-            steps_table.append((method, found[0], found[1], len(x) / t))
+            t = timed(lambda steps=found[0], rule=rule: xu.integrated_gradients(
+                model, x, steps=steps, rule=rule, batch_size=batch, progress=False), repeat=1)
+            steps_table.append((rule, found[0], found[1], len(x) / t))
         else:
-            steps_table.append((method, None, None, None))
+            steps_table.append((rule, None, None, None))
 
     # RISE: vectorised against a per-mask loop
     masks = 400 if quick else 4000

@@ -4,9 +4,9 @@
     .venv/bin/python benchmarks/gpu_check.py --dry-run   # a short CPU-only run of the same code
 
 On a GPU it prints the devices, then for both committed models:
-- Grad-CAM, IG (``return_delta=True``), RISE (same seed), SISE, the gradient, SmoothGrad, IG from a
-  blurred baseline, expected gradients, Grad-CAM++ and Score-CAM on the CPU and on the GPU, with
-  the same inputs, and the maximum relative difference per method, max|gpu - cpu| / max|cpu| per
+- every method of ``xai.methods.METHODS`` (seeded where random), IG's own gap (``return_delta=True``)
+  and IG from a blurred baseline, on the CPU and on the GPU, with the same inputs, and the maximum
+  relative difference per method, max|gpu - cpu| / max|cpu| per
   example, with TensorFloat-32 on (the default on Ampere and Hopper) and off;
 - IG's completeness gap on the GPU;
 - throughput against the forward + backward roofline, and Grad-CAM and RISE against their naive
@@ -32,32 +32,37 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench_xai import load, naive_grad_cam, naive_rise, roofline, timed  # noqa: E402
 
-import xai.methods.cam as xcam  # noqa: E402
-import xai.methods.gradients as xg  # noqa: E402
-import xai.methods.perturbation as xp  # noqa: E402
-import xai_utils as xu  # noqa: E402
+from xai.core import predict_scores
+from xai.layers import find_layer
+from xai.methods import METHODS, method_function  # noqa: E402
+from xai.methods.cam import grad_cam  # noqa: E402
+from xai.methods.integrated_gradients import completeness_gap, integrated_gradients  # noqa: E402
+from xai.methods.perturbation import rise  # noqa: E402
 
 GOAL = 1e-4          # Grad-CAM and IG in float32: max relative difference between CPU and GPU
 
 
+# Options a method takes in this check besides the common ones (seeds, fewer draws); every method of METHODS runs,
+# with its defaults where it has no entry here.
+OPTIONS = {"rise": lambda x, masks: {"n_masks": masks, "seed": 0},
+           "expected_gradients": lambda x, masks: {"references": x, "samples": 16, "seed": 0},
+           **{name: (lambda x, masks: {"samples": 10, "seed": 0})
+              for name in ("smoothgrad", "smoothgrad_squared", "vargrad", "noise_tunnel")}}
+
+
 def explain(model, x, classes, rise_masks, batch):
-    """Every method's maps on the current device: {name: array}, IG's completeness gap included."""
-    ig, delta = xu.integrated_gradients(model, x, classes, batch_size=batch, return_delta=True, progress=False)
+    """Every method of METHODS on the current device, and IG from a blurred baseline and IG's own
+    completeness gap: {name: array}."""
     common = dict(batch_size=batch, progress=False)
-    return {"Grad-CAM": xu.grad_cam(model, x, classes, **common),
-            "IG": ig, "IG delta": delta,
-            "RISE": xp.rise(model, x, classes, n_masks=rise_masks, seed=0, **common),
-            "SISE": xp.sise(model, x, classes, **common),
-            "gradient": xg.saliency(model, x, classes, **common),
-            "SmoothGrad": xg.smoothgrad(model, x, classes, samples=10, seed=0, **common),
-            "IG blur": xu.integrated_gradients(model, x, classes, baseline="blur", **common),
-            "expected gradients": xg.expected_gradients(model, x, classes, references=x, samples=16, seed=0, **common),
-            "Grad-CAM++": xcam.grad_cam_plus_plus(model, x, classes, **common),
-            "Score-CAM": xcam.score_cam(model, x, classes, **common)}
+    maps = {METHODS[name].label: method_function(name)(model, x, classes, **OPTIONS.get(name, lambda *_: {})(x, rise_masks),
+                                                        **common)
+            for name in METHODS}
+    _, maps["IG delta"] = integrated_gradients(model, x, classes, return_delta=True, **common)
+    maps["IG blur"] = integrated_gradients(model, x, classes, baseline="blur", **common)
+    return maps
 
 
-COMPARED = ("Grad-CAM", "IG", "RISE", "SISE", "gradient", "SmoothGrad", "IG blur", "expected gradients", "Grad-CAM++",
-            "Score-CAM")
+COMPARED = tuple(m.label for m in METHODS.values()) + ("IG blur",)
 
 
 def max_relative_difference(a, b) -> float:
@@ -82,7 +87,7 @@ def check_model(name, gpu, dry_run):
     batch = 64 if two_d else 512
     print(f"\n## {name}: {n} test inputs, RISE with {rise_masks} masks, batch {batch}\n")
     cpu_model, x = load_on("/CPU:0", name, n)
-    classes = xu.predict_scores(cpu_model, x).argmax(-1)
+    classes = predict_scores(cpu_model, x).argmax(-1)
     with tf.device("/CPU:0"):
         reference = explain(cpu_model, x, classes, rise_masks, batch)
     device = "/GPU:0" if gpu else "/CPU:0"
@@ -102,7 +107,7 @@ def check_model(name, gpu, dry_run):
         print(f"| {'on' if tf32 else 'off'} | " + " | ".join(f"{v:.1e}" for v in diffs.values())
               + f" | {'yes' if ok else 'no'} |")
     maps = rows[-1][2]
-    _, gap = xu.completeness_gap(cpu_model, x, maps["IG"], classes)      # the one definition of the gap
+    _, gap = completeness_gap(cpu_model, x, maps["IG"], classes)      # the one definition of the gap
     print(f"\nIG completeness on {'the GPU' if gpu else 'the CPU'} (TF32 off, 32 Gauss-Legendre steps): "
           f"median {np.median(gap):.1e}, max {gap.max():.1e}, share within 1 % {np.mean(gap <= 0.01):.3f}")
 
@@ -111,11 +116,11 @@ def check_model(name, gpu, dry_run):
         if gpu:
             tf.config.experimental.reset_memory_stats("GPU:0")
         roof = roofline(model, x, batch)
-        t_cam = timed(lambda: xu.grad_cam(model, x, batch_size=batch, progress=False), repeat=2)
-        t_ig = timed(lambda: xu.integrated_gradients(model, x, batch_size=batch, progress=False), repeat=2)
+        t_cam = timed(lambda: grad_cam(model, x, batch_size=batch, progress=False), repeat=2)
+        t_ig = timed(lambda: integrated_gradients(model, x, batch_size=batch, progress=False), repeat=2)
         n_naive = 2 if dry_run else 8
-        t_naive_cam = timed(lambda: naive_grad_cam(model, x[:n_naive], xu.find_layer(model).name), repeat=1)
-        t_rise = timed(lambda: xp.rise(model, x[:1], n_masks=rise_masks, batch_size=batch, progress=False), repeat=1)
+        t_naive_cam = timed(lambda: naive_grad_cam(model, x[:n_naive], find_layer(model).name), repeat=1)
+        t_rise = timed(lambda: rise(model, x[:1], n_masks=rise_masks, batch_size=batch, progress=False), repeat=1)
         loop_masks = min(rise_masks, 50 if dry_run else 200)
         start = time.perf_counter()
         naive_rise(model, x[0], loop_masks)

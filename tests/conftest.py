@@ -1,4 +1,9 @@
-"""Shared fixtures: paths, the data sets (generated once a session) and tiny models."""
+"""Shared fixtures: paths, the data sets (generated once a session) and tiny models; the rule that a
+test using the real models or data carries the slow marker.
+
+The test folders are packages (``tests/xai/methods/test_cam.py`` is ``tests.xai.methods.test_cam``), so
+same-named files do not clash; helpers are imported as ``from tests.conftest import tiny_conv1d``.
+"""
 import os
 import sys
 
@@ -138,8 +143,9 @@ def tiny_conv2d(seed=0, size=12, channels=3, classes=4):
 
 # --- the fast tier: `make test-fast` runs `pytest -m "not slow"` ---
 
-SLOW_MODULES = {"test_notebooks.py", "test_applications.py", "test_committed_models.py", "test_hmt_slide_cv.py"}
-SLOW_FIXTURES = {"hmt_data", "hmt_model", "mnist1d_model"}       # the real data and models, loaded and run whole
+# Fixtures that load or run the real models and data whole: a test using one must carry
+# @pytest.mark.slow itself (quick_run: tests/tools/test_hmt_slide_cv.py's run of the tool).
+SLOW_FIXTURES = {"hmt_data", "hmt_model", "mnist1d_model", "quick_run"}
 
 
 def pytest_configure(config):
@@ -148,7 +154,11 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark as slow every test of the slow modules and every test that runs the real models or data."""
-    for item in items:
-        if item.path.name in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+    """Refuse to run a test that uses a slow fixture without the slow marker: the marker is put on each
+    test by hand, so that `make test-fast` cannot pick up an hour of work unnoticed."""
+    unmarked = [f"{item.nodeid} (uses {', '.join(sorted(SLOW_FIXTURES & set(item.fixturenames)))})"
+                for item in items
+                if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests use the real models or data but are not marked slow; put "
+                                "@pytest.mark.slow on each:\n  " + "\n  ".join(unmarked))

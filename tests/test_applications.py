@@ -7,7 +7,10 @@ import pytest
 import tensorflow as tf
 
 import xai.methods.perturbation as xp
-import xai_utils as xu
+from xai.core import predict_scores
+from xai.layers import all_layers, find_layer, spatial_layers
+from xai.methods.cam import grad_cam
+from xai.methods.integrated_gradients import completeness_gap, integrated_gradients
 
 # constructor, smallest input it takes, IG steps and the completeness gap they reach. MobileNetV2's
 # ReLU6 saturates and cuts the path integrand into jumps, so no quadrature rule converges fast: its
@@ -47,28 +50,29 @@ def _hand_grad_cam(features, logits_fn, x, classes, size):
 
 def _check_ig(model, x, steps_and_gap):
     steps, gap = steps_and_gap
-    ig = xu.integrated_gradients(model, x, steps=steps, batch_size=64)
-    _, relative = xu.completeness_gap(model, x, ig)
+    ig = integrated_gradients(model, x, steps=steps, batch_size=64)
+    _, relative = completeness_gap(model, x, ig)
     assert relative.max() <= gap, f"completeness gap {relative} with {steps} steps"
 
 
+@pytest.mark.slow                      # keras.applications
 @pytest.mark.parametrize("name", list(APPS))
-def test_application_alone(name):
+def test_application_alone_gets_the_hand_grad_cam_and_ig_completeness(name):
     ctor, size, steps = APPS[name]
     model = ctor(weights=None, input_shape=(size, size, 3), classes=5)
     x = _inputs(size)
-    target = xu.find_layer(model)
+    target = find_layer(model)
     # the default: the last spatial feature map, the one the final global pooling reduces
-    pools = [lay for lay in xu.all_layers(model) if isinstance(lay, keras.layers.GlobalAveragePooling2D)]
+    pools = [lay for lay in all_layers(model) if isinstance(lay, keras.layers.GlobalAveragePooling2D)]
     producer = pools[-1].input._keras_history[0]
     if isinstance(producer, keras.layers.Layer):
         assert producer is target, (target.name, producer.name)
     else:                       # an operation, not a layer (ConvNeXt's residual x + y): the last layer before it
-        assert target is xu.spatial_layers(model)[-1] and target.output.shape == pools[-1].input.shape
+        assert target is spatial_layers(model)[-1] and target.output.shape == pools[-1].input.shape
     # MobileNetV3's head pools with keepdims and runs 1 x 1 convs on the pooled map: the default
     # passes them over (their maps have no positions); at these sizes every last map has several
     assert any(d > 1 for d in target.output.shape[1:-1]) or size < 64, target.name
-    classes = xu.predict_scores(model, x).argmax(-1)
+    classes = predict_scores(model, x).argmax(-1)
     head = model.layers[-1]            # a Dense with softmax, or (MobileNetV3) a softmax Activation on the logits
     sub = keras.Model(model.inputs, [target.output, head.input])
     if isinstance(head, keras.layers.Dense):
@@ -76,15 +80,16 @@ def test_application_alone(name):
     else:
         logits_fn = sub
     expected = _hand_grad_cam(target, logits_fn, x, classes, size)
-    cam = xu.grad_cam(model, x)
+    cam = grad_cam(model, x)
     assert np.ptp(cam) > 0, "a flat map"
     assert np.abs(cam - expected).max() <= 1e-5 * max(1.0, np.abs(expected).max())
     _check_ig(model, x, steps)
 
 
+@pytest.mark.slow                      # keras.applications
 @pytest.mark.parametrize("name", list(APPS))
 @pytest.mark.parametrize("outer", ["sequential", "functional"])
-def test_application_as_a_nested_backbone(name, outer):
+def test_application_as_a_nested_backbone_gets_the_hand_grad_cam_and_ig_completeness(name, outer):
     ctor, size, steps = APPS[name]
     backbone = ctor(weights=None, input_shape=(size, size, 3), include_top=False)
     gap, dense = keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4, name="head")
@@ -94,13 +99,13 @@ def test_application_as_a_nested_backbone(name, outer):
         inp = keras.Input((size, size, 3))
         model = keras.Model(inp, keras.layers.Softmax()(dense(gap(backbone(inp)))))
     x = _inputs(size)
-    target = xu.find_layer(model)                                      # found inside the backbone
+    target = find_layer(model)                                      # found inside the backbone
     assert any(target is layer for layer in backbone.layers) and target.output is backbone.layers[-1].output
-    assert xu.find_layer(model, target.name) is target
+    assert find_layer(model, target.name) is target
     tap = keras.Model(backbone.inputs, [target.output, backbone.output])
-    classes = xu.predict_scores(model, x).argmax(-1)
+    classes = predict_scores(model, x).argmax(-1)
     expected = _hand_grad_cam(target, lambda z: (lambda f, b: (f, dense(gap(b))))(*tap(z)), x, classes, size)
-    cam = xu.grad_cam(model, x)
+    cam = grad_cam(model, x)
     assert np.abs(cam - expected).max() <= 1e-5 * max(1.0, np.abs(expected).max())
     _check_ig(model, x, steps)
     if name == "MobileNetV2":                                          # the perturbation methods too

@@ -8,9 +8,11 @@ import zipfile
 import keras
 import numpy as np
 import pytest
-from conftest import repo_path, shared_path
+
+from tests.conftest import repo_path, shared_path
 
 
+@pytest.mark.slow                      # the committed models
 @pytest.mark.parametrize("name", ["MNIST1D", "HMT"])
 def test_committed_model_is_saved_portably(name):
     path = repo_path("models", f"{name}.keras")
@@ -30,6 +32,7 @@ def test_committed_model_is_saved_portably(name):
     assert meta["saved_with_keras"] and meta["loads_in_keras"].startswith(">=")
 
 
+@pytest.mark.slow
 def test_mnist1d_model_reproduces_its_accuracy(mnist1d_data):
     model = keras.models.load_model(repo_path("models", "MNIST1D.keras"))
     x = mnist1d_data["x_test"][..., None].astype(np.float32)
@@ -39,6 +42,7 @@ def test_mnist1d_model_reproduces_its_accuracy(mnist1d_data):
     assert abs(correct - recorded) <= 1, f"{correct} of {len(x)} correct, {recorded} recorded (Keras {keras.__version__})"
 
 
+@pytest.mark.slow
 def test_hmt_model_reproduces_its_accuracy(hmt_data):
     (_, _), (x, y), _ = hmt_data
     model = keras.models.load_model(repo_path("models", "HMT.keras"))
@@ -48,8 +52,9 @@ def test_hmt_model_reproduces_its_accuracy(hmt_data):
     assert abs(correct - recorded) <= 1, f"{correct} of {len(x)} correct, {recorded} recorded (Keras {keras.__version__})"
 
 
+@pytest.mark.slow                      # the course's models
 @pytest.mark.parametrize("name", ["MNIST1D.h5", "HMT.h5"])
-def test_course_models_load(name):
+def test_course_models_load_with_their_class_count(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         model = keras.models.load_model(shared_path("models", "course", name), compile=False)

@@ -1,3 +1,6 @@
+"""hmt_utils.py: loading the HMT tiles (cache, groups of slides and source images, every refusal), the
+download, the model, its training configuration and what HMT.ipynb reports; on the real data and models,
+the fingerprints and accuracies recorded beside them."""
 import hashlib
 import http.server
 import io
@@ -8,11 +11,12 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import repo_path, shared_path
 from PIL import Image
 
 import hmt_utils as hmt
-import xai.training.train as tu
+from tests.conftest import hmt_root, repo_path, shared_path
+from xai.training.saving import read_provenance
+from xai.training.splits import grouped_split
 
 
 def _tile(seed, shape=hmt.TILE_SHAPE):
@@ -28,7 +32,7 @@ def _make_layout(root, per_class=(2, 1), fmt="png"):
     return root
 
 
-def test_load_small_layout_and_labels(tmp_path):
+def test_load_small_layout_gives_the_tiles_losslessly_with_their_labels(tmp_path):
     root = _make_layout(tmp_path / "hmt", fmt="tif")
     (xt, yt), (xs, ys), names = hmt.load_hmt(str(root), cache_dir=str(tmp_path / "cache"), progress=False)
     assert xt.shape == (16, 150, 150, 3) and xt.dtype == np.uint8
@@ -153,13 +157,12 @@ def test_unparsable_name_is_named_with_the_known_forms(name):
 
 def _hmt_names():
     """Every tile name of the shared data, with its split and label, in load_hmt's order."""
-    from conftest import hmt_root
     root = hmt_root()
     return [(split, label, name) for split in hmt.SPLITS for label, folder in enumerate(hmt.CLASS_FOLDERS)
             for name in sorted(os.listdir(os.path.join(root, split, folder)))]
 
 
-def test_groups_of_all_5000_tiles():
+def test_groups_of_all_5000_tiles_give_10_slides_and_298_source_images():
     rows = _hmt_names()
     assert len(rows) == 5000
     groups = [hmt.tile_groups(name) for _, _, name in rows]
@@ -174,8 +177,8 @@ def test_groups_of_all_5000_tiles():
     assert empty == {"CRC-Prim-HE-06_005", "CRC-Prim-HE-10_026"}               # EMPTY: two source images
 
 
+@pytest.mark.slow
 def test_real_data_loads_with_groups_and_keeps_its_fingerprints(hmt_data):
-    from conftest import hmt_root
     (xt, yt), (xs, ys), names, (gt, gs) = hmt.load_hmt(hmt_root(), groups=True, progress=False)
     rows = _hmt_names()
     assert list(gt.source_image) + list(gs.source_image) == [hmt.tile_groups(n)[1] for _, _, n in rows]
@@ -268,7 +271,7 @@ def test_missing_root_says_make_data(tmp_path):
         hmt.load_hmt(str(tmp_path / "nowhere"), progress=False)
 
 
-def test_missing_split(tmp_path):
+def test_a_missing_split_is_named(tmp_path):
     root = _make_layout(tmp_path / "hmt")
     os.rename(root / "HMT_test", root / "other")
     with pytest.raises(hmt.HMTDataError, match="HMT_test"):
@@ -282,7 +285,7 @@ def test_missing_and_unexpected_class_folders(tmp_path):
         hmt.load_hmt(str(root), cache_dir=str(tmp_path / "c"), progress=False)
 
 
-def test_empty_class(tmp_path):
+def test_an_empty_class_folder_is_named(tmp_path):
     root = _make_layout(tmp_path / "hmt")
     for f in os.listdir(root / "HMT_test" / "03_COMPLEX"):
         os.remove(root / "HMT_test" / "03_COMPLEX" / f)
@@ -384,6 +387,27 @@ def test_download_refuses_existing_destination(tmp_path):
         hmt.download_hmt(str(tmp_path / "hmt"), url="http://127.0.0.1:9/none", progress=False)
 
 
+# --- what HMT.ipynb reports ---
+
+def test_two_accuracies_says_what_is_missing(tmp_path):
+    model_json = tmp_path / "HMT.json"
+    model_json.write_text(json.dumps({"test_accuracy": 0.9}))
+    text = hmt.two_accuracies(str(model_json), str(tmp_path / "none.json"))
+    assert "| the course's HMT_test | 496 | 0.900 |" in text and "not run" in text
+    cv = tmp_path / "cv.json"
+    cv.write_text(json.dumps({"quick": False, "folds": [{}, {}]}))
+    assert "incomplete" in hmt.two_accuracies(str(model_json), str(cv))
+    cv.write_text(json.dumps({"quick": False, "folds": [{}] * 10, "config": {"epochs": 20},
+                              "summary": {"pooled": {"n": 5000, "accuracy": 0.8, "slide_bootstrap95": [0.7, 0.85]}}}))
+    text = hmt.two_accuracies(str(model_json), str(cv))
+    assert "| slides held out (10 folds, 20 epochs) | 5000 | 0.800 | 0.700–0.850 (slides resampled) |" in text
+
+
+def test_course_accuracy_is_none_without_the_file(tmp_path):
+    assert hmt.course_accuracy(str(tmp_path / "HMT.h5"), np.zeros((1, 150, 150, 3)), np.zeros(1)) is None
+    assert hmt.TEST_PER_CLASS * len(hmt.CLASS_NAMES) == 496
+
+
 # --- the model ---
 
 def test_model_shapes_softmax_and_raw_pixel_input():
@@ -405,29 +429,6 @@ def test_model_shapes_softmax_and_raw_pixel_input():
     np.testing.assert_allclose(prob.sum(-1), 1.0, rtol=1e-5)
 
 
-def test_augmentation_keeps_range_and_shape():
-    rng = np.random.default_rng(0)
-    xb = _tile(1).astype(np.float32)[None].repeat(8, 0)
-    out = hmt.augment_tiles(xb, rng)
-    assert out.shape == xb.shape and out.min() >= 0 and out.max() <= 255
-    # the 8 dihedral transforms of one tile are 8 distinct tiles
-    d = hmt._dihedral(xb, np.arange(8))
-    assert len({arr.tobytes() for arr in d}) == 8
-
-
-def test_augmentation_crops_a_window_of_each_tile():
-    rng = np.random.default_rng(1)
-    xb = np.random.default_rng(2).uniform(0, 255, (5, 150, 150, 3)).astype(np.float32)
-    out = hmt.augment_tiles(xb, rng, colour_jitter=0.0, crop=112).astype(np.float32)
-    assert out.shape == (5, 112, 112, 3)
-    # with no colour jitter each crop is a flipped/rotated window of its own tile
-    for tile, crop in zip(xb, out):
-        windows = {tile[i:i + 112, j:j + 112].tobytes() for i in range(39) for j in range(39)}
-        assert any(t.tobytes() in windows for t in hmt._dihedral(crop[None].repeat(8, 0), np.arange(8)))
-    with pytest.raises(ValueError, match="crop"):
-        hmt.augment_tiles(xb, rng, crop=151)
-
-
 def test_train_config_checks_the_model_fields():
     for bad in ({"train_crop": 16}, {"train_crop": 151}, {"width": 0}, {"block3_width": -1}, {"stem_width": -1},
                 {"val_split": "slide"}, {"val_split": None}):
@@ -440,7 +441,7 @@ def test_train_config_splits_by_source_image_by_default():
     assert hmt.TrainConfig(val_split="stratified").val_split == "stratified"
 
 
-def test_tile_groups_take_a_subset():
+def test_tile_groups_take_a_subset_of_both_fields():
     groups = hmt.TileGroups(np.array(["a", "b", "c"]), np.array(["a_1", "b_1", "c_1"]))
     sub = groups.take(np.array([2, 0]))
     assert sub.slide.tolist() == ["c", "a"] and sub.source_image.tolist() == ["c_1", "a_1"]
@@ -465,7 +466,7 @@ def test_training_with_the_source_image_split_records_it(tmp_path):
     config = hmt.TrainConfig(epochs=1, width=4, block3_width=8, train_crop=64, batch_size=16, val_fraction=0.3,
                              val_split="source_image")
     model, info = hmt.train(x, y, config, groups=groups)
-    train, val = tu.grouped_split(y, images, 0.3, seed=0)
+    train, val = grouped_split(y, images, 0.3, seed=0)
     assert not set(images[train]) & set(images[val])
     assert info["n_val"] == len(val) == 16 and info["val_groups"]["n_val"] == 8
     assert info["config"]["val_split"] == "source_image"
@@ -474,7 +475,7 @@ def test_training_with_the_source_image_split_records_it(tmp_path):
     assert same["n_val"] == 16
     path = str(tmp_path / "m.keras")
     hmt.save_model(model, info, 0.5, np.zeros(8), path=path)
-    data = tu.read_provenance(path)["data"]
+    data = read_provenance(path)["data"]
     assert data["val_split"] == "source_image" and data["val_groups"]["n_val"] == 8
     assert data["one_group_classes"] == "raise"                                 # recorded as train was called
     assert data["train_groups_fingerprint"] == info["train_groups_fingerprint"]
@@ -489,22 +490,6 @@ def test_full_resolution_stem_keeps_the_feature_map_sizes():
         assert stem.get_layer(name).output.shape == plain.get_layer(name).output.shape
 
 
-def test_trial_tool_parses_recipe_fields():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("hmt_trial", repo_path("tools", "hmt_trial.py"))
-    trial = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(trial)
-    defaults = hmt.TrainConfig()
-    fields = trial.parse_fields(["ema_decay=0.998", "stem_width=16", "activation=relu", "weight_decay=0"], defaults)
-    assert fields == {"ema_decay": 0.998, "stem_width": 16, "activation": "relu", "weight_decay": 0.0}
-    assert type(fields["weight_decay"]) is float
-    for bad, why in ((["stem_width"], "key=value"), (["no_such_field=1"], "unknown field"),
-                     (["epochs=20.0"], "takes a int"), (["width=1", "width=2"], "twice"),
-                     (["activation={1}"], "takes a str")):
-        with pytest.raises(SystemExit, match=why):
-            trial.parse_fields(bad, defaults)
-
-
 def test_training_on_crops_returns_a_whole_tile_model():
     rng = np.random.default_rng(3)
     x = rng.integers(0, 256, (40, 150, 150, 3), dtype=np.uint8)
@@ -517,6 +502,7 @@ def test_training_on_crops_returns_a_whole_tile_model():
     assert np.isfinite(model.predict(x[:2].astype(np.float32), verbose=0)).all()
 
 
+@pytest.mark.slow
 def test_saved_model_was_chosen_on_source_images_and_scores_its_record(hmt_data, hmt_model):
     # 0.899 on the course split (0.927 when the epoch was chosen on a stratified split, whose
     # validation tiles were windows of the training images); well above the course model's 0.835
@@ -530,6 +516,7 @@ def test_saved_model_was_chosen_on_source_images_and_scores_its_record(hmt_data,
     assert meta["data"]["val_split"] == "source_image" and meta["data"]["val_groups"]["classes_absent_from_val"] == []
 
 
+@pytest.mark.slow
 def test_course_model_scores_08347(hmt_data):
     (_, _), (x_test, y_test), _ = hmt_data
     model = hmt.load_course_model(shared_path("models", "course", "HMT.h5"))

@@ -1,12 +1,15 @@
+"""mnist1d_utils.py: the data set reproduces the reference pickle without touching the global random
+state, its masks hold the signal, pickles load only plain data, the model and its training are
+deterministic; on the real models, the accuracies recorded beside them."""
 import json
 import os
 import pickle
 
 import numpy as np
 import pytest
-from conftest import repo_path, shared_path
 
 import mnist1d_utils as m1d
+from tests.conftest import repo_path, shared_path
 
 
 def test_generator_reproduces_reference_pickle(mnist1d_data):
@@ -90,7 +93,7 @@ def test_load_pickle_missing_file_says_what_to_do(tmp_path):
         m1d.load_pickle_dataset(tmp_path / "absent.pkl")
 
 
-def test_model_shapes_and_separate_softmax():
+def test_model_shapes_and_a_separate_softmax_layer():
     import keras
     model = m1d.build_model(width=8)
     assert model.input_shape == (None, 40, 1)
@@ -103,7 +106,7 @@ def test_model_shapes_and_separate_softmax():
     np.testing.assert_allclose(prob.sum(-1), 1.0, rtol=1e-5)
 
 
-def test_training_smoke_is_deterministic(mnist1d_data):
+def test_training_is_deterministic(mnist1d_data):
     small = {k: (v[:300] if k in ("x", "y", "mask") else v) for k, v in mnist1d_data.items()}
     cfg = m1d.TrainConfig(epochs=1, width=8, batch_size=64)
     a, info_a = m1d.train(small, cfg)
@@ -113,6 +116,7 @@ def test_training_smoke_is_deterministic(mnist1d_data):
     assert info_a["best_epoch"] == 1
 
 
+@pytest.mark.slow
 def test_saved_model_reaches_98_percent(mnist1d_data, mnist1d_model):
     x_test = mnist1d_data["x_test"][..., None].astype(np.float32)
     assert mnist1d_model.input_shape == (None, 40, 1) and mnist1d_model.output_shape == (None, 10)
@@ -136,7 +140,7 @@ def test_course_model_loads_and_scores_0877(mnist1d_data):
     assert abs(acc - 0.877) <= 0.001
 
 
-def test_plot_examples_draws_mask(mnist1d_data):
+def test_plot_examples_draws_a_panel_an_example_and_the_mask(mnist1d_data):
     import matplotlib
     matplotlib.use("Agg")
     fig = m1d.plot_examples(mnist1d_data["x"][:4], mnist1d_data["y"][:4], mnist1d_data["mask"][:4], n=4, ncols=2)

@@ -6,7 +6,8 @@ import re
 
 import nbformat
 import pytest
-from conftest import repo_path
+
+from tests.conftest import repo_path
 
 NOTEBOOKS = ("MNIST1D.ipynb", "HMT.ipynb", "XAI_methods.ipynb")
 MACHINE = re.compile(r"(?:/work/|/home/|/tmp/|/content/|/Users/|site-packages|[A-Za-z]:\\\\)")

@@ -10,7 +10,8 @@ import sys
 import nbformat
 import papermill
 import pytest
-from conftest import ROOT, hmt_root, snapshot_repo
+
+from tests.conftest import ROOT, hmt_root, snapshot_repo
 
 NOTEBOOKS = ["MNIST1D.ipynb", "HMT.ipynb", "XAI_methods.ipynb"]
 
@@ -29,6 +30,7 @@ def _cell_text(nb, index):
     return "".join(o.get("text", "") for o in code[index].get("outputs", []) if o.get("output_type") == "stream")
 
 
+@pytest.mark.slow                      # the notebooks
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_committed_notebook_layout(name):
     nb = nbformat.read(os.path.join(ROOT, name), as_version=4)
@@ -44,6 +46,7 @@ def test_committed_notebook_layout(name):
     assert os.path.getsize(os.path.join(ROOT, name)) <= 5 * 2**20, f"{name} is over 5 MB"
 
 
+@pytest.mark.slow
 def test_hmt_notebook_quick(tmp_path):
     _run(os.path.join(ROOT, "HMT.ipynb"), tmp_path / "HMT.ipynb", ROOT,
          MODEL_DIR=str(tmp_path / "models"), FIGURE_DIR=str(tmp_path / "figures"))
@@ -69,6 +72,7 @@ def monkeypatch_module():
     mp.undo()
 
 
+@pytest.mark.slow
 def test_lone_notebook_without_repo_url_says_what_to_set(lone, tmp_path):
     _, _ = lone
     shutil.copy(os.path.join(ROOT, "MNIST1D.ipynb"), tmp_path / "MNIST1D.ipynb")
@@ -78,6 +82,7 @@ def test_lone_notebook_without_repo_url_says_what_to_set(lone, tmp_path):
                                    cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
 
 
+@pytest.mark.slow
 def test_lone_mnist1d_notebook_clones_and_runs_then_reuses(lone):
     source, work = lone
     shutil.copy(os.path.join(ROOT, "MNIST1D.ipynb"), work / "MNIST1D.ipynb")
@@ -94,6 +99,7 @@ def test_lone_mnist1d_notebook_clones_and_runs_then_reuses(lone):
     assert "running in the repository's folder" in _cell_text(nb, 2)
 
 
+@pytest.mark.slow
 def test_lone_xai_notebook_clones_and_runs(lone):
     source, work = lone
     shutil.copy(os.path.join(ROOT, "XAI_methods.ipynb"), work / "XAI_methods.ipynb")
@@ -103,6 +109,7 @@ def test_lone_xai_notebook_clones_and_runs(lone):
     assert "HMT tiles:" in _cell_text(nb, 2)
 
 
+@pytest.mark.slow
 def test_colab_links_from_a_github_remote(tmp_path):
     repo = snapshot_repo(tmp_path / "clone")
     subprocess.run(["git", "remote", "add", "origin", "git@github.com:someone/xai-cnn.git"], cwd=repo, check=True)
@@ -122,6 +129,7 @@ def test_colab_links_from_a_github_remote(tmp_path):
     assert bad.returncode != 0 and "not a GitHub URL" in bad.stderr
 
 
+@pytest.mark.slow
 def test_readme_shows_the_results_the_notebook_wrote():
     """The README's tables and claims are those of figures/xai_tables.md (tools/readme_results.py)."""
     out = subprocess.run([sys.executable, "tools/readme_results.py", "--check"], cwd=ROOT, capture_output=True, text=True)

@@ -3,11 +3,12 @@ import os
 import re
 
 import pytest
-from conftest import repo_path
+
+from tests.conftest import repo_path
 
 
 @pytest.mark.slow
-def test_readme_python_examples_run(monkeypatch):
+def test_readme_python_examples_run_as_shown(monkeypatch):
     monkeypatch.chdir(repo_path())
     with open(repo_path("README.md")) as f:
         blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
@@ -17,7 +18,7 @@ def test_readme_python_examples_run(monkeypatch):
     assert os.path.isfile(repo_path("models", "MNIST1D.keras"))
 
 
-def test_readme_is_short_and_names_what_exists():
+def test_readme_is_short_and_names_only_files_that_exist():
     with open(repo_path("README.md")) as f:
         text = f.read()
     assert len(text.splitlines()) <= 220, "the README is meant to be read in one sitting"

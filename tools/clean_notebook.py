@@ -6,6 +6,8 @@ figure stays in figures/); and name no machine's folders: the repository's absol
 relative, and a Python warning raised inside an installed package (a ``site-packages`` path, which
 the reader cannot act on) is dropped, each one reported on stderr so that whoever cleans sees it
 (fix warnings at their source; this only keeps the committed file free of a machine's paths).
+Papermill's injected-parameters cell is folded into the parameters cell, so that the notebook shows
+the parameters its outputs came from, once.
 Usage: python tools/clean_notebook.py NB.ipynb ..."""
 import base64
 import io
@@ -50,8 +52,32 @@ def _lighter_png(b64: str) -> str:
     return new if len(new) < len(b64) else b64
 
 
+def fold_injected(nb) -> None:
+    """Papermill's injected-parameters cell folded into the parameters cell: each injected value
+    replaces its line there (its comment kept) and the injected cell goes, so that the committed
+    notebook shows the parameters its outputs came from, once."""
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    for cell in injected:
+        if not params:
+            raise ValueError("an injected-parameters cell but no parameters cell to fold it into")
+        lines = params[0].source.split("\n")
+        for line in cell.source.split("\n"):
+            name, sep, value = line.partition(" = ")
+            if not sep or name.startswith("#"):
+                continue
+            hits = [i for i, old in enumerate(lines) if re.match(rf"{re.escape(name)}\s*=", old)]
+            if not hits:
+                raise ValueError(f"injected parameter {name!r} is not in the parameters cell")
+            comment = re.search(r"\s+#.*$", lines[hits[0]])
+            lines[hits[0]] = f"{name} = {value.strip()}" + (comment.group(0) if comment else "")
+        params[0].source = "\n".join(lines)
+    nb.cells = [c for c in nb.cells if c not in injected]
+
+
 def clean(path: str) -> None:
     nb = nbformat.read(path, as_version=4)
+    fold_injected(nb)
     nb.metadata.pop("papermill", None)
     nb.metadata.get("widgets", {}).clear()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

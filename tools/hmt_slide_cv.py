@@ -6,6 +6,7 @@ model's features, and explanations of held-out tiles that a fold model gets wron
     python tools/hmt_slide_cv.py --quick --out /tmp/cv     # smoke test: a few tiles a class, well under a minute
     python tools/hmt_slide_cv.py --restart                 # retrain every fold, ignoring the saved ones
     python tools/hmt_slide_cv.py --epochs 20 --schedule-check 0   # and fold 0 again at the recipe's full schedule
+    python tools/hmt_slide_cv.py --figures-only            # both figures again from the saved record, no data or training
 
 Why: the course's split cuts both sides from the same source images (495 of its 496 HMT_test tiles
 share a source image with HMT_train), so its test accuracy measures how well the model knows those
@@ -76,8 +77,9 @@ if __name__ == "__main__" and _REPO not in sys.path:     # run as a script: the 
     sys.path.insert(0, _REPO)
 
 import hmt_utils as hmt  # noqa: E402
-import xai.training.train as tu  # noqa: E402
 from xai.files import atomic_open  # noqa: E402
+from xai.plots import save_figure  # noqa: E402
+from xai.training.saving import library_versions  # noqa: E402
 from xai.training.slides import (  # noqa: E402
     INTERVAL_NOTES,
     accuracy_block,
@@ -256,11 +258,7 @@ def load_fold(path: str, key: dict, y: np.ndarray, slides: np.ndarray):
             if json.loads(str(z["resume_key_json"])) != json.loads(json.dumps(key, sort_keys=True)):
                 return None
             record, test_index, prob = json.loads(str(z["record_json"])), z["test_index"], z["prob"]
-            explained = [{"kind": str(kind), "rank": int(rank), "index": int(i), "tile": tile, "grad_cam": cam, "ig": ig,
-                          "fold": record["fold"], "slide": str(slides[i]), "true": int(y[i]), "pred": int(pred), "p": float(p)}
-                         for kind, rank, i, pred, p, tile, cam, ig in zip(
-                             z["explained_kind"], z["explained_rank"], z["explained_index"], z["explained_pred"],
-                             z["explained_p"], z["explained_tile"], z["explained_grad_cam"], z["explained_ig"])]
+            explained = _saved_explanations(z, record["fold"], y, slides)
     except (OSError, ValueError, KeyError) as err:
         print(f"ignoring {path}: {err}", flush=True)
         return None
@@ -269,6 +267,16 @@ def load_fold(path: str, key: dict, y: np.ndarray, slides: np.ndarray):
     if record["n_test"] != len(test_index) or prob.shape != (len(test_index), len(hmt.CLASS_NAMES)):
         return None
     return dict(record, reused=True), prob, test, explained
+
+
+def _saved_explanations(z, fold: int, y: np.ndarray, slides: np.ndarray) -> list[dict]:
+    """The explained tiles of an open fold file, as run_fold gives them; ``y`` and ``slides`` (N,) in
+    ``load_hmt`` order give each tile's class and slide."""
+    return [{"kind": str(kind), "rank": int(rank), "index": int(i), "tile": tile, "grad_cam": cam, "ig": ig,
+             "fold": fold, "slide": str(slides[i]), "true": int(y[i]), "pred": int(pred), "p": float(p)}
+            for kind, rank, i, pred, p, tile, cam, ig in zip(
+                z["explained_kind"], z["explained_rank"], z["explained_index"], z["explained_pred"],
+                z["explained_p"], z["explained_tile"], z["explained_grad_cam"], z["explained_ig"])]
 
 
 def schedule_check(args, x, y, groups, folds, config, fingerprint, per_fold, ig_steps, y_pred) -> dict:
@@ -380,14 +388,14 @@ def cv_figure(result: dict):
     ax.set_title("per fold (Wilson 95 %: tiles as independent, too narrow; read the slide bootstrap)", fontsize=8)
     ax.set_ylim(0, 1.02), ax.legend(loc="lower right", fontsize=7, framealpha=0.9)
     ax = axes[1]
-    names = list(summary["per_class"])
+    names = [n for n in hmt.CLASS_NAMES if n in summary["per_class"]]    # the classes' order, also from a sorted JSON
     blocks = [summary["per_class"][n] for n in names]
     vals = [b["accuracy"] for b in blocks]
     bars = ax.bar(range(len(names)), vals, yerr=_error_bars(vals, [b["slide_bootstrap95"] or b["wilson95"] for b in blocks]),
                   color="tab:green", capsize=3)
     for bar, b in zip(bars, blocks):
-        if b["confined"]:
-            bar.set_hatch("//"), bar.set_color("tab:orange")
+        if b["confined"]:                                   # the hatch is drawn in the edge colour: dark on orange
+            bar.set_facecolor("tab:orange"), bar.set_edgecolor("0.15"), bar.set_hatch("//")
     ax.set_xticks(range(len(names)), [f"{n}\n({b['slides']} sl.)" for n, b in zip(names, blocks)], fontsize=8)
     ax.set_ylim(0, 1.02)
     ax.set_title("per class, pooled (slide bootstrap 95 %, Wilson under 3 slides; hatched: on <= 2 slides)", fontsize=8)
@@ -424,7 +432,7 @@ def explanation_figure(explained: list[dict], n_each: int):
     if not rows:
         return None
     titles = [f"{e['kind']}: {hmt.CLASS_NAMES[e['true']]} -> {hmt.CLASS_NAMES[e['pred']]} ({e['p']:.2f})\n"
-              f"{e['slide']}, fold {e['fold'] + 1}" for e in rows]
+              f"{e['slide']}, fold {e['fold']}" for e in rows]                  # 0-based, as in the record
     fig = xplt.plot_grid(np.stack([e["tile"] for e in rows]),
                          {"Grad-CAM": np.stack([e["grad_cam"] for e in rows]), "IG": np.stack([e["ig"] for e in rows])},
                          row_titles=titles)
@@ -452,6 +460,9 @@ def parse_args(argv=None):
                         help="course model to probe ('' to skip)")
     parser.add_argument("--explain", type=int, default=None,
                         help=f"held-out tiles explained, wrong and right each (default 6; --quick: {QUICK_EXPLAIN})")
+    parser.add_argument("--figures-only", action="store_true",
+                        help="draw both figures again from <out>/models/hmt_slide_cv.json, the fold files and the "
+                             "predictions file: no data, no training")
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the folds, the quick subset, the training (TrainConfig.seed: weights, batch order, "
                              "augmentation, inner validation split; 0 is the committed recipe's), bootstraps and probe")
@@ -462,6 +473,11 @@ def parse_args(argv=None):
         parser.error(f"--explain must be >= 0, got {args.explain}")
     if args.schedule_check is not None and (args.epochs is None or args.schedule_check < 0):
         parser.error("--schedule-check FOLD needs a shorter schedule to compare (--epochs N) and a fold >= 0")
+    training = {"--epochs": args.epochs is not None, "--folds": args.folds is not None, "--quick": args.quick,
+                "--restart": args.restart, "--schedule-check": args.schedule_check is not None,
+                "--explain": args.explain is not None}
+    if args.figures_only and any(training.values()):
+        parser.error(f"--figures-only redraws the saved record as it is; leave out {[k for k, v in training.items() if v]}")
     if args.quick and args.out is None:
         parser.error("--quick needs --out FOLDER (e.g. --out /tmp/hmt-cv): its smoke-test record would otherwise "
                      "overwrite the repository's models/hmt_slide_cv.json and figures")
@@ -518,8 +534,35 @@ def probe_note(is_test: np.ndarray) -> str:
             "would, so the probe shows what the features hold for those tiles, not for unseen slides.")
 
 
+def redraw_figures(out: str) -> dict:
+    """Both figures again from a complete record in ``<out>/models``: the JSON, the explained tiles
+    saved in each fold file, and the predictions file for each tile's class and slide. Returns the record."""
+    json_path = os.path.join(out, "models", "hmt_slide_cv.json")
+    if not os.path.isfile(json_path):
+        raise SystemExit(f"--figures-only: no record at {json_path}; run the cross-validation first")
+    with open(json_path) as f:
+        record = json.load(f)
+    if not record.get("complete"):
+        raise SystemExit(f"--figures-only: {json_path} is not complete (its probe has not run); finish the run first")
+    with np.load(os.path.join(out, "models", "hmt_slide_cv_predictions.npz"), allow_pickle=False) as z:
+        y, slides = z["y_true"], z["slide"]                                 # (N,), load_hmt order
+    explained = []
+    for fold in record["folds"]:
+        with np.load(fold_path(out, fold["fold"]), allow_pickle=False) as z:
+            explained += _saved_explanations(z, fold["fold"], y, slides)
+    fig = explanation_figure(explained, record["explain_requested"])
+    if fig is not None:
+        save_figure(fig, os.path.join(out, "figures", "hmt_slide_cv_explanations.png"), dpi=80)
+    save_figure(cv_figure(record), os.path.join(out, "figures", "hmt_slide_cv.png"))
+    print(f"redrew hmt_slide_cv.png and hmt_slide_cv_explanations.png in {os.path.join(out, 'figures')} from {json_path}",
+          flush=True)
+    return record
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.figures_only:
+        return redraw_figures(args.out)
     quick_fields = QUICK if args.quick else {}
     epochs = args.epochs if args.epochs is not None else quick_fields.get("epochs")
     fields = dict(quick_fields, **({"epochs": epochs} if epochs is not None else {}))
@@ -545,7 +588,7 @@ def main(argv=None) -> dict:
                   "n_boot": n_boot, "ig_steps": ig_steps, "explain_requested": args.explain, "explained_per_fold": per_fold,
                   "restart": args.restart, "folds_reused": [], "interval_notes": INTERVAL_NOTES, "probe_note": probe_note(is_test),
                   "course_split": course_split_record(groups, is_test, os.path.splitext(args.model)[0] + ".json", config.epochs),
-                  "versions": tu.library_versions(), "folds": [], "data": _shown(args.data or hmt.default_root())}
+                  "versions": library_versions(), "folds": [], "data": _shown(args.data or hmt.default_root())}
         y_pred = np.full(len(y), -1)
         p_true = np.zeros(len(y))
         fold_of = np.full(len(y), -1)
@@ -581,11 +624,11 @@ def main(argv=None) -> dict:
         _write_json(json_path, record)                                    # the summary, before the probe
         fig = explanation_figure(explained, args.explain)
         if fig is not None:
-            tu.save_figure(fig, os.path.join(args.out, "figures", "hmt_slide_cv_explanations.png"), dpi=80)
+            save_figure(fig, os.path.join(args.out, "figures", "hmt_slide_cv_explanations.png"), dpi=80)
         record["probe"] = _probe_models(args, x, y, groups, is_test, n_boot)
         record["complete"] = True
         _write_json(json_path, record)
-        tu.save_figure(cv_figure(record), os.path.join(args.out, "figures", "hmt_slide_cv.png"))
+        save_figure(cv_figure(record), os.path.join(args.out, "figures", "hmt_slide_cv.png"))
         pooled = record["summary"]["pooled"]
         print(f"pooled accuracy {pooled['accuracy']:.4f} (Wilson {pooled['wilson95']}, slide bootstrap "
               f"{pooled['slide_bootstrap95']}); course split {record['course_split']['test_accuracy']}; "

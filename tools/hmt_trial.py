@@ -59,8 +59,8 @@ def main(argv=None) -> dict:
     import keras
 
     import hmt_utils as hmt
-    import xai.training.train as tu
     from xai.files import write_atomic
+    from xai.training.saving import library_versions
     fields = parse_fields(args.fields, hmt.TrainConfig())
     if args.epochs is not None:
         if "epochs" in fields:
@@ -89,7 +89,7 @@ def main(argv=None) -> dict:
               "val_accuracy": info["val_accuracy"], "train_seconds": round(info["train_seconds"], 1),
               "epoch_seconds": seconds, "history": info["history"], "n_train": info["n_train"],
               "n_val": info["n_val"], "train_fingerprint": info["train_fingerprint"],
-              "versions": tu.library_versions()}
+              "versions": library_versions()}
     print(f"best validation accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}, "
           f"{info['train_seconds'] / 60:.1f} min", flush=True)
     if args.out:

@@ -1,13 +1,16 @@
 """The core every explanation method and metric shares: checks at the door (inputs, options, and
 what a model must do: :func:`check_behaviour`), the score being explained (:func:`score_model`), the
-classes explained, compiled steps cached per model and dropped when its graph changes, fixed-size
-batches, and resizing maps to the input. The model's layers (what is supported, nested models, the
-layer a method explains) are in ``xai/layers.py``; their public names are re-exported here.
+classes explained, compiled steps cached per model and dropped when its graph changes, and fixed-size
+batches. The model's layers (what is supported, nested models, the layer a method explains) are in
+``xai/layers.py``; maps as data (resizing, scaling, one value a position) in ``xai/maps.py``.
 
 ``xai.methods.cam`` (Grad-CAM, Grad-CAM++, Score-CAM), ``xai.methods.integrated_gradients`` (IG),
-``xai.methods.gradients`` (gradients, noise tunnel, expected gradients), ``xai.methods.perturbation`` (RISE, SISE)
-and ``xai.metrics.removal`` build on these public names only. Compiled steps are built by module-level factories through :func:`cached_step`,
-keyed by the factory and every argument it gets, and held weakly by their model.
+``xai.methods.gradients`` (gradients, noise tunnel, expected gradients), ``xai.methods.perturbation``
+(RISE, SISE) and ``xai.metrics`` build on these public names only, and on the steps they share, each
+written once: the gradient at points and along straight paths (:func:`input_gradients`,
+:func:`path_gradients`) and the score of masked inputs (:func:`masked_scores`). Compiled steps are
+built by module-level factories through :func:`cached_step`, keyed by the factory and every argument it
+gets, and held weakly by their model.
 
 Axis key: N examples, T signal length, H, W image size, C channels, K classes, S steps or masks,
 B items in one model call, F feature channels of a layer, D positions.
@@ -21,28 +24,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from xai.layers import (  # noqa: F401  re-exported: the core's public names include the model's layers
-    activation_name,
-    all_layers,
-    check_called_once,
-    check_model,
-    contains,
-    conv_layers,
-    find_layer,
-    flatten_chain,
-    is_spatial,
-    layer_tensors,
-    lookup_layer,
-    output_activation,
-    sise_layers,
-    spatial_layers,
-    split_head,
-    times_called,
-)
+from xai.layers import all_layers, check_model, contains, flatten_chain, layer_tensors, output_activation, split_head
 
 __all__ = [
     "SCORES",
-    "check_model",
     "check_input",
     "check_batch_size",
     "check_flag",
@@ -51,37 +36,25 @@ __all__ = [
     "check_value_range",
     "check_references",
     "resolve_class_index",
+    "check_class_range",
     "explained_classes",
-    "flatten_chain",
-    "all_layers",
-    "is_spatial",
-    "lookup_layer",
-    "conv_layers",
-    "spatial_layers",
-    "find_layer",
-    "sise_layers",
-    "times_called",
-    "check_called_once",
-    "layer_tensors",
     "graph_signature",
     "model_cache",
     "check_behaviour",
-    "output_activation",
-    "contains",
-    "split_head",
     "Forward",
     "feature_gradients",
     "cached_step",
     "score_model",
+    "input_gradients",
+    "path_gradients",
+    "masked_scores",
+    "masked_scores_step",
     "predict_scores",
     "batches",
     "pad_to",
     "padded_batches",
+    "sum_over_steps",
     "progress_bar",
-    "upsample",
-    "resize_maps",
-    "minmax",
-    "normalize",
 ]
 
 SCORES = ("logit", "probability")
@@ -181,10 +154,20 @@ def resolve_class_index(class_index, n: int, num_classes: int, predicted: Callab
         idx = np.full(n, int(idx))
     if idx.shape != (n,):
         raise ValueError(f"class_index has shape {idx.shape}, expected a scalar or ({n},), one per example")
-    if idx.min() < 0 or idx.max() >= num_classes:
-        raise ValueError(f"class_index {idx[(idx < 0) | (idx >= num_classes)][:5].tolist()} out of range: "
-                         f"the model has {num_classes} classes (0..{num_classes - 1})")
+    check_class_range(idx, num_classes)
     return idx.astype(np.int32)
+
+
+def check_class_range(classes, num_classes: int, *, what: str = "class_index", positions=None) -> None:
+    """The one range check of classes: every entry of ``classes`` (int array) in 0..num_classes-1.
+    Raises ValueError naming up to five bad values (``what``: "class_index", "labels"...) and, with
+    ``positions`` (the examples' positions in the whole data, as ``classes``), where they are."""
+    classes = np.asarray(classes)
+    bad = (classes < 0) | (classes >= num_classes)
+    if bad.any():
+        where = "" if positions is None else f" at example(s) {np.asarray(positions)[bad][:5].tolist()}"
+        raise ValueError(f"{what} {classes[bad][:5].tolist()} out of range{where}: the model has {num_classes} classes "
+                         f"(0..{num_classes - 1})")
 
 
 
@@ -386,6 +369,55 @@ def score_model(model, score: str = "logit") -> Callable:
     return lambda x: forward(x)[1]
 
 
+# --- the steps every gradient and perturbation method shares, run inside its compiled step ---
+
+def input_gradients(score_fn: Callable, points, cb, lead: int):
+    """The gradient of each example's picked score with respect to the input, at every point:
+    points float32 (E, L.., ...), its first ``lead`` axes E examples then L.. points of each (steps,
+    draws), then one input's axes; cb int32 (E,). Returns float32 (E, L.., ...). ``score_fn``:
+    (B, ...) -> (B, K), as :func:`score_model` gives."""
+    shape = tf.shape(points)
+    flat = tf.reshape(points, tf.concat([[-1], shape[lead:]], 0))                        # (E*L.., ...)
+    with tf.GradientTape() as tape:
+        tape.watch(flat)
+        per_example = tf.reduce_prod(shape[1:lead])                                      # L.. points of an example
+        picked = tf.gather(score_fn(flat), tf.repeat(cb, per_example), batch_dims=1)     # (E*L..,)
+    return tf.reshape(tape.gradient(picked, flat), shape)                                # (E, L.., ...)
+
+
+def path_gradients(score_fn: Callable, start, end, alphas, cb, lead: int):
+    """The gradient along straight paths, the one path step of Integrated Gradients, its noise
+    tunnel and expected gradients: the gradients (:func:`input_gradients`) at the points
+    ``start + alphas * (end - start)``, and ``end - start``.
+
+    start, end: float32 broadcasting to (E, L.., ...) (``lead`` axes: E examples, then the paths'
+    and steps' axes L..); alphas: float32 broadcasting against them (size 1 on the input's axes);
+    cb: int32 (E,). Returns (gradients (E, L.., ...), end - start as broadcast), float32.
+    """
+    diff = end - start
+    points = start + alphas * diff                                                       # (E, L.., ...)
+    return input_gradients(score_fn, points, cb, lead), diff
+
+
+def masked_scores(score_fn: Callable, xb, masks, cb):
+    """The picked score of each example under each mask, the one scoring of masked inputs of
+    Score-CAM, RISE and SISE: xb float32 (E, ..., C); masks float32 (E, M, ...) or (1, M, ...)
+    (one set for every example), without the channel axis; cb int32 (E,). Returns float32 (E, M)."""
+    masked = xb[:, None] * masks[..., None]                                              # (E, M, ..., C)
+    flat = tf.reshape(masked, tf.concat([[-1], tf.shape(xb)[1:]], 0))                    # (E*M, ..., C)
+    n_masks = tf.shape(masks)[1]
+    picked = tf.gather(score_fn(flat), tf.repeat(cb, n_masks), batch_dims=1)             # (E*M,)
+    return tf.reshape(picked, [tf.shape(xb)[0], n_masks])                                # (E, M)
+
+
+def masked_scores_step(model, score: str, jit_compile: bool):
+    """A factory for :func:`cached_step`: the compiled :func:`masked_scores` of the model's ``score``,
+    (xb (E, ..., C), masks (E or 1, M, ...), cb (E,)) -> (E, M)."""
+    score_fn = score_model(model, score)
+    return tf.function(lambda xb, masks, cb: masked_scores(score_fn, xb, masks, cb), jit_compile=jit_compile,
+                       reduce_retracing=True)
+
+
 def check_batch_size(batch_size, name: str = "batch_size") -> int:
     """A positive int (bools and floats refused), as every method's ``batch_size``."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -410,6 +442,17 @@ def padded_batches(n: int, size: int, *arrays):
     so one trace). Callers keep ``[: b - a]`` of a result, or give padded rows weight 0."""
     for a, b in batches(n, size):
         yield a, b, [tf.constant(pad_to(np.asarray(arr[a:b]), size)) for arr in arrays]
+
+
+def sum_over_steps(step: Callable, inputs: tuple, cb, alphas: np.ndarray, weights: np.ndarray, size: int, bar):
+    """The sum of ``step(*inputs, ab, wb, cb)`` over the path's steps, ``size`` steps a call: alphas
+    and weights float32 (S,), the last call's padded steps weighing 0; a float32 array as one call
+    gives (e.g. (E, ...)). The host loop of a path whose steps do not fit one call (IG, the noise tunnel)."""
+    total = 0
+    for _, _, (ab, wb) in padded_batches(len(alphas), size, alphas, weights):
+        total = total + step(*inputs, ab, wb, cb).numpy()
+        bar.update()
+    return total
 
 
 def pad_to(a: np.ndarray, size: int) -> np.ndarray:
@@ -456,79 +499,6 @@ def explained_classes(model, x, class_index=None, *, batch_size: int = 256) -> n
                                lambda: predict_scores(model, x, score="logit",
                                                       batch_size=batch_size, check=False).argmax(-1))
 
-
-
-# --- maps ---
-
-@tf.function(reduce_retracing=True)
-def upsample(cam, size):
-    """Maps to the input's size, outside any XLA step (XLA's bilinear resize differs at odd
-    factors): (B, t) -> (B, T) linear, or (B, h, w) -> (B, H, W) bilinear, half-pixel centres."""
-    return resize_maps(cam, size)
-
-
-def resize_maps(cam, size):
-    """(B, t) -> (B, T) linear, or (B, h, w) -> (B, H, W) bilinear, half-pixel centres."""
-    if len(size) == 1:
-        up = tf.image.resize(cam[:, :, None, None], (size[0], 1), method="bilinear")  # (B, T, 1, 1)
-        return up[:, :, 0, 0]
-    return tf.image.resize(cam[..., None], size, method="bilinear")[..., 0]          # (B, H, W)
-
-
-
-
-def minmax(a, axis=None) -> np.ndarray:
-    """Scale to [0, 1] over ``axis`` (None: the whole array; e.g. 1 for each row): float32. A
-    constant slice becomes 0. The one min-max scaler of the project (display, SISE's masks and fusion)."""
-    a = np.asarray(a, np.float32)
-    lo = a.min(axis=axis, keepdims=True)
-    span = a.max(axis=axis, keepdims=True) - lo
-    return np.where(span > 0, (a - lo) / np.where(span > 0, span, 1), 0).astype(np.float32)
-
-
-def normalize(maps) -> np.ndarray:
-    """Per-map min-max scaling to [0, 1], for display only: float32 (N, ...), N maps first (one
-    map: ``maps[None]``). A constant map becomes 0. Raises ValueError for a single map without the
-    first axis (a (T,) signal map would otherwise be N one-value maps, all 0) and for NaN or inf
-    (which min-max scaling would turn into a map of zeros)."""
-    maps = np.asarray(maps)
-    if maps.dtype.kind not in "fiub":
-        raise ValueError(f"maps must be numeric, got dtype {maps.dtype}")
-    if maps.ndim < 2 or maps.size == 0:
-        raise ValueError(f"maps has shape {maps.shape}: expected (N, ...) with N maps first; for one map pass "
-                         "maps[None]")
-    maps = maps.astype(np.float32)
-    bad = ~np.isfinite(maps.reshape(len(maps), -1)).all(1)
-    if bad.any():
-        raise ValueError(f"maps {np.flatnonzero(bad)[:10].tolist()} hold NaN or inf; a scaled map would hide them: "
-                         "explain those examples again or drop them")
-    return minmax(maps.reshape(len(maps), -1), axis=1).reshape(maps.shape)
-
-
-def saliency_positions(maps, x_shape, *, absolute: bool = False) -> np.ndarray:
-    """One relevance value per spatial position, float32 (N, D).
-
-    Maps shaped like x (IG) have their channels summed (signed) or, with ``absolute``, the absolute
-    values summed; Grad-CAM/RISE/SISE maps (N, T) or (N, H, W) are taken as they are (or their
-    absolute values). Raises ValueError for a shape that matches neither, or NaN/inf.
-    """
-    maps = np.asarray(maps)
-    if maps.dtype.kind not in "fiu":
-        raise ValueError(f"maps must be numeric, got dtype {maps.dtype}")
-    maps = maps.astype(np.float32)
-    x_shape = tuple(x_shape)
-    if absolute:
-        maps = np.abs(maps)
-    if maps.shape == x_shape:
-        maps = maps.sum(-1)                                                 # (N, T) or (N, H, W)
-    if maps.shape != x_shape[:-1]:
-        raise ValueError(f"maps have shape {maps.shape}, expected {x_shape[:-1]} (one value a position) or "
-                         f"{x_shape} (shaped like x); pass the maps of these inputs")
-    if not np.isfinite(maps).all():
-        bad = np.flatnonzero(~np.isfinite(maps.reshape(len(maps), -1)).all(1))
-        raise ValueError(f"maps have NaN or inf in example(s) {bad[:10].tolist()}; a metric of such a map "
-                         "would be meaningless: explain again or drop those examples")
-    return maps.reshape(len(maps), -1)                                      # (N, D)
 
 
 def check_number(name, value, low=None, high=None, low_open=False, integer=False):

@@ -133,6 +133,7 @@ def setup(data_dir: str | None = None, *, hmt: bool = False, install: bool = Fal
     runs and on which devices; with ``hmt``, find or fetch the HMT tiles (:func:`ensure_hmt`) and
     return their folder (else return ``data_dir`` as given)."""
     if install:
+        print("using the repository at", ROOT)
         ensure_packages()
     print(location())
     if hmt:

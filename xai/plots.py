@@ -1,5 +1,6 @@
 """Plots of explanations: 1D signals with shaded attributions, 2D tiles with heatmap overlays, and
-grids of several methods for several examples.
+grids of several methods for several examples; the figures of training (learning curves,
+confusion, ROC); and :func:`save_figure`, which writes every figure under figures/ whole or not at all.
 
 A map is either unsigned (Grad-CAM, RISE, SISE: sequential colormap from 0) or signed (Integrated
 Gradients: diverging colormap centred at 0, never min-max squashed into [0, 1]).
@@ -8,10 +9,14 @@ Axis key: N examples, T signal length, H, W image size, C channels.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
+from xai.files import atomic_path
+
 __all__ = ["SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_curves", "plot_sanity", "plot_claims",
-           "pick_examples", "map_kind"]
+           "pick_examples", "map_kind", "save_figure", "plot_history", "plot_confusion", "plot_roc"]
 
 SIGNED, UNSIGNED, ABSOLUTE = "signed", "unsigned", "absolute"
 _SEQUENTIAL_CMAP = "inferno"
@@ -92,11 +97,11 @@ def plot_signal(ax, signal, attribution=None, *, kind: str | None = None, mask=N
 
 def plot_image(ax, image, heatmap=None, *, kind: str | None = None, percentile: float = 99,
                alpha: float = 0.5, colorbar: bool = False, title: str | None = None,
-               value_range: float | None = None):
+               pixel_max: float | None = None):
     """An RGB tile (H, W, 3) with a heatmap overlay (H, W) or (H, W, C).
 
     The tile is drawn as it is: uint8 on 0-255; float on 0-255 if any value exceeds 1, else on
-    0-1; ``value_range`` (255 or 1) overrides that guess for a float tile.
+    0-1; ``pixel_max`` (255 or 1: the brightest value) overrides that guess for a float tile.
     Unsigned maps (Grad-CAM, RISE, SISE): sequential colormap from 0 over the tile. Signed maps
     (IG): channels summed, diverging colormap centred at 0, clipped at the ``percentile`` of |value|.
     ``kind="absolute"``: |attribution| (summed over channels for (H, W, C)), sequential, clipped
@@ -109,11 +114,11 @@ def plot_image(ax, image, heatmap=None, *, kind: str | None = None, percentile: 
         raise ValueError(f"image must be (H, W, 3) or (H, W, 1), got {raw.shape}")
     if raw.dtype.kind not in "fiu" or not np.isfinite(raw).all():
         raise ValueError(f"image must be finite numbers, got {raw.dtype}")
-    scale = 255.0 if raw.dtype == np.uint8 else float(value_range) if value_range else \
+    scale = 255.0 if raw.dtype == np.uint8 else float(pixel_max) if pixel_max else \
         (255.0 if raw.max() > 1.0 else 1.0)
     if raw.dtype != np.uint8 and (raw.min() < 0 or raw.max() > scale):
         raise ValueError(f"image values lie in [{raw.min():.3g}, {raw.max():.3g}], outside [0, {scale:g}]; "
-                         "pass value_range, or scale the tile to 0-1 or 0-255")
+                         "pass pixel_max, or scale the tile to 0-1 or 0-255")
     ax.imshow(raw.astype(np.float32) / scale, cmap="gray" if raw.shape[-1] == 1 else None, vmin=0, vmax=1)
     shown = None
     if heatmap is not None:
@@ -284,3 +289,78 @@ def pick_examples(y_true, y_pred, num_classes: int) -> tuple[list, list]:
         correct += hit[:1].tolist()
         wrong += miss[:1].tolist()
     return correct, wrong
+
+
+# --- figures of training and evaluation, and writing a figure ---
+
+def save_figure(fig, path: str, dpi: int = 120) -> str:
+    """Write a matplotlib figure to ``path`` through a temporary file and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    ext = os.path.splitext(path)[1]
+    with atomic_path(path, suffix=ext or ".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None} if ext == ".png" else None)
+    return path
+
+
+def plot_history(history: dict, title: str = ""):
+    """Loss and accuracy per epoch, train and validation, with the chosen epoch marked. With a
+    weight average (``raw_val_accuracy`` in the history) validation is the average's, and the raw
+    weights' validation accuracy is drawn beside it."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    averaged = "raw_val_accuracy" in history
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, history[key], label="train (augmented)")
+        ax.plot(epochs, history[f"val_{key}"], label="validation, averaged weights" if averaged else "validation")
+        if averaged and key == "accuracy":
+            ax.plot(epochs, history["raw_val_accuracy"], lw=0.8, alpha=0.6, label="validation, raw weights")
+        ax.axvline(history["best_epoch"], color="grey", ls=":", label=f"chosen epoch {history['best_epoch']}")
+        ax.set_xlabel("epoch"), ax.set_ylabel(key), ax.grid(alpha=0.3)
+    axes[1].legend(loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(y_true, y_pred, class_names: list[str], title: str = ""):
+    """Confusion matrix (counts) and per-class accuracy, side by side. Returns (fig, per-class acc)."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+    k = len(class_names)
+    cm = confusion_matrix(y_true, y_pred, labels=np.arange(k))            # (K, K)
+    per_class = cm.diagonal() / np.maximum(cm.sum(1), 1)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.1, 1]})
+    ax0.imshow(cm, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax0.text(j, i, cm[i, j], ha="center", va="center", fontsize=8,
+                     color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax0.set_xticks(range(k), class_names, rotation=45, ha="right"), ax0.set_yticks(range(k), class_names)
+    ax0.set_xlabel("predicted"), ax0.set_ylabel("true"), ax0.set_title("confusion matrix")
+    ax1.bar(range(k), per_class, color="tab:blue")
+    for i, a in enumerate(per_class):
+        ax1.text(i, a + 0.005, f"{a:.3f}", ha="center", fontsize=7)
+    ax1.set_xticks(range(k), class_names, rotation=45, ha="right")
+    ax1.set_ylim(max(0.0, per_class.min() - 0.1), 1.02), ax1.set_title("per-class accuracy")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig, per_class
+
+
+def plot_roc(y_true, prob, class_names, title: str = "one-vs-rest ROC per class"):
+    """One-vs-rest ROC curve of each class, its AUC in the legend. Returns the figure."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import auc, roc_curve
+    prob = np.asarray(prob)
+    if prob.ndim != 2 or prob.shape != (len(y_true), len(class_names)):
+        raise ValueError(f"prob must be (N, K) = ({len(y_true)}, {len(class_names)}), got {prob.shape}")
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for c, name in enumerate(class_names):
+        fpr, tpr, _ = roc_curve(np.asarray(y_true) == c, prob[:, c])
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set_xlabel("false positive rate"), ax.set_ylabel("true positive rate")
+    ax.set_title(title), ax.legend(fontsize=8, loc="lower right")
+    return fig

@@ -18,24 +18,32 @@ import numpy as np
 from scipy.stats import rankdata
 
 import xai.metrics.removal as xm
-from xai.core import saliency_positions
+from xai.analysis.stats import paired_bootstrap, summary
+from xai.core import check_number
+from xai.files import write_atomic
+from xai.maps import saliency_positions
+from xai.methods import METHODS, method_function
+from xai.methods.integrated_gradients import IG_RULES, completeness_gap, integrated_gradients
+from xai.metrics import METRICS
 from xai.metrics.agreement import spearman
 from xai.metrics.localisation import pointing_game, relevance_mass_accuracy
-import xai_utils as xu
-from xai.analysis.stats import paired_bootstrap, summary
-from xai.files import write_atomic
-from xai.methods import METHODS, method_function
+from xai.metrics.sanity import cascading_randomization
 
 __all__ = [
+    "COMPARED",
     "METHOD_NAMES",
+    "MAP_KINDS",
     "MARKS",
     "MARKS_LEGEND",
     "CLAIM_MARKS",
     "claims_matrix",
     "method_settings",
-    "methods",
+    "method_functions",
     "explain_all",
     "explain_stored",
+    "stratified_sample",
+    "sanity_checks",
+    "fill_in",
     "completeness_report",
     "compare_methods",
     "comparison_table",
@@ -43,15 +51,18 @@ __all__ = [
     "differences_table",
     "supported_claims",
     "write_text_atomic",
+    "completeness_line",
     "orderings",
     "orderings_table",
     "tables_document",
 ]
 
-METHOD_NAMES = ("Grad-CAM", "IG", "RISE", "SISE")
-_LIBRARY_NAMES = {"Grad-CAM": "grad_cam", "IG": "integrated_gradients", "RISE": "rise", "SISE": "sise"}
-# What each method's map is, from the one list of methods: IG is signed (shaped like x); the others
-# are non-negative (positions).
+# The four methods the comparison's tables hold (the settings sweep runs every method: xai.analysis.sweep),
+# keys of METHODS; names and map kinds come from there.
+COMPARED = ("grad_cam", "integrated_gradients", "rise", "sise")
+_LIBRARY_NAMES = {METHODS[name].label: name for name in COMPARED}
+METHOD_NAMES = tuple(_LIBRARY_NAMES)                     # as the tables name them: Grad-CAM, IG, RISE, SISE
+# What each method's map is: IG is signed (shaped like x); the others are non-negative (positions).
 MAP_KINDS = {label: "signed" if METHODS[name].maps == "like_x" else "unsigned" for label, name in _LIBRARY_NAMES.items()}
 
 
@@ -60,11 +71,11 @@ def method_settings(*, rise_masks: int = 4000, seed: int = 0) -> dict[str, tuple
 
     Grad-CAM and IG explain the logit (the papers' choice), RISE and SISE the probability (theirs).
     """
-    options = {"Grad-CAM": {}, "IG": {}, "RISE": {"n_masks": rise_masks, "seed": seed}, "SISE": {}}
-    return {label: (_LIBRARY_NAMES[label], options[label]) for label in METHOD_NAMES}
+    options = {"rise": {"n_masks": rise_masks, "seed": seed}}
+    return {label: (name, options.get(name, {})) for label, name in _LIBRARY_NAMES.items()}
 
 
-def methods(*, rise_masks: int = 4000, seed: int = 0, batch_size: int | None = None) -> dict[str, Callable]:
+def method_functions(*, rise_masks: int = 4000, seed: int = 0, batch_size: int | None = None) -> dict[str, Callable]:
     """The four methods of :func:`method_settings`: name -> ``f(model, x, classes) -> maps``.
 
     ``batch_size`` (model inputs per call) applies to IG, RISE and SISE; None keeps each default.
@@ -113,6 +124,37 @@ def explain_stored(model, x, classes, names, folder: str, *, tag: str, rise_mask
     return maps, seconds
 
 
+def sanity_checks(model, x, classes, functions: dict[str, Callable], *, seed: int = 0) -> dict[str, dict]:
+    """The cascading-randomisation sanity check (:func:`xai.metrics.sanity.cascading_randomization`)
+    of each method of ``functions`` (name -> ``f(model, x, classes)``, e.g. :func:`method_functions`),
+    on the same examples and classes: ``{name: its result}``."""
+    return {name: cascading_randomization(model, x, f, class_index=classes, seed=seed) for name, f in functions.items()}
+
+
+def stratified_sample(y, per_class: int, seed, *, n_classes: int | None = None) -> np.ndarray:
+    """Up to ``per_class`` examples of each class drawn without replacement, their indices sorted:
+    int (M,). ``seed``: an int or a ``np.random.Generator`` (classes drawn in order 0..K-1)."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise ValueError(f"y must be int labels (N,), got {y.dtype} {y.shape}")
+    check_number("per_class", per_class, low=1, integer=True)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    k = int(y.max()) + 1 if n_classes is None else n_classes
+    return np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), min(per_class, int(np.sum(y == c))), replace=False)
+                                   for c in range(k)]))
+
+
+def fill_in(wanted, index, maps, compute: Callable) -> dict[int, np.ndarray]:
+    """Maps for every example of ``wanted`` (indices into the data): those of ``index`` from ``maps``
+    (one map a position of ``index``), the others computed in one call, ``compute(missing_indices)``.
+    Returns ``{example index: map}``."""
+    have = dict(zip(np.asarray(index).tolist(), maps))
+    missing = [int(i) for i in wanted if int(i) not in have]
+    if missing:
+        have.update(zip(missing, compute(np.asarray(missing))))
+    return {int(i): have[int(i)] for i in wanted}
+
+
 def completeness_report(model, x, classes, label: str, steps_list=(8, 16, 32, 64), n_max: int | None = None):
     """IG's relative completeness gap for every quadrature rule and number of steps.
 
@@ -123,10 +165,10 @@ def completeness_report(model, x, classes, label: str, steps_list=(8, 16, 32, 64
         idx = np.linspace(0, len(x) - 1, n_max).astype(int)
         x, classes = x[idx], np.asarray(classes)[idx]
     rows = []
-    for rule in xu.IG_METHODS:
+    for rule in IG_RULES:
         for steps in steps_list:
-            attributions = xu.integrated_gradients(model, x, classes, steps=steps, method=rule)
-            _, rel = xu.completeness_gap(model, x, attributions, classes)
+            attributions = integrated_gradients(model, x, classes, steps=steps, rule=rule)
+            _, rel = completeness_gap(model, x, attributions, classes)
             rows.append((rule, steps, float(np.median(rel)), float(np.quantile(rel, 0.99)), float(rel.max()),
                          float(np.mean(rel <= 0.01))))
     lines = [f"**{label}** ({len(x)} examples): relative completeness gap |delta| / |F(x) - F(0)|", "",
@@ -138,14 +180,17 @@ def completeness_report(model, x, classes, label: str, steps_list=(8, 16, 32, 64
 # --- every metric, on the same examples ---
 
 def compare_methods(model, x, maps: dict, classes, *, masks=None, seconds: dict | None = None,
-                    road_steps: int = 10, noise_std: float = 0.01, value_range: float | None = None,
-                    seed: int = 0, batch_size: int = 256, faithfulness: bool = True) -> dict:
+                    road_steps: int = 10, noise_std: float = 0.01, noise_scale: float | None = None,
+                    seed: int = 0, batch_size: int = 256, faithfulness: bool = True,
+                    average_drop: bool | None = None) -> dict:
     """Every metric for every method's maps on the same examples.
 
     Faithfulness: ROAD removal curves (MoRF, LeRF, SRG; :func:`xai.metrics.removal.removal_curves`) and the
     paper's average drop / increase (:func:`xai.metrics.removal.average_drop_increase`). Localisation
     against ``masks`` (bool (N, D)): relevance mass and pointing game of |map|, and of signed IG as
     ``relevance_mass_signed``. Agreement: Spearman of |map| with each other method's, and of signed IG.
+    ``faithfulness=False`` leaves out the removal curves (the costly part); ``average_drop`` (None:
+    as ``faithfulness``) keeps or leaves out the average drop / increase on its own.
 
     Returns:
         method name -> dict of per-example arrays, the curves, ``agreement_<other>`` and
@@ -157,7 +202,8 @@ def compare_methods(model, x, maps: dict, classes, *, masks=None, seconds: dict 
         r = {}
         if faithfulness:
             r.update(xm.removal_curves(model, x, m, classes, steps=road_steps, noise_std=noise_std,
-                                      value_range=value_range, seed=seed, batch_size=batch_size))
+                                      noise_scale=noise_scale, seed=seed, batch_size=batch_size))
+        if faithfulness if average_drop is None else average_drop:
             r.update(xm.average_drop_increase(model, x, m, classes, batch_size=batch_size))
         if masks is not None:
             r["relevance_mass"] = relevance_mass_accuracy(m, masks, x.shape)
@@ -177,11 +223,8 @@ def compare_methods(model, x, maps: dict, classes, *, masks=None, seconds: dict 
     return results
 
 
-# (column title, result key, scale, higher is better)
-COLUMNS = [("MoRF AUC (ROAD) ↓", "morf_auc", 1, False), ("LeRF AUC (ROAD) ↑", "lerf_auc", 1, True),
-           ("SRG (ROAD) ↑", "srg", 1, True), ("average drop % ↓", "drop", 100, False),
-           ("increase in confidence % ↑", "increase", 100, True), ("relevance mass ↑", "relevance_mass", 1, True),
-           ("pointing game ↑", "pointing", 1, True), ("sanity: Spearman, all layers random ↓", "sanity", 1, False)]
+# (column title, result key, scale, higher is better), from the one table of metrics
+COLUMNS = [(m.title, key, m.scale, m.higher_is_better) for key, m in METRICS.items()]
 
 
 def _with_sanity(results, sanity):
@@ -284,7 +327,7 @@ def supported_claims(rows: list[dict]) -> list[str]:
 # how an ordering of two methods fares across the settings grid (xai.analysis.sweep.robustness's verdicts)
 MARKS = {"robust": "●", "setting-dependent": "◐", "reversed somewhere": "✕", "not resolved": "○"}
 CLAIM_MARKS = {"all": "◆", "some": "◇", "default": "·"}
-SWEPT = {"MoRF AUC (ROAD) ↓": "morf_auc", "LeRF AUC (ROAD) ↑": "lerf_auc", "SRG (ROAD) ↑": "srg"}
+SWEPT = {m.title: key for key, m in METRICS.items() if m.swept}
 MARKS_LEGEND = ("across the settings grid (xai.analysis.sweep): ● the neighbours' order holds in every cell, ◐ in some cells "
                 "and is never reversed, ✕ it is reversed in some cell, ○ no cell resolves it (each cell: a paired "
                 "t-test, Holm-adjusted over the pair's cells); unmarked: one setting only")
@@ -417,6 +460,14 @@ def tables_document(groups: list[dict], completeness: str, sweeps: list[dict] | 
         for s in sweeps:
             sections += [f"### {s['heading']}", s["text"]]
     return "\n\n".join(sections) + "\n"
+
+
+def completeness_line(gaps: dict[str, np.ndarray]) -> str:
+    """One sentence: IG's relative completeness gap with the defaults for each data set
+    (``{label: gaps (N,)}``, from :func:`xai.methods.integrated_gradients.completeness_gap`)."""
+    parts = [f"{label} median {np.median(g):.1e}, max {np.max(g):.1e}, share within 1 % {np.mean(np.asarray(g) <= 0.01):.3f}"
+             for label, g in gaps.items()]
+    return "IG completeness with the defaults (Gauss-Legendre, 32 steps): " + "; ".join(parts) + "."
 
 
 def write_text_atomic(path: str, text: str) -> str:

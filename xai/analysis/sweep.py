@@ -26,12 +26,20 @@ from scipy.stats import rankdata
 
 import xai.metrics.removal as xm
 from xai.analysis.stats import holm, paired_bootstrap, paired_t_p_values
+from xai.core import check_value_range
+from xai.methods import METHODS, method_function
+from xai.methods.integrated_gradients import IG_BASELINES
+from xai.metrics import METRICS as ALL_METRICS
 
 __all__ = ["evaluations", "METRICS", "method_variants", "evaluate_grid", "robustness", "robustness_table",
            "settings_table", "verdicts", "shared_reference", "findings",
-           "completeness_by_baseline"]
+           "completeness_by_baseline", "LEFT_OUT", "sweep_plan", "comparison_defaults", "run_sweep", "sweep_sections",
+           "sections_markdown"]
 
-METRICS = {"srg": True, "morf_auc": False, "lerf_auc": True}            # metric -> higher is better
+# the metrics scored across the grid (SRG first: it summarises both curves) -> higher is better
+METRICS = {key: ALL_METRICS[key].higher_is_better for key in ("srg", "morf_auc", "lerf_auc")}
+if set(METRICS) != {k for k, m in ALL_METRICS.items() if m.swept}:
+    raise RuntimeError("the sweep's metrics and xai.metrics.METRICS's swept ones differ: list every swept metric here")
 GRAINS = ("pixels", "patches")
 
 
@@ -43,9 +51,7 @@ def evaluations(value_range: tuple, *, grains=GRAINS) -> dict[str, dict]:
     the input the fill removes information towards ("blur" for the blur and for ROAD, which fills
     from the neighbours; "zeros" for a constant within a tenth of the range from 0; None
     otherwise), compared with the methods' baselines by :func:`shared_reference`."""
-    lo, hi = (float(v) for v in value_range)
-    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
-        raise ValueError(f"value_range must be (lo, hi) with lo < hi, got {value_range!r}")
+    lo, hi = check_value_range(value_range, needed_for="the removal settings")
     for g in grains:
         if g not in GRAINS:
             raise ValueError(f"grains must be among {GRAINS}, got {g!r}")
@@ -64,12 +70,62 @@ def shared_reference(method_reference: str | None, evaluation: dict) -> bool:
     return method_reference is not None and method_reference == evaluation.get("reference")
 
 
+# Methods of METHODS that the sweep leaves out, and why; every other method is swept (a new method
+# in METHODS without settings here gets its defaults, so none is left out silently).
+LEFT_OUT = {
+    "saliency": "the noise tunnel's rows (SmoothGrad at each σ) stand for the plain gradient",
+    "smoothgrad_squared": "a variant of the SmoothGrad row's tunnel; swept through SmoothGrad's σ",
+    "vargrad": "a variant of the SmoothGrad row's tunnel; swept through SmoothGrad's σ",
+    "noise_tunnel": "the general form of SmoothGrad, swept as IG's tunnel settings and SmoothGrad's rows",
+}
+
+
+def _sweep_settings(p: dict) -> dict[str, dict[tuple[str, str], dict]]:
+    """Each swept method's settings: ``{method: {(row, setting): options}}``. A row is a method as
+    the tables name it; expected gradients and the tunnel over IG are settings of the IG row (IG
+    with a reference-set baseline, IG smoothed)."""
+    common = {"seed": p["seed"], "batch_size": p["batch_size"]}
+    noise = {"value_range": p["value_range"], **common}
+    return {
+        "integrated_gradients": {("IG", b): {"baseline": b, "steps": p["ig_steps"], "value_range": p["value_range"],
+                                             "blur_sigma": p["blur_sigma"], "baseline_samples": p["uniform_samples"],
+                                             **common} for b in IG_BASELINES},
+        "expected_gradients": {} if p["references"] is None else {
+            ("IG", "expected"): {"references": p["references"], "samples": p["expected_samples"], **common}},
+        "smoothgrad": {**{("IG", f"tunnel {s:g}"): {"base": "integrated_gradients", "samples": p["tunnel_samples"],
+                                                     "steps": max(4, p["ig_steps"] // 4), "noise": s, **noise}
+                          for s in p["tunnel_noise"]},
+                       **{("SmoothGrad", f"σ {s:g}"): {"samples": p["smoothgrad_samples"], "noise": s, **noise}
+                          for s in p["smoothgrad_noise"]}},
+        "gradient_x_input": {("Gradient × input", "default"): {"batch_size": p["batch_size"]}},
+        "grad_cam": {("Grad-CAM", "default"): {}},
+        "grad_cam_plus_plus": {("Grad-CAM++", "default"): {}},
+        "score_cam": {("Score-CAM", "default"): {"batch_size": p["batch_size"]}},
+        "rise": {("RISE", f"{m} masks, cell {c or 'default'}"): {"n_masks": m, "cell_size": c, **common}
+                 for m, c in p["rise_settings"]},
+        "sise": {("SISE", "default"): {"batch_size": p["batch_size"]}},
+    }
+
+
+def sweep_plan(p: dict) -> dict[tuple[str, str], tuple[str, dict]]:
+    """``{(row, setting): (method, options)}`` for every method of METHODS but :data:`LEFT_OUT`: those
+    without settings in :func:`_sweep_settings` run once with their defaults, in a row of their own."""
+    settings = _sweep_settings(p)
+    plan = {}
+    for method in list(settings) + [m for m in METHODS if m not in settings]:
+        if method in LEFT_OUT:
+            continue
+        for key, options in settings.get(method, {(METHODS[method].label, "default"): {}}).items():
+            plan[key] = (method, options)
+    return plan
+
+
 def method_variants(model, x, classes, *, value_range: tuple, given: dict | None = None, references=None,
                     blur_sigma: float = 10.0, ig_steps: int = 32, tunnel_noise=(0.05, 0.15), tunnel_samples: int = 10,
                     smoothgrad_noise=(0.05, 0.15), smoothgrad_samples: int = 50, expected_samples: int = 64,
                     rise_settings=((1000, None),), uniform_samples: int = 4, seed: int = 0,
                     batch_size: int = 128, log: Callable | None = None) -> tuple[dict, dict]:
-    """The settings swept, each method's maps in each: ``({method: {setting: maps}}, references)``.
+    """The settings swept, each method's maps in each: ``({row: {setting: maps}}, references)``.
 
     - "IG": baselines zeros, white (the range's top), mean, blur (``blur_sigma``), uniform
       (``uniform_samples`` draws), expected gradients from ``references`` (e.g. training examples;
@@ -77,74 +133,55 @@ def method_variants(model, x, classes, *, value_range: tuple, given: dict | None
       from zeros) at each ``tunnel_noise`` (sigma as a share of the range; ``tunnel_samples`` draws of
       ``ig_steps`` / 4 steps, to bound the cost): the setting "zeros" is the tunnel off.
     - "SmoothGrad": the noise tunnel over the plain gradient at each ``smoothgrad_noise``.
-    - "Gradient × input", "Grad-CAM", "Grad-CAM++", "Score-CAM", "SISE": their defaults (no setting
-      that changes their definition is swept; the CAMs at the default layer).
+    - "Gradient × input", "Grad-CAM", "Grad-CAM++", "Score-CAM", "SISE", and any method of METHODS
+      not named here or in :data:`LEFT_OUT`: their defaults (the CAMs at the default layer).
     - "RISE": each ``(n_masks, cell_size)`` of ``rise_settings`` (None: RISE's default cell).
 
-    ``given``: ``{(method, setting): maps}`` already computed for ``x`` (e.g. the comparison's
-    defaults), used instead of recomputing. The second value, ``{(method, setting): "blur" |
+    ``given``: ``{(row, setting): maps}`` already computed for ``x`` (e.g. the comparison's
+    defaults), used instead of recomputing. The second value, ``{(row, setting): "blur" |
     "zeros" | None}``, is the input each baseline stands for, for :func:`robustness`.
     ``value_range``: ``(lo, hi)`` of the data (never guessed)."""
-    import xai.methods.cam
-    import xai.methods.gradients
-    import xai.methods.integrated_gradients as xig
-    import xai.methods.perturbation
-    if np.ndim(value_range) != 1 or len(value_range) != 2 or not value_range[0] < value_range[1]:
-        raise ValueError(f"value_range must be (lo, hi) with lo < hi, got {value_range!r}")
-    lo, hi = (float(v) for v in value_range)
+    lo, hi = check_value_range(value_range, needed_for="the method settings' baselines and noise")
     for name, values in (("tunnel_noise", tunnel_noise), ("smoothgrad_noise", smoothgrad_noise),
                          ("rise_settings", rise_settings)):
         if len(set(values)) != len(values):
             raise ValueError(f"{name} repeats a setting: {values!r}")
-    given = dict(given or {})
-    for key, maps in given.items():
-        if np.shape(maps)[:1] != (len(x),):
-            raise ValueError(f"given maps for {key} have shape {np.shape(maps)}, expected one map per example "
-                             f"of x ({len(x)})")
-    common = {"seed": seed, "batch_size": batch_size}
-    noise = {"value_range": (lo, hi), **common}
-    plan = {("IG", b): (xig.integrated_gradients, {"baseline": b, "steps": ig_steps, "value_range": (lo, hi),
-                                                   "blur_sigma": blur_sigma, "baseline_samples": uniform_samples,
-                                                   **common})
-            for b in ("zeros", "white", "mean", "blur", "uniform")}
-    if references is not None:
-        plan[("IG", "expected")] = (xai.methods.gradients.expected_gradients,
-                                    {"references": references, "samples": expected_samples, **common})
-    for sigma in tunnel_noise:
-        plan[("IG", f"tunnel {sigma:g}")] = (xai.methods.gradients.smoothgrad, {
-            "base": "integrated_gradients", "samples": tunnel_samples, "steps": max(4, ig_steps // 4),
-            "noise": sigma, **noise})
-    for sigma in smoothgrad_noise:
-        plan[("SmoothGrad", f"σ {sigma:g}")] = (xai.methods.gradients.smoothgrad, {
-            "samples": smoothgrad_samples, "noise": sigma, **noise})
-    plan[("Gradient × input", "default")] = (xai.methods.gradients.gradient_x_input, {"batch_size": batch_size})
-    plan[("Grad-CAM", "default")] = (xai.methods.cam.grad_cam, {})
-    plan[("Grad-CAM++", "default")] = (xai.methods.cam.grad_cam_plus_plus, {})
-    plan[("Score-CAM", "default")] = (xai.methods.cam.score_cam, {"batch_size": batch_size})
-    for m, c in rise_settings:
-        plan[("RISE", f"{m} masks, cell {c or 'default'}")] = (xai.methods.perturbation.rise,
-                                                               {"n_masks": m, "cell_size": c, **common})
-    plan[("SISE", "default")] = (xai.methods.perturbation.sise, {"batch_size": batch_size})
-    unknown = set(given) - set(plan)
-    if unknown:
-        raise ValueError(f"given maps for settings that are not swept: {sorted(unknown)}; the swept ones are "
-                         f"{sorted(plan)}")
+    plan = sweep_plan(dict(value_range=(lo, hi), references=references, blur_sigma=blur_sigma, ig_steps=ig_steps,
+                           tunnel_noise=tunnel_noise, tunnel_samples=tunnel_samples, smoothgrad_noise=smoothgrad_noise,
+                           smoothgrad_samples=smoothgrad_samples, expected_samples=expected_samples,
+                           rise_settings=rise_settings, uniform_samples=uniform_samples, seed=seed,
+                           batch_size=batch_size))
+    given = _checked_given(given, plan, len(x))
     variants: dict[str, dict[str, np.ndarray]] = {}
-    for (method, setting), (function, options) in plan.items():
-        if (method, setting) in given:
-            maps = np.asarray(given[(method, setting)])
+    for (row, setting), (method, options) in plan.items():
+        if (row, setting) in given:
+            maps = np.asarray(given[(row, setting)])
         else:
-            maps = function(model, x, classes, **options)
+            maps = method_function(method)(model, x, classes, **options)
             if log:
-                log(f"{method} ({setting}): computed")
-        variants.setdefault(method, {})[setting] = maps
+                log(f"{row} ({setting}): computed")
+        variants.setdefault(row, {})[setting] = maps
     refs = {("IG", "zeros"): "zeros", ("IG", "blur"): "blur", ("Gradient × input", "default"): "zeros",
             **{("IG", f"tunnel {sigma:g}"): "zeros" for sigma in tunnel_noise}}
     return variants, refs
 
 
+def _checked_given(given, plan: dict, n: int) -> dict:
+    """``given`` maps: one per example of x, and only for settings the plan sweeps."""
+    given = dict(given or {})
+    for key, maps in given.items():
+        if np.shape(maps)[:1] != (n,):
+            raise ValueError(f"given maps for {key} have shape {np.shape(maps)}, expected one map per example "
+                             f"of x ({n})")
+    unknown = set(given) - set(plan)
+    if unknown:
+        raise ValueError(f"given maps for settings that are not swept: {sorted(unknown)}; the swept ones are "
+                         f"{sorted(plan)}")
+    return given
+
+
 def evaluate_grid(model, x, classes, variants: dict[str, dict[str, np.ndarray]], evaluations: dict[str, dict], *,
-                  patch: int, steps: int = 10, noise_std: float = 0.01, value_range: float | None = None,
+                  patch: int, steps: int = 10, noise_std: float = 0.01, noise_scale: float | None = None,
                   seed: int = 0, batch_size: int = 256, log: Callable | None = None) -> dict:
     """Every method setting's maps scored under every evaluation setting.
 
@@ -165,7 +202,7 @@ def evaluate_grid(model, x, classes, variants: dict[str, dict[str, np.ndarray]],
         for method, settings in variants.items():
             for setting, maps in settings.items():
                 curves = xm.removal_curves(model, x, maps, classes, steps=steps, fill=ev["fill"], noise_std=noise_std,
-                                           value_range=value_range, seed=seed, batch_size=batch_size,
+                                           noise_scale=noise_scale, seed=seed, batch_size=batch_size,
                                            patch=patch if ev["granularity"] == "patches" else 1)
                 grid[(method, setting, label)] = {k: np.asarray(curves[k], np.float64) for k in METRICS}
                 if log:
@@ -329,7 +366,7 @@ def settings_table(grid: dict, *, references: dict | None = None, evaluations: d
     return "\n".join(lines)
 
 
-METRIC_NAMES = {"srg": "SRG", "morf_auc": "MoRF AUC", "lerf_auc": "LeRF AUC"}
+METRIC_NAMES = {key: ALL_METRICS[key].name for key in METRICS}
 
 
 def findings(rows: list[dict], label: str, *, methods=None) -> list[str]:
@@ -393,3 +430,64 @@ def completeness_by_baseline(model, x, classes, ig_variants: dict[str, np.ndarra
         rel = np.asarray(rel, np.float64)
         lines.append(f"| {setting} | {np.median(rel):.1e} | {rel.max():.1e} | {np.mean(rel <= 0.01):.3f} | {how} |")
     return "\n".join(lines)
+
+
+# --- the whole sweep on one data set, as the notebook runs it ---
+
+def comparison_defaults(maps: dict, index, rise_masks: int) -> dict[tuple[str, str], np.ndarray]:
+    """The comparison's maps (``{"Grad-CAM" | "IG" | "RISE" | "SISE": maps}``, e.g. from
+    :func:`xai.analysis.compare.explain_all`) at the positions ``index``, keyed by the sweep setting
+    they are: Grad-CAM, SISE at their defaults, IG from zeros, RISE with ``rise_masks`` masks."""
+    settings = {"Grad-CAM": "default", "IG": "zeros", "RISE": f"{rise_masks} masks, cell default", "SISE": "default"}
+    unknown = set(maps) - set(settings)
+    if unknown:
+        raise ValueError(f"no sweep setting for the comparison's maps of {sorted(unknown)}; expected some of {sorted(settings)}")
+    return {(name, settings[name]): np.asarray(m)[index] for name, m in maps.items()}
+
+
+def run_sweep(model, x, classes, *, value_range: tuple, patch: int, given: dict | None = None, references=None,
+              blur_sigma: float, rise_settings, steps: int = 10, noise_std: float = 0.01, noise_scale: float | None = None,
+              n_boot: int = 2000, seed: int = 0, batch_size: int = 128, **draws) -> dict:
+    """Every method in each of its settings (:func:`method_variants`) scored under every removal
+    setting (:func:`evaluations`, :func:`evaluate_grid`), the pairs' verdicts across the grid
+    (:func:`robustness`, :func:`verdicts`) and IG's completeness for each baseline. ``draws``:
+    the noise draws of :func:`method_variants` (``smoothgrad_samples``, ``expected_samples``,
+    ``tunnel_samples``, ``uniform_samples``). Returns a dict of everything, with the Markdown tables
+    ``settings_table``, ``robustness_table`` and ``completeness_table``."""
+    variants, refs = method_variants(model, x, classes, value_range=value_range, given=given, references=references,
+                                     blur_sigma=blur_sigma, rise_settings=rise_settings, seed=seed,
+                                     batch_size=batch_size, **draws)
+    evals = evaluations(value_range)
+    grid = evaluate_grid(model, x, classes, variants, evals, patch=patch, steps=steps, noise_std=noise_std,
+                         noise_scale=noise_scale, seed=seed, batch_size=batch_size)
+    rows = robustness(grid, references=refs, evaluations=evals, n_boot=n_boot, seed=seed)
+    completeness = completeness_by_baseline(model, x, classes, variants["IG"], value_range=value_range,
+                                            references=references, blur_sigma=blur_sigma,
+                                            uniform_samples=draws.get("uniform_samples", 4), seed=seed,
+                                            batch_size=batch_size)
+    return {"n": len(x), "variants": variants, "references": refs, "evaluations": evals, "grid": grid, "rows": rows,
+            "verdicts": verdicts(rows), "n_settings": sum(map(len, variants.values())),
+            "settings_table": settings_table(grid, references=refs, evaluations=evals),
+            "robustness_table": robustness_table(rows), "completeness_table": completeness}
+
+
+def sweep_sections(sweep: dict, label: str, *, unit: str = "examples", methods=None) -> list[dict]:
+    """The tables file's sections for one :func:`run_sweep`: its settings table with the findings
+    (over ``methods``), every pair across the grid, and IG's completeness for each baseline."""
+    sized = f"{label} ({sweep['n']} {unit})"
+    return [{"heading": f"Settings sweep, {sized}: SRG by method setting and removal setting "
+                        "(rank among the method settings; †: the baseline shares the fill's reference)",
+             "text": sweep["settings_table"], "findings": findings(sweep["rows"], sized, methods=methods)},
+            {"heading": f"Settings sweep, {label}: every pair of methods across the grid", "text": sweep["robustness_table"]},
+            {"heading": f"Settings sweep, {label}: IG's completeness gap for each baseline",
+             "text": sweep["completeness_table"]}]
+
+
+def sections_markdown(sections: list[dict]) -> str:
+    """Markdown of :func:`sweep_sections` for a notebook: each heading in bold, its table, its findings."""
+    parts = []
+    for s in sections:
+        parts += [f"**{s['heading']}**", s["text"]]
+        if s.get("findings"):
+            parts.append("\n".join(f"- {line}" for line in s["findings"]))
+    return "\n\n".join(parts)

@@ -28,9 +28,9 @@ import numpy as np
 
 import xai.dataset.runner as runner
 import xai.dataset.store as store
-from xai.methods import METHODS, method_function
 from xai.dataset.sources import array_digest, open_source
 from xai.dataset.store import COMPRESSIONS, FORMAT, load_explanations, merge_shards, shard_path
+from xai.methods import METHODS, method_function
 
 __all__ = [
     "METHODS",
@@ -212,78 +212,117 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
             batches' inputs are read again and compared with the digests stored with them).
         OSError: writing failed during the run (the disk filled up): the completed batches are kept.
     """
-    from xai.core import check_batch_size, check_flag, check_model, num_classes
+    from xai.core import check_model, num_classes
     check_model(model)
     function, method_name = _resolve_method(method)
+    batch_size, resume, progress = _check_settings(batch_size, method_batch_size, resume, progress, compression)
+    _check_method_options(function, method_options)
+    class_spec = _check_class_index(class_index)
+    shard, out = _worker_shard(strategy, _check_shard(shard), out)
+    source = open_source(data, model, shard)
+    _check_against_data(class_spec, source, shard, num_classes(model))
+    attrs = _file_attrs(model, method_name, method_options, class_spec, batch_size, shard, source, compression,
+                        method_batch_size)
+
+    _check_writable(out)
+    with _exclusive(out):
+        done_blocks = _resume_point(out, attrs, _CHECKED_ATTRS, batch_size, resume, source)
+        if done_blocks is None:                                            # complete already
+            return out
+        explainer = runner.Explainer(model, function, method_options, class_spec, runner.devices(strategy),
+                                     method_batch_size)
+        try:
+            fields = _explain_remaining(source, explainer, num_classes(model), out, attrs, batch_size, done_blocks,
+                                        compression, progress)
+            _consolidate(out, attrs, fields, batch_size, source, compression)
+            return out
+        finally:
+            explainer.close()
+
+
+# --- the steps of explain_dataset ---
+
+# the attributes a resumed run must share with the file (the rest describe the run)
+_CHECKED_ATTRS = ("format", "method", "method_options", "model_fingerprint", "class_index", "batch_size", "shard",
+                  "data", "n_examples", "n_total", "compression")
+
+
+def _check_settings(batch_size, method_batch_size, resume, progress, compression) -> tuple[int, bool, bool]:
+    """The run's own settings, checked: ``(batch_size, resume, progress)``."""
+    from xai.core import check_batch_size, check_flag
     batch_size = check_batch_size(batch_size)
     if method_batch_size is not None:
         check_batch_size(method_batch_size, "method_batch_size")
     resume, progress = check_flag(resume, "resume"), check_flag(progress, "progress")
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+    return batch_size, resume, progress
+
+
+def _check_method_options(function, method_options: dict) -> None:
+    """The method's options: none that explain_dataset sets itself, none the method does not take."""
     for bad in ("return_delta", "class_index", "x", "model"):
         if bad in method_options:
             raise ValueError(f"option {bad!r} is set by explain_dataset itself; leave it out")
     _check_options(function, method_options)
-    class_spec = _check_class_index(class_index)
-    shard = _check_shard(shard)
+
+
+def _worker_shard(strategy, shard: tuple[int, int], out) -> tuple[tuple[int, int], str]:
+    """``(shard, out)``: under a multi-worker strategy, this worker's shard and its shard file."""
     worker, workers = runner.worker_of(strategy) if strategy is not None else (0, 1)
     if workers > 1:
         if shard != (0, 1):
             raise ValueError("pass either shard= or a multi-worker strategy, not both")
         shard, out = (worker, workers), shard_path(os.fspath(out), worker, workers)
-    out = os.fspath(out)
-    source = open_source(data, model, shard)
-    _check_against_data(class_spec, source, shard, num_classes(model))
+    return shard, os.fspath(out)
 
+
+def _file_attrs(model, method_name, method_options, class_spec, batch_size, shard, source, compression,
+                method_batch_size) -> dict:
+    """The file's attributes: what made it (checked when a run resumes, :data:`_CHECKED_ATTRS`) and how."""
     options = {k: _recordable(k, v) for k, v in sorted(method_options.items())}
-    attrs = {"format": FORMAT, "method": method_name, "method_options": json.dumps(options, sort_keys=True),
-             "model_fingerprint": model_fingerprint(model), "model_name": model.name,
-             "class_index": json.dumps(_class_index_record(class_spec)), "batch_size": batch_size,
-             "shard": json.dumps(list(shard)), "data": json.dumps(source.describe, sort_keys=True),
-             "n_examples": -1 if source.n is None else source.n,
-             "n_total": -1 if source.total is None else source.total, "compression": str(compression),
-             "method_batch_size": -1 if method_batch_size is None else method_batch_size,
-             "versions": json.dumps(_versions(), sort_keys=True), "complete": False}
-    checked = ("format", "method", "method_options", "model_fingerprint", "class_index", "batch_size", "shard",
-               "data", "n_examples", "n_total", "compression")
-    parts_dir = out + ".parts"
+    return {"format": FORMAT, "method": method_name, "method_options": json.dumps(options, sort_keys=True),
+            "model_fingerprint": model_fingerprint(model), "model_name": model.name,
+            "class_index": json.dumps(_class_index_record(class_spec)), "batch_size": batch_size,
+            "shard": json.dumps(list(shard)), "data": json.dumps(source.describe, sort_keys=True),
+            "n_examples": -1 if source.n is None else source.n,
+            "n_total": -1 if source.total is None else source.total, "compression": str(compression),
+            "method_batch_size": -1 if method_batch_size is None else method_batch_size,
+            "versions": json.dumps(_versions(), sort_keys=True), "complete": False}
 
-    _check_writable(out)
-    with _exclusive(out):
-        done_blocks = _resume_point(out, attrs, checked, batch_size, resume, source)
-        if done_blocks is None:                                            # complete already
-            return out
-        explainer = runner.Explainer(model, function, method_options, class_spec, runner.devices(strategy),
-                                     method_batch_size)
-        try:
-            batches = runner.prefetch(runner.with_digests(source.batches(done_blocks * batch_size, batch_size)))
-            first = next(batches, None)
-            if first is None and done_blocks == 0:
-                raise ValueError("data holds no examples (for this shard)")
-            if first is not None:
-                # the first batch before any file is written: the options are checked, the maps' shape known
-                first = (first, explainer(first[1], first[2], first[0]))
-                fields = store.fields_for(first[1][0].shape[1:], np.float32, num_classes(model), source.has_labels)
-                row_bytes = sum(int(np.prod(s)) * d.itemsize for s, d, _ in fields.values())
-                todo = batch_size if source.n is None else source.n - done_blocks * batch_size
-                _check_space(out, 2 * row_bytes * max(todo, 1))            # parts, then the one file
-                if done_blocks == 0:
-                    shutil.rmtree(parts_dir, ignore_errors=True)
-                    os.makedirs(parts_dir)
-                    store.write_virtual_main(out, attrs, fields, batch_size, source.paths)
-                os.makedirs(parts_dir, exist_ok=True)
-                runner.run_blocks(first, batches, source, explainer, fields, out, parts_dir, batch_size, done_blocks,
-                                  compression, progress)
-            else:
-                fields = _fields_of(out)
-            n_blocks = store.completed_parts(parts_dir, batch_size)
-            n_rows = store.rows_written(parts_dir, n_blocks, batch_size)
-            store.consolidate(out, parts_dir, {**attrs, "complete": True, "n_examples": n_rows}, fields, batch_size,
-                              n_rows, source.paths, compression)
-            return out
-        finally:
-            explainer.close()
+
+def _explain_remaining(source, explainer, k: int, out, attrs, batch_size, done_blocks, compression, progress) -> dict:
+    """Explain the batches after ``done_blocks`` into ``<out>.parts/``; returns the file's fields."""
+    parts_dir = out + ".parts"
+    batches = runner.prefetch(runner.with_digests(source.batches(done_blocks * batch_size, batch_size)))
+    first = next(batches, None)
+    if first is None and done_blocks == 0:
+        raise ValueError("data holds no examples (for this shard)")
+    if first is None:
+        return _fields_of(out)
+    # the first batch before any file is written: the options are checked, the maps' shape known
+    first = (first, explainer(first[1], first[2], first[0]))
+    fields = store.fields_for(first[1][0].shape[1:], np.float32, k, source.has_labels)
+    row_bytes = sum(int(np.prod(s)) * d.itemsize for s, d, _ in fields.values())
+    todo = batch_size if source.n is None else source.n - done_blocks * batch_size
+    _check_space(out, 2 * row_bytes * max(todo, 1))                        # parts, then the one file
+    if done_blocks == 0:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        os.makedirs(parts_dir)
+        store.write_virtual_main(out, attrs, fields, batch_size, source.paths)
+    os.makedirs(parts_dir, exist_ok=True)
+    runner.run_blocks(first, batches, source, explainer, fields, out, parts_dir, batch_size, done_blocks,
+                      compression, progress)
+    return fields
+
+
+def _consolidate(out, attrs, fields, batch_size, source, compression) -> None:
+    """The parts written so far into one self-contained ``out``, marked complete."""
+    parts_dir = out + ".parts"
+    n_blocks = store.completed_parts(parts_dir, batch_size)
+    n_rows = store.rows_written(parts_dir, n_blocks, batch_size)
+    store.consolidate(out, parts_dir, {**attrs, "complete": True, "n_examples": n_rows}, fields, batch_size,
+                      n_rows, source.paths, compression)
 
 
 def _check_options(function, options: dict) -> None:
@@ -304,6 +343,7 @@ def _check_options(function, options: dict) -> None:
 
 def _check_against_data(class_spec, source, shard, k: int) -> None:
     """The classes asked for, and the shard, against what is known of the data before reading."""
+    from xai.core import check_class_range
     if source.total is not None and shard[1] > source.total:
         raise ValueError(f"shard {shard} of {shard[1]}: the data have {source.total} examples, so some shards "
                          "would be empty; use at most that many shards")
@@ -312,13 +352,10 @@ def _check_against_data(class_spec, source, shard, k: int) -> None:
             if not source.has_labels:
                 raise ValueError("class_index='label' needs labels: pass (x, labels), a dataset of (inputs, labels) "
                                  "or a folder with one folder a class")
-            if source.labels is not None and (source.labels.min() < 0 or source.labels.max() >= k):
-                raise ValueError(f"labels range over {source.labels.min()}..{source.labels.max()}; the model has "
-                                 f"{k} classes (0..{k - 1})")
+            if source.labels is not None:
+                check_class_range(source.labels, k, what="labels")
         return
-    if class_spec.min() < 0 or class_spec.max() >= k:
-        raise ValueError(f"class_index {class_spec[(class_spec < 0) | (class_spec >= k)][:5].tolist()} out of range: "
-                         f"the model has {k} classes (0..{k - 1})")
+    check_class_range(class_spec, k)
     if class_spec.ndim == 1 and source.total is not None and len(class_spec) != source.total:
         raise ValueError(f"class_index has {len(class_spec)} entries; the data have {source.total} examples (one "
                          "each, by position in the whole data)")

@@ -52,7 +52,7 @@ class Explainer:
     def _one(self, device, xb, yb, pos):
         import tensorflow as tf
 
-        from xai.core import predict_scores
+        from xai.core import check_class_range, predict_scores
         with tf.device(device) if device else nothing():
             probs = predict_scores(self.model, xb, score="probability", batch_size=max(1, len(xb)))
             if isinstance(self.class_spec, str):
@@ -64,10 +64,8 @@ class Explainer:
                     raise ValueError(f"class_index has {len(self.class_spec)} entries; example {int(pos.max())} has none")
                 classes = self.class_spec[pos]
             classes = np.asarray(classes, np.int32)
-            if classes.min() < 0 or classes.max() >= probs.shape[1]:
-                bad = pos[(classes < 0) | (classes >= probs.shape[1])][:5].tolist()
-                raise ValueError(f"class index out of range for example(s) {bad}: the model has {probs.shape[1]} "
-                                 f"classes (0..{probs.shape[1] - 1})")
+            what = "labels" if isinstance(self.class_spec, str) and self.class_spec == "label" else "class_index"
+            check_class_range(classes, probs.shape[1], what=what, positions=pos)
             maps = np.asarray(self.function(self.model, xb, classes, **self.options))
         if maps.ndim < 2 or len(maps) != len(xb):
             raise ValueError(f"the method returned maps of shape {maps.shape} for {len(xb)} examples; expected "

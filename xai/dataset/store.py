@@ -255,27 +255,51 @@ def merge_shards(shards, out, *, compression: str | None = "gzip", rows_per_writ
     data, and that together they hold every example of the data exactly once (where the data's
     length is known: arrays, folders, tf.data of known length). Streams ``rows_per_write`` rows at a
     time (memory stays flat); written atomically. ``compression`` is the merged maps' own."""
-    import h5py
     shards = [os.fspath(s) for s in shards]
     if not shards:
         raise ValueError("no shard files given")
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
-    infos = []
-    for path in shards:
-        try:
-            with h5py.File(path, "r") as f:
-                attrs = {k: attr_value(v) for k, v in f.attrs.items()}
-                index = f["index"][:] if attrs.get("format") == FORMAT else None
-        except OSError as err:
-            raise ValueError(f"cannot read shard {path!r} ({err})") from err
-        if attrs.get("format") != FORMAT:
-            raise ValueError(f"{path!r} is not a file written by explain_dataset")
-        if not attrs.get("complete"):
-            raise ValueError(f"{path!r} is not complete; finish (resume) that shard first")
-        infos.append((path, attrs, index))
-    same = ("method", "method_options", "model_fingerprint", "class_index", "data", "n_total")
-    for key in same:
+    infos = [_read_shard(path) for path in shards]
+    total = _check_one_run(infos)
+    owner, row = _merged_order(infos)
+    first = infos[0][1]
+
+    def write(f):
+        for key, value in first.items():
+            f.attrs[key] = value
+        f.attrs.update({"shard": json.dumps([0, 1]), "n_examples": total, "compression": str(compression),
+                        "merged_from": json.dumps([os.path.basename(p) for p, _, _ in infos])})
+        _copy_rows(f, [p for p, _, _ in infos], owner, row, total, rows_per_write, compression)
+    atomic_h5(out, write)
+    return out
+
+
+# --- the steps of merge_shards ---
+
+# the attributes every shard of one run shares
+_SAME_RUN = ("method", "method_options", "model_fingerprint", "class_index", "data", "n_total")
+
+
+def _read_shard(path: str) -> tuple[str, dict, np.ndarray]:
+    """``(path, attributes, index)`` of a complete shard file; raises for any other file."""
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: attr_value(v) for k, v in f.attrs.items()}
+            index = f["index"][:] if attrs.get("format") == FORMAT else None        # int64 (N_shard,)
+    except OSError as err:
+        raise ValueError(f"cannot read shard {path!r} ({err})") from err
+    if attrs.get("format") != FORMAT:
+        raise ValueError(f"{path!r} is not a file written by explain_dataset")
+    if not attrs.get("complete"):
+        raise ValueError(f"{path!r} is not complete; finish (resume) that shard first")
+    return path, attrs, index
+
+
+def _check_one_run(infos: list) -> int:
+    """The shards are one run, each shard once, every example once; returns the number of examples."""
+    for key in _SAME_RUN:
         values = {str(a.get(key)) for _, a, _ in infos}
         if len(values) > 1:
             raise ValueError(f"the shards differ in {key}: {sorted(values)}; they are not one run")
@@ -290,36 +314,38 @@ def merge_shards(shards, out, *, compression: str | None = "gzip", rows_per_writ
         missing = np.setdiff1d(np.arange(total), index)[:10].tolist()
         raise ValueError(f"the shards hold {len(index)} rows for {total} examples: not every example once "
                          f"(missing e.g. {missing})")
+    return total
+
+
+def _merged_order(infos: list) -> tuple[np.ndarray, np.ndarray]:
+    """``(owner, row)`` int (N,): output row j comes from shard owner[j], its row row[j]."""
+    index = np.concatenate([i for _, _, i in infos])
     owner = np.concatenate([np.full(len(i), s) for s, (_, _, i) in enumerate(infos)])
     row = np.concatenate([np.arange(len(i)) for _, _, i in infos])
     order = np.argsort(index, kind="stable")
-    owner, row = owner[order], row[order]                     # output row j comes from shard owner[j], row row[j]
-    first = infos[0][1]
+    return owner[order], row[order]
 
-    def write(f):
-        for key, value in first.items():
-            f.attrs[key] = value
-        f.attrs.update({"shard": json.dumps([0, 1]), "n_examples": total, "compression": str(compression),
-                        "merged_from": json.dumps([os.path.basename(p) for p, _, _ in infos])})
-        sources = [h5py.File(p, "r") for p, _, _ in infos]
-        try:
-            names = [n for n in sources[0] if n != "block_digest"]
-            for name in names:
-                src = sources[0][name]
-                kwargs = {"dtype": h5py.string_dtype()} if name == "paths" else create_kwargs(
-                    name, src.shape[1:], src.dtype, rows_per_write, compression)
-                dest = f.create_dataset(name, shape=(total,) + src.shape[1:], maxshape=(None,) + src.shape[1:],
-                                        **({"dtype": src.dtype} | kwargs))
-                for a in range(0, total, rows_per_write):
-                    b = min(a + rows_per_write, total)
-                    part = np.empty((b - a,) + src.shape[1:], dest.dtype if name != "paths" else object)
-                    for s, source in enumerate(sources):
-                        take = np.flatnonzero(owner[a:b] == s)
-                        if len(take):
-                            part[take] = source[name][row[a:b][take]]         # rows increase within a shard
-                    dest[a:b] = part
-        finally:
-            for s in sources:
-                s.close()
-    atomic_h5(out, write)
-    return out
+
+def _copy_rows(f, paths: list[str], owner, row, total: int, rows_per_write: int, compression) -> None:
+    """Every dataset of the shards into the open file ``f``, ``rows_per_write`` output rows at a time."""
+    import h5py
+    sources = [h5py.File(p, "r") for p in paths]
+    try:
+        names = [n for n in sources[0] if n != "block_digest"]
+        for name in names:
+            src = sources[0][name]
+            kwargs = {"dtype": h5py.string_dtype()} if name == "paths" else create_kwargs(
+                name, src.shape[1:], src.dtype, rows_per_write, compression)
+            dest = f.create_dataset(name, shape=(total,) + src.shape[1:], maxshape=(None,) + src.shape[1:],
+                                    **({"dtype": src.dtype} | kwargs))
+            for a in range(0, total, rows_per_write):
+                b = min(a + rows_per_write, total)
+                part = np.empty((b - a,) + src.shape[1:], dest.dtype if name != "paths" else object)
+                for s, source in enumerate(sources):
+                    take = np.flatnonzero(owner[a:b] == s)
+                    if len(take):
+                        part[take] = source[name][row[a:b][take]]             # rows increase within a shard
+                dest[a:b] = part
+    finally:
+        for s in sources:
+            s.close()

@@ -1,10 +1,9 @@
 """Class activation maps, 1D and 2D: Grad-CAM, Grad-CAM++ and Score-CAM.
 
-All three explain one layer (``xai.core.find_layer``: by default the last spatial feature map;
+All three explain one layer (``xai.layers.find_layer``: by default the last spatial feature map;
 ``layer=`` any spatial layer at any depth, nested backbones included, through ``xai.core.Forward``)
 and give maps (N, T) or (N, H, W), non-negative, computed at the layer's resolution and upsampled to
-the input (linear in 1D, bilinear in 2D, half-pixel centres), outside any XLA step. ``xai_utils``
-re-exports :func:`grad_cam`.
+the input (linear in 1D, bilinear in 2D, half-pixel centres), outside any XLA step.
 
 Axis key: N examples, T signal length, H, W image size, C channels, K classes, F feature channels of
 the layer, t or h, w its positions, E examples in one call, G channels (masked inputs) in one call.
@@ -24,13 +23,13 @@ from xai.core import (
     check_input,
     explained_classes,
     feature_gradients,
-    find_layer,
+    masked_scores_step,
     padded_batches,
     predict_scores,
     progress_bar,
-    resize_maps,
-    upsample,
 )
+from xai.layers import find_layer
+from xai.maps import resize_maps, upsample
 
 __all__ = ["grad_cam", "grad_cam_plus_plus", "score_cam"]
 
@@ -138,7 +137,7 @@ def grad_cam_plus_plus(model, x, class_index=None, *, layer=None, batch_size: in
     Args:
         model: a Keras model; x: float32 (N, T, C) or (N, H, W, C).
         class_index: None (each example's predicted class), an int, or an int array (N,).
-        layer: the layer explained, as for Grad-CAM (:func:`xai_utils.find_layer`).
+        layer: the layer explained, as for Grad-CAM (:func:`xai.layers.find_layer`).
         batch_size: examples per gradient call.
         score: "logit" (the paper's S, pre-softmax) or "probability".
         jit_compile: compile the gradient step with XLA (the upsampling stays outside it).
@@ -177,19 +176,6 @@ def _score_cam_mask_step(model, spatial: tuple):
     return tf.function(step, reduce_retracing=True)
 
 
-def _score_cam_score_step(model, score: str, jit_compile: bool):
-    """(xb (E, ..., C), masks (E, G, ...), cb (E,)) -> the class score of every masked input (E, G)."""
-    forward = Forward(model, (), score)
-
-    def step(xb, masks, cb):
-        masked = xb[:, None] * masks[..., None]                                   # (E, G, ..., C)
-        flat = tf.reshape(masked, tf.concat([[-1], tf.shape(xb)[1:]], 0))         # (E*G, ..., C)
-        _, scores = forward(flat)                                                 # (E*G, K)
-        picked = tf.gather(scores, tf.repeat(cb, tf.shape(masks)[1]), batch_dims=1)   # (E*G,)
-        return tf.reshape(picked, tf.shape(masks)[:2])                            # (E, G)
-    return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
-
-
 def score_cam(model, x, class_index=None, *, layer=None, batch_size: int = 256, score: str = "probability",
               jit_compile: bool = False, progress=None) -> np.ndarray:
     """Score-CAM (Wang et al., CVPR workshops 2020, "Score-CAM: score-weighted visual explanations
@@ -204,7 +190,7 @@ def score_cam(model, x, class_index=None, *, layer=None, batch_size: int = 256, 
     Args:
         model: a Keras model; x: float32 (N, T, C) or (N, H, W, C).
         class_index: None (each example's predicted class), an int, or an int array (N,).
-        layer: the layer explained, as for Grad-CAM (:func:`xai_utils.find_layer`).
+        layer: the layer explained, as for Grad-CAM (:func:`xai.layers.find_layer`).
         batch_size: masked inputs per call.
         score: "probability" (the paper: the softmax score's increase) or "logit".
         jit_compile: compile the feature and scoring steps with XLA (the masks' upsampling stays outside).
@@ -220,7 +206,7 @@ def score_cam(model, x, class_index=None, *, layer=None, batch_size: int = 256, 
     e_chunk = max(1, min(batch_size // g_chunk, len(x)))               # examples per call
     features_step = cached_step(model, _features_step, target, jit_compile)
     mask_step = cached_step(model, _score_cam_mask_step, spatial)
-    score_step = cached_step(model, _score_cam_score_step, score, jit_compile)
+    score_step = cached_step(model, masked_scores_step, score, jit_compile)
     baseline = predict_scores(model, np.zeros((1,) + x.shape[1:], np.float32), score=score, check=False)[0]   # (K,)
 
     out = np.empty((len(x),) + spatial, np.float32)

@@ -1,10 +1,11 @@
 """Gradient explanations, 1D and 2D: the plain gradient, gradient x input, the noise tunnel
 (SmoothGrad, SmoothGrad², VarGrad) over any gradient method, and expected gradients.
 
-Every method has the front of ``xai_utils`` (``method(model, x, class_index=None, *, options)``),
+Every method has the common front (``method(model, x, class_index=None, *, options)``),
 validates at the door, and runs on the core of ``xai.core``: the score being explained, the
 classes, fixed-shape batches of at most ``batch_size`` model inputs, compiled steps cached per
-model. Integrated Gradients' quadrature and baselines come from ``xai_utils``. The maps are signed
+model, and the gradient along a path (:func:`xai.core.path_gradients`, also IG's). Integrated
+Gradients' quadrature and baselines come from ``xai.methods.integrated_gradients``. The maps are signed
 and shaped like the input; take ``np.abs(a).max(-1)`` for Simonyan et al.'s saliency map.
 
 Random draws are the same for every example (noise draw k from ``(seed, k)``, reference draws
@@ -30,10 +31,13 @@ from xai.core import (
     check_references,
     check_value_range,
     explained_classes,
+    input_gradients,
     pad_to,
     padded_batches,
+    path_gradients,
     progress_bar,
     score_model,
+    sum_over_steps,
 )
 from xai.methods.integrated_gradients import completeness_gap, ig_baselines, ig_nodes
 
@@ -46,7 +50,7 @@ __all__ = [
     "smoothgrad",
     "smoothgrad_squared",
     "vargrad",
-    "tunnel_noise",
+    "tunnel_noise_draws",
     "expected_gradients",
 ]
 
@@ -62,7 +66,7 @@ def _draws(m0: int, m1: int, shape: tuple, seed: int) -> np.ndarray:
     return np.stack([np.random.default_rng([seed, k]).standard_normal(shape, np.float32) for k in range(m0, m1)])
 
 
-def tunnel_noise(samples: int, shape: tuple, *, seed: int = 0) -> np.ndarray:
+def tunnel_noise_draws(samples: int, shape: tuple, *, seed: int = 0) -> np.ndarray:
     """The noise tunnel's standard normal draws, float32 (M, *shape) for one example's ``shape``
     (T, C) or (H, W, C); sample k is ``sigma * draw[k]`` added to every example. For inspection and tests."""
     check_number("samples", samples, low=1, integer=True)
@@ -83,22 +87,15 @@ def _noisy(xb, sb, zb):
     return xb[:, None] + tf.reshape(sb, [-1, 1] + [1] * rank) * zb[None]
 
 
-def _path_gradient(forward, base: str, xb, bb, sb, zb, ab, wb, cb):
+def _noisy_copy_gradients(forward, base: str, xb, bb, sb, zb, ab, wb, cb):
     """The weighted sum over the steps ab (weights wb) of the score's gradient on the path from the
     baseline bb to each noisy copy (for "gradient" and "gradient_x_input": at the copy): (E, M, ...)."""
     rank = len(xb.shape) - 1
-    noisy = _noisy(xb, sb, zb)                                                     # (E, M, ...)
+    noisy = _noisy(xb, sb, zb)[:, :, None]                                         # (E, M, 1, ...)
     if base == "integrated_gradients":
-        start = bb[:, None, None]                                                  # (E, 1, 1, ...)
-        path = start + _expand(ab, rank, 3) * (noisy[:, :, None] - start)          # (E, M, S, ...)
+        grads, _ = path_gradients(forward, bb[:, None, None], noisy, _expand(ab, rank, 3), cb, lead=3)   # (E, M, S, ...)
     else:
-        path = noisy[:, :, None]                                                   # (E, M, 1, ...)
-    shape = tf.shape(path)
-    flat = tf.reshape(path, tf.concat([[-1], tf.shape(xb)[1:]], 0))                # (E*M*S, ...)
-    with tf.GradientTape() as tape:
-        tape.watch(flat)
-        picked = tf.gather(forward(flat), tf.repeat(cb, shape[1] * shape[2]), batch_dims=1)   # (E*M*S,)
-    grads = tf.reshape(tape.gradient(picked, flat), shape)                        # (E, M, S, ...)
+        grads = input_gradients(forward, noisy, cb, lead=3)                        # (E, M, 1, ...)
     return tf.reduce_sum(grads * _expand(wb, rank, 3), axis=2)                     # (E, M, ...)
 
 
@@ -123,14 +120,14 @@ def _tunnel_step(model, base: str, score: str, jit_compile: bool):
     forward = score_model(model, score)
 
     def step(xb, bb, sb, zb, ab, wb, cb, mb):
-        return _moments(base, xb, bb, sb, zb, _path_gradient(forward, base, xb, bb, sb, zb, ab, wb, cb), mb)
+        return _moments(base, xb, bb, sb, zb, _noisy_copy_gradients(forward, base, xb, bb, sb, zb, ab, wb, cb), mb)
     return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
 
 
 def _tunnel_gradient_step(model, base: str, score: str, jit_compile: bool):
     """Part of the steps of a path (more steps than a call holds): -> partial gradient sums (E, M, ...)."""
     forward = score_model(model, score)
-    return tf.function(lambda *args: _path_gradient(forward, base, *args), jit_compile=jit_compile,
+    return tf.function(lambda *args: _noisy_copy_gradients(forward, base, *args), jit_compile=jit_compile,
                        reduce_retracing=True)
 
 
@@ -173,10 +170,7 @@ def _tunnel(model, x, classes, *, base: str, kind: str, samples: int, sigma: np.
                     sums = step(xb, bb, sb, zb, tf.constant(alphas), tf.constant(weights), cb, mb)
                     bar.update()
                 else:
-                    grads = 0
-                    for _, _, (ab, wb) in padded_batches(steps, s_chunk, alphas, weights):   # padded: weigh 0
-                        grads = grads + gradient_step(xb, bb, sb, zb, ab, wb, cb).numpy()
-                        bar.update()
+                    grads = sum_over_steps(gradient_step, (xb, bb, sb, zb), cb, alphas, weights, s_chunk, bar)
                     sums = moments_step(xb, bb, sb, zb, tf.constant(grads), mb)
                 total, squares, deviations = (t.numpy()[: b - a] for t in sums)
                 if kind == "smoothgrad":
@@ -262,7 +256,7 @@ def _noise_sigma(x, noise, noise_unit: str, value_range) -> np.ndarray:
 
 def noise_tunnel(model, x, class_index=None, *, base: str = "gradient", kind: str = "smoothgrad", samples: int = 50,
                  noise: float = 0.15, noise_unit: str = "range", value_range=None, seed: int = 0, steps: int = 32,
-                 method: str = "gausslegendre", baseline=None, blur_sigma: float = 10.0, batch_size: int = 256,
+                 rule: str = "gausslegendre", baseline=None, blur_sigma: float = 10.0, batch_size: int = 256,
                  score: str = "logit", jit_compile: bool = False, progress=None) -> np.ndarray:
     """A gradient method averaged over noisy copies of the input, x + sigma z_k with z_k ~ N(0, 1):
 
@@ -274,9 +268,9 @@ def noise_tunnel(model, x, class_index=None, *, base: str = "gradient", kind: st
 
     where A is the base method applied to the noisy copy: "gradient" (its gradient),
     "gradient_x_input" (the copy times its gradient) or "integrated_gradients" (IG from ``baseline``
-    to the copy, ``steps`` points of the quadrature ``method``; the baseline is built from the clean
+    to the copy, ``steps`` points of the quadrature ``rule``; the baseline is built from the clean
     example). The draws z_k are the same for every example (draw k from the generator seeded by
-    ``(seed, k)``, see :func:`tunnel_noise`). Examples x draws x steps share each gradient call, at
+    ``(seed, k)``, see :func:`tunnel_noise_draws`). Examples x draws x steps share each gradient call, at
     most ``batch_size`` model inputs, so memory does not grow with ``samples`` or ``steps``.
 
     Args:
@@ -291,8 +285,8 @@ def noise_tunnel(model, x, class_index=None, *, base: str = "gradient", kind: st
             noise in the input's units.
         value_range: (lo, hi), the range of the data's values (e.g. (0, 255) for HMT tiles).
         seed: seeds the draws.
-        steps, method, baseline, blur_sigma: Integrated Gradients' options (base
-            "integrated_gradients" only; baselines as :func:`xai_utils.ig_baselines`, but for "uniform").
+        steps, rule, baseline, blur_sigma: Integrated Gradients' options (base
+            "integrated_gradients" only; baselines as :func:`xai.methods.integrated_gradients.ig_baselines`, but for "uniform").
         batch_size: model inputs per gradient call (examples x samples x steps).
         score: "logit" or "probability". jit_compile: XLA. progress: a progress bar.
 
@@ -308,11 +302,11 @@ def noise_tunnel(model, x, class_index=None, *, base: str = "gradient", kind: st
     if base == "integrated_gradients":
         if isinstance(baseline, str) and baseline == "uniform":
             raise ValueError("baseline='uniform' draws several baselines, which the noise tunnel does not average; "
-                             "use xai_utils.integrated_gradients(baseline='uniform') or another baseline")
+                             "use integrated_gradients(baseline='uniform') or another baseline")
         (start,) = ig_baselines(x, baseline, value_range=value_range, blur_sigma=blur_sigma)
-        alphas, weights = (a.astype(np.float32) for a in ig_nodes(steps, method))
+        alphas, weights = (a.astype(np.float32) for a in ig_nodes(steps, rule))
     else:
-        ignored = {"baseline": baseline is not None, "steps": steps != 32, "method": method != "gausslegendre",
+        ignored = {"baseline": baseline is not None, "steps": steps != 32, "rule": rule != "gausslegendre",
                    "blur_sigma": blur_sigma != 10.0}
         if any(ignored.values()):
             names = [k for k, v in ignored.items() if v]
@@ -360,14 +354,7 @@ def _expected_gradients_step(model, score: str, jit_compile: bool):
 
     def step(xb, rb, ab, wb, cb):
         rank = len(xb.shape) - 1
-        diff = xb[:, None] - rb[None]                                                # (E, M, ...)
-        points = rb[None] + _expand(ab, rank, 2) * diff                              # (E, M, ...)
-        shape = tf.shape(points)
-        flat = tf.reshape(points, tf.concat([[-1], tf.shape(xb)[1:]], 0))           # (E*M, ...)
-        with tf.GradientTape() as tape:
-            tape.watch(flat)
-            picked = tf.gather(forward(flat), tf.repeat(cb, shape[1]), batch_dims=1)   # (E*M,)
-        grads = tf.reshape(tape.gradient(picked, flat), shape)                      # (E, M, ...)
+        grads, diff = path_gradients(forward, rb[None], xb[:, None], _expand(ab, rank, 2), cb, lead=2)   # (E, M, ...) each
         return tf.reduce_sum(grads * diff * _expand(wb, rank, 2), axis=1)           # (E, ...)
     return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
 
@@ -398,7 +385,7 @@ def expected_gradients(model, x, class_index=None, *, references, samples: int =
     Returns:
         attributions float32 shaped like x, signed; with ``return_delta`` also delta float32 (N,) =
         sum(attributions) - (F(x) - mean over the references of F), 0 in expectation (exactly for a
-        linear model with every reference drawn equally often); see :func:`xai_utils.completeness_gap`.
+        linear model with every reference drawn equally often); see :func:`xai.methods.integrated_gradients.completeness_gap`.
     """
     x = check_input(model, x)
     refs = check_references(references, x)

@@ -1,8 +1,7 @@
 """Integrated Gradients (Sundararajan et al., ICML 2017) with its quadrature rules (:func:`ig_nodes`),
 its baselines (:func:`ig_baselines`: zeros, white, each example's mean, a blur, uniform noise, or
 values) and the completeness gap (:func:`completeness_gap`), one definition for every baseline and
-for expected gradients' reference sets. Built on the core (``xai/core.py``); ``xai_utils`` re-exports
-these names.
+for expected gradients' reference sets. Built on the core (``xai/core.py``).
 
 Axis key: N examples, T signal length, H, W image size, C channels, K classes, S steps,
 B items in one model call, E examples in one call, R references.
@@ -22,37 +21,39 @@ from xai.core import (
     check_value_range,
     explained_classes,
     padded_batches,
+    path_gradients,
     predict_scores,
     progress_bar,
     score_model,
+    sum_over_steps,
 )
 
-__all__ = ["IG_METHODS", "IG_BASELINES", "ig_nodes", "ig_baselines", "gaussian_blur", "integrated_gradients",
+__all__ = ["IG_RULES", "IG_BASELINES", "ig_nodes", "ig_baselines", "gaussian_blur", "integrated_gradients",
            "completeness_gap"]
 
-IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
+IG_RULES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 IG_BASELINES = ("zeros", "white", "mean", "blur", "uniform")
 
 
 # --- Integrated Gradients ---
 
-def ig_nodes(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:
+def ig_nodes(steps: int, rule: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:
     """Points alpha in [0, 1] and weights of a quadrature rule for the path integral, (S,) each;
     the weights sum to 1, so a linear model's attributions are exact for every rule."""
-    if method not in IG_METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {IG_METHODS}")
-    too_few = method == "riemann_trapezoid" and not isinstance(steps, bool) and steps < 2
+    if rule not in IG_RULES:
+        raise ValueError(f"unknown quadrature rule {rule!r}; expected one of {IG_RULES}")
+    too_few = rule == "riemann_trapezoid" and not isinstance(steps, bool) and steps < 2
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1 or too_few:
-        raise ValueError(f"steps must be an int >= {2 if method == 'riemann_trapezoid' else 1}, got {steps!r}")
+        raise ValueError(f"steps must be an int >= {2 if rule == 'riemann_trapezoid' else 1}, got {steps!r}")
     i = np.arange(steps, dtype=np.float64)
-    if method == "gausslegendre":
+    if rule == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return (nodes + 1) / 2, weights / 2
-    if method == "riemann_trapezoid":
+    if rule == "riemann_trapezoid":
         weights = np.full(steps, 1.0 / (steps - 1))
         weights[[0, -1]] /= 2
         return i / (steps - 1), weights
-    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
+    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[rule]
     return (i + offset) / steps, np.full(steps, 1.0 / steps)
 
 
@@ -134,33 +135,23 @@ def _ig_step(model, score: str, jit_compile: bool):
     forward = score_model(model, score)
 
     def step(xb, bb, ab, wb, cb):
-        shape = tf.shape(xb)
-        expand = [-1] + [1] * (len(xb.shape) - 1)
-        path = bb[:, None] + tf.reshape(ab, [1] + expand) * (xb - bb)[:, None]   # (E, S, ...)
-        flat = tf.reshape(path, tf.concat([[-1], shape[1:]], 0))                 # (E*S, ...)
-        with tf.GradientTape() as tape:
-            tape.watch(flat)
-            scores = forward(flat)                                               # (E*S, K)
-            picked = tf.gather(scores, tf.repeat(cb, tf.size(ab)), batch_dims=1)  # (E*S,)
-        grads = tape.gradient(picked, flat)
-        grads = tf.reshape(grads, tf.concat([[shape[0], tf.size(ab)], shape[1:]], 0))  # (E, S, ...)
-        return tf.reduce_sum(grads * tf.reshape(wb, [1] + expand), axis=1)            # (E, ...)
+        along_steps = [1, -1] + [1] * (len(xb.shape) - 1)                             # (1, S, 1..)
+        grads, _ = path_gradients(forward, bb[:, None], xb[:, None], tf.reshape(ab, along_steps), cb, lead=2)
+        return tf.reduce_sum(grads * tf.reshape(wb, along_steps), axis=1)              # (E, S, ...) -> (E, ...)
     return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
 
 
-def _path_gradients(step, x, base, classes, alphas, weights, e_chunk: int, s_chunk: int, bar) -> np.ndarray:
+def _quadrature_gradients(step, x, base, classes, alphas, weights, e_chunk: int, s_chunk: int, bar) -> np.ndarray:
     """The quadrature-weighted gradient along the path from ``base`` to ``x``: float32 like x."""
     avg_grad = np.zeros_like(x)
     alphas, weights = alphas.astype(np.float32), weights.astype(np.float32)
     for a, b, (xb, bb, cb) in padded_batches(len(x), e_chunk, x, base, classes):
-        for _, _, (ab, wb) in padded_batches(len(alphas), s_chunk, alphas, weights):   # padded steps: weight 0
-            avg_grad[a:b] += step(xb, bb, ab, wb, cb).numpy()[: b - a]
-            bar.update()
+        avg_grad[a:b] += sum_over_steps(step, (xb, bb), cb, alphas, weights, s_chunk, bar)[: b - a]
     return avg_grad
 
 
 def integrated_gradients(model, x, class_index=None, *, baseline=None, steps: int = 32,
-                         method: str = "gausslegendre", batch_size: int = 256, score: str = "logit",
+                         rule: str = "gausslegendre", batch_size: int = 256, score: str = "logit",
                          return_delta: bool = False, jit_compile: bool = False, progress=None,
                          value_range=None, blur_sigma: float = 10.0, baseline_samples: int = 10, seed: int = 0):
     """Integrated Gradients (Sundararajan et al., ICML 2017): (x - x') times the path integral of
@@ -174,7 +165,7 @@ def integrated_gradients(model, x, class_index=None, *, baseline=None, steps: in
         baseline: None or "zeros" (default), "white", "mean", "blur", "uniform" (see
             :func:`ig_baselines`), a scalar, an array broadcastable to one example, or (N, ...).
         steps: quadrature points S on the path.
-        method: "gausslegendre" (default; exact for polynomials of degree 2S - 1) or one of
+        rule: the quadrature rule: "gausslegendre" (default; exact for polynomials of degree 2S - 1) or one of
             "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid".
         batch_size: model inputs per gradient call (examples x steps), so memory stays bounded.
         score: "logit" or "probability" (see :func:`score_model`).
@@ -194,7 +185,7 @@ def integrated_gradients(model, x, class_index=None, *, baseline=None, steps: in
     x = check_input(model, x)
     bases = ig_baselines(x, baseline, value_range=value_range, blur_sigma=blur_sigma,
                          baseline_samples=baseline_samples, seed=seed)
-    alphas, weights = ig_nodes(steps, method)
+    alphas, weights = ig_nodes(steps, rule)
     batch_size = check_batch_size(batch_size)
     classes = explained_classes(model, x, class_index, batch_size=batch_size)
     s_chunk = min(steps, batch_size)                     # steps per call
@@ -205,7 +196,7 @@ def integrated_gradients(model, x, class_index=None, *, baseline=None, steps: in
     n_calls = int(np.ceil(len(x) / e_chunk)) * int(np.ceil(steps / s_chunk)) * len(bases)
     with progress_bar(n_calls, "Integrated Gradients", progress) as bar:
         for base in bases:
-            part = (x - base) * _path_gradients(step, x, base, classes, alphas, weights, e_chunk, s_chunk, bar)
+            part = (x - base) * _quadrature_gradients(step, x, base, classes, alphas, weights, e_chunk, s_chunk, bar)
             total = part if total is None else total + part
     attributions = total if len(bases) == 1 else (total / len(bases)).astype(np.float32)
     if not return_delta:

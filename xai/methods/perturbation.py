@@ -1,7 +1,8 @@
 """Perturbation-based explanations, 1D and 2D: RISE and SISE.
 
-Both score masked copies of the input with the model and share the core of ``xai_utils``: input
-validation, the score being explained, class indices, fixed-shape batches and compiled steps.
+Both score masked copies of the input with the model and share the core (``xai/core.py``): input
+validation, the score being explained, class indices, fixed-shape batches, compiled steps, and the
+scoring of masked inputs (:func:`xai.core.masked_scores`, also Score-CAM's).
 
 Axis key: N examples, T signal length, H, W image size, C channels, K classes, S masks,
 E examples in one call, M masks in one call, g grid cells per axis.
@@ -21,15 +22,15 @@ from xai.core import (
     check_input,
     check_number,
     explained_classes,
-    lookup_layer,
-    minmax,
+    masked_scores,
+    masked_scores_step,
     pad_to,
     padded_batches,
     progress_bar,
-    resize_maps,
-    sise_layers,
-    upsample,
+    score_model,
 )
+from xai.layers import lookup_layer, sise_layers
+from xai.maps import minmax, resize_maps, upsample
 
 __all__ = ["rise", "rise_masks", "sise", "sise_layers"]
 
@@ -85,16 +86,12 @@ def _rise_mask_step(model, cells: tuple, spatial: tuple):
 
 def _rise_score_step(model, score: str, jit_compile: bool):
     """(xb (E, ..., C), masks (M, ...), cb (E,)) -> sum over masks of score x mask, (E, ...)."""
-    forward = Forward(model, (), score)
+    score_fn = score_model(model, score)
 
     def step(xb, masks, cb):
-        masked = xb[:, None] * masks[None, ..., None]                             # (E, M, ..., C)
-        flat = tf.reshape(masked, tf.concat([[-1], tf.shape(xb)[1:]], 0))         # (E*M, ..., C)
-        _, scores = forward(flat)                                                 # (E*M, K)
-        picked = tf.gather(scores, tf.repeat(cb, tf.shape(masks)[0]), batch_dims=1)  # (E*M,)
-        picked = tf.reshape(picked, [tf.shape(xb)[0], -1])                         # (E, M)
+        picked = masked_scores(score_fn, xb, masks[None], cb)                     # (E, M): every example, every mask
         flat_masks = tf.reshape(masks, [tf.shape(masks)[0], -1])                  # (M, D)
-        return tf.reshape(picked @ flat_masks, tf.concat([[-1], tf.shape(masks)[1:]], 0))
+        return tf.reshape(picked @ flat_masks, tf.concat([[-1], tf.shape(masks)[1:]], 0))   # (E, ...)
     return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
 
 
@@ -211,15 +208,15 @@ def _sise_feature_step(model, targets: tuple, score: str, jit_compile: bool):
     return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
 
 
-def _sise_score_step(model, score: str, jit_compile: bool):
-    """(x (..., C), masks (M, ...), c) -> the class score of each masked copy (M,)."""
-    forward = Forward(model, (), score)
-
-    def step(xb, masks, c):
-        masked = xb[None] * masks[..., None]                             # (M, ..., C)
-        _, scores = forward(masked)
-        return scores[:, c]
-    return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+def _masked_copy_scores(score_step, xi, ci, masks: np.ndarray, chunk: int, pad: bool) -> np.ndarray:
+    """The score of one example ``xi`` (..., C) for class ``ci`` under each mask, ``chunk`` masks a
+    call: masks float32 (S, ...) -> float32 (S,). Calls of varying size share one trace
+    (reduce_retracing); under XLA (``pad``), where every size would compile anew, they are padded to one size."""
+    scores = [np.zeros(0, np.float32)]
+    for a, b in batches(len(masks), chunk):
+        mb = tf.constant(pad_to(masks[a:b], chunk) if pad else masks[a:b])                 # (M, ...)
+        scores.append(score_step(xi[None], mb[None], ci[None]).numpy()[0, : b - a])     # (1, M) -> (M,)
+    return np.concatenate(scores)
 
 
 def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0, batch_size: int = 256,
@@ -255,7 +252,7 @@ def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0
     features_step = cached_step(model, _sise_feature_step, tuple(targets), score, jit_compile)
     # the masks of every block are scored together, so one tile's masks fill whole calls
     chunk = min(batch_size, sum(int(t.output.shape[-1]) for t in targets))
-    score_step = cached_step(model, _sise_score_step, score, jit_compile)
+    score_step = cached_step(model, masked_scores_step, score, jit_compile)
 
     out = np.zeros((len(x),) + spatial, np.float32)
     with progress_bar(len(x), "SISE", progress) as bar:
@@ -270,11 +267,7 @@ def sise(model, x, class_index=None, *, layers=None, grad_threshold: float = 0.0
             sizes = [len(block) for block in per_block]
             masks = np.concatenate(per_block)                               # (sum F', ...)
             del per_block                                                   # one copy of the masks at a time
-            # calls of varying size share one trace (reduce_retracing); under XLA, where every size
-            # would compile anew, they are padded to one size
-            weights = np.concatenate([np.zeros(0, np.float32)] + [
-                score_step(xi, tf.constant(pad_to(masks[a:b], chunk) if jit_compile else masks[a:b]), ci).numpy()[: b - a]
-                for a, b in batches(len(masks), chunk)])                    # (sum F',)
+            weights = _masked_copy_scores(score_step, xi, ci, masks, chunk, pad=jit_compile)   # (sum F',)
             block_maps, start = [], 0
             for size in sizes:
                 block = slice(start, start + size)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xai.core import saliency_positions
+from xai.maps import saliency_positions
 
 __all__ = ["relevance_mass_accuracy", "pointing_game", "band_area_share", "border_mass_share"]
 

@@ -24,7 +24,9 @@ from scipy import sparse
 from scipy.ndimage import gaussian_filter
 from scipy.sparse.linalg import splu
 
-from xai.core import check_input, check_number, explained_classes, output_activation, predict_scores, saliency_positions
+from xai.core import SCORES, check_choice, check_input, check_number, explained_classes, predict_scores
+from xai.layers import output_activation
+from xai.maps import saliency_positions
 
 __all__ = [
     "FILLS",
@@ -89,7 +91,7 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, value_range: float | None = None,
+def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, noise_scale: float | None = None,
                 threads: int | None = None) -> np.ndarray:
     """ROAD's noisy linear imputation (Rong et al., ICML 2022, "A Consistent and Efficient Evaluation
     Strategy for Attribution Methods"): every removed position takes the weighted mean of its
@@ -101,9 +103,10 @@ def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, value_ran
         x: float (N, T, C) or (N, H, W, C).
         removed: bool (N, T) or (N, H, W): the positions to impute (all channels).
         noise_std: the noise's standard deviation for inputs scaled to [0, 1] (the reference's
-            0.01); it is multiplied by ``value_range``.
+            0.01); it is multiplied by ``noise_scale``.
         seed: seeds the noise (the same seed gives the same result).
-        value_range: the data set's value range (255 for raw tiles); None: ``x.max() - x.min()``.
+        noise_scale: the span of the data set's values, hi - lo (255 for raw tiles), which scales
+            ``noise_std``; None: ``x.max() - x.min()`` of this batch.
         threads: examples solved at once (SuperLU releases the GIL); None: one per core this
             process may use. The result does not depend on it.
 
@@ -124,9 +127,9 @@ def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, value_ran
         raise ValueError("x has NaN or inf values")
     if not (np.isfinite(noise_std) and noise_std >= 0):
         raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
-    scale = float(x.max() - x.min()) if value_range is None else float(value_range)
+    scale = float(x.max() - x.min()) if noise_scale is None else float(noise_scale)
     if not (np.isfinite(scale) and scale >= 0):
-        raise ValueError(f"value_range must be a finite number >= 0, got {value_range!r}")
+        raise ValueError(f"noise_scale must be a finite number >= 0 (the span of the data's values, e.g. 255), got {noise_scale!r}")
     fallback = x.reshape(-1, x.shape[-1]).mean(0)                           # (C,)
     rng = np.random.default_rng(seed)
     out = x.copy()
@@ -181,11 +184,6 @@ def _check_fill(fill, blur_sigma):
         raise ValueError(f"fill must be one of {FILLS} or a finite number, got {fill!r}")
     if isinstance(fill, str) and fill == "blur" and not (np.isfinite(blur_sigma) and blur_sigma > 0):
         raise ValueError(f"blur_sigma must be > 0, got {blur_sigma!r}")
-
-
-def _check_score(score):
-    if score not in ("probability", "logit"):
-        raise ValueError(f"score must be 'probability' or 'logit', got {score!r}")
 
 
 def _picked(model, x, classes, score, batch_size):
@@ -249,7 +247,7 @@ def _curve_inputs(model, x, maps, class_index, steps, fill, blur_sigma, score, b
     x = check_input(model, x)
     check_number("steps", steps, low=1, integer=True)
     _check_fill(fill, blur_sigma)
-    _check_score(score)
+    check_choice(score, SCORES, "score")
     check_number("batch_size", batch_size, low=1, integer=True)
     ids = patch_ids(x.shape[1:-1], patch)
     relevance = saliency_positions(maps, x.shape)                             # (N, D)
@@ -262,7 +260,7 @@ def _curve_inputs(model, x, maps, class_index, steps, fill, blur_sigma, score, b
 # --- removal curves with ROAD: MoRF, LeRF and the symmetric relevance gain ---
 
 def removal_curves(model, x, maps, class_index=None, *, steps: int = 10, fill: str | float = "road",
-                   noise_std: float = 0.01, value_range: float | None = None, seed: int = 0,
+                   noise_std: float = 0.01, noise_scale: float | None = None, seed: int = 0,
                    blur_sigma: float = 5.0, score: str = "probability", batch_size: int = 256,
                    patch: int = 1) -> dict:
     """Remove positions in the order of the map, ``D / steps`` more at a time, and follow the class
@@ -275,7 +273,7 @@ def removal_curves(model, x, maps, class_index=None, *, steps: int = 10, fill: s
     Args:
         maps: the maps of ``x`` (see :func:`saliency_positions`; ordered by signed relevance).
         steps: removal steps; the curves hold the score after removing 0, 1/steps, ..., 1 of the positions.
-        noise_std, value_range, seed: ROAD's noise (see :func:`road_impute`); step k uses ``seed + k``.
+        noise_std, noise_scale, seed: ROAD's noise (see :func:`road_impute`); step k uses ``seed + k``.
         fill: "road", "zeros", "blur" or a number.
         patch: the granularity of the ranking: 1 ranks positions (pixels); p > 1 averages the map
             over p x p patches (p positions in 1D) and removes whole patches, best first, so that a
@@ -288,7 +286,7 @@ def removal_curves(model, x, maps, class_index=None, *, steps: int = 10, fill: s
     x, relevance, classes, rank, cuts = _curve_inputs(model, x, maps, class_index, steps, fill, blur_sigma,
                                                       score, batch_size, patch)
     n, d = relevance.shape
-    road = {"noise_std": noise_std, "value_range": value_range}
+    road = {"noise_std": noise_std, "noise_scale": noise_scale}
     source = _fill_source(x, fill, blur_sigma)
     out = {"fractions": cuts / d}
     for name, order in (("morf", rank), ("lerf", d - 1 - rank)):
@@ -306,7 +304,7 @@ def removal_curves(model, x, maps, class_index=None, *, steps: int = 10, fill: s
 # --- deletion and insertion (Petsiuk et al., BMVC 2018) ---
 
 def deletion_insertion(model, x, maps, class_index=None, *, steps: int = 20, fill: str | float = "zeros",
-                       blur_sigma: float = 5.0, noise_std: float = 0.01, value_range: float | None = None,
+                       blur_sigma: float = 5.0, noise_std: float = 0.01, noise_scale: float | None = None,
                        seed: int = 0, score: str = "probability", batch_size: int = 256) -> dict:
     """Deletion: remove the most relevant positions first, ``D / steps`` at a time, replacing them
     with ``fill`` ("zeros", a number, "blur": a Gaussian-blurred copy, or "road": noisy linear
@@ -320,7 +318,7 @@ def deletion_insertion(model, x, maps, class_index=None, *, steps: int = 20, fil
     x, relevance, classes, rank, cuts = _curve_inputs(model, x, maps, class_index, steps, fill, blur_sigma,
                                                       score, batch_size)
     n = len(x)
-    road = {"noise_std": noise_std, "value_range": value_range}
+    road = {"noise_std": noise_std, "noise_scale": noise_scale}
     source = _fill_source(x, fill, blur_sigma)
     curves = {}
     for name in ("deletion", "insertion"):
@@ -355,7 +353,7 @@ def average_drop_increase(model, x, maps, class_index=None, *, score: str = "pro
     higher is better), ``original`` Y and ``explained`` O.
     """
     x = check_input(model, x)
-    _check_score(score)
+    check_choice(score, SCORES, "score")
     check_number("batch_size", batch_size, low=1, integer=True)
     relevance = saliency_positions(maps, x.shape, absolute=True)              # (N, D) >= 0
     classes = explained_classes(model, x, class_index, batch_size=batch_size)
@@ -368,7 +366,7 @@ def average_drop_increase(model, x, maps, class_index=None, *, score: str = "pro
 
 def average_drop_increase_topk(model, x, maps, class_index=None, *, keep_fraction: float = 0.15,
                                fill: str | float = "road", blur_sigma: float = 5.0, noise_std: float = 0.01,
-                               value_range: float | None = None, seed: int = 0, score: str = "probability",
+                               noise_scale: float | None = None, seed: int = 0, score: str = "probability",
                                batch_size: int = 256) -> dict:
     """A variant of :func:`average_drop_increase`: keep the top ``keep_fraction`` of positions of each
     map (signed relevance) and remove the rest with ``fill`` ("road" by default, so the model sees
@@ -379,6 +377,6 @@ def average_drop_increase_topk(model, x, maps, class_index=None, *, keep_fractio
     k = max(1, int(round(keep_fraction * relevance.shape[1])))
     removed = (rank >= k).reshape(x.shape[:-1])
     kept = _removed_input(x, removed, _fill_source(x, fill, blur_sigma),
-                          {"noise_std": noise_std, "value_range": value_range, "seed": seed})
+                          {"noise_std": noise_std, "noise_scale": noise_scale, "seed": seed})
     return _drop_increase(_picked(model, x, classes, score, batch_size),
                           _picked(model, kept, classes, score, batch_size))

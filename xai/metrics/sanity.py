@@ -11,7 +11,8 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from xai.core import all_layers, check_input, explained_classes
+from xai.core import check_input, explained_classes
+from xai.layers import all_layers
 from xai.metrics.agreement import spearman
 
 __all__ = ["cascading_randomization"]

@@ -2,8 +2,11 @@
 ``hmt_utils.py``:
 
 - ``train.py``   one training path (:class:`TrainConfig`, :func:`train_model`): augmentation, weight
-  averaging, the best epoch on a validation split; portable saving with provenance
+  averaging, the best epoch on a validation split
+- ``splits.py``  validation splits: stratified, and grouped (whole source images on one side)
+- ``saving.py``  portable saving with provenance; the course's legacy models
+- ``augment.py`` the tiles' flips, rotations, colour jitter and crops; test-time augmentation
 - ``slides.py``  HMT across slides: folds of whole slides, slide-resampled intervals, the slide probe
 - ``report.py``  what a trained classifier reports: test accuracy with test-time augmentation, and
-  whether Grad-CAM's mass sits on a tile's frame
+  whether Grad-CAM's mass sits on a tile's frame (its figures are in ``xai/plots.py``)
 """

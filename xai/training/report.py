@@ -1,5 +1,5 @@
 """What a trained image classifier reports, in functions the tests reach: the test accuracy (plain
-and with test-time augmentation over the 8 flips and rotations), the per-class ROC, and whether
+and with test-time augmentation over the 8 flips and rotations), and whether
 Grad-CAM's mass sits on the tile's frame. HMT.ipynb calls them.
 
 Axis key: N tiles, K classes.
@@ -11,7 +11,7 @@ import numpy as np
 from xai.metrics.localisation import band_area_share, border_mass_share
 from xai.training.augment import predict_tta
 
-__all__ = ["test_accuracy", "plot_roc", "border_table"]
+__all__ = ["test_accuracy", "border_table"]
 
 
 def test_accuracy(model, x_test, y_test, batch_size: int = 64) -> dict:
@@ -26,23 +26,6 @@ def test_accuracy(model, x_test, y_test, batch_size: int = 64) -> dict:
     tta = predict_tta(model, x, batch_size=batch_size).argmax(-1)
     return {"prob": prob, "y_pred": pred, "accuracy": float(np.mean(pred == y)), "n_correct": int(np.sum(pred == y)),
             "n": int(len(y)), "tta_accuracy": float(np.mean(tta == y))}
-
-
-def plot_roc(y_true, prob, class_names, title: str = "one-vs-rest ROC per class"):
-    """One-vs-rest ROC curve of each class, its AUC in the legend. Returns the figure."""
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import auc, roc_curve
-    prob = np.asarray(prob)
-    if prob.ndim != 2 or prob.shape != (len(y_true), len(class_names)):
-        raise ValueError(f"prob must be (N, K) = ({len(y_true)}, {len(class_names)}), got {prob.shape}")
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    for c, name in enumerate(class_names):
-        fpr, tpr, _ = roc_curve(np.asarray(y_true) == c, prob[:, c])
-        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set_xlabel("false positive rate"), ax.set_ylabel("true positive rate")
-    ax.set_title(title), ax.legend(fontsize=8, loc="lower right")
-    return fig
 
 
 def border_table(cams, y, class_names, band: int = 12, margin: float = 0.05) -> tuple[str, dict]:

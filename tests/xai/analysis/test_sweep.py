@@ -1,9 +1,14 @@
-"""xai.analysis.sweep: settings as an axis, and verdicts on how robust an ordering is."""
+"""xai/analysis/sweep.py: settings as an axis, and verdicts on how robust an ordering is."""
 import keras
 import numpy as np
 import pytest
 
 import xai.analysis.sweep as xs
+from tests.conftest import tiny_conv2d
+from xai.analysis.stats import paired_t_p_values
+from xai.methods.cam import grad_cam_plus_plus
+from xai.methods.gradients import expected_gradients
+from xai.methods.integrated_gradients import integrated_gradients
 
 
 def _grid(values: dict, n=30, seed=0):
@@ -47,12 +52,11 @@ def test_not_resolved_when_no_cell_rejects_and_holm_guards_against_chance():
     noise.update({("B", "t", f"e{k}"): {m: rng.normal(0, 1, 30) for m in xs.METRICS} for k in range(60)})
     row = xs.robustness(noise, metrics=("srg",), n_boot=100)[0]
     assert row["verdict"] == "not resolved" and min(c["p_holm"] for c in row["detail"]) > 0.05
-    raw = xs._p_values([noise[("A", "s", f"e{k}")]["srg"] - noise[("B", "t", f"e{k}")]["srg"] for k in range(60)])
+    raw = paired_t_p_values([noise[("A", "s", f"e{k}")]["srg"] - noise[("B", "t", f"e{k}")]["srg"] for k in range(60)])
     assert np.sum(raw < 0.05) == 4
-    np.testing.assert_allclose(xs.holm(np.array([0.01, 0.04, 0.03])), [0.03, 0.06, 0.06])
 
 
-def test_evaluations_and_shared_references():
+def test_evaluations_name_each_fill_and_grain_and_share_references_only_where_they_are_the_same():
     tiles = xs.evaluations((0, 255))
     assert list(tiles) == ["road, pixels", "road, patches", "blur, pixels", "blur, patches",
                            "constant 127.5, pixels", "constant 127.5, patches"]
@@ -104,7 +108,6 @@ def test_evaluate_grid_on_a_model_with_a_known_answer():
 
 
 def test_method_variants_give_every_setting_its_maps():
-    from conftest import tiny_conv2d
     model = tiny_conv2d()
     x = np.random.default_rng(0).uniform(0, 255, (3, 12, 12, 3)).astype(np.float32)
     refs = np.random.default_rng(1).uniform(0, 255, (4, 12, 12, 3)).astype(np.float32)
@@ -120,8 +123,7 @@ def test_method_variants_give_every_setting_its_maps():
     assert all(m.shape == x.shape for m in variants["IG"].values())
     assert variants["Grad-CAM"]["default"].shape == (3, 12, 12)
     np.testing.assert_array_equal(variants["SISE"]["default"], given)          # given maps are used as they are
-    import xai.methods.cam
-    np.testing.assert_allclose(variants["Grad-CAM++"]["default"], xai.methods.cam.grad_cam_plus_plus(model, x, 0), rtol=1e-6)
+    np.testing.assert_allclose(variants["Grad-CAM++"]["default"], grad_cam_plus_plus(model, x, 0), rtol=1e-6)
     assert references[("IG", "blur")] == "blur" and not np.allclose(variants["IG"]["zeros"], variants["IG"]["blur"])
     assert references[("IG", "tunnel 0.1")] == "zeros" and references[("Gradient × input", "default")] == "zeros"
     with pytest.raises(ValueError, match="not swept"):
@@ -134,18 +136,16 @@ def test_method_variants_give_every_setting_its_maps():
         xs.method_variants(model, x, 0, value_range=255)
 
 
-def test_completeness_by_baseline_on_a_linear_model():
+def test_completeness_by_baseline_is_exact_on_a_linear_model_and_expected_gradients_only_in_expectation():
     # IG is exact on a linear logit whatever the baseline; expected gradients only in expectation
     inp = keras.Input((16, 1))
     model = keras.Model(inp, keras.layers.Softmax()(keras.layers.Dense(
         2, kernel_initializer=keras.initializers.RandomNormal(seed=0))(keras.layers.Flatten()(inp))))
     x = np.random.default_rng(0).uniform(0, 1, (6, 16, 1)).astype(np.float32)
     refs = np.random.default_rng(1).uniform(0, 1, (8, 16, 1)).astype(np.float32)
-    import xai.methods.gradients
-    import xai.methods.integrated_gradients as xig
-    ig = {b: xig.integrated_gradients(model, x, 0, baseline=b, steps=4, value_range=(0, 1), blur_sigma=2.0,
+    ig = {b: integrated_gradients(model, x, 0, baseline=b, steps=4, value_range=(0, 1), blur_sigma=2.0,
                                       baseline_samples=2) for b in ("zeros", "white", "mean", "blur", "uniform")}
-    ig["expected"] = xai.methods.gradients.expected_gradients(model, x, 0, references=refs, samples=8)
+    ig["expected"] = expected_gradients(model, x, 0, references=refs, samples=8)
     ig["tunnel 0.1"] = ig["zeros"]
     table = xs.completeness_by_baseline(model, x, 0, ig, value_range=(0, 1), references=refs, blur_sigma=2.0,
                                         uniform_samples=2)

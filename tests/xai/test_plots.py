@@ -1,10 +1,15 @@
+"""xai/plots.py: colour limits and colormaps by the kind of map, the values drawn, tiles drawn as they
+are, grids, and maps refused when they do not match their input or hold NaN."""
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-import xai.plots as xplt  # noqa: E402
+import xai.plots as xplt
 
 
 def test_signed_map_is_centred_at_zero_and_unsigned_starts_at_zero():
@@ -26,9 +31,47 @@ def test_image_overlays_clip_at_percentile_and_sum_channels():
     ig[0, 0] = 1000                                                    # an outlier is clipped
     im = xplt.plot_image(ax, tile, ig, percentile=99)
     lo, hi = im.get_clim()
-    assert lo == -hi and hi < 100
-    im = xplt.plot_image(ax, tile, ig, kind="absolute")
-    assert im.get_clim()[0] == 0
+    summed = ig.sum(-1)                                                # (20, 20): the channels summed
+    assert lo == -hi and hi == pytest.approx(np.percentile(np.abs(summed), 99), rel=1e-6) and hi < 100
+    np.testing.assert_allclose(np.asarray(im.get_array()), np.clip(summed, lo, hi), rtol=1e-5, atol=1e-6)
+    plt.close(fig)
+
+
+def test_absolute_overlays_draw_the_magnitude_so_negatives_count():
+    # the negative values outweigh the positive ones three to one: drawing the signed map, or the
+    # magnitude of the channels' sum, gives other values and another upper limit than |map| does
+    fig, (a, b, c) = plt.subplots(1, 3)
+    tile = np.random.default_rng(0).uniform(0, 255, (20, 20, 3))
+    ig = np.random.default_rng(1).normal(size=(20, 20, 3))
+    ig = np.where(ig < 0, 3 * ig, ig)
+    im = xplt.plot_image(a, tile, ig, kind="absolute", percentile=99)
+    magnitude = np.abs(ig).sum(-1)                                     # (20, 20): |value| summed over channels
+    hi = np.percentile(magnitude, 99)
+    assert im.get_clim() == pytest.approx((0.0, hi), rel=1e-6) and im.get_cmap().name == "inferno"
+    np.testing.assert_allclose(np.asarray(im.get_array()), np.clip(magnitude, 0, hi), rtol=1e-5, atol=1e-6)
+    single = np.zeros((8, 8), np.float32)
+    single[2, 2], single[5, 5] = -3.0, 1.0
+    drawn = np.asarray(xplt.plot_image(b, np.full((8, 8, 3), 128, np.uint8), single, kind="absolute",
+                                       percentile=100).get_array())
+    assert drawn[2, 2] == 3.0 and drawn[5, 5] == 1.0                   # the negative value is drawn, strongest
+    signed = np.linspace(-3, 1, 40)
+    line = xplt.plot_signal(c, np.zeros(40), signed, kind="absolute")
+    np.testing.assert_allclose(np.asarray(line.get_array())[0], np.abs(signed), rtol=1e-6)
+    assert line.get_clim() == pytest.approx((0.0, 3.0))
+    plt.close(fig)
+
+
+def test_plots_refuse_nan_maps_and_unknown_kinds():
+    fig, ax = plt.subplots()
+    tile = np.full((8, 8, 3), 128, np.uint8)
+    heat = np.zeros((8, 8), np.float32)
+    heat[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        xplt.plot_image(ax, tile, heat)
+    with pytest.raises(ValueError, match="NaN"):
+        xplt.plot_signal(ax, np.zeros(8), np.full(8, np.nan))
+    with pytest.raises(ValueError, match="kind must be"):
+        xplt.plot_image(ax, tile, np.zeros((8, 8)), kind="abs")
     plt.close(fig)
 
 
@@ -43,18 +86,12 @@ def test_grid_has_a_panel_per_method_and_example():
     plt.close("all")
 
 
-def test_pick_examples():
+def test_pick_examples_splits_right_from_wrong_predictions():
     correct, wrong = xplt.pick_examples([0, 0, 1, 1, 2], [0, 1, 1, 0, 1], 3)
     assert correct == [0, 2] and wrong == [1, 3, 4]
 
 
 def test_plots_refuse_maps_that_do_not_match_their_input():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pytest
-
-    import xai.plots as xplt
     fig, ax = plt.subplots()
     with pytest.raises(ValueError, match="match the signal"):
         xplt.plot_signal(ax, np.zeros(40), np.zeros(39))
@@ -70,11 +107,6 @@ def test_plots_refuse_maps_that_do_not_match_their_input():
 
 
 def test_uint8_and_float_tiles_are_drawn_as_they_are():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    import xai.plots as xplt
     dark = np.ones((4, 4, 3), np.uint8)                                   # 1 of 255: nearly black
     for tile, expected in ((dark, 1 / 255), (dark.astype(np.float32), 1.0), (np.full((4, 4, 3), 200.0), 200 / 255),
                            (np.full((4, 4, 3), 0.5), 0.5)):
@@ -84,6 +116,12 @@ def test_uint8_and_float_tiles_are_drawn_as_they_are():
         np.testing.assert_allclose(np.asarray(shown)[0, 0, 0], expected, rtol=1e-6)
         plt.close(fig)
     fig, ax = plt.subplots()
-    xplt.plot_image(ax, dark.astype(np.float32), value_range=255)
+    xplt.plot_image(ax, dark.astype(np.float32), pixel_max=255)
     np.testing.assert_allclose(np.asarray(ax.images[0].get_array())[0, 0, 0], 1 / 255, rtol=1e-6)
     plt.close(fig)
+
+
+def test_save_figure_writes_the_file_whole_and_leaves_no_temporary_file(tmp_path):
+    fig, _ = plt.subplots()
+    xplt.save_figure(fig, str(tmp_path / "f.png"))
+    assert os.listdir(tmp_path) == ["f.png"]

@@ -1,6 +1,7 @@
-"""tools/hmt_slide_cv.py and xai/training/slides.py: the folds of slides, the intervals, the slide probe, and
-the whole tool in its --quick mode on a few real tiles (the full run trains 10 models for hours and
-is not run here)."""
+"""tools/hmt_slide_cv.py: the whole tool in its --quick mode on a few real tiles (the full run trains 10
+models for hours and is not run here), resuming and restarting its folds, and its small parts: the
+quick subset, a failed probe, its arguments. The folds, intervals and probe it calls are tested in
+tests/xai/training/test_slides.py and tests/xai/analysis/test_stats.py."""
 import argparse
 import importlib.util
 import json
@@ -8,9 +9,8 @@ import os
 
 import numpy as np
 import pytest
-from conftest import hmt_root, repo_path
 
-import xai.training.slides
+from tests.conftest import hmt_root, repo_path
 
 
 @pytest.fixture(scope="module")
@@ -21,77 +21,6 @@ def cv():
     return module
 
 
-def _slides_and_labels():
-    """6 slides of 10 tiles; class 2 on slides a and b only, class 1 on c only."""
-    slides = np.repeat(list("abcdef"), 10)
-    y = np.zeros(60, int)
-    y[[0, 1, 10, 11]] = 2
-    y[[20, 21]] = 1
-    return slides, y
-
-
-def test_slide_folds_leave_one_slide_out_and_keep_classes_in_training(cv):
-    slides, y = _slides_and_labels()
-    assert xai.training.slides.slide_folds(slides, y, 6) == [[s] for s in "abcdef"]
-    for seed in range(5):
-        folds = xai.training.slides.slide_folds(slides, y, 3, seed=seed)
-        assert sorted(s for f in folds for s in f) == list("abcdef") and [len(f) for f in folds] == [2, 2, 2]
-        assert not any({"a", "b"} <= set(f) for f in folds)                    # class 2 stays in every training fold
-    for bad in (1, 7, 2.5):
-        with pytest.raises(ValueError, match="n_folds"):
-            xai.training.slides.slide_folds(slides, y, bad)
-
-
-def test_wilson_interval_known_values(cv):
-    assert xai.training.slides.wilson(0, 10) == pytest.approx([0.0, 0.27753], abs=1e-4)
-    assert xai.training.slides.wilson(5, 10) == pytest.approx([0.23659, 0.76341], abs=1e-4)
-    assert xai.training.slides.wilson(460, 496) == pytest.approx([0.9012, 0.9471], abs=1e-4)               # the course split's 0.927
-    assert xai.training.slides.wilson(0, 0) is None
-
-
-def test_slide_bootstrap_resamples_slides(cv):
-    slides = np.repeat(list("abcd"), 25)
-    correct = np.repeat([True, True, False, True], 25)                           # slide c all wrong
-    lo, hi = xai.analysis.stats.group_bootstrap(correct, slides, n_boot=500, seed=0)
-    assert 0.2 < lo < 0.75 < hi <= 1.0                                           # far wider than the tiles' Wilson
-    assert xai.analysis.stats.group_bootstrap(correct, slides, n_boot=500, seed=0) == [lo, hi]
-    assert xai.analysis.stats.group_bootstrap(correct[:50], slides[:50]) is None                  # two slides: no interval
-
-
-def test_group_bootstrap_resamples_whole_groups(cv):
-    groups = np.repeat(list("abcde"), [1, 2, 3, 4, 10])
-    assert xai.training.slides.group_bootstrap(np.full(20, 0.3), groups, n_boot=100) == pytest.approx([0.3, 0.3])   # no spread to find
-    values = np.repeat([1.0, 1.0, -1.0, 0.0, 0.5], [1, 2, 3, 4, 10])            # constant within a group
-    lo, hi = xai.training.slides.group_bootstrap(values, groups, n_boot=2000, seed=1)
-    assert -1 <= lo < values.mean() < hi <= 1
-    counts = np.repeat([1, 2, 3, 4, 10], 1)
-    draws = np.random.default_rng(1).integers(0, 5, (2000, 5))                     # the same draws, by hand
-    means = (counts * np.array([1.0, 1.0, -1.0, 0.0, 0.5]))[draws].sum(1) / counts[draws].sum(1)
-    assert [lo, hi] == pytest.approx(np.percentile(means, [2.5, 97.5]).tolist())
-    assert xai.training.slides.group_bootstrap(values, groups, min_groups=6) is None
-
-
-def test_slide_probe_finds_a_slide_in_the_features_beyond_the_class(cv):
-    rng = np.random.default_rng(0)
-    slides = np.repeat([f"s{i}" for i in range(4)], 60)
-    y = np.tile(np.repeat([0, 1], 30), 4)                                        # classes spread evenly
-    images = np.array([f"{s}_{i // 6}" for s, i in zip(slides, np.tile(np.arange(60), 4))])
-    marked = rng.normal(size=(240, 6)) + 4 * np.eye(6)[np.repeat(np.arange(4), 60)]   # slide in features 0-3
-    probe = xai.training.slides.slide_probe(marked, slides, y, images)
-    assert probe["probe_accuracy"] > 0.95 and probe["class_only_accuracy"] < 0.5
-    assert probe["chance_majority"] == probe["chance_uniform"] == 0.25
-    assert probe["difference"] == pytest.approx(probe["probe_accuracy"] - probe["class_only_accuracy"])
-    assert 0 < probe["difference_bootstrap95"][0] <= probe["difference"] <= probe["difference_bootstrap95"][1]
-    assert probe["reading"].startswith("the features carry the slide") and "source images" in probe["bootstrap"]
-    blind = xai.training.slides.slide_probe(rng.normal(size=(240, 6)), slides, y, images)
-    assert blind["probe_accuracy"] < 0.45
-    assert not blind["reading"].startswith("the features carry the slide")
-    lo, hi = blind["difference_bootstrap95"]
-    assert lo < hi and hi - lo > 0.05                                            # 40 images: no point-sized interval
-    with pytest.raises(ValueError, match="finite"):
-        xai.training.slides.slide_probe(np.full((240, 6), np.nan), slides, y, images)
-
-
 @pytest.fixture(scope="module")
 def quick_run(cv, tmp_path_factory):
     """One --quick run (2 folds, 1 epoch, tiny width) into a temporary folder: (record, folder)."""
@@ -99,6 +28,7 @@ def quick_run(cv, tmp_path_factory):
     return cv.main(["--quick", "--epochs", "1", "--schedule-check", "0", "--out", str(out), "--data", hmt_root()]), out
 
 
+@pytest.mark.slow
 def test_quick_mode_writes_the_record_and_figures(quick_run):
     record, out = quick_run
     with open(out / "models" / "hmt_slide_cv.json") as f:
@@ -163,6 +93,7 @@ def _course_test(out):
         return z["course_test"]
 
 
+@pytest.mark.slow
 def test_quick_mode_resumes_saved_folds_and_restart_retrains_them(cv, quick_run, capsys):
     first, out = quick_run
     argv = ["--quick", "--epochs", "1", "--out", str(out), "--data", hmt_root()]

@@ -1,12 +1,15 @@
-"""Grad-CAM++ and Score-CAM against hand computations in NumPy and models with known answers."""
+"""xai/methods/cam.py: Grad-CAM, Grad-CAM++ and Score-CAM against hand computations in NumPy and
+TensorFlow and models with known answers; Grad-CAM on the real models."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_conv1d, tiny_conv2d, upsample_np
 
+import xai.core
 import xai.methods.cam as xc
-import xai_utils as xu
+from tests.conftest import resize_linear_np, tiny_conv1d, tiny_conv2d, upsample_np
+from xai.layers import find_layer
+from xai.methods.cam import grad_cam
 
 
 def _rng(seed=0):
@@ -20,6 +23,53 @@ def _features_and_logits(model, layer_name, x, classes):
         feats, logits = sub(tf.constant(x))
         picked = tf.reduce_sum(tf.gather(logits, classes, batch_dims=1))
     return feats.numpy().astype(np.float64), tape.gradient(picked, feats).numpy().astype(np.float64), logits.numpy()
+
+
+# --- Grad-CAM against an independent hand computation ---
+
+def _hand_grad_cam(model, layer_name, x, classes):
+    conv = model.get_layer(layer_name)
+    sub = keras.Model(model.inputs, [conv.output, model.layers[-2].output])   # features, logits
+    with tf.GradientTape() as tape:
+        feats, logits = sub(tf.constant(x))
+        picked = tf.reduce_sum(tf.gather(logits, classes, batch_dims=1))
+    grads = tape.gradient(picked, feats).numpy()
+    feats = feats.numpy()
+    weights = grads.mean(axis=tuple(range(1, grads.ndim - 1)), keepdims=True)
+    cam = np.maximum((weights * feats).sum(-1), 0)                         # (N, t) or (N, h, w)
+    cam = resize_linear_np(cam, x.shape[1])
+    if cam.ndim == 3:
+        cam = np.swapaxes(resize_linear_np(np.swapaxes(cam, 1, 2), x.shape[2]), 1, 2)
+    return cam
+
+
+def test_grad_cam_1d_matches_hand_computation():
+    model = tiny_conv1d()
+    x = _rng(7).normal(size=(6, 16, 1)).astype(np.float32)
+    classes = np.array([0, 1, 2, 0, 1, 2], np.int32)
+    cam = grad_cam(model, x, classes)
+    assert cam.shape == (6, 16) and cam.dtype == np.float32
+    np.testing.assert_allclose(cam, _hand_grad_cam(model, "c2", x, classes), atol=1e-5)
+
+
+def test_grad_cam_2d_matches_hand_computation():
+    model = tiny_conv2d()
+    x = _rng(8).uniform(0, 255, size=(5, 12, 12, 3)).astype(np.float32)
+    classes = np.array([0, 1, 2, 3, 0], np.int32)
+    cam = grad_cam(model, x, classes, layer="k2")
+    assert cam.shape == (5, 12, 12)
+    np.testing.assert_allclose(cam, _hand_grad_cam(model, "k2", x, classes), atol=1e-5)
+
+
+def test_grad_cam_batch_invariant_deterministic_and_traced_once():
+    model = tiny_conv2d()
+    x = _rng(9).uniform(0, 255, size=(9, 12, 12, 3)).astype(np.float32)
+    ref = grad_cam(model, x, batch_size=64)
+    for bs in (1, 4, 9):
+        np.testing.assert_allclose(grad_cam(model, x, batch_size=bs), ref, atol=1e-6)
+    np.testing.assert_array_equal(grad_cam(model, x, batch_size=64), ref)
+    steps = [f for k, f in xai.core.STEPS[model].items() if k[0] == "_grad_cam_step"]
+    assert len(steps) == 1 and steps[0].experimental_get_tracing_count() <= 3   # 9, then 1, 4 (relaxed)
 
 
 # --- Grad-CAM++ ---
@@ -133,7 +183,7 @@ def test_score_cam_of_indicator_maps_gives_the_known_answer(shape, score):
             weight = (logits[c] - bias[c]) if score == "logit" else softmax(logits)[c] - softmax(bias)[c]
             expected[n] += weight * amplitude[n, k] * regions[k]
     expected = np.maximum(expected, 0)
-    assert xu.find_layer(model).name == "ind"
+    assert find_layer(model).name == "ind"
     cam = xc.score_cam(model, x, classes, score=score, batch_size=4)
     assert cam.shape == x.shape[:-1] and cam.dtype == np.float32 and expected.max() > 1e-3
     np.testing.assert_allclose(cam, expected, rtol=1e-5, atol=1e-6)
@@ -186,7 +236,6 @@ def test_jit_compiled_cams_agree(method):
 def test_grad_cam_plus_plus_never_flips_sign_on_negative_maps():
     """The closed form assumes A >= 0; on a linear layer with negative values its denominator
     g² (2 + sum A g) goes negative, and alpha must be 0 there, not negative."""
-    import keras
     x_in = keras.Input((16, 1))
     h = keras.layers.Conv1D(1, 1, use_bias=False, kernel_initializer=keras.initializers.Ones(), name="lin")(x_in)
     h = keras.layers.GlobalAveragePooling1D()(h)
@@ -195,8 +244,36 @@ def test_grad_cam_plus_plus_never_flips_sign_on_negative_maps():
     for mean in (-1.0, -3.0):
         x = (np.linspace(-2, 2, 16) + mean).astype(np.float32)[None, :, None]
         cam = xc.grad_cam_plus_plus(model, x, 0, layer="lin")
-        grad_cam = xu.grad_cam(model, x, 0, layer="lin")
+        plain = grad_cam(model, x, 0, layer="lin")
         assert np.isfinite(cam).all() and cam.min() >= 0
         if mean == -3.0:                                  # sum A g = -3 * 16 / 16 < -2: no evidence kept
             np.testing.assert_array_equal(cam, 0)
-            np.testing.assert_array_equal(grad_cam, 0)
+            np.testing.assert_array_equal(plain, 0)
+
+
+# --- options checked at the door ---
+
+def test_bad_options_of_the_cams_are_refused():
+    model = tiny_conv1d()
+    x = np.random.default_rng(0).uniform(0, 1, size=(3, 16, 1)).astype(np.float32)
+    cases = [
+        (lambda: grad_cam(model, x, score="prob"), "score"),
+        (lambda: grad_cam(model, x, jit_compile="yes"), "jit_compile"),
+        (lambda: xc.grad_cam_plus_plus(model, x, layer="nope"), "no layer named 'nope'"),
+        (lambda: xc.score_cam(model, x, layer=model.layers[-1]), "spatial feature map"),
+        (lambda: xc.score_cam(model, x, jit_compile="no"), "jit_compile"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+# --- the real models ---
+
+@pytest.mark.slow
+def test_grad_cam_on_the_trained_models_is_non_negative_at_the_input_size(mnist1d_data, mnist1d_model, hmt_data, hmt_model):
+    cam = grad_cam(mnist1d_model, mnist1d_data["x_test"][:50, :, None])
+    assert cam.shape == (50, 40) and (cam >= 0).all() and (cam.max(1) > 0).mean() > 0.9
+    (_, _), (x_test, _), _ = hmt_data
+    cam = grad_cam(hmt_model, x_test[:16].astype(np.float32))
+    assert cam.shape == (16, 150, 150) and (cam >= 0).all()

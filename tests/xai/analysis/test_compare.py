@@ -1,14 +1,17 @@
+"""xai/analysis/compare.py: every metric on the same examples of a model with a known answer, the
+tables, paired differences, claims and orderings (with the settings grid's verdicts), and the maps
+stored on disk equal to those kept in memory."""
 import os
 
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_conv1d
 
 import xai.analysis.compare as xc
-import xai.plots as xplt
 import xai.analysis.sweep as xs
-import xai_utils as xu
+import xai.plots as xplt
+from tests.conftest import tiny_conv1d, tiny_conv2d
+from xai.methods.integrated_gradients import IG_RULES, integrated_gradients
 
 REGION = slice(10, 20)
 
@@ -28,21 +31,6 @@ def _region_map(n, length=40):
     return maps
 
 
-def test_paired_bootstrap_covers_the_truth_and_detects_clear_differences():
-    rng = np.random.default_rng(0)
-    a = rng.normal(1.0, 1.0, 400)
-    b = a - 0.5 + rng.normal(0, 0.2, 400)                   # a is larger by 0.5 on average
-    ci = xc.paired_bootstrap(a, b, n_boot=2000, seed=1)
-    assert ci["low"] < 0.5 < ci["high"] and ci["excludes_zero"]
-    same = xc.paired_bootstrap(a, a + rng.normal(0, 0.2, 400), n_boot=2000)
-    assert same["low"] < 0 < same["high"] and not same["excludes_zero"]
-    assert xc.paired_bootstrap(a, b, n_boot=500, seed=3) == xc.paired_bootstrap(a, b, n_boot=500, seed=3)
-    with pytest.raises(ValueError, match="paired samples"):
-        xc.paired_bootstrap(a, b[:10])
-    with pytest.raises(ValueError, match="NaN"):
-        xc.paired_bootstrap(np.r_[a[:-1], np.nan], b)
-
-
 def test_compare_methods_table_and_differences():
     model = _region_model()
     rng = np.random.default_rng(2)
@@ -50,7 +38,7 @@ def test_compare_methods_table_and_differences():
     x[:, REGION] += 3                                         # the evidence sits in the region alone
     masks = np.zeros((12, 40), bool)
     masks[:, REGION] = True
-    maps = {"Grad-CAM": _region_map(12), "IG": xu.integrated_gradients(model, x, 0),
+    maps = {"Grad-CAM": _region_map(12), "IG": integrated_gradients(model, x, 0),
             "RISE": rng.random((12, 40)).astype(np.float32)}
     res = xc.compare_methods(model, x, maps, np.zeros(12, int), masks=masks, seconds={"Grad-CAM": 0.5},
                              road_steps=4, noise_std=0.0)
@@ -161,33 +149,32 @@ def test_tables_document_gathers_the_sweeps():
     assert f"Marks {xc.MARKS_LEGEND}; the grid ran on toy: n = 12." in grid
 
 
-def test_methods_explain_all_and_completeness_report():
+def test_explain_all_gives_every_compared_method_its_maps_and_the_completeness_report_its_rows():
     model = tiny_conv1d()
     x = np.random.default_rng(0).normal(size=(3, 16, 1)).astype(np.float32)
-    functions = xc.methods(rise_masks=50, seed=0)
+    functions = xc.method_functions(rise_masks=50, seed=0)
     assert tuple(functions) == xc.METHOD_NAMES
     logged = []
     maps, seconds = xc.explain_all(model, x, np.zeros(3, int), functions, log=logged.append)
     assert maps["IG"].shape == x.shape and maps["Grad-CAM"].shape == (3, 16) and len(logged) == 4
     assert all(s > 0 for s in seconds.values())
     rows, text = xc.completeness_report(model, x, np.zeros(3, int), "tiny", steps_list=(4, 64))
-    assert len(rows) == 2 * len(xu.IG_METHODS) and text.count("\n") == 3 + len(rows)
+    assert len(rows) == 2 * len(IG_RULES) and text.count("\n") == 3 + len(rows)
     gl64 = next(r for r in rows if r[0] == "gausslegendre" and r[1] == 64)
     assert gl64[4] < 1e-2
 
 
-def test_write_text_atomic(tmp_path):
+def test_write_text_atomic_leaves_the_text_and_no_temporary_file(tmp_path):
     path = xc.write_text_atomic(str(tmp_path / "sub" / "t.md"), "hello\n")
     assert open(path).read() == "hello\n" and os.listdir(tmp_path / "sub") == ["t.md"]
 
 
 def test_explain_stored_equals_explain_all(tmp_path):
-    from conftest import tiny_conv2d
     model = tiny_conv2d()
     x = np.random.default_rng(0).uniform(0, 255, (10, 12, 12, 3)).astype(np.float32)
     classes = np.arange(10) % 4
     names = ("Grad-CAM", "IG", "RISE", "SISE")
-    kept, _ = xc.explain_all(model, x, classes, xc.methods(rise_masks=50, seed=1), log=None)
+    kept, _ = xc.explain_all(model, x, classes, xc.method_functions(rise_masks=50, seed=1), log=None)
     stored, seconds = xc.explain_stored(model, x, classes, names, str(tmp_path / "maps"), tag="t", rise_masks=50,
                                         seed=1, batch_size=32, log=None)
     assert sorted(stored) == sorted(names) and all(s > 0 for s in seconds.values())

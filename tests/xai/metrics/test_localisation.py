@@ -1,0 +1,57 @@
+"""xai/metrics/localisation.py: relevance mass and the pointing game against a ground-truth mask,
+with their chance levels; the share of a map's mass on a tile's frame."""
+import numpy as np
+import pytest
+
+import xai.metrics.localisation as xl
+
+REGION = slice(10, 20)
+
+
+def _region_map(n=4, length=40):
+    maps = np.zeros((n, length), np.float32)
+    maps[:, REGION] = np.linspace(1, 2, 10)[None]
+    return maps
+
+
+def test_localisation_metrics_score_the_true_region_1_and_chance_its_share():
+    masks = np.zeros((4, 40), bool)
+    masks[:, REGION] = True
+    np.testing.assert_allclose(xl.relevance_mass_accuracy(_region_map(), masks), 1.0)
+    np.testing.assert_array_equal(xl.pointing_game(_region_map(), masks), 1.0)
+    constant = np.ones((4, 40))
+    np.testing.assert_allclose(xl.relevance_mass_accuracy(constant, masks), 0.25)   # chance = mask share
+    np.testing.assert_array_equal(xl.pointing_game(constant, masks), 0.0)            # a tie is no hit
+    signed = -_region_map()
+    np.testing.assert_allclose(xl.relevance_mass_accuracy(signed, masks), 1.0)       # absolute by default
+    np.testing.assert_allclose(xl.relevance_mass_accuracy(signed, masks, absolute=False), 0.0)   # no positive mass
+    ig_shaped = _region_map()[..., None]
+    np.testing.assert_allclose(xl.relevance_mass_accuracy(ig_shaped, masks, x_shape=(4, 40, 1)), 1.0)
+
+
+def test_localisation_metrics_refuse_nan_maps_non_boolean_and_mismatched_masks():
+    nan_maps = _region_map()
+    nan_maps[1, 3] = np.nan
+    for call in (lambda: xl.relevance_mass_accuracy(nan_maps, np.ones((4, 40), bool)),
+                 lambda: xl.pointing_game(nan_maps, np.ones((4, 40), bool))):
+        with pytest.raises(ValueError, match="NaN"):
+            call()
+    with pytest.raises(ValueError, match="boolean"):
+        xl.relevance_mass_accuracy(_region_map(), np.ones((4, 40)))
+    with pytest.raises(ValueError, match="one mask per map"):
+        xl.pointing_game(np.ones((4, 40)), np.ones((4, 30), bool))
+    with pytest.raises(ValueError, match="one mask per map"):
+        xl.relevance_mass_accuracy(np.ones((4, 40)), np.ones((4, 30), bool))
+
+
+def test_border_mass_share_is_0_inside_the_band_area_for_a_uniform_map_and_nan_without_mass():
+    maps = np.zeros((3, 30, 30))
+    maps[0, 10:20, 10:20] = 1                                 # all inside
+    maps[1] = 1                                               # uniform: the band's area share
+    np.testing.assert_allclose(xl.border_mass_share(maps, band=3)[:2], [0.0, xl.band_area_share((30, 30), 3)])
+    assert np.isnan(xl.border_mass_share(maps, band=3)[2])    # no mass, no share
+    assert xl.band_area_share((150, 150), 12) == pytest.approx(0.2944, abs=1e-4)
+    with pytest.raises(ValueError, match="non-negative"):
+        xl.border_mass_share(-maps, band=3)
+    with pytest.raises(ValueError, match="band"):
+        xl.border_mass_share(maps, band=15)

@@ -1,0 +1,48 @@
+"""xai/training/slides.py: HMT across slides: folds of whole slides that keep every class in training,
+the accuracy with its intervals, and the slide probe on features that do and do not carry the slide."""
+import numpy as np
+import pytest
+
+from xai.training.slides import slide_folds, slide_probe
+
+
+def _slides_and_labels():
+    """6 slides of 10 tiles; class 2 on slides a and b only, class 1 on c only."""
+    slides = np.repeat(list("abcdef"), 10)
+    y = np.zeros(60, int)
+    y[[0, 1, 10, 11]] = 2
+    y[[20, 21]] = 1
+    return slides, y
+
+
+def test_slide_folds_leave_one_slide_out_and_keep_classes_in_training():
+    slides, y = _slides_and_labels()
+    assert slide_folds(slides, y, 6) == [[s] for s in "abcdef"]
+    for seed in range(5):
+        folds = slide_folds(slides, y, 3, seed=seed)
+        assert sorted(s for f in folds for s in f) == list("abcdef") and [len(f) for f in folds] == [2, 2, 2]
+        assert not any({"a", "b"} <= set(f) for f in folds)                    # class 2 stays in every training fold
+    for bad in (1, 7, 2.5):
+        with pytest.raises(ValueError, match="n_folds"):
+            slide_folds(slides, y, bad)
+
+
+def test_slide_probe_finds_a_slide_in_the_features_beyond_the_class():
+    rng = np.random.default_rng(0)
+    slides = np.repeat([f"s{i}" for i in range(4)], 60)
+    y = np.tile(np.repeat([0, 1], 30), 4)                                        # classes spread evenly
+    images = np.array([f"{s}_{i // 6}" for s, i in zip(slides, np.tile(np.arange(60), 4))])
+    marked = rng.normal(size=(240, 6)) + 4 * np.eye(6)[np.repeat(np.arange(4), 60)]   # slide in features 0-3
+    probe = slide_probe(marked, slides, y, images)
+    assert probe["probe_accuracy"] > 0.95 and probe["class_only_accuracy"] < 0.5
+    assert probe["chance_majority"] == probe["chance_uniform"] == 0.25
+    assert probe["difference"] == pytest.approx(probe["probe_accuracy"] - probe["class_only_accuracy"])
+    assert 0 < probe["difference_bootstrap95"][0] <= probe["difference"] <= probe["difference_bootstrap95"][1]
+    assert probe["reading"].startswith("the features carry the slide") and "source images" in probe["bootstrap"]
+    blind = slide_probe(rng.normal(size=(240, 6)), slides, y, images)
+    assert blind["probe_accuracy"] < 0.45
+    assert not blind["reading"].startswith("the features carry the slide")
+    lo, hi = blind["difference_bootstrap95"]
+    assert lo < hi and hi - lo > 0.05                                            # 40 images: no point-sized interval
+    with pytest.raises(ValueError, match="finite"):
+        slide_probe(np.full((240, 6), np.nan), slides, y, images)
