@@ -32,7 +32,7 @@ import numpy as np
 
 import xai.training.train as tu
 from xai.files import atomic_open
-from xai.training.augment import augment_tiles, predict_tta
+from xai.training.augment import augment_tiles
 from xai.training.saving import load_legacy_model
 
 __all__ = [
@@ -53,8 +53,6 @@ __all__ = [
     "TrainConfig",
     "build_model",
     "train",
-    "augment_tiles",
-    "predict_tta",
     "save_model",
     "load_course_model",
     "course_model_inputs",

@@ -97,7 +97,7 @@ def resize_linear_np(a, out_len):
 
 
 def upsample_np(maps, spatial):
-    """(B, t) -> (B, T) or (B, h, w) -> (B, H, W), as ``xai.core.upsample`` does."""
+    """(B, t) -> (B, T) or (B, h, w) -> (B, H, W), as ``xai.maps.upsample`` does."""
     import numpy as np
     out = resize_linear_np(maps, spatial[0])
     if maps.ndim == 3:

@@ -23,7 +23,7 @@ def test_committed_model_is_saved_portably(name):
             stored = []
             h5py.File(f, "r").visititems(lambda n, item: stored.append(n) if n.startswith("optimizer/")
                                          and isinstance(item, h5py.Dataset) else None)
-    assert stored == [], f"{path} holds optimizer state: save it with xai.training.train.save_portable"
+    assert stored == [], f"{path} holds optimizer state: save it with xai.training.saving.save_portable"
     assert "compile_config" not in json.loads(text)
     for word in ("input_axes", "output_axes", "renorm"):
         assert word not in text, f"{path} holds {word!r}, which Keras < 3.15 rejects: save with xai.training.train"

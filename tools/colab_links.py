@@ -21,7 +21,14 @@ if _REPO not in sys.path:                                   # run as a script: t
     sys.path.insert(0, _REPO)
 from xai.files import write_atomic  # noqa: E402
 
-NOTEBOOKS = ("MNIST1D.ipynb", "HMT.ipynb", "XAI_methods.ipynb")
+
+def _makefile_notebooks(repo: str) -> list[str]:
+    """The Makefile's NOTEBOOKS: the repository's one list of notebooks."""
+    with open(os.path.join(repo, "Makefile")) as f:
+        return next(line for line in f if line.startswith("NOTEBOOKS :=")).split(":=", 1)[1].split()
+
+
+NOTEBOOKS = _makefile_notebooks(_REPO)
 START, END = "<!-- colab-links:start -->", "<!-- colab-links:end -->"
 GITHUB = re.compile(r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)"
                     r"(?P<owner>[\w.-]+)/(?P<repo>[\w.-]+?)(?:\.git)?/?$")

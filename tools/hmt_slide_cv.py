@@ -77,6 +77,7 @@ if __name__ == "__main__" and _REPO not in sys.path:     # run as a script: the 
     sys.path.insert(0, _REPO)
 
 import hmt_utils as hmt  # noqa: E402
+from xai.analysis.stats import wilson  # noqa: E402
 from xai.files import atomic_open  # noqa: E402
 from xai.plots import save_figure  # noqa: E402
 from xai.training.saving import library_versions  # noqa: E402
@@ -86,7 +87,6 @@ from xai.training.slides import (  # noqa: E402
     pooled_features,
     slide_folds,
     slide_probe,
-    wilson,
 )
 
 QUICK = {"epochs": 1, "width": 4, "block3_width": 8, "train_crop": 64, "batch_size": 16}   # recipe fields in --quick
@@ -303,7 +303,7 @@ def schedule_check(args, x, y, groups, folds, config, fingerprint, per_fold, ig_
               "right_only_with_full": int(np.sum(full_right & ~short_right)),
               "right_only_with_short": int(np.sum(short_right & ~full_right)),
               "best_epoch_full": fold["best_epoch"], "train_seconds_full": fold["train_seconds"], "checkpoint": _shown(path)}
-    print(f"schedule check, fold {k + 1} {folds[k]}: {result['accuracy_short']:.4f} at {config.epochs} epochs, "
+    print(f"schedule check, fold {k} {folds[k]}: {result['accuracy_short']:.4f} at {config.epochs} epochs, "
           f"{result['accuracy_full']:.4f} at {full.epochs}", flush=True)
     return result
 
@@ -559,6 +559,37 @@ def redraw_figures(out: str) -> dict:
     return record
 
 
+def _run_folds(args, x, y, groups, folds, config, fingerprint, per_fold: int, ig_steps: int, record: dict,
+               json_path: str):
+    """Each fold trained (or reused from its checkpoint) and tested on its held-out slides, the record written
+    after each. Returns the pooled predictions (N,), the true class's probability (N,), each tile's fold (N,)
+    and the tiles explained."""
+    y_pred = np.full(len(y), -1)
+    p_true = np.zeros(len(y))
+    fold_of = np.full(len(y), -1)
+    explained = []
+    for k, held in enumerate(folds):
+        key = {"train_config": asdict(config), "data_fingerprint": fingerprint, "held_out": held,
+               "epochs": config.epochs, "explained_per_fold": per_fold, "ig_steps": ig_steps}
+        path = fold_path(args.out, k)
+        saved = None if args.restart else load_fold(path, key, y, groups.slide)
+        if saved is None:
+            saved = run_fold(x, y, groups, held, config, k, len(folds), per_fold, ig_steps)
+            save_fold(path, key, *saved)
+        fold, prob, test, shown = saved
+        y_pred[test], p_true[test], fold_of[test] = prob.argmax(-1), prob[np.arange(len(prob)), y[test]], k
+        explained += shown
+        record["folds"].append(dict(fold, checkpoint=_shown(path)))
+        if fold["reused"]:
+            record["folds_reused"].append(k)
+        absent = fold["val_groups"]["classes_absent_from_val"]
+        print(f"fold {k} (of 0..{len(folds) - 1}) held out {held}: accuracy {fold['accuracy']:.4f} on {fold['n_test']} tiles, "
+              f"{fold['train_seconds'] / 60:.1f} min" + (" (reused from " + _shown(path) + ")" if fold["reused"] else "")
+              + (f"; absent from its validation: {', '.join(absent)}" if absent else ""), flush=True)
+        _write_json(json_path, record)
+    return y_pred, p_true, fold_of, explained
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.figures_only:
@@ -589,29 +620,8 @@ def main(argv=None) -> dict:
                   "restart": args.restart, "folds_reused": [], "interval_notes": INTERVAL_NOTES, "probe_note": probe_note(is_test),
                   "course_split": course_split_record(groups, is_test, os.path.splitext(args.model)[0] + ".json", config.epochs),
                   "versions": library_versions(), "folds": [], "data": _shown(args.data or hmt.default_root())}
-        y_pred = np.full(len(y), -1)
-        p_true = np.zeros(len(y))
-        fold_of = np.full(len(y), -1)
-        explained = []
-        for k, held in enumerate(folds):
-            key = {"train_config": asdict(config), "data_fingerprint": fingerprint, "held_out": held,
-                   "epochs": config.epochs, "explained_per_fold": per_fold, "ig_steps": ig_steps}
-            path = fold_path(args.out, k)
-            saved = None if args.restart else load_fold(path, key, y, groups.slide)
-            if saved is None:
-                saved = run_fold(x, y, groups, held, config, k, len(folds), per_fold, ig_steps)
-                save_fold(path, key, *saved)
-            fold, prob, test, shown = saved
-            y_pred[test], p_true[test], fold_of[test] = prob.argmax(-1), prob[np.arange(len(prob)), y[test]], k
-            explained += shown
-            record["folds"].append(dict(fold, checkpoint=_shown(path)))
-            if fold["reused"]:
-                record["folds_reused"].append(k)
-            absent = fold["val_groups"]["classes_absent_from_val"]
-            print(f"fold {k + 1}/{len(folds)} held out {held}: accuracy {fold['accuracy']:.4f} on {fold['n_test']} tiles, "
-                  f"{fold['train_seconds'] / 60:.1f} min" + (" (reused from " + _shown(path) + ")" if fold["reused"] else "")
-                  + (f"; absent from its validation: {', '.join(absent)}" if absent else ""), flush=True)
-            _write_json(json_path, record)
+        y_pred, p_true, fold_of, explained = _run_folds(args, x, y, groups, folds, config, fingerprint, per_fold,
+                                                        ig_steps, record, json_path)
         if args.schedule_check is not None:
             record["schedule_check"] = schedule_check(args, x, y, groups, folds, config, fingerprint, per_fold, ig_steps,
                                                       y_pred)

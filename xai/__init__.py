@@ -7,6 +7,7 @@
 The package, by layer (each folder's ``__init__`` lists its files):
 
     core.py, layers.py   the score explained, checks at the door, compiled steps, batching; finding layers
+    maps.py              maps as data: resizing to the input, min-max scaling, one value a position
     methods/             one file a family: cam (Grad-CAM, Grad-CAM++, Score-CAM), gradients (saliency,
                          gradient x input, the noise tunnel, expected gradients), integrated_gradients,
                          perturbation (RISE, SISE). ``methods.METHODS``: the one list of methods
@@ -53,9 +54,9 @@ _PUBLIC = {
     "rise": "xai.methods.perturbation",
     "sise": "xai.methods.perturbation",
     "predict_scores": "xai.core",
-    "normalize": "xai.core",
-    "explain_dataset": "xai.dataset",
-    "load_explanations": "xai.dataset",
+    "normalize": "xai.maps",
+    "explain_dataset": "xai.dataset.explain",
+    "load_explanations": "xai.dataset.store",
 }
 
 __all__ = sorted(_PUBLIC)

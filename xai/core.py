@@ -55,6 +55,9 @@ __all__ = [
     "padded_batches",
     "sum_over_steps",
     "progress_bar",
+    "num_classes",
+    "linear_without_activation",
+    "STEPS",
 ]
 
 SCORES = ("logit", "probability")

@@ -2,7 +2,7 @@
 the model as a chain of layers with nested models walked once, how often a layer runs and its
 tensors in this model's graph, the rules that choose the layer a CAM method explains
 (:func:`find_layer`) and SISE's blocks (:func:`sise_layers`), and what the model's head is
-(:func:`split_head`, :func:`output_activation`). ``xai.core`` re-exports every public name here.
+(:func:`split_head`, :func:`output_activation`).
 
 Axis key: N examples, T signal length, H, W image size, C channels, K classes, F feature channels.
 """

@@ -28,6 +28,10 @@ NEVER_REPLACE = ("tensorflow", "keras", "numpy")
 def _requirements(path: str | None = None) -> dict[str, str]:
     """requirements.txt as {distribution name: full specifier line}."""
     path = os.path.join(ROOT, "requirements.txt") if path is None else path
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} is missing: xai.notebook sets up this repository's notebooks and reads the "
+                                "repository's requirements.txt; run the notebooks from a checkout (or a clone that "
+                                "the set-up cell makes), not from an installed copy of the package")
     specs = {}
     with open(path) as f:
         for line in f:

@@ -2,7 +2,7 @@
 once), running them all, IG's completeness report, every metric on the same examples, paired
 differences between methods with bootstrap confidence intervals, and the tables file.
 
-Conventions (those of ``xai.metrics.removal``): the class probability is the score; faithfulness orders
+Conventions (those of ``xai.metrics``' modules): the class probability is the score; faithfulness orders
 positions by signed relevance; agreement, localisation and the sanity check use absolute values
 for every method, and signed IG is reported beside them where it says more.
 
@@ -19,8 +19,6 @@ from scipy.stats import rankdata
 
 import xai.metrics.removal as xm
 from xai.analysis.stats import paired_bootstrap, summary
-from xai.core import check_number
-from xai.files import write_atomic
 from xai.maps import saliency_positions
 from xai.methods import METHODS, method_function
 from xai.methods.integrated_gradients import IG_RULES, completeness_gap, integrated_gradients
@@ -41,7 +39,6 @@ __all__ = [
     "method_functions",
     "explain_all",
     "explain_stored",
-    "stratified_sample",
     "sanity_checks",
     "fill_in",
     "completeness_report",
@@ -50,7 +47,6 @@ __all__ = [
     "paired_differences",
     "differences_table",
     "supported_claims",
-    "write_text_atomic",
     "completeness_line",
     "orderings",
     "orderings_table",
@@ -84,7 +80,7 @@ def method_functions(*, rise_masks: int = 4000, seed: int = 0, batch_size: int |
     out = {}
     for name, (method, options) in method_settings(rise_masks=rise_masks, seed=seed).items():
         function = method_function(method)
-        extra = {} if name == "Grad-CAM" else b
+        extra = {} if METHODS[method].family == "CAM" else b       # a CAM's batch counts examples: its default
         out[name] = lambda m, x, c, f=function, o=options, e=extra: f(m, x, c, **o, **e)
     return out
 
@@ -115,7 +111,7 @@ def explain_stored(model, x, classes, names, folder: str, *, tag: str, rise_mask
         out = os.path.join(folder, f"{tag}_{method}.h5")
         start = time.perf_counter()
         xai.dataset.explain_dataset(model, x, method, out, class_index=np.asarray(classes), resume=False,
-                                    progress=False, method_batch_size=None if name == "Grad-CAM" else batch_size,
+                                    progress=False, method_batch_size=None if METHODS[method].family == "CAM" else batch_size,
                                     **options)
         seconds[name] = (time.perf_counter() - start) / len(x)
         maps[name] = xai.dataset.load_explanations(out, fields=["maps", "index"])["maps"]
@@ -129,19 +125,6 @@ def sanity_checks(model, x, classes, functions: dict[str, Callable], *, seed: in
     of each method of ``functions`` (name -> ``f(model, x, classes)``, e.g. :func:`method_functions`),
     on the same examples and classes: ``{name: its result}``."""
     return {name: cascading_randomization(model, x, f, class_index=classes, seed=seed) for name, f in functions.items()}
-
-
-def stratified_sample(y, per_class: int, seed, *, n_classes: int | None = None) -> np.ndarray:
-    """Up to ``per_class`` examples of each class drawn without replacement, their indices sorted:
-    int (M,). ``seed``: an int or a ``np.random.Generator`` (classes drawn in order 0..K-1)."""
-    y = np.asarray(y)
-    if y.ndim != 1 or y.dtype.kind not in "iu":
-        raise ValueError(f"y must be int labels (N,), got {y.dtype} {y.shape}")
-    check_number("per_class", per_class, low=1, integer=True)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    k = int(y.max()) + 1 if n_classes is None else n_classes
-    return np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), min(per_class, int(np.sum(y == c))), replace=False)
-                                   for c in range(k)]))
 
 
 def fill_in(wanted, index, maps, compute: Callable) -> dict[int, np.ndarray]:
@@ -468,8 +451,3 @@ def completeness_line(gaps: dict[str, np.ndarray]) -> str:
     parts = [f"{label} median {np.median(g):.1e}, max {np.max(g):.1e}, share within 1 % {np.mean(np.asarray(g) <= 0.01):.3f}"
              for label, g in gaps.items()]
     return "IG completeness with the defaults (Gauss-Legendre, 32 steps): " + "; ".join(parts) + "."
-
-
-def write_text_atomic(path: str, text: str) -> str:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    return write_atomic(path, text)

@@ -10,7 +10,7 @@ import math
 import numpy as np
 from scipy.stats import t as student_t
 
-__all__ = ["Z95", "summary", "paired_bootstrap", "paired_t_p_values", "holm", "wilson", "group_bootstrap"]
+__all__ = ["Z95", "summary", "stratified_sample", "paired_bootstrap", "paired_t_p_values", "holm", "wilson", "group_bootstrap"]
 
 Z95 = 1.959963984540054   # the normal quantile of a two-sided 95 % interval
 
@@ -20,6 +20,27 @@ def summary(values) -> dict:
     v = np.asarray(values, np.float64)
     return {"mean": float(v.mean()), "sem": float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0,
             "n": int(len(v))}
+
+
+def _check_draws(n_boot) -> None:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be an int >= 1 (bootstrap draws), got {n_boot!r}")
+
+
+# --- samples ---
+
+def stratified_sample(y, per_class: int, seed, *, n_classes: int | None = None) -> np.ndarray:
+    """Up to ``per_class`` examples of each class drawn without replacement, their indices sorted:
+    int (M,). ``seed``: an int or a ``np.random.Generator`` (classes drawn in order 0..K-1)."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise ValueError(f"y must be int labels (N,), got {y.dtype} {y.shape}")
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise ValueError(f"per_class must be an int >= 1, got {per_class!r}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    k = int(y.max()) + 1 if n_classes is None else n_classes
+    return np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), min(per_class, int(np.sum(y == c))), replace=False)
+                                   for c in range(k)]))
 
 
 # --- paired differences ---
@@ -38,6 +59,7 @@ def paired_bootstrap(a, b, *, n_boot: int = 10000, confidence: float = 0.95, see
         raise ValueError("paired values contain NaN or inf")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    _check_draws(n_boot)
     d = a - b                                                               # (N,)
     rng = np.random.default_rng(seed)
     means = np.empty(n_boot)
@@ -54,6 +76,9 @@ def paired_t_p_values(differences: list[np.ndarray]) -> np.ndarray:
     every difference is 0, 0 where they are all equal and not 0."""
     out = np.empty(len(differences))
     for k, d in enumerate(differences):
+        d = np.asarray(d, np.float64)
+        if d.ndim != 1 or len(d) < 2 or not np.isfinite(d).all():
+            raise ValueError(f"cell {k}: a paired t-test needs finite differences (N,) with N >= 2, got shape {d.shape}")
         sd = d.std(ddof=1)
         if sd == 0:
             out[k] = 1.0 if d.mean() == 0 else 0.0
@@ -76,6 +101,8 @@ def holm(p: np.ndarray) -> np.ndarray:
 
 def wilson(correct: int, n: int, z: float = Z95) -> list[float] | None:
     """Wilson score interval of a proportion (95 % by default); None for n = 0."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0 or not 0 <= correct <= n:
+        raise ValueError(f"wilson needs 0 <= correct <= n, integers, got correct={correct!r}, n={n!r}")
     if n == 0:
         return None
     p = correct / n
@@ -89,6 +116,10 @@ def group_bootstrap(values: np.ndarray, groups: np.ndarray, n_boot: int = 2000, 
     """95 % percentile interval of the mean of ``values`` over tiles, with whole groups resampled
     (the tiles of one group are not independent; the groups are taken to be). float or bool (N,)
     values, str (N,) groups. None with fewer than ``min_groups`` groups."""
+    values, groups = np.asarray(values, float), np.asarray(groups)
+    if values.ndim != 1 or values.shape != groups.shape or not np.isfinite(values).all():
+        raise ValueError(f"values and groups must be (N,) each, values finite, got {values.shape} and {groups.shape}")
+    _check_draws(n_boot)
     names, index = np.unique(groups, return_inverse=True)
     if len(names) < min_groups:
         return None

@@ -29,17 +29,33 @@ from xai.analysis.stats import holm, paired_bootstrap, paired_t_p_values
 from xai.core import check_value_range
 from xai.methods import METHODS, method_function
 from xai.methods.integrated_gradients import IG_BASELINES
-from xai.metrics import METRICS as ALL_METRICS
+from xai.metrics import METRICS
 
-__all__ = ["evaluations", "METRICS", "method_variants", "evaluate_grid", "robustness", "robustness_table",
-           "settings_table", "verdicts", "shared_reference", "findings",
-           "completeness_by_baseline", "LEFT_OUT", "sweep_plan", "comparison_defaults", "run_sweep", "sweep_sections",
-           "sections_markdown"]
+__all__ = [
+    "evaluations",
+    "SWEPT_METRICS",
+    "METRIC_NAMES",
+    "GRAINS",
+    "method_variants",
+    "evaluate_grid",
+    "robustness",
+    "robustness_table",
+    "settings_table",
+    "verdicts",
+    "shared_reference",
+    "findings",
+    "completeness_by_baseline",
+    "LEFT_OUT",
+    "sweep_plan",
+    "comparison_defaults",
+    "run_sweep",
+    "sweep_sections",
+    "sections_markdown",
+    "rise_setting",
+]
 
-# the metrics scored across the grid (SRG first: it summarises both curves) -> higher is better
-METRICS = {key: ALL_METRICS[key].higher_is_better for key in ("srg", "morf_auc", "lerf_auc")}
-if set(METRICS) != {k for k, m in ALL_METRICS.items() if m.swept}:
-    raise RuntimeError("the sweep's metrics and xai.metrics.METRICS's swept ones differ: list every swept metric here")
+# the metrics of xai.metrics.METRICS scored across the grid -> higher is better (SRG first: it summarises both curves)
+SWEPT_METRICS = {key: m.higher_is_better for key, m in sorted(METRICS.items(), key=lambda km: km[0] != "srg") if m.swept}
 GRAINS = ("pixels", "patches")
 
 
@@ -80,30 +96,37 @@ LEFT_OUT = {
 }
 
 
+def rise_setting(n_masks: int, cell_size=None) -> str:
+    """The sweep's name of a RISE setting."""
+    return f"{n_masks} masks, cell {cell_size or 'default'}"
+
+
 def _sweep_settings(p: dict) -> dict[str, dict[tuple[str, str], dict]]:
     """Each swept method's settings: ``{method: {(row, setting): options}}``. A row is a method as
-    the tables name it; expected gradients and the tunnel over IG are settings of the IG row (IG
-    with a reference-set baseline, IG smoothed)."""
+    the tables name it (its METHODS label); expected gradients and the tunnel over IG are settings of
+    the IG row (IG with a reference-set baseline, IG smoothed)."""
+    label = {name: m.label for name, m in METHODS.items()}
+    ig, sg = label["integrated_gradients"], label["smoothgrad"]
     common = {"seed": p["seed"], "batch_size": p["batch_size"]}
     noise = {"value_range": p["value_range"], **common}
     return {
-        "integrated_gradients": {("IG", b): {"baseline": b, "steps": p["ig_steps"], "value_range": p["value_range"],
+        "integrated_gradients": {(ig, b): {"baseline": b, "steps": p["ig_steps"], "value_range": p["value_range"],
                                              "blur_sigma": p["blur_sigma"], "baseline_samples": p["uniform_samples"],
                                              **common} for b in IG_BASELINES},
         "expected_gradients": {} if p["references"] is None else {
-            ("IG", "expected"): {"references": p["references"], "samples": p["expected_samples"], **common}},
-        "smoothgrad": {**{("IG", f"tunnel {s:g}"): {"base": "integrated_gradients", "samples": p["tunnel_samples"],
+            (ig, "expected"): {"references": p["references"], "samples": p["expected_samples"], **common}},
+        "smoothgrad": {**{(ig, f"tunnel {s:g}"): {"base": "integrated_gradients", "samples": p["tunnel_samples"],
                                                      "steps": max(4, p["ig_steps"] // 4), "noise": s, **noise}
-                          for s in p["tunnel_noise"]},
-                       **{("SmoothGrad", f"σ {s:g}"): {"samples": p["smoothgrad_samples"], "noise": s, **noise}
-                          for s in p["smoothgrad_noise"]}},
-        "gradient_x_input": {("Gradient × input", "default"): {"batch_size": p["batch_size"]}},
-        "grad_cam": {("Grad-CAM", "default"): {}},
-        "grad_cam_plus_plus": {("Grad-CAM++", "default"): {}},
-        "score_cam": {("Score-CAM", "default"): {"batch_size": p["batch_size"]}},
-        "rise": {("RISE", f"{m} masks, cell {c or 'default'}"): {"n_masks": m, "cell_size": c, **common}
+                          for s in p["ig_tunnel_sigmas"]},
+                       **{(sg, f"σ {s:g}"): {"samples": p["smoothgrad_samples"], "noise": s, **noise}
+                          for s in p["smoothgrad_sigmas"]}},
+        "gradient_x_input": {(label["gradient_x_input"], "default"): {"batch_size": p["batch_size"]}},
+        "grad_cam": {(label["grad_cam"], "default"): {}},
+        "grad_cam_plus_plus": {(label["grad_cam_plus_plus"], "default"): {}},
+        "score_cam": {(label["score_cam"], "default"): {"batch_size": p["batch_size"]}},
+        "rise": {(label["rise"], rise_setting(m, c)): {"n_masks": m, "cell_size": c, **common}
                  for m, c in p["rise_settings"]},
-        "sise": {("SISE", "default"): {"batch_size": p["batch_size"]}},
+        "sise": {(label["sise"], "default"): {"batch_size": p["batch_size"]}},
     }
 
 
@@ -121,8 +144,8 @@ def sweep_plan(p: dict) -> dict[tuple[str, str], tuple[str, dict]]:
 
 
 def method_variants(model, x, classes, *, value_range: tuple, given: dict | None = None, references=None,
-                    blur_sigma: float = 10.0, ig_steps: int = 32, tunnel_noise=(0.05, 0.15), tunnel_samples: int = 10,
-                    smoothgrad_noise=(0.05, 0.15), smoothgrad_samples: int = 50, expected_samples: int = 64,
+                    blur_sigma: float = 10.0, ig_steps: int = 32, ig_tunnel_sigmas=(0.05, 0.15), tunnel_samples: int = 10,
+                    smoothgrad_sigmas=(0.05, 0.15), smoothgrad_samples: int = 50, expected_samples: int = 64,
                     rise_settings=((1000, None),), uniform_samples: int = 4, seed: int = 0,
                     batch_size: int = 128, log: Callable | None = None) -> tuple[dict, dict]:
     """The settings swept, each method's maps in each: ``({row: {setting: maps}}, references)``.
@@ -130,9 +153,9 @@ def method_variants(model, x, classes, *, value_range: tuple, given: dict | None
     - "IG": baselines zeros, white (the range's top), mean, blur (``blur_sigma``), uniform
       (``uniform_samples`` draws), expected gradients from ``references`` (e.g. training examples;
       skipped when None; ``expected_samples`` draws), and the noise tunnel over IG (SmoothGrad of IG
-      from zeros) at each ``tunnel_noise`` (sigma as a share of the range; ``tunnel_samples`` draws of
+      from zeros) at each ``ig_tunnel_sigmas`` (sigma as a share of the range; ``tunnel_samples`` draws of
       ``ig_steps`` / 4 steps, to bound the cost): the setting "zeros" is the tunnel off.
-    - "SmoothGrad": the noise tunnel over the plain gradient at each ``smoothgrad_noise``.
+    - "SmoothGrad": the noise tunnel over the plain gradient at each ``smoothgrad_sigmas``.
     - "Gradient × input", "Grad-CAM", "Grad-CAM++", "Score-CAM", "SISE", and any method of METHODS
       not named here or in :data:`LEFT_OUT`: their defaults (the CAMs at the default layer).
     - "RISE": each ``(n_masks, cell_size)`` of ``rise_settings`` (None: RISE's default cell).
@@ -142,12 +165,12 @@ def method_variants(model, x, classes, *, value_range: tuple, given: dict | None
     "zeros" | None}``, is the input each baseline stands for, for :func:`robustness`.
     ``value_range``: ``(lo, hi)`` of the data (never guessed)."""
     lo, hi = check_value_range(value_range, needed_for="the method settings' baselines and noise")
-    for name, values in (("tunnel_noise", tunnel_noise), ("smoothgrad_noise", smoothgrad_noise),
+    for name, values in (("ig_tunnel_sigmas", ig_tunnel_sigmas), ("smoothgrad_sigmas", smoothgrad_sigmas),
                          ("rise_settings", rise_settings)):
         if len(set(values)) != len(values):
             raise ValueError(f"{name} repeats a setting: {values!r}")
     plan = sweep_plan(dict(value_range=(lo, hi), references=references, blur_sigma=blur_sigma, ig_steps=ig_steps,
-                           tunnel_noise=tunnel_noise, tunnel_samples=tunnel_samples, smoothgrad_noise=smoothgrad_noise,
+                           ig_tunnel_sigmas=ig_tunnel_sigmas, tunnel_samples=tunnel_samples, smoothgrad_sigmas=smoothgrad_sigmas,
                            smoothgrad_samples=smoothgrad_samples, expected_samples=expected_samples,
                            rise_settings=rise_settings, uniform_samples=uniform_samples, seed=seed,
                            batch_size=batch_size))
@@ -161,8 +184,9 @@ def method_variants(model, x, classes, *, value_range: tuple, given: dict | None
             if log:
                 log(f"{row} ({setting}): computed")
         variants.setdefault(row, {})[setting] = maps
-    refs = {("IG", "zeros"): "zeros", ("IG", "blur"): "blur", ("Gradient × input", "default"): "zeros",
-            **{("IG", f"tunnel {sigma:g}"): "zeros" for sigma in tunnel_noise}}
+    ig = METHODS["integrated_gradients"].label
+    refs = {(ig, "zeros"): "zeros", (ig, "blur"): "blur", (METHODS["gradient_x_input"].label, "default"): "zeros",
+            **{(ig, f"tunnel {sigma:g}"): "zeros" for sigma in ig_tunnel_sigmas}}
     return variants, refs
 
 
@@ -204,14 +228,14 @@ def evaluate_grid(model, x, classes, variants: dict[str, dict[str, np.ndarray]],
                 curves = xm.removal_curves(model, x, maps, classes, steps=steps, fill=ev["fill"], noise_std=noise_std,
                                            noise_scale=noise_scale, seed=seed, batch_size=batch_size,
                                            patch=patch if ev["granularity"] == "patches" else 1)
-                grid[(method, setting, label)] = {k: np.asarray(curves[k], np.float64) for k in METRICS}
+                grid[(method, setting, label)] = {k: np.asarray(curves[k], np.float64) for k in SWEPT_METRICS}
                 if log:
                     log(f"{method} ({setting}), {label}: SRG {grid[(method, setting, label)]['srg'].mean():+.3f}")
     return grid
 
 
 def robustness(grid: dict, *, references: dict | None = None, evaluations: dict | None = None,
-               metrics=tuple(METRICS), alpha: float = 0.05, n_boot: int = 2000, seed: int = 0) -> list[dict]:
+               metrics=tuple(SWEPT_METRICS), alpha: float = 0.05, n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """For every metric and pair of methods, the grid's cells (a setting of each method and an
     evaluation): in how many the first method wins, the second wins or neither, the verdict, the
     verdict again without the cells where a method's baseline shares its reference with the fill
@@ -231,14 +255,14 @@ def robustness(grid: dict, *, references: dict | None = None, evaluations: dict 
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     for metric in metrics:
-        if metric not in METRICS:
-            raise ValueError(f"metrics must be among {tuple(METRICS)}, got {metric!r}")
+        if metric not in SWEPT_METRICS:
+            raise ValueError(f"metrics must be among {tuple(SWEPT_METRICS)}, got {metric!r}")
     methods = list(dict.fromkeys(m for m, _, _ in grid))
     labels = list(dict.fromkeys(e for _, _, e in grid))
     settings = {m: list(dict.fromkeys(s for mm, s, _ in grid if mm == m)) for m in methods}
     rows = []
     for metric in metrics:
-        sign = 1.0 if METRICS[metric] else -1.0                       # differences oriented: > 0 favours a
+        sign = 1.0 if SWEPT_METRICS[metric] else -1.0                       # differences oriented: > 0 favours a
         for i, a in enumerate(methods):
             for b in methods[i + 1:]:
                 cells, diffs = [], []
@@ -339,13 +363,13 @@ def settings_table(grid: dict, *, references: dict | None = None, evaluations: d
     ``metric`` and its rank among the rows in that evaluation (1: best), marked † where the
     setting's baseline shares its reference with the fill; the last column the row's best and worst
     rank over the evaluations."""
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {tuple(METRICS)}, got {metric!r}")
+    if metric not in SWEPT_METRICS:
+        raise ValueError(f"metric must be one of {tuple(SWEPT_METRICS)}, got {metric!r}")
     references = references or {}
     evaluations = evaluations or {}
     labels = list(dict.fromkeys(e for _, _, e in grid))
     keys = list(dict.fromkeys((m, s) for m, s, _ in grid))
-    sign = 1 if METRICS[metric] else -1
+    sign = 1 if SWEPT_METRICS[metric] else -1
     ranks = {}
     for ev in labels:
         have = [k for k in keys if (*k, ev) in grid]
@@ -366,7 +390,7 @@ def settings_table(grid: dict, *, references: dict | None = None, evaluations: d
     return "\n".join(lines)
 
 
-METRIC_NAMES = {key: ALL_METRICS[key].name for key in METRICS}
+METRIC_NAMES = {key: METRICS[key].name for key in SWEPT_METRICS}
 
 
 def findings(rows: list[dict], label: str, *, methods=None) -> list[str]:
@@ -435,10 +459,12 @@ def completeness_by_baseline(model, x, classes, ig_variants: dict[str, np.ndarra
 # --- the whole sweep on one data set, as the notebook runs it ---
 
 def comparison_defaults(maps: dict, index, rise_masks: int) -> dict[tuple[str, str], np.ndarray]:
-    """The comparison's maps (``{"Grad-CAM" | "IG" | "RISE" | "SISE": maps}``, e.g. from
-    :func:`xai.analysis.compare.explain_all`) at the positions ``index``, keyed by the sweep setting
-    they are: Grad-CAM, SISE at their defaults, IG from zeros, RISE with ``rise_masks`` masks."""
-    settings = {"Grad-CAM": "default", "IG": "zeros", "RISE": f"{rise_masks} masks, cell default", "SISE": "default"}
+    """The comparison's maps (``{label: maps}`` for the methods of ``xai.analysis.compare.COMPARED``,
+    e.g. from its ``explain_all``) at the positions ``index``, keyed by the sweep setting each is: the
+    method's defaults (IG from zeros), RISE with ``rise_masks`` masks."""
+    from xai.analysis.compare import COMPARED
+    defaults = {"integrated_gradients": "zeros", "rise": rise_setting(rise_masks)}
+    settings = {METHODS[name].label: defaults.get(name, "default") for name in COMPARED}
     unknown = set(maps) - set(settings)
     if unknown:
         raise ValueError(f"no sweep setting for the comparison's maps of {sorted(unknown)}; expected some of {sorted(settings)}")
@@ -461,10 +487,10 @@ def run_sweep(model, x, classes, *, value_range: tuple, patch: int, given: dict 
     grid = evaluate_grid(model, x, classes, variants, evals, patch=patch, steps=steps, noise_std=noise_std,
                          noise_scale=noise_scale, seed=seed, batch_size=batch_size)
     rows = robustness(grid, references=refs, evaluations=evals, n_boot=n_boot, seed=seed)
-    completeness = completeness_by_baseline(model, x, classes, variants["IG"], value_range=value_range,
-                                            references=references, blur_sigma=blur_sigma,
-                                            uniform_samples=draws.get("uniform_samples", 4), seed=seed,
-                                            batch_size=batch_size)
+    ig_maps = variants[METHODS["integrated_gradients"].label]
+    completeness = completeness_by_baseline(model, x, classes, ig_maps, value_range=value_range, references=references,
+                                            blur_sigma=blur_sigma, uniform_samples=draws.get("uniform_samples", 4),
+                                            seed=seed, batch_size=batch_size)
     return {"n": len(x), "variants": variants, "references": refs, "evaluations": evals, "grid": grid, "rows": rows,
             "verdicts": verdicts(rows), "n_settings": sum(map(len, variants.values())),
             "settings_table": settings_table(grid, references=refs, evaluations=evals),

@@ -29,18 +29,10 @@ import numpy as np
 import xai.dataset.runner as runner
 import xai.dataset.store as store
 from xai.dataset.sources import array_digest, open_source
-from xai.dataset.store import COMPRESSIONS, FORMAT, load_explanations, merge_shards, shard_path
+from xai.dataset.store import COMPRESSIONS, FORMAT, shard_path
 from xai.methods import METHODS, method_function
 
-__all__ = [
-    "METHODS",
-    "method_function",
-    "explain_dataset",
-    "merge_shards",
-    "load_explanations",
-    "model_fingerprint",
-    "shard_path",
-]
+__all__ = ["explain_dataset", "model_fingerprint"]
 
 # --- the method, its options and the model, as recorded in the file ---
 
@@ -85,7 +77,7 @@ _ARCHITECTURE_ARGS = ("activation", "padding", "strides", "pool_size", "kernel_s
 
 
 def _architecture(model) -> list:
-    from xai.core import all_layers
+    from xai.layers import all_layers
     described = []
     for layer in all_layers(model):
         config = layer.get_config()
@@ -176,7 +168,7 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
     """Explain every example of ``data`` with ``method`` and store the maps in the HDF5 file ``out``.
 
     Args:
-        model: a Keras model (see ``xai.core.check_model``). Under a ``strategy``, load or build it in
+        model: a Keras model (see ``xai.layers.check_model``). Under a ``strategy``, load or build it in
             ``strategy.scope()`` so each device holds its own copy of the weights.
         data: a NumPy array or memory map float/int (N, T, C) or (N, H, W, C), a pair ``(x, labels)``,
             a ``tf.data.Dataset`` of inputs or (inputs, labels) (batched or not), or a folder of image
@@ -212,7 +204,8 @@ def explain_dataset(model, data, method, out, *, class_index="predicted", batch_
             batches' inputs are read again and compared with the digests stored with them).
         OSError: writing failed during the run (the disk filled up): the completed batches are kept.
     """
-    from xai.core import check_model, num_classes
+    from xai.core import num_classes
+    from xai.layers import check_model
     check_model(model)
     function, method_name = _resolve_method(method)
     batch_size, resume, progress = _check_settings(batch_size, method_batch_size, resume, progress, compression)
@@ -399,6 +392,8 @@ def _resume_point(out, attrs, checked, block, resume, source):
     try:
         with h5py.File(out, "r") as f:
             found = dict(f.attrs)
+        if store.attr_value(found.get("format")) in store.READ_FORMATS:           # an earlier name of this layout
+            found["format"] = FORMAT
     except OSError as err:
         raise ValueError(f"{out!r} exists but is not a readable HDF5 file ({err}); delete it or pass "
                          "resume=False") from err

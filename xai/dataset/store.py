@@ -30,12 +30,14 @@ import numpy as np
 
 from xai.files import atomic_path
 
-__all__ = ["FORMAT", "COMPRESSIONS", "fields_for", "chunk_rows", "create_kwargs", "atomic_h5", "part_name",
+__all__ = ["FORMAT", "READ_FORMATS", "COMPRESSIONS", "fields_for", "chunk_rows", "create_kwargs", "atomic_h5", "part_name",
            "write_part", "write_virtual_main", "completed_parts", "rows_written", "consolidate", "attr_value",
            "tmp_prefix", "part_digests", "file_digests",
            "shard_path", "load_explanations", "merge_shards"]
 
 FORMAT = "xai.dataset/1"
+# every format name this code reads: the same layout was named "xai_dataset/1" before the package existed
+READ_FORMATS = (FORMAT, "xai_dataset/1")
 COMPRESSIONS = ("gzip", "lzf", None)
 CHUNK_BYTES = 1 << 20                 # at most this much of one dataset in a chunk
 
@@ -287,10 +289,10 @@ def _read_shard(path: str) -> tuple[str, dict, np.ndarray]:
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: attr_value(v) for k, v in f.attrs.items()}
-            index = f["index"][:] if attrs.get("format") == FORMAT else None        # int64 (N_shard,)
+            index = f["index"][:] if attrs.get("format") in READ_FORMATS else None        # int64 (N_shard,)
     except OSError as err:
         raise ValueError(f"cannot read shard {path!r} ({err})") from err
-    if attrs.get("format") != FORMAT:
+    if attrs.get("format") not in READ_FORMATS:
         raise ValueError(f"{path!r} is not a file written by explain_dataset")
     if not attrs.get("complete"):
         raise ValueError(f"{path!r} is not complete; finish (resume) that shard first")

@@ -32,7 +32,7 @@ from xai.core import (
 from xai.layers import lookup_layer, sise_layers
 from xai.maps import minmax, resize_maps, upsample
 
-__all__ = ["rise", "rise_masks", "sise", "sise_layers"]
+__all__ = ["rise", "rise_masks", "sise"]
 
 
 # --- RISE ---

@@ -125,8 +125,9 @@ def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, noise_sca
     x = x.astype(np.float64)
     if not np.isfinite(x).all():
         raise ValueError("x has NaN or inf values")
-    if not (np.isfinite(noise_std) and noise_std >= 0):
-        raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
+    check_number("noise_std", noise_std, low=0)
+    if noise_scale is not None:
+        check_number("noise_scale", noise_scale, low=0)
     scale = float(x.max() - x.min()) if noise_scale is None else float(noise_scale)
     if not (np.isfinite(scale) and scale >= 0):
         raise ValueError(f"noise_scale must be a finite number >= 0 (the span of the data's values, e.g. 255), got {noise_scale!r}")
@@ -138,8 +139,8 @@ def road_impute(x, removed, *, noise_std: float = 0.01, seed: int = 0, noise_sca
     # drawn afterwards in the examples' order, so the result does not depend on the threads
     if threads is None:
         threads = usable_cores()
-    elif isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
+    else:
+        check_number("threads", threads, low=1, integer=True)
     workers = min(len(todo), int(threads))
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
@@ -182,8 +183,8 @@ def _check_fill(fill, blur_sigma):
             raise ValueError(f"fill must be one of {FILLS} or a number, got {fill!r}")
     elif isinstance(fill, bool) or not isinstance(fill, (int, float, np.number)) or not np.isfinite(fill):
         raise ValueError(f"fill must be one of {FILLS} or a finite number, got {fill!r}")
-    if isinstance(fill, str) and fill == "blur" and not (np.isfinite(blur_sigma) and blur_sigma > 0):
-        raise ValueError(f"blur_sigma must be > 0, got {blur_sigma!r}")
+    if isinstance(fill, str) and fill == "blur":
+        check_number("blur_sigma", blur_sigma, low=0, low_open=True)
 
 
 def _picked(model, x, classes, score, batch_size):
@@ -371,8 +372,7 @@ def average_drop_increase_topk(model, x, maps, class_index=None, *, keep_fractio
     """A variant of :func:`average_drop_increase`: keep the top ``keep_fraction`` of positions of each
     map (signed relevance) and remove the rest with ``fill`` ("road" by default, so the model sees
     an input close to its data; "zeros", "blur" or a number otherwise). Same outputs."""
-    if isinstance(keep_fraction, bool) or not (isinstance(keep_fraction, (int, float)) and 0 < keep_fraction <= 1):
-        raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction!r}")
+    check_number("keep_fraction", keep_fraction, low=0, high=1, low_open=True)
     x, relevance, classes, rank, _ = _curve_inputs(model, x, maps, class_index, 1, fill, blur_sigma, score, batch_size)
     k = max(1, int(round(keep_fraction * relevance.shape[1])))
     removed = (rank >= k).reshape(x.shape[:-1])

@@ -30,7 +30,7 @@ def test_accuracy(model, x_test, y_test, batch_size: int = 64) -> dict:
 
 def border_table(cams, y, class_names, band: int = 12, margin: float = 0.05) -> tuple[str, dict]:
     """Whether each class's Grad-CAM maps sit on the tile's frame: the median share of a map's mass
-    in the outer ``band`` pixels (:func:`xai.metrics.removal.border_mass_share`; all-zero maps skipped),
+    in the outer ``band`` pixels (:func:`xai.metrics.localisation.border_mass_share`; all-zero maps skipped),
     against the band's share of the area plus ``margin``. ``cams``: non-negative (N, H, W).
     Returns ``(markdown table, {class: median share})``."""
     cams = np.asarray(cams)

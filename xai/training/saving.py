@@ -140,6 +140,10 @@ def load_legacy_model(path: str):
 
 
 def read_provenance(path: str) -> dict:
-    """The JSON written beside a saved model by :func:`save_model_with_provenance`."""
+    """The JSON written beside a saved model by :func:`save_model_with_provenance`, its ``history``
+    holding the chosen epoch (``best_epoch``) as a freshly trained model's does."""
     with open(os.path.splitext(path)[0] + ".json") as f:
-        return json.load(f)
+        info = json.load(f)
+    if isinstance(info.get("history"), dict) and "best_epoch" in info:
+        info["history"]["best_epoch"] = info["best_epoch"]
+    return info

@@ -1,6 +1,6 @@
 """What training both models shares: one config base and one training function (augmented batches,
 a validation split from ``xai.training.splits``, a schedule, the best validation epoch kept, saved with
-``xai.training.saving``), and the notebooks' training plots.
+``xai.training.saving``); its figures are in ``xai.plots``.
 
 Axis key: N examples, B batch, T signal length, H, W image size, C channels, K classes.
 """

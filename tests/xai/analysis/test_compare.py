@@ -164,11 +164,6 @@ def test_explain_all_gives_every_compared_method_its_maps_and_the_completeness_r
     assert gl64[4] < 1e-2
 
 
-def test_write_text_atomic_leaves_the_text_and_no_temporary_file(tmp_path):
-    path = xc.write_text_atomic(str(tmp_path / "sub" / "t.md"), "hello\n")
-    assert open(path).read() == "hello\n" and os.listdir(tmp_path / "sub") == ["t.md"]
-
-
 def test_explain_stored_equals_explain_all(tmp_path):
     model = tiny_conv2d()
     x = np.random.default_rng(0).uniform(0, 255, (10, 12, 12, 3)).astype(np.float32)

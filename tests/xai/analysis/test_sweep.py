@@ -48,8 +48,8 @@ def test_not_resolved_when_no_cell_rejects_and_holm_guards_against_chance():
         xs.robustness(grid, references={("A", "s"): "blur"})
     # 60 cells of pure noise: unadjusted, 4 would "win" by chance; Holm keeps the family at 5 %
     rng = np.random.default_rng(1)
-    noise = {("A", "s", f"e{k}"): {m: rng.normal(0, 1, 30) for m in xs.METRICS} for k in range(60)}
-    noise.update({("B", "t", f"e{k}"): {m: rng.normal(0, 1, 30) for m in xs.METRICS} for k in range(60)})
+    noise = {("A", "s", f"e{k}"): {m: rng.normal(0, 1, 30) for m in xs.SWEPT_METRICS} for k in range(60)}
+    noise.update({("B", "t", f"e{k}"): {m: rng.normal(0, 1, 30) for m in xs.SWEPT_METRICS} for k in range(60)})
     row = xs.robustness(noise, metrics=("srg",), n_boot=100)[0]
     assert row["verdict"] == "not resolved" and min(c["p_holm"] for c in row["detail"]) > 0.05
     raw = paired_t_p_values([noise[("A", "s", f"e{k}")]["srg"] - noise[("B", "t", f"e{k}")]["srg"] for k in range(60)])
@@ -114,7 +114,7 @@ def test_method_variants_give_every_setting_its_maps():
     given = np.random.default_rng(2).random((3, 12, 12)).astype(np.float32)
     variants, references = xs.method_variants(
         model, x, 0, value_range=(0, 255), given={("SISE", "default"): given}, references=refs, blur_sigma=2.0,
-        ig_steps=4, tunnel_noise=(0.1,), tunnel_samples=2, smoothgrad_noise=(0.1,), smoothgrad_samples=2,
+        ig_steps=4, ig_tunnel_sigmas=(0.1,), tunnel_samples=2, smoothgrad_sigmas=(0.1,), smoothgrad_samples=2,
         expected_samples=4, rise_settings=((20, 3), (20, None)), uniform_samples=2)
     assert set(variants) == {"IG", "SmoothGrad", "Gradient × input", "Grad-CAM", "Grad-CAM++", "Score-CAM", "RISE",
                              "SISE"}
@@ -131,7 +131,7 @@ def test_method_variants_give_every_setting_its_maps():
     with pytest.raises(ValueError, match="one map per example"):
         xs.method_variants(model, x, 0, value_range=(0, 255), given={("SISE", "default"): given[:2]})
     with pytest.raises(ValueError, match="repeats"):
-        xs.method_variants(model, x, 0, value_range=(0, 255), tunnel_noise=(0.1, 0.1))
+        xs.method_variants(model, x, 0, value_range=(0, 255), ig_tunnel_sigmas=(0.1, 0.1))
     with pytest.raises(ValueError, match="lo < hi"):
         xs.method_variants(model, x, 0, value_range=255)
 
