@@ -1,6 +1,7 @@
 """Each notebook runs top to bottom in QUICK mode, into a temporary folder; any cell error fails.
 MNIST1D.ipynb and XAI_methods.ipynb also run alone, from nothing: copied into an empty folder, with
 REPO_URL pointing at a clone of this repository and PYTHONPATH clear of it."""
+import importlib.util
 import json
 import os
 import shutil
@@ -14,14 +15,14 @@ import pytest
 from tests.conftest import ROOT, hmt_root, snapshot_repo
 
 
-def _makefile_notebooks() -> list[str]:
-    """The Makefile's NOTEBOOKS: the one list of notebooks, which `make reproduce` runs."""
-    with open(os.path.join(ROOT, "Makefile")) as f:
-        line = next(v for v in f if v.startswith("NOTEBOOKS :="))
-    return line.split(":=", 1)[1].split()
+def _colab_links():
+    spec = importlib.util.spec_from_file_location("colab_links", os.path.join(ROOT, "tools", "colab_links.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-NOTEBOOKS = _makefile_notebooks()
+NOTEBOOKS = _colab_links().NOTEBOOKS          # the Makefile's NOTEBOOKS, read once, by tools/colab_links.py
 
 
 def test_every_notebook_at_the_top_is_in_the_makefiles_list():

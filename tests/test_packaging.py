@@ -9,18 +9,7 @@ import tomllib
 import pytest
 
 from tests.conftest import ROOT
-
-
-def _requirement_lines(path):
-    """{distribution name: specifier} of a requirements file, comments dropped."""
-    out = {}
-    with open(path) as f:
-        for line in f:
-            line = line.split("#", 1)[0].strip()
-            if line:
-                name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower()
-                out[name] = line.replace(" ", "")
-    return out
+from xai.notebook import _requirements  # the one reader of requirements.txt (stdlib only)
 
 
 def test_pyproject_dependencies_agree_with_requirements_txt():
@@ -28,7 +17,7 @@ def test_pyproject_dependencies_agree_with_requirements_txt():
         project = tomllib.load(f)["project"]
     declared = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower(): d.replace(" ", "")
                 for d in project["dependencies"] + project["optional-dependencies"]["dev"]}
-    assert declared == _requirement_lines(os.path.join(ROOT, "requirements.txt"))
+    assert declared == {name: line.replace(" ", "") for name, line in _requirements().items()}
 
 
 def test_the_package_lists_every_subpackage_and_the_card_modules():
