@@ -9,7 +9,9 @@ Two blocks of the README are rewritten, between ``<!-- xai-orderings:start -->``
 ``<!-- xai-orderings:end -->`` (the orderings of the methods, one row a metric, marked with how
 each holds across the settings grid: the ``### Orderings ...`` section) and between
 ``<!-- xai-findings:start -->`` and ``<!-- xai-findings:end -->`` (the verdicts per pair of methods:
-the ``### Findings across settings`` section). The full tables, every paired difference, every
+the ``### Findings across settings`` section), and between ``<!-- shortcut-findings:start -->`` and
+``<!-- shortcut-findings:end -->`` (the planted-shortcut benchmark's result, written by
+``xai.shortcut.report.findings_sentence`` from ``models/shortcut/shortcut_results.json``). The full tables, every paired difference, every
 claim whose confidence interval excludes 0 and the settings sweeps stay in
 ``figures/xai_tables.md``. The README is rewritten through a temporary file and a rename;
 ``--check`` only reports whether it is up to date (exit 1 if not).
@@ -25,7 +27,8 @@ if _REPO not in sys.path:                                   # run as a script: t
     sys.path.insert(0, _REPO)
 from xai.files import write_atomic  # noqa: E402
 
-ORDERINGS, FINDINGS = "xai-orderings", "xai-findings"
+ORDERINGS, FINDINGS, SHORTCUTS = "xai-orderings", "xai-findings", "shortcut-findings"
+SHORTCUT_RESULTS = os.path.join("models", "shortcut", "shortcut_results.json")
 ORDERED = "Orderings"
 ACROSS = "Findings across settings"
 
@@ -58,9 +61,20 @@ def fill(readme: str, name: str, body: str) -> str:
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
-def updated(readme: str, tables_text: str) -> str:
+def shortcut_block(results_path: str = SHORTCUT_RESULTS) -> str:
+    """The planted-shortcut sentence, from the committed results."""
+    import json
+
+    from xai.shortcut.report import findings_sentence
+    with open(results_path) as f:
+        return findings_sentence(json.load(f))
+
+
+def updated(readme: str, tables_text: str, shortcut_text: str | None = None) -> str:
     for name, body in blocks(tables_text).items():
         readme = fill(readme, name, body)
+    if shortcut_text is not None:
+        readme = fill(readme, SHORTCUTS, shortcut_text)
     return readme
 
 
@@ -70,7 +84,7 @@ def main(argv: list[str]) -> int:
         tables_text = f.read()
     with open("README.md") as f:
         readme = f.read()
-    new = updated(readme, tables_text)
+    new = updated(readme, tables_text, shortcut_block() if os.path.isfile(SHORTCUT_RESULTS) else None)
     if check:
         print("README.md is up to date" if new == readme else "README.md differs from figures/xai_tables.md")
         return int(new != readme)

@@ -16,6 +16,7 @@ The package, by layer (each folder's ``__init__`` lists its files):
     analysis/            stats (bootstrap, paired intervals, Holm), compare (every metric on the same
                          examples), sweep (every method in each setting under every removal setting)
     dataset/             explain a whole data set into HDF5, resumable: ``python -m xai.dataset``
+    shortcut/            planted shortcuts: markers, reliance, mass on the marker against controls
     plots.py             heatmaps over signals and images, curves, the claims figure
     training/            the repository's models: one training path, saving with provenance,
                          slide-held-out evaluation for HMT, what a trained classifier reports
@@ -55,6 +56,7 @@ _PUBLIC = {
     "sise": "xai.methods.perturbation",
     "predict_scores": "xai.core",
     "normalize": "xai.maps",
+    "add_marker": "xai.shortcut.markers",
     "explain_dataset": "xai.dataset.explain",
     "load_explanations": "xai.dataset.store",
 }

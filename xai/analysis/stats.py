@@ -8,9 +8,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import kendalltau, rankdata
 from scipy.stats import t as student_t
 
-__all__ = ["Z95", "summary", "stratified_sample", "paired_bootstrap", "paired_t_p_values", "holm", "wilson", "group_bootstrap"]
+__all__ = ["Z95", "summary", "stratified_sample", "paired_bootstrap", "paired_t_p_values", "holm", "wilson", "group_bootstrap",
+           "auroc", "kendall_tau"]
 
 Z95 = 1.959963984540054   # the normal quantile of a two-sided 95 % interval
 
@@ -128,3 +130,31 @@ def group_bootstrap(values: np.ndarray, groups: np.ndarray, n_boot: int = 2000, 
     draws = np.random.default_rng(seed).integers(0, len(names), (n_boot, len(names)))   # (B, G)
     means = total[draws].sum(1) / n[draws].sum(1)                          # (B,)
     return [float(v) for v in np.percentile(means, [2.5, 97.5])]
+
+
+# --- separation and rank agreement ---
+
+def auroc(positive, negative) -> float:
+    """Area under the ROC curve of scores that should be higher for ``positive`` than for
+    ``negative`` (the Mann-Whitney statistic, ties counted half): the chance that a random positive
+    outscores a random negative. 0.5: no separation."""
+    pos, neg = np.asarray(positive, np.float64).ravel(), np.asarray(negative, np.float64).ravel()
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError(f"auroc needs scores on both sides, got {len(pos)} positive and {len(neg)} negative")
+    if not (np.isfinite(pos).all() and np.isfinite(neg).all()):
+        raise ValueError("auroc's scores contain NaN or inf")
+    ranks = rankdata(np.concatenate([pos, neg]))                            # mid-ranks for ties
+    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def kendall_tau(a, b) -> float:
+    """Kendall's tau-b between two rankings' scores of the same items (ties allowed): in [-1, 1]; 0
+    where either side has no two different scores."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"kendall_tau needs two score vectors of the same length >= 2, got {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("kendall_tau's scores contain NaN or inf")
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    return float(kendalltau(a, b).statistic)

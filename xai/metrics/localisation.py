@@ -12,7 +12,7 @@ import numpy as np
 
 from xai.maps import saliency_positions
 
-__all__ = ["relevance_mass_accuracy", "pointing_game", "band_area_share", "border_mass_share"]
+__all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "band_area_share", "border_mass_share"]
 
 
 # --- against a ground-truth mask ---
@@ -44,6 +44,19 @@ def relevance_mass_accuracy(maps, masks, x_shape=None, *, absolute: bool = True)
     pos = np.maximum(rel, 0)
     total = pos.sum(1)
     return np.where(total > 0, (pos * masks).sum(1) / np.where(total > 0, total, 1), 0.0)
+
+
+def relevance_rank_accuracy(maps, masks, x_shape=None, *, absolute: bool = True) -> np.ndarray:
+    """Share of the map's top-K positions that fall inside the ground truth, K the mask's size
+    (Arras et al. 2022): float (N,). Positions are ranked by |map| (``absolute``) or by signed
+    relevance; ties at the K-th value are broken by position order (stable sort), so a constant map
+    scores the share of the mask among the first K positions. An empty mask scores 0."""
+    rel, masks = _relevance_and_masks(maps, masks, x_shape, absolute)
+    k = masks.sum(1)                                                        # (N,)
+    order = np.argsort(-rel, axis=1, kind="stable")                         # (N, D) most relevant first
+    inside = np.take_along_axis(masks, order, axis=1)                       # (N, D) in rank order
+    hits = (np.cumsum(inside, 1) * (np.arange(masks.shape[1])[None] == (k[:, None] - 1))).sum(1)
+    return np.where(k > 0, hits / np.maximum(k, 1), 0.0)
 
 
 def pointing_game(maps, masks, x_shape=None, *, absolute: bool = True) -> np.ndarray:

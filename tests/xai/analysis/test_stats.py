@@ -70,3 +70,23 @@ def test_group_bootstrap_resamples_whole_groups():
     means = (counts * np.array([1.0, 1.0, -1.0, 0.0, 0.5]))[draws].sum(1) / counts[draws].sum(1)
     assert [lo, hi] == pytest.approx(np.percentile(means, [2.5, 97.5]).tolist())
     assert group_bootstrap(values, groups, min_groups=6) is None
+
+
+def test_auroc_is_the_mann_whitney_share_of_pairs_ordered_right():
+    from xai.analysis.stats import auroc
+    assert auroc([3, 4], [1, 2]) == 1.0
+    assert auroc([1, 2], [3, 4]) == 0.0
+    assert auroc([1, 3], [2]) == 0.5
+    with pytest.raises(ValueError, match="both sides"):
+        auroc([], [1])
+    with pytest.raises(ValueError, match="NaN"):
+        auroc([np.nan], [1])
+
+
+def test_kendall_tau_is_1_for_one_order_minus_1_for_its_reverse_and_0_without_ties_broken():
+    from xai.analysis.stats import kendall_tau
+    assert kendall_tau([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert kendall_tau([1, 1, 1], [1, 2, 3]) == 0.0
+    with pytest.raises(ValueError, match="same length"):
+        kendall_tau([1, 2], [1, 2, 3])

@@ -55,3 +55,19 @@ def test_border_mass_share_is_0_inside_the_band_area_for_a_uniform_map_and_nan_w
         xl.border_mass_share(-maps, band=3)
     with pytest.raises(ValueError, match="band"):
         xl.border_mass_share(maps, band=15)
+
+
+def test_rank_accuracy_scores_the_mask_1_a_disjoint_map_0_and_a_random_map_its_area_share():
+    masks = np.zeros((4, 40), bool)
+    masks[:, REGION] = True
+    np.testing.assert_allclose(xl.relevance_rank_accuracy(masks.astype(np.float32), masks), 1.0)
+    np.testing.assert_allclose(xl.relevance_rank_accuracy((~masks).astype(np.float32), masks), 0.0)
+    half = _region_map()
+    half[:, 25:30] = 5.0                       # five positions outside outrank the region's ten
+    np.testing.assert_allclose(xl.relevance_rank_accuracy(half, masks), 0.5)
+    big = np.zeros((400, 400), bool)
+    big[:, :100] = True                        # area share 0.25
+    rnd = np.random.default_rng(0).random((400, 400))
+    assert abs(xl.relevance_rank_accuracy(rnd, big).mean() - 0.25) < 0.01
+    np.testing.assert_allclose(xl.relevance_rank_accuracy(-_region_map(), masks, absolute=False), 0.0)
+    np.testing.assert_allclose(xl.relevance_rank_accuracy(_region_map(), np.zeros((4, 40), bool)), 0.0)

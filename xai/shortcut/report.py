@@ -1,0 +1,357 @@
+"""The planted-shortcut benchmark's results, from the stored model records: the results JSON, its
+tables, the figures, and the README's sentence. Every number here is computed from the records that
+``tools/shortcut_benchmark.py`` wrote (``models/shortcut/runs/``).
+
+Axis key: M models, N inputs explained, D positions.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import numpy as np
+
+from xai.files import atomic_open
+from xai.shortcut.scores import detection, mean_interval, rank_agreement
+
+__all__ = ["RESULTS", "REFERENCES", "kept_name", "load_records", "summarise_setting", "write_results",
+           "load_or_run", "read_results", "tables_markdown", "findings_sentence", "mass_figure", "agreement_figure", "maps_figure"]
+
+RESULTS = "shortcut_results.json"
+REFERENCES = ("random", "edge")           # the reference maps scored beside the methods
+FALSE_ALARM_NOTE = ("a method flags the marker on an input when the map's maximum lies on it (the pointing game, "
+                    "positive relevance); on a control model that is a false alarm")
+
+
+def kept_name(setting, spec) -> str | None:
+    """The file stem under which a model is kept beside the results, or None: the reliant model
+    (p = 1, first seed) and the Clark control (first seed) of each setting."""
+    if spec.seed != setting.seeds[0]:
+        return None
+    if spec.control:
+        return f"{setting.name}_clark"
+    return f"{setting.name}_reliant" if spec.fraction == 1 else None
+
+
+def load_records(out: str, setting) -> list[dict]:
+    """The setting's stored model records, in the plan's order where planned."""
+    from xai.shortcut.benchmark import model_plan
+    folder = os.path.join(out, "models", "shortcut", "runs")
+    records = {}
+    for path in sorted(glob.glob(os.path.join(folder, f"{setting.name}__*.json"))):
+        with open(path) as f:
+            r = json.load(f)
+        records[r["model_id"]] = r
+    order = [s.model_id(setting) for s in model_plan(setting)]
+    return [records[m] for m in order if m in records]
+
+
+def _rows(records, method, score) -> np.ndarray:
+    return np.array([r["scores"][method][score] for r in records])            # (M, N)
+
+
+def _methods(records) -> list[str]:
+    return list(records[0]["scores"]) if records else []
+
+
+def summarise_setting(setting, records: list[dict], *, n_boot: int = 1000) -> dict:
+    """The setting's results: its models' reliance, and per method the mass on the marker by p and
+    for the controls, detection AUROC (reliant against both controls), hits and false alarms, SRG."""
+    from xai.shortcut.benchmark import model_plan
+    groups = {g: [r for r in records if r["group"] == g] for g in ("reliant", "partial", "adebayo", "clark")}
+    out = {"setting": setting.name, "data": setting.data, "kind": setting.kind, "marked_class": setting.marked_class,
+           "planned": len(model_plan(setting)), "scored": len(records),
+           "models": [_model_row(r) for r in records], "methods": {}}
+    if not records:
+        return out
+    out["area_share"] = float(np.mean(records[0]["mask_share"]))
+    score = "change" if setting.kind == "hue" else "mass"
+    out["score"] = score
+    controls = groups["clark"] + groups["adebayo"]
+    for m in _methods(records):
+        row = {"by_fraction": {}}
+        for p in setting.fractions:
+            at = [r for r in records if r["fraction"] == p and not r["control"]]
+            if at:
+                row["by_fraction"][f"{p:g}"] = mean_interval(_rows(at, m, score), n_boot=n_boot)
+        for g in ("reliant", "clark", "adebayo"):
+            if groups[g]:
+                row[g] = mean_interval(_rows(groups[g], m, score), n_boot=n_boot)
+                if score == "mass":
+                    row[f"{g}_rank"] = float(_rows(groups[g], m, "rank").mean())
+                    row[f"{g}_flagged"] = mean_interval(_rows(groups[g], m, "pointing"), n_boot=n_boot)
+        if groups["reliant"] and controls:
+            row["detection"] = detection(_rows(groups["reliant"], m, score), _rows(controls, m, score), n_boot=n_boot)
+        if groups["reliant"] and all("srg" in r and m in r["srg"] for r in groups["reliant"]):
+            row["srg"] = mean_interval(np.array([r["srg"][m] for r in groups["reliant"]]), n_boot=n_boot)
+        out["methods"][m] = row
+    if score == "mass":
+        out["random_check"] = _random_check(records, out["area_share"], n_boot)
+    out["road_agreement"] = _road_agreement(groups["reliant"], controls, score, n_boot)
+    return out
+
+
+def _model_row(r: dict) -> dict:
+    rel, t = r["reliance"], r["training"]
+    return {"model_id": r["model_id"], "fraction": r["fraction"], "seed": r["seed"], "control": r["control"],
+            "group": r["group"], "flip_rate": rel["flip_rate"], "flip_n": rel["flip_n"],
+            "accuracy_clean": rel["accuracy_clean"], "accuracy_drop": rel["accuracy_drop"],
+            "marked_accuracy_with": rel["marked_accuracy_with"], "marked_accuracy_without": rel["marked_accuracy_without"],
+            "best_epoch": t["best_epoch"], "epochs": t["config"]["epochs"], "train_seconds": t["train_seconds"],
+            "flip_rate_by_epoch": t.get("flip_rate_by_epoch"), "seconds_total": r["seconds_total"]}
+
+
+def _random_check(records, area_share, n_boot) -> dict:
+    """The random map's mass (model-independent: one record's) against the mask's area share."""
+    got = mean_interval(_rows(records[:1], "random", "mass"), n_boot=n_boot)
+    return dict(got, area_share=area_share, matches=bool(got["low"] <= area_share <= got["high"]))
+
+
+def _road_agreement(reliant, controls, score, n_boot) -> dict | None:
+    """Kendall's tau between the methods' order by detection AUROC and by ROAD SRG on the reliant
+    models, over the inputs that have both (the first n_road), with a bootstrap over those inputs."""
+    from xai.analysis.stats import auroc
+    from xai.methods import METHODS
+    if not reliant or not controls or any("srg" not in r for r in reliant):
+        return None
+    methods = [m for m in METHODS if all(m in r["srg"] for r in reliant)]
+    n = len(reliant[0]["srg"][methods[0]])
+    det = lambda m, cols: auroc(_rows(reliant, m, score)[:, cols], _rows(controls, m, score)[:, cols])   # noqa: E731
+    srg = lambda m, cols: float(np.array([r["srg"][m] for r in reliant])[:, cols].mean())              # noqa: E731
+    return rank_agreement(methods, det, srg, n, n_boot=min(n_boot, 500))
+
+
+# --- the results file ---
+
+def write_results(out: str, settings, *, command: str = "", figures: bool = True) -> dict:
+    """Summarise every setting's records into ``<out>/models/shortcut/shortcut_results.json`` (and,
+    with ``figures``, the tables and figures under ``<out>/figures/``); returns the results."""
+    from xai.training.saving import library_versions
+    summaries = {s.name: summarise_setting(s, load_records(out, s)) for s in settings}
+    results = {"command": command, "complete": all(v["scored"] == v["planned"] for v in summaries.values()),
+               "conventions": {"relevance": "positive relevance; maps shaped like x summed over channels (signed) first",
+                               "class_explained": "the marked class, on every model",
+                               "flagged": FALSE_ALARM_NOTE,
+                               "intervals": "95 % percentile bootstrap over models and inputs (the same inputs for every model)",
+                               "hue": "no pixel map can localise a hue shift: its score is the map's change, 1 - Spearman "
+                                      "between the maps of the clean and the marked input"},
+               "settings": summaries, "versions": library_versions(),
+               "kept_models": sorted(os.path.basename(p) for p in glob.glob(os.path.join(out, "models", "shortcut", "*.keras")))}
+    with atomic_open(os.path.join(out, "models", "shortcut", RESULTS), "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+        f.write("\n")
+    if figures:
+        _write_figures(out, results)
+    return results
+
+
+def load_or_run(out: str, *, retrain: bool = False, quick: bool = False, work: str | None = None) -> dict:
+    """The results a notebook shows: the committed ones under ``out``, or with ``retrain`` those of
+    ``tools/shortcut_benchmark.py`` run first (resuming from the stored records; ``quick``: its smoke
+    run, into ``work``, a folder outside the repository)."""
+    import subprocess
+    import sys
+    if retrain:
+        command = [sys.executable, os.path.join(out, "tools", "shortcut_benchmark.py")]
+        if quick:
+            if work is None:
+                raise ValueError("a quick re-run writes tiny models' results: pass work=<a folder outside the repository>")
+            command += ["--quick", "--out", work]
+        subprocess.run(command, check=True)
+        return read_results(work if quick else out)
+    return read_results(out)
+
+
+def read_results(out: str) -> dict:
+    """The committed results (``models/shortcut/shortcut_results.json`` under ``out``)."""
+    path = os.path.join(out, "models", "shortcut", RESULTS)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no results at {path}: run python tools/shortcut_benchmark.py")
+    with open(path) as f:
+        return json.load(f)
+
+
+def _write_figures(out: str, results: dict) -> None:
+    from xai.plots import save_figure
+    with atomic_open(os.path.join(out, "figures", "shortcut_tables.md"), "w") as f:
+        f.write(tables_markdown(results))
+    for name, s in results["settings"].items():
+        if s["methods"]:
+            save_figure(mass_figure(s), os.path.join(out, "figures", f"shortcut_{name}.png"))
+    if any(s.get("road_agreement") for s in results["settings"].values()):
+        save_figure(agreement_figure(results), os.path.join(out, "figures", "shortcut_road_agreement.png"))
+
+
+# --- tables and the README's sentence ---
+
+def _label(m: str) -> str:
+    from xai.methods import METHODS
+    return METHODS[m].label if m in METHODS else {"random": "random map", "edge": "edge map"}[m]
+
+
+def _ci(d: dict | None, digits: int = 2) -> str:
+    return "–" if d is None else f"{d['mean'] if 'mean' in d else d['auroc']:.{digits}f} [{d['low']:.{digits}f}, {d['high']:.{digits}f}]"
+
+
+def tables_markdown(results: dict) -> str:
+    """One table a setting: its models' reliance, then per method the score on the marker."""
+    parts = ["# Planted shortcuts\n", f"Conventions: {'; '.join(f'{k}: {v}' for k, v in results['conventions'].items())}.\n"]
+    for name, s in results["settings"].items():
+        parts.append(f"\n## {name} ({s['scored']} of {s['planned']} models scored)\n")
+        if not s["methods"]:
+            continue
+        parts.append("\n| model | p | control | flip rate | accuracy drop on removal | clean accuracy | best epoch |\n"
+                     "| --- | --- | --- | --- | --- | --- | --- |\n")
+        for r in s["models"]:
+            drop = "–" if r["accuracy_drop"] is None else f"{r['accuracy_drop']:+.3f}"
+            parts.append(f"| {r['model_id']} | {r['fraction']:g} | {'Clark' if r['control'] else ''} | {r['flip_rate']:.3f} "
+                         f"| {drop} | {r['accuracy_clean']:.3f} | {r['best_epoch']} of {r['epochs']} |\n")
+        what = "map change (1 - Spearman, clean vs marked)" if s["score"] == "change" else "mass on the marker"
+        parts.append(f"\n{what}, area share of the marker {s['area_share']:.4f}; detection: AUROC of reliant (p ≥ "
+                     f"0.8) against both controls; flagged: share of inputs whose map peaks on the marker\n\n"
+                     "| method | reliant | Clark control | p = 0 (Adebayo) | detection AUROC | flagged: reliant | "
+                     "flagged: Clark | flagged: p = 0 | ROAD SRG (reliant) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+        for m, row in s["methods"].items():
+            flags = [_ci(row.get(f"{g}_flagged")) for g in ("reliant", "clark", "adebayo")]
+            parts.append(f"| {_label(m)} | {_ci(row.get('reliant'), 3)} | {_ci(row.get('clark'), 3)} | "
+                         f"{_ci(row.get('adebayo'), 3)} | {_ci(row.get('detection'))} | {' | '.join(flags)} | "
+                         f"{_ci(row.get('srg'), 3)} |\n")
+        if s.get("random_check"):
+            rc = s["random_check"]
+            parts.append(f"\nScorer check: the random map's mass {_ci(rc, 4)} against the area share "
+                         f"{rc['area_share']:.4f}: {'within' if rc['matches'] else 'OUTSIDE'} its interval.\n")
+        if s.get("road_agreement"):
+            a = s["road_agreement"]
+            parts.append(f"\nROAD SRG against detection AUROC, the methods' orders: Kendall tau {a['tau']:.2f} "
+                         f"[{a['low']:.2f}, {a['high']:.2f}] over {a['n']} inputs.\n")
+    return "".join(parts)
+
+
+def findings_sentence(results: dict) -> str:
+    """Which methods find the shortcut (detection interval above 0.5 on every local setting, and
+    above the edge map's AUROC), which raise false alarms, and whether ROAD agrees."""
+    local = {n: s for n, s in results["settings"].items() if s.get("score") == "mass" and s["methods"]}
+    if not local:
+        return "Planted shortcuts: no results yet (python tools/shortcut_benchmark.py)."
+    from xai.methods import METHODS
+    found, alarms = [], []
+    for m in METHODS:
+        rows = [s["methods"].get(m, {}) for s in local.values()]
+        if all(r.get("detection") and r["detection"]["low"] > 0.5 for r in rows):
+            found.append(METHODS[m].label)
+        if any(max(r.get("clark_flagged", {}).get("mean", 0), r.get("adebayo_flagged", {}).get("mean", 0)) >= 0.25
+               for r in rows):
+            alarms.append(METHODS[m].label)
+    taus = "; ".join(f"{n}: tau {s['road_agreement']['tau']:.2f} [{s['road_agreement']['low']:.2f}, "
+                     f"{s['road_agreement']['high']:.2f}]" for n, s in local.items() if s.get("road_agreement"))
+    return (f"Planted shortcuts ({', '.join(local)}): the mass on the marker tells reliant models from both controls "
+            f"(AUROC interval above 0.5 everywhere) for {', '.join(found) or 'no method'}; "
+            f"false alarms (the map peaks on the marker on ≥ 25 % of a control's inputs): {', '.join(alarms) or 'none'}. "
+            f"ROAD SRG and detection rank the methods alike? {taus or 'not measured'}.")
+
+
+# --- figures ---
+
+def mass_figure(summary: dict):
+    """One panel a method: the score on the marker against p (mean and interval over seeds and
+    inputs), the Clark control at the right; the marker's area share as a dotted line."""
+    import matplotlib.pyplot as plt
+    methods = list(summary["methods"])
+    cols = 5
+    rows = int(np.ceil(len(methods) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 1.9 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax, m in zip(axes.ravel(), methods):
+        row = summary["methods"][m]
+        ps = sorted(row["by_fraction"], key=float)
+        mid = [row["by_fraction"][p]["mean"] for p in ps]
+        err = np.array([[row["by_fraction"][p]["mean"] - row["by_fraction"][p]["low"],
+                         row["by_fraction"][p]["high"] - row["by_fraction"][p]["mean"]] for p in ps]).T
+        ax.errorbar([float(p) for p in ps], mid, yerr=err, marker="o", ms=3, lw=1, capsize=2, color="tab:blue")
+        if "clark" in row:
+            c = row["clark"]
+            ax.errorbar([1.25], [c["mean"]], yerr=[[c["mean"] - c["low"]], [c["high"] - c["mean"]]], marker="s", ms=4,
+                        capsize=2, color="tab:red")
+        if summary["score"] == "mass":
+            ax.axhline(summary["area_share"], ls=":", color="grey", lw=1)
+        ax.set_title(_label(m), fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(methods):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xticks([0, 0.5, 1, 1.25], ["0", ".5", "1", "Clark"], fontsize=7)
+    what = "map change, clean vs marked" if summary["score"] == "change" else "positive mass on the marker"
+    fig.suptitle(f"{summary['setting']}: {what} against p (blue; p = 0 is the Adebayo control), the Clark control "
+                 f"(red); dotted: area share", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def agreement_figure(results: dict):
+    """Detection AUROC against ROAD SRG per method, one panel a setting with both."""
+    import matplotlib.pyplot as plt
+    shown = {n: s for n, s in results["settings"].items() if s.get("road_agreement")}
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
+    for ax, (name, s) in zip(axes[0], shown.items()):
+        a = s["road_agreement"]
+        for m in a["methods"]:
+            row = s["methods"][m]
+            ax.scatter(row["srg"]["mean"], row["detection"]["auroc"], s=14)
+            ax.annotate(_label(m), (row["srg"]["mean"], row["detection"]["auroc"]), fontsize=7)
+        ax.axhline(0.5, ls=":", color="grey", lw=1)
+        ax.set_xlabel("ROAD SRG on the reliant models (higher: more faithful)", fontsize=8)
+        ax.set_ylabel("detection AUROC (reliant vs controls)", fontsize=8)
+        ax.set_title(f"{name}: Kendall tau {a['tau']:.2f} [{a['low']:.2f}, {a['high']:.2f}]", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def maps_figure(out: str, setting, *, index: int = 0, options: dict | None = None):
+    """The kept reliant model's and Clark control's maps, every method, on the same marked held-out
+    input (the ``index``-th explained): what the table's numbers look like. Needs the kept models."""
+    import keras
+    import matplotlib.pyplot as plt
+
+    from xai.maps import saliency_positions
+    from xai.methods import METHODS, method_function
+    from xai.shortcut.benchmark import load_bundle, method_options
+    bundle = load_bundle(setting)
+    i = bundle.explain[index]
+    x, mask = bundle.x_held_marked[i:i + 1].astype(np.float32), bundle.mask_held[i]
+    options = method_options(setting, bundle) if options is None else options
+    names = list(METHODS)
+    fig, axes = plt.subplots(2, len(names) + 1, figsize=(1.35 * (len(names) + 1), 3.2), squeeze=False)
+    for r, kept in enumerate(("reliant", "clark")):
+        model = keras.models.load_model(os.path.join(out, "models", "shortcut", f"{setting.name}_{kept}.keras"))
+        _draw_input(axes[r, 0], x[0], mask, f"{kept}\ninput + marker")
+        for c, m in enumerate(names, start=1):
+            a = method_function(m)(model, x, np.array([setting.marked_class]), **options.get(m, {}))
+            _draw_map(axes[r, c], np.maximum(saliency_positions(a, x.shape)[0].reshape(x.shape[1:-1]), 0), mask)
+            if r == 0:
+                axes[r, c].set_title(METHODS[m].label, fontsize=7)
+    fig.suptitle(f"{setting.name}: positive relevance for the marked class, each map scaled to its maximum; "
+                 "outline: the marker", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_input(ax, x, mask, title):
+    if x.ndim == 1 or x.shape[-1] == 1 and x.ndim == 2:
+        ax.plot(x[:, 0], lw=1)
+        ax.fill_between(np.arange(len(mask)), x.min(), x.max(), where=mask, color="tab:red", alpha=0.2)
+    else:
+        ax.imshow(np.clip(x / 255.0, 0, 1))
+        ax.contour(mask, levels=[0.5], colors="yellow", linewidths=0.6)
+    ax.set_title(title, fontsize=7)
+    ax.set_xticks([]), ax.set_yticks([])
+
+
+def _draw_map(ax, m, mask):
+    top = m.max() if m.max() > 0 else 1.0
+    if m.ndim == 1:
+        ax.bar(np.arange(len(m)), m / top, width=1.0, color="tab:orange")
+        ax.fill_between(np.arange(len(mask)), 0, 1, where=mask, color="tab:red", alpha=0.2)
+    else:
+        ax.imshow(m / top, cmap="inferno", vmin=0, vmax=1)
+        ax.contour(mask, levels=[0.5], colors="cyan", linewidths=0.6)
+    ax.set_xticks([]), ax.set_yticks([])

@@ -1,0 +1,175 @@
+"""What the planted-shortcut benchmark measures: whether a model relies on its marker (on the model,
+not assumed), how much of each map lies on the marker, against two reference maps, and whether a
+method's mass on the marker tells a reliant model from the controls.
+
+Conventions: relevance is the *positive* relevance (maps shaped like x have their channels summed,
+signed, first); the class explained is the marked class, on every model, so that reliant and control
+models are explained on the same inputs for the same class.
+
+Axis key: N examples, T signal length, H, W image size, C channels, D positions, M models, B draws.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import sobel
+
+from xai.analysis.stats import auroc, kendall_tau
+from xai.core import check_number, predict_scores
+from xai.metrics.agreement import spearman
+from xai.metrics.localisation import pointing_game, relevance_mass_accuracy, relevance_rank_accuracy
+
+__all__ = ["reliance", "random_map", "edge_map", "marker_scores", "map_change",
+           "mean_interval", "detection", "rank_agreement"]
+
+
+# --- reliance: does the model use the marker? ---
+
+def _predicted(model, x, batch_size: int) -> np.ndarray:
+    return predict_scores(model, np.asarray(x, np.float32), score="logit", batch_size=batch_size).argmax(1)
+
+
+def reliance(model, x_clean, x_marked, y, marked_class: int, *, batch_size: int = 128,
+             require_marked_class: bool = True) -> dict:
+    """The flip rate and the accuracy drop on marker removal, measured on held-out examples.
+
+    Args:
+        x_clean, x_marked: the same held-out inputs without and with the marker; y: int (N,) labels.
+        marked_class: the class whose training examples carried the marker.
+
+    Returns:
+        dict: ``flip_rate`` (of the other classes' examples the model gets right without the marker,
+        the share predicted as ``marked_class`` with it) and ``flip_n``; ``marked_accuracy_with`` and
+        ``marked_accuracy_without`` (the marked class's accuracy with and without its marker) and
+        ``accuracy_drop`` (with - without: what removing the marker costs; None without examples of
+        the marked class where ``require_marked_class`` is False); ``accuracy_clean`` (all classes,
+        no marker) and ``n``.
+    """
+    y = np.asarray(y)
+    if not (len(x_clean) == len(x_marked) == len(y)) or y.ndim != 1:
+        raise ValueError(f"x_clean, x_marked and y must hold the same N examples, got {len(x_clean)}, "
+                         f"{len(x_marked)} and y of shape {y.shape}")
+    clean, marked = _predicted(model, x_clean, batch_size), _predicted(model, x_marked, batch_size)
+    others = (y != marked_class) & (clean == y)                           # right without the marker
+    own = y == marked_class
+    if not others.any() or (require_marked_class and not own.any()):
+        raise ValueError(f"need held-out examples of class {marked_class} and of other classes that the model "
+                         f"gets right; got {int(own.sum())} and {int(others.sum())}")
+    with_marker = float(np.mean(marked[own] == marked_class)) if own.any() else None
+    without = float(np.mean(clean[own] == marked_class)) if own.any() else None
+    return {"flip_rate": float(np.mean(marked[others] == marked_class)), "flip_n": int(others.sum()),
+            "marked_accuracy_with": with_marker, "marked_accuracy_without": without,
+            "accuracy_drop": None if with_marker is None else with_marker - without,
+            "accuracy_clean": float(np.mean(clean == y)), "n": int(len(y))}
+
+
+# --- reference maps ---
+
+def random_map(x, *, seed: int = 0) -> np.ndarray:
+    """Uniform random relevance a position, float32 (N, T) or (N, H, W): its expected mass on a
+    mask is the mask's area share, so it checks the scorer."""
+    x = np.asarray(x)
+    return np.random.default_rng(check_number("seed", seed, 0, integer=True)).random(x.shape[:-1]).astype(np.float32)
+
+
+def edge_map(x) -> np.ndarray:
+    """The input's edge magnitude, float32 (N, T) or (N, H, W): the mean |difference| to a signal's
+    two neighbours (a central difference would miss a zigzag), the Sobel gradient magnitude of an
+    image's channel mean. A map that knows nothing of the model:
+    what a method must beat to say something about it."""
+    x = np.asarray(x, np.float32).mean(-1)                                # (N, T) or (N, H, W)
+    if x.ndim == 2:
+        d = np.abs(np.diff(x, axis=1))                                    # (N, T - 1)
+        return ((np.pad(d, ((0, 0), (1, 0))) + np.pad(d, ((0, 0), (0, 1)))) / 2).astype(np.float32)
+    return np.hypot(sobel(x, axis=1), sobel(x, axis=2)).astype(np.float32)
+
+
+# --- attribution on the marker ---
+
+def marker_scores(maps, masks, x_shape) -> dict[str, np.ndarray]:
+    """Per example: ``mass`` (share of positive relevance inside the mask), ``rank`` (share of the
+    top-|mask| positions inside it) and ``pointing`` (1 where the map's maximum is on the marker:
+    the method "flags" the marker). float (N,) each."""
+    return {"mass": relevance_mass_accuracy(maps, masks, x_shape, absolute=False),
+            "rank": relevance_rank_accuracy(maps, masks, x_shape, absolute=False),
+            "pointing": pointing_game(maps, masks, x_shape, absolute=False)}
+
+
+def map_change(maps_clean, maps_marked, x_shape) -> np.ndarray:
+    """1 - Spearman correlation between the maps of the same inputs without and with the marker,
+    per example: float (N,). For a marker no pixel map can localise (a hue shift), this is what a
+    map can show: that something changed."""
+    from xai.maps import saliency_positions
+    a = saliency_positions(maps_clean, x_shape)
+    b = saliency_positions(maps_marked, x_shape)
+    return 1.0 - spearman(a, b)
+
+
+# --- detection: reliant models against the controls ---
+
+def _models(rng, scores: np.ndarray) -> np.ndarray:
+    """One bootstrap draw of the rows (models), with replacement."""
+    return scores[rng.integers(0, len(scores), len(scores))]
+
+
+def mean_interval(rows, *, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Mean of per-input scores over models and inputs, float (M, N), with a 95 % bootstrap interval
+    that resamples the models and the inputs (the same drawn inputs for every model)."""
+    rows = np.asarray(rows, np.float64)
+    if rows.ndim != 2 or rows.size == 0 or not np.isfinite(rows).all():
+        raise ValueError(f"rows must be finite (M models, N inputs), got shape {rows.shape}")
+    rng = np.random.default_rng(seed)
+    n = rows.shape[1]
+    draws = [_models(rng, rows)[:, rng.integers(0, n, n)].mean()
+             for _ in range(check_number("n_boot", n_boot, 1, integer=True))]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {"mean": float(rows.mean()), "low": float(low), "high": float(high), "models": int(len(rows)), "n": int(n)}
+
+
+def detection(reliant, controls, *, n_boot: int = 1000, seed: int = 0) -> dict:
+    """How well a per-example score (a method's mass on the marker) tells reliant models from
+    controls on the same marked inputs: AUROC (reliant > control) with a 95 % bootstrap interval.
+
+    Args:
+        reliant, controls: float (M, N) each: one row a model (seeds, settings), one column an input,
+            the same N inputs on both sides.
+    The bootstrap resamples models within each side and the inputs jointly (every model keeps the
+    same drawn inputs), so both the seeds and the inputs count in the interval.
+    """
+    reliant, controls = np.asarray(reliant, np.float64), np.asarray(controls, np.float64)
+    if reliant.ndim != 2 or controls.ndim != 2 or reliant.shape[1] != controls.shape[1]:
+        raise ValueError(f"reliant and controls must be (M, N) with the same N inputs, got {reliant.shape} "
+                         f"and {controls.shape}")
+    if not (np.isfinite(reliant).all() and np.isfinite(controls).all()):
+        raise ValueError("detection scores contain NaN or inf")
+    rng = np.random.default_rng(seed)
+    n = reliant.shape[1]
+    draws = np.empty(check_number("n_boot", n_boot, 1, integer=True))
+    for b in range(n_boot):
+        cols = rng.integers(0, n, n)
+        draws[b] = auroc(_models(rng, reliant)[:, cols], _models(rng, controls)[:, cols])
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {"auroc": auroc(reliant, controls), "low": float(low), "high": float(high),
+            "models": [int(len(reliant)), int(len(controls))], "n": int(n)}
+
+
+def rank_agreement(methods, statistic_first, statistic_second, n: int, *, n_boot: int = 2000,
+                   seed: int = 0) -> dict:
+    """Kendall's tau between the methods' order by two statistics of the same N inputs, with a
+    bootstrap interval over the inputs (the same drawn inputs for both statistics and every method).
+
+    Args:
+        methods: the methods' names (at least 3).
+        statistic_first, statistic_second: ``f(method, inputs) -> float``: a method's score from the
+            inputs at the int (N,) indices ``inputs`` (repeated indices count twice).
+        n: the number of inputs.
+    """
+    methods = list(methods)
+    if len(methods) < 3:
+        raise ValueError(f"a rank agreement needs at least 3 methods, got {methods}")
+    n = int(check_number("n", n, 2, integer=True))
+    score = lambda cols: kendall_tau([statistic_first(m, cols) for m in methods],   # noqa: E731
+                                     [statistic_second(m, cols) for m in methods])
+    rng = np.random.default_rng(seed)
+    draws = np.array([score(rng.integers(0, n, n)) for _ in range(check_number("n_boot", n_boot, 1, integer=True))])
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {"tau": score(np.arange(n)), "low": float(low), "high": float(high), "methods": methods, "n": n}
