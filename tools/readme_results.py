@@ -5,15 +5,15 @@ notebook:
 
     python tools/readme_results.py            # or: python tools/readme_results.py --check
 
-Two blocks of the README are rewritten, between ``<!-- xai-orderings:start -->`` and
+Three blocks of the README are rewritten, between ``<!-- xai-orderings:start -->`` and
 ``<!-- xai-orderings:end -->`` (the orderings of the methods, one row a metric, marked with how
 each holds across the settings grid: the ``### Orderings ...`` section) and between
 ``<!-- xai-findings:start -->`` and ``<!-- xai-findings:end -->`` (the verdicts per pair of methods:
-the ``### Findings across settings`` section), and between ``<!-- shortcut-findings:start -->`` and
-``<!-- shortcut-findings:end -->`` (the planted-shortcut benchmark's result, written by
-``xai.shortcut.report.findings_sentence`` from ``models/shortcut/shortcut_results.json``). The full tables, every paired difference, every
-claim whose confidence interval excludes 0 and the settings sweeps stay in
-``figures/xai_tables.md``. The README is rewritten through a temporary file and a rename;
+the ``### Findings across settings`` section), and between ``<!-- shortcut-findings:start -->``
+and ``<!-- shortcut-findings:end -->`` (the planted-shortcut benchmark's result, written by
+``xai.shortcut.report.findings_sentence`` from ``models/shortcut/shortcut_results.json``). The full
+tables, every paired difference, every claim whose confidence interval excludes 0 and the settings
+sweeps stay in ``figures/xai_tables.md``. The README is rewritten through a temporary file and a rename;
 ``--check`` only reports whether it is up to date (exit 1 if not).
 """
 from __future__ import annotations

@@ -50,7 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--report-only", action="store_true", help="results and figures from the stored records only")
     p.add_argument("--quick", action="store_true", help="smoke run (needs --out outside the repository)")
     args = p.parse_args(argv)
-    if args.quick and os.path.abspath(args.out) == _REPO:
+    if args.quick and os.path.commonpath([os.path.abspath(args.out), _REPO]) == _REPO:
         p.error("--quick writes tiny models' results: give it --out outside the repository")
     return args
 
@@ -73,29 +73,48 @@ def _stored(path: str, key: str):
     return record if record.get("key") == key else None
 
 
-def _model(out, setting, spec, bundle, log):
-    """The spec's model: from the cache, or trained (and cached, and kept when it is a kept one)."""
+def _cached(path: str):
+    """A cached model and its JSON, or None unless both are there."""
     import keras
+    meta = os.path.splitext(path)[0] + ".json"
+    if not (os.path.isfile(path) and os.path.isfile(meta)):
+        return None
+    with open(meta) as f:
+        return keras.models.load_model(path), json.load(f)
 
+
+def _kept_key(path: str):
+    meta = os.path.splitext(path)[0] + ".json"
+    if not (os.path.isfile(path) and os.path.isfile(meta)):
+        return None
+    with open(meta) as f:
+        return json.load(f).get("model_key")
+
+
+def _model(out, setting, spec, bundle, log):
+    """The spec's model: from the cache, or trained and cached; kept beside the results when it is
+    one of the kept ones and not there yet."""
     from xai.training.saving import save_model_with_provenance
-    # the clean model (p = 0) has one id for every marker kind of a data set, so it is trained once
-    cache = os.path.join(out, "data", "shortcut", f"{spec.model_id(setting)}_{bundle.fingerprint[:8]}_e{setting.epochs}.keras")
-    if os.path.isfile(cache):
-        info = json.load(open(os.path.splitext(cache)[0] + ".json"))
-        return keras.models.load_model(cache), info
-    callbacks = [sb.FlipRateByEpoch(bundle, setting.marked_class)] if setting.data == "hmt" and spec.fraction == 1 \
-        and not spec.control and spec.seed == setting.seeds[0] else []
-    start = time.perf_counter()
-    model, info = sb.train_spec(setting, spec, bundle, callbacks=callbacks)
-    info = sb.training_summary(info, callbacks)
-    log(f"  trained in {time.perf_counter() - start:.0f} s: best epoch {info['best_epoch']} of {setting.epochs}, "
-        f"validation accuracy {info['val_accuracy']:.3f}")
-    save_model_with_provenance(model, cache, info)
+    # keyed by what the model depends on: the clean model (p = 0) has one key for every marker kind
+    cache = os.path.join(out, "data", "shortcut", f"{spec.model_id(setting)}_{sb.model_key(setting, spec, bundle)}.keras")
+    cached = _cached(cache)
+    if cached is None:
+        first_reliant = setting.data == "hmt" and spec.fraction == 1 and not spec.control and spec.seed == setting.seeds[0]
+        callbacks = [sb.flip_rate_callback(bundle, setting.marked_class)] if first_reliant else []
+        start = time.perf_counter()
+        model, info = sb.train_spec(setting, spec, bundle, callbacks=callbacks)
+        info = sb.training_summary(info, callbacks)
+        log(f"  trained in {time.perf_counter() - start:.0f} s: best epoch {info['best_epoch']} of {setting.epochs}, "
+            f"validation accuracy {info['val_accuracy']:.3f}")
+        save_model_with_provenance(model, cache, info)
+    else:
+        model, info = cached
     kept = report.kept_name(setting, spec)
-    if kept:
-        save_model_with_provenance(model, os.path.join(out, "models", "shortcut", kept + ".keras"),
-                                   dict(info, setting=setting.name, marked_class=setting.marked_class,
-                                        fraction=spec.fraction, control=spec.control, model_id=spec.model_id(setting)))
+    kept_path = os.path.join(out, "models", "shortcut", f"{kept}.keras")
+    if kept and _kept_key(kept_path) != sb.model_key(setting, spec, bundle):
+        save_model_with_provenance(model, kept_path, dict(
+            info, setting=setting.name, marked_class=setting.marked_class, fraction=spec.fraction, control=spec.control,
+            model_id=spec.model_id(setting), model_key=sb.model_key(setting, spec, bundle)))
     return model, info
 
 
@@ -132,10 +151,10 @@ def main(argv=None) -> dict:
         settings = [replace(s, **sb.QUICK) for s in settings]
     log = lambda msg: print(msg, flush=True)   # noqa: E731
     deadline = None if args.max_minutes is None else time.time() + 60 * args.max_minutes
-    complete = True
     if not args.report_only:
         for setting in settings:
-            complete &= run_setting(args, setting, deadline, log)
+            if not run_setting(args, setting, deadline, log):
+                break
     results = report.write_results(args.out, settings, command="python tools/shortcut_benchmark.py " + " ".join(
         sys.argv[1:] if argv is None else argv))
     log(f"wrote {os.path.join(args.out, 'models', 'shortcut', report.RESULTS)}: "

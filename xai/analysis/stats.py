@@ -148,13 +148,13 @@ def auroc(positive, negative) -> float:
 
 
 def kendall_tau(a, b) -> float:
-    """Kendall's tau-b between two rankings' scores of the same items (ties allowed): in [-1, 1]; 0
-    where either side has no two different scores."""
+    """Kendall's tau-b between two rankings' scores of the same items (ties allowed): in [-1, 1];
+    NaN (undefined) where either side has no two different scores."""
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
     if a.shape != b.shape or len(a) < 2:
         raise ValueError(f"kendall_tau needs two score vectors of the same length >= 2, got {a.shape} and {b.shape}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("kendall_tau's scores contain NaN or inf")
     if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return 0.0
+        return float("nan")
     return float(kendalltau(a, b).statistic)

@@ -48,15 +48,22 @@ def relevance_mass_accuracy(maps, masks, x_shape=None, *, absolute: bool = True)
 
 def relevance_rank_accuracy(maps, masks, x_shape=None, *, absolute: bool = True) -> np.ndarray:
     """Share of the map's top-K positions that fall inside the ground truth, K the mask's size
-    (Arras et al. 2022): float (N,). Positions are ranked by |map| (``absolute``) or by signed
-    relevance; ties at the K-th value are broken by position order (stable sort), so a constant map
-    scores the share of the mask among the first K positions. An empty mask scores 0."""
+    (Arras et al. 2022): float (N,). Positions are ranked by |map| (``absolute``) or by positive
+    relevance (negative values count as 0, as in :func:`relevance_mass_accuracy`). Positions tied at
+    the K-th value share the places left by their inside share, so the score does not depend on
+    where the mask lies: a constant map scores the mask's area share. An empty mask scores 0."""
     rel, masks = _relevance_and_masks(maps, masks, x_shape, absolute)
-    k = masks.sum(1)                                                        # (N,)
-    order = np.argsort(-rel, axis=1, kind="stable")                         # (N, D) most relevant first
-    inside = np.take_along_axis(masks, order, axis=1)                       # (N, D) in rank order
-    hits = (np.cumsum(inside, 1) * (np.arange(masks.shape[1])[None] == (k[:, None] - 1))).sum(1)
-    return np.where(k > 0, hits / np.maximum(k, 1), 0.0)
+    rel = np.maximum(rel, 0)
+    scores = np.zeros(len(rel))
+    for i, (r, m) in enumerate(zip(rel, masks)):
+        k = int(m.sum())
+        if k == 0:
+            continue
+        kth = np.partition(r, len(r) - k)[len(r) - k]                      # the K-th largest value
+        above, tied = r > kth, r == kth
+        left = k - int(above.sum())                                         # places the tied group fills
+        scores[i] = ((above & m).sum() + left * (tied & m).sum() / tied.sum()) / k
+    return scores
 
 
 def pointing_game(maps, masks, x_shape=None, *, absolute: bool = True) -> np.ndarray:

@@ -21,11 +21,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from xai.shortcut.markers import add_marker, marked_subset
+import xai.shortcut.markers as markers
+from xai.shortcut.markers import MARKER_KINDS, add_marker, marked_subset
 from xai.shortcut.scores import edge_map, map_change, marker_scores, random_map, reliance
 
-__all__ = ["Setting", "SETTINGS", "QUICK", "ModelSpec", "model_plan", "Bundle", "load_bundle",
-           "train_spec", "score_model", "resume_key"]
+__all__ = ["Setting", "SETTINGS", "QUICK", "ModelSpec", "model_plan", "Bundle", "load_bundle", "marked_training_set",
+           "train_spec", "flip_rate_callback", "training_summary", "method_options", "score_model", "model_key",
+           "resume_key"]
 
 HELD_OUT_SEED = 20261207       # the markers planted into the held-out inputs: the same for every model
 REFERENCE_SEED = 7             # the random reference map
@@ -48,6 +50,22 @@ class Setting:
     recipe: tuple = ()              # (field, value) pairs that change the data set's TrainConfig defaults
     quick: bool = False             # a smoke run: tiny models, few inputs
 
+    def __post_init__(self):
+        problems = []
+        if self.data not in ("mnist1d", "hmt"):
+            problems.append(f"data must be 'mnist1d' or 'hmt', got {self.data!r}")
+        if self.kind not in MARKER_KINDS or (self.data == "mnist1d" and self.kind != "local"):
+            problems.append(f"kind must be one of {MARKER_KINDS} ('local' for signals), got {self.kind!r}")
+        if not self.fractions or any(not 0 <= p <= 1 for p in self.fractions) or 0 not in self.fractions:
+            problems.append(f"fractions must lie in [0, 1] and include 0 (the clean model), got {self.fractions}")
+        if not any(p >= self.reliant_from for p in self.fractions):
+            problems.append(f"no fraction reaches reliant_from={self.reliant_from}: there would be no reliant model")
+        if not self.seeds or not 1 <= self.n_road <= self.n_explain or self.epochs < 1:
+            problems.append(f"need seeds, epochs >= 1 and 1 <= n_road <= n_explain, got {self.seeds}, {self.epochs}, "
+                            f"{self.n_road}, {self.n_explain}")
+        if problems:
+            raise ValueError("invalid shortcut setting: " + "; ".join(problems))
+
     @property
     def name(self) -> str:
         return f"{self.data}_{self.kind}"
@@ -55,14 +73,15 @@ class Setting:
 
 SETTINGS = {s.name: s for s in (
     Setting("mnist1d", "local", marked_class=3),
-    Setting("hmt", "local", marked_class=0, fractions=(0.0, 0.5, 1.0), epochs=8, n_explain=24, n_road=12,
+    Setting("hmt", "local", marked_class=0, fractions=(0.0, 0.5, 1.0), epochs=8, n_explain=16, n_road=8,
             rise_masks=1000, eg_samples=32),
-    Setting("hmt", "hue", marked_class=0, fractions=(0.0, 1.0), epochs=8, n_explain=24, n_road=12,
+    Setting("hmt", "hue", marked_class=0, fractions=(0.0, 1.0), epochs=8, n_explain=16, n_road=8,
             rise_masks=1000, eg_samples=32),
 )}
 
 # the smoke run: the same code on a few inputs and tiny models (``--quick``)
-QUICK = {"fractions": (0.0, 1.0), "seeds": (0, 1), "epochs": 1, "n_explain": 6, "n_road": 4, "rise_masks": 50, "eg_samples": 4, "quick": True}
+QUICK = {"fractions": (0.0, 1.0), "seeds": (0, 1), "epochs": 1, "n_explain": 6, "n_road": 4, "rise_masks": 50,
+         "eg_samples": 4, "quick": True}
 
 
 @dataclass(frozen=True)
@@ -109,8 +128,10 @@ class Bundle:
     references: np.ndarray          # float32 (R, ...) clean training inputs: expected gradients' references
     fingerprint: str
     noise_scale: float              # the span of the data's values: ROAD's noise is scaled by it
+    marker_margin: int | None = None  # add_marker's margin: HMT keeps the ring inside every training crop
     groups: object = None           # HMT: hmt_utils.TileGroups of the training tiles
     held_out: dict = field(default_factory=dict)   # what the held-out inputs are
+    data_args: dict = field(default_factory=dict)  # MNIST-1D: the generator's arguments
 
 
 def _fingerprint(*arrays) -> str:
@@ -120,14 +141,15 @@ def _fingerprint(*arrays) -> str:
     return h.hexdigest()[:16]
 
 
-def _finish(setting, x, y, xh, yh, groups, held_out, rng) -> Bundle:
-    marked, mask = add_marker(xh, setting.kind, seed=HELD_OUT_SEED)
+def _finish(setting, x, y, xh, yh, groups, held_out, rng, margin=None, data_args=None) -> Bundle:
+    marked, mask = add_marker(xh, setting.kind, seed=HELD_OUT_SEED, margin=margin)
     explain = np.flatnonzero(yh == setting.marked_class)[:setting.n_explain]
     if len(explain) < min(setting.n_explain, 4):
         raise ValueError(f"only {len(explain)} held-out inputs of class {setting.marked_class} to explain")
     references = x[np.sort(rng.choice(len(x), 32 if not setting.quick else 4, replace=False))].astype(np.float32)
     span = 255.0 if x.dtype == np.uint8 else float(x.max() - x.min())
-    return Bundle(x, y, xh, yh, marked, mask, explain, references, _fingerprint(x, y, xh, yh), span, groups, held_out)
+    return Bundle(x, y, xh, yh, marked, mask, explain, references, _fingerprint(x, y, xh, yh), span, margin, groups,
+                  held_out, data_args or {})
 
 
 def load_bundle(setting: Setting, *, hmt_root: str | None = None) -> Bundle:
@@ -140,7 +162,8 @@ def load_bundle(setting: Setting, *, hmt_root: str | None = None) -> Bundle:
         y, yh = data["y"], data["y_test"]
         if setting.quick:
             x, y, xh, yh = x[:600], y[:600], xh[:300], yh[:300]
-        return _finish(setting, x, y, xh, yh, None, {"split": "MNIST-1D test split", "n": int(len(yh))}, rng)
+        return _finish(setting, x, y, xh, yh, None, {"split": "MNIST-1D test split", "n": int(len(yh))}, rng,
+                       data_args=dict(data["args"]))
     return _hmt_bundle(setting, hmt_root, rng)
 
 
@@ -163,7 +186,14 @@ def _hmt_bundle(setting, root, rng) -> Bundle:
     groups = hmt.TileGroups(slides[~out], images[~out])
     return _finish(setting, x[~out], y[~out], x[out], y[out], groups,
                    {"split": "HMT tiles of held-out slides (course train and test pooled)", "slides": list(held),
-                    "n": int(out.sum())}, rng)
+                    "n": int(out.sum())}, rng, margin=_ring_margin(setting, x.shape[1]))
+
+
+def _ring_margin(setting, side: int) -> int:
+    """Keep the ring inside every random training crop (side - crop from each edge), or as near the
+    centre as the crop allows."""
+    crop = _hmt_config(setting, 0).train_crop or side
+    return min(side - crop, (side - markers.PATCH_SIZE) // 2)
 
 
 # --- training ---
@@ -173,8 +203,14 @@ def marked_training_set(setting: Setting, spec: ModelSpec, bundle: Bundle) -> tu
     chosen = marked_subset(bundle.y_train, setting.marked_class, spec.fraction, seed=spec.seed, control=spec.control)
     x = bundle.x_train.copy()
     if chosen.any():
-        x[chosen] = add_marker(x[chosen], setting.kind, seed=1000 + spec.seed)[0]
+        x[chosen] = add_marker(x[chosen], setting.kind, seed=1000 + spec.seed, margin=bundle.marker_margin)[0]
     return x, chosen
+
+
+def _hmt_config(setting: Setting, seed: int):
+    import hmt_utils as hmt
+    small = {"width": 4, "block3_width": 8, "train_crop": 64, "batch_size": 16} if setting.quick else {}
+    return hmt.TrainConfig(epochs=setting.epochs, seed=seed, **dict(setting.recipe), **small)
 
 
 def train_spec(setting: Setting, spec: ModelSpec, bundle: Bundle, *, callbacks=()):
@@ -183,38 +219,40 @@ def train_spec(setting: Setting, spec: ModelSpec, bundle: Bundle, *, callbacks=(
     x, chosen = marked_training_set(setting, spec, bundle)
     if setting.data == "mnist1d":
         import mnist1d_utils as m1
+        if callbacks:
+            raise ValueError("mnist1d_utils.train takes no callbacks; measure the MNIST-1D models after training")
         config = m1.TrainConfig(epochs=setting.epochs, seed=spec.seed, **dict(setting.recipe),
                                 **({"width": 8} if setting.quick else {}))
-        model, info = m1.train({"x": x[..., 0], "y": bundle.y_train, "args": {"note": "MNIST-1D, marked"}}, config)
+        model, info = m1.train({"x": x[..., 0], "y": bundle.y_train, "args": bundle.data_args}, config)
     else:
         import hmt_utils as hmt
-        small = {"width": 4, "block3_width": 8, "train_crop": 64, "batch_size": 16} if setting.quick else {}
-        config = hmt.TrainConfig(epochs=setting.epochs, seed=spec.seed, **dict(setting.recipe), **small)
-        model, info = hmt.train(x, bundle.y_train, config, groups=bundle.groups, one_group_classes="train",
-                                callbacks=callbacks)
+        model, info = hmt.train(x, bundle.y_train, _hmt_config(setting, spec.seed), groups=bundle.groups,
+                                one_group_classes="train", callbacks=callbacks)
     info["marked_in_training"] = int(chosen.sum())
     return model, info
 
 
-class FlipRateByEpoch:
-    """A Keras callback (built on first use, so that this module imports without Keras) that measures
-    the flip rate on held-out inputs after every epoch: how many epochs a shortcut takes. It only
-    measures; the epoch kept is still the one chosen on the validation split."""
+def flip_rate_callback(bundle: Bundle, marked_class: int, n: int = 256):
+    """A Keras callback that measures the flip rate on ``n`` held-out inputs of other classes after
+    every epoch (``.rates``; None for an epoch where the model gets none of them right): how many
+    epochs a shortcut takes. It only measures; the epoch kept is still the one chosen on the
+    validation split."""
+    import keras
+    idx = np.flatnonzero(bundle.y_held != marked_class)[:n]
 
-    def __new__(cls, bundle: Bundle, marked_class: int, n: int = 256):
-        import keras
+    class FlipRateByEpoch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.rates = []
 
-        class _Callback(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.rates = []
-
-            def on_epoch_end(self, epoch, logs=None):
-                idx = np.flatnonzero(bundle.y_held != marked_class)[:n]
+        def on_epoch_end(self, epoch, logs=None):
+            try:
                 rel = reliance(self.model, bundle.x_held[idx], bundle.x_held_marked[idx], bundle.y_held[idx],
                                marked_class, require_marked_class=False)
                 self.rates.append(round(rel["flip_rate"], 4))
-        return _Callback()
+            except ValueError:                                  # no other-class input right yet
+                self.rates.append(None)
+    return FlipRateByEpoch()
 
 
 def training_summary(info: dict, callbacks=()) -> dict:
@@ -259,7 +297,7 @@ def score_model(setting: Setting, spec: ModelSpec, model, bundle: Bundle) -> dic
     options = method_options(setting, bundle)
     maps, seconds = _explain_every_method(model, x, setting.marked_class, options)
     scores = {m: {k: _rounded(v) for k, v in marker_scores(a, mask, x.shape).items()} for m, a in maps.items()}
-    record = {"reliance": rel, "scores": scores, "seconds": seconds,
+    record = {"reliance": rel, "scores": scores, "seconds": seconds, "setting_fields": asdict(setting),
               "mask_share": _rounded(mask.reshape(len(mask), -1).mean(1))}
     if setting.kind == "hue":                  # no pixel map localises it: how much do the maps change?
         clean = bundle.x_held[bundle.explain].astype(np.float32)
@@ -280,9 +318,29 @@ def _rounded(values) -> list:
     return [round(float(v), 6) for v in np.asarray(values).ravel()]
 
 
+def _marker_constants() -> dict:
+    return {"strength": {f"{k}_{d}": v for (k, d), v in markers.DEFAULT_STRENGTH.items()}, "patch": markers.PATCH_SIZE,
+            "zigzag": markers.ZIGZAG_LENGTH, "signal_margin": markers.SIGNAL_MARGIN}
+
+
+def _hash(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def model_key(setting: Setting, spec: ModelSpec, bundle: Bundle) -> str:
+    """What a trained model depends on: the data, the recipe and schedule, the spec and, for a model
+    that saw a marker, the marker and its class (the clean model's key is the same for every kind)."""
+    key = {"data": bundle.fingerprint, "epochs": setting.epochs, "recipe": list(setting.recipe), "quick": setting.quick,
+           "spec": asdict(spec)}
+    if spec.fraction > 0:
+        key.update(kind=setting.kind, marked_class=setting.marked_class, markers=_marker_constants(),
+                   margin=bundle.marker_margin)
+    return _hash(key)
+
+
 def resume_key(setting: Setting, spec: ModelSpec, bundle: Bundle) -> str:
-    """What a stored record must match to be reused: the setting, the spec, the data, the methods."""
+    """What a stored record must match to be reused: the model, the setting, the markers, the
+    held-out inputs, the methods and the reference maps."""
     from xai.methods import METHODS
-    key = {"setting": asdict(setting), "spec": asdict(spec), "data": bundle.fingerprint, "methods": list(METHODS),
-           "held_out_seed": HELD_OUT_SEED}
-    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return _hash({"model": model_key(setting, spec, bundle), "setting": asdict(setting), "markers": _marker_constants(),
+                  "methods": list(METHODS), "held_out_seed": HELD_OUT_SEED, "reference_seed": REFERENCE_SEED})

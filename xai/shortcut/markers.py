@@ -66,7 +66,7 @@ def _strength(kind, ndim, strength) -> float:
 # --- planting ---
 
 def add_marker(x, kind: str = "local", *, seed, strength: float | None = None,
-               value_range: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               value_range: tuple[float, float] | None = None, margin: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Plant a marker into every input of ``x``.
 
     Args:
@@ -75,6 +75,9 @@ def add_marker(x, kind: str = "local", *, seed, strength: float | None = None,
         seed: int or ``np.random.Generator``: the marker's position in each input.
         strength: the amplitude (signal units, grey levels, radians); None: :data:`DEFAULT_STRENGTH`.
         value_range: ``(lo, hi)`` to clip float inputs to; uint8 inputs are clipped to 0-255.
+        margin: positions kept free of the local marker at both ends of every spatial axis; None:
+            ``SIGNAL_MARGIN`` of T for signals, 0 for images. A model trained on random crops of side
+            c of tiles of side S sees the whole marker in every crop with ``margin = S - c``.
 
     Returns:
         ``(marked, mask)``: marked like ``x`` (same dtype), and bool (N, T) or (N, H, W): True where
@@ -88,7 +91,7 @@ def add_marker(x, kind: str = "local", *, seed, strength: float | None = None,
     if kind == "hue":
         marked, mask = _rotate_hue(x.astype(np.float32), _strength(kind, x.ndim, strength)), np.ones(x.shape[:-1], bool)
     else:
-        marked, mask = _add_pattern(x.astype(np.float32), marker_pattern(kind, x.ndim, strength), rng)
+        marked, mask = _add_pattern(x.astype(np.float32), marker_pattern(kind, x.ndim, strength), rng, margin)
     if lo is not None:
         marked = np.clip(marked, lo, hi)
     if x.dtype == np.uint8:
@@ -116,13 +119,18 @@ def _check_inputs(x, kind) -> np.ndarray:
     return x
 
 
-def _add_pattern(x: np.ndarray, pattern: np.ndarray, rng: np.random.Generator):
-    """Put ``pattern`` at a uniformly drawn position in each input (over a signal's values, added to
-    an image's); the mask is its support."""
+def _add_pattern(x: np.ndarray, pattern: np.ndarray, rng: np.random.Generator, margin: int | None):
+    """Put ``pattern`` at a uniformly drawn position in each input, ``margin`` clear of the ends
+    (over a signal's values, added to an image's); the mask is its support."""
     spatial, size = x.shape[1:-1], pattern.shape[0]
-    margin = int(SIGNAL_MARGIN * spatial[0]) if x.ndim == 3 else 0
-    if spatial[0] - 2 * margin < size:
-        margin = 0                                                          # a short signal: anywhere
+    if margin is None:
+        margin = int(SIGNAL_MARGIN * spatial[0]) if x.ndim == 3 else 0
+        if spatial[0] - 2 * margin < size:
+            margin = 0                                                      # a short signal: anywhere
+    else:
+        margin = int(check_number("margin", margin, 0, integer=True))
+        if min(spatial) - 2 * margin < size:
+            raise ValueError(f"margin {margin} leaves no room for the {size}-wide marker in inputs of shape {x.shape[1:]}")
     mask = np.zeros(x.shape[:-1], bool)                                     # (N, T) or (N, H, W)
     starts = np.stack([rng.integers(margin, s - margin - size + 1, len(x)) for s in spatial], 1)   # (N, 1 or 2)
     for i, start in enumerate(starts):

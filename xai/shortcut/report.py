@@ -35,20 +35,24 @@ def kept_name(setting, spec) -> str | None:
 
 
 def load_records(out: str, setting) -> list[dict]:
-    """The setting's stored model records, in the plan's order where planned."""
+    """The setting's stored model records, in the plan's order; records of another version of the
+    setting (other fields: a stale run) are left out."""
+    from dataclasses import asdict
+
     from xai.shortcut.benchmark import model_plan
     folder = os.path.join(out, "models", "shortcut", "runs")
     records = {}
     for path in sorted(glob.glob(os.path.join(folder, f"{setting.name}__*.json"))):
         with open(path) as f:
             r = json.load(f)
-        records[r["model_id"]] = r
+        if r.get("setting_fields") == json.loads(json.dumps(asdict(setting))):
+            records[r["model_id"]] = r
     order = [s.model_id(setting) for s in model_plan(setting)]
     return [records[m] for m in order if m in records]
 
 
-def _rows(records, method, score) -> np.ndarray:
-    return np.array([r["scores"][method][score] for r in records])            # (M, N)
+def _rows(records, method, measure) -> np.ndarray:
+    return np.array([r["scores"][method][measure] for r in records])          # (M, N)
 
 
 def _methods(records) -> list[str]:
@@ -61,34 +65,41 @@ def summarise_setting(setting, records: list[dict], *, n_boot: int = 1000) -> di
     from xai.shortcut.benchmark import model_plan
     groups = {g: [r for r in records if r["group"] == g] for g in ("reliant", "partial", "adebayo", "clark")}
     out = {"setting": setting.name, "data": setting.data, "kind": setting.kind, "marked_class": setting.marked_class,
-           "planned": len(model_plan(setting)), "scored": len(records),
+           "reliant_from": setting.reliant_from, "planned": len(model_plan(setting)), "scored": len(records),
            "models": [_model_row(r) for r in records], "methods": {}}
     if not records:
         return out
     out["area_share"] = float(np.mean(records[0]["mask_share"]))
-    score = "change" if setting.kind == "hue" else "mass"
-    out["score"] = score
+    measure = "change" if setting.kind == "hue" else "mass"
+    out["measure"] = measure
     controls = groups["clark"] + groups["adebayo"]
     for m in _methods(records):
         row = {"by_fraction": {}}
         for p in setting.fractions:
             at = [r for r in records if r["fraction"] == p and not r["control"]]
             if at:
-                row["by_fraction"][f"{p:g}"] = mean_interval(_rows(at, m, score), n_boot=n_boot)
+                row["by_fraction"][f"{p:g}"] = mean_interval(_rows(at, m, measure), n_boot=n_boot)
         for g in ("reliant", "clark", "adebayo"):
             if groups[g]:
-                row[g] = mean_interval(_rows(groups[g], m, score), n_boot=n_boot)
-                if score == "mass":
+                row[g] = mean_interval(_rows(groups[g], m, measure), n_boot=n_boot)
+                if measure == "mass":
                     row[f"{g}_rank"] = float(_rows(groups[g], m, "rank").mean())
                     row[f"{g}_flagged"] = mean_interval(_rows(groups[g], m, "pointing"), n_boot=n_boot)
         if groups["reliant"] and controls:
-            row["detection"] = detection(_rows(groups["reliant"], m, score), _rows(controls, m, score), n_boot=n_boot)
+            row["detection"] = detection(_rows(groups["reliant"], m, measure), _rows(controls, m, measure), n_boot=n_boot)
         if groups["reliant"] and all("srg" in r and m in r["srg"] for r in groups["reliant"]):
             row["srg"] = mean_interval(np.array([r["srg"][m] for r in groups["reliant"]]), n_boot=n_boot)
         out["methods"][m] = row
-    if score == "mass":
+    out["cost_seconds"] = {"training": round(sum(r["training"]["train_seconds"] for r in records), 1),
+                           "explaining": round(sum(sum(r["seconds"].values()) for r in records), 1),
+                           "road": round(sum(r.get("road_seconds", 0) for r in records), 1),
+                           "total": round(sum(r["seconds_total"] for r in records), 1),
+                           "per_method_per_input": {m: round(float(np.mean([r["seconds"][m] for r in records]))
+                                                             / len(records[0]["mask_share"]), 4)
+                                                    for m in records[0]["seconds"]}}
+    if measure == "mass":
         out["random_check"] = _random_check(records, out["area_share"], n_boot)
-    out["road_agreement"] = _road_agreement(groups["reliant"], controls, score, n_boot)
+    out["road_agreement"] = _road_agreement(groups["reliant"], controls, measure, n_boot)
     return out
 
 
@@ -108,18 +119,21 @@ def _random_check(records, area_share, n_boot) -> dict:
     return dict(got, area_share=area_share, matches=bool(got["low"] <= area_share <= got["high"]))
 
 
-def _road_agreement(reliant, controls, score, n_boot) -> dict | None:
+def _road_agreement(reliant, controls, measure, n_boot) -> dict | None:
     """Kendall's tau between the methods' order by detection AUROC and by ROAD SRG on the reliant
-    models, over the inputs that have both (the first n_road), with a bootstrap over those inputs."""
+    models, over the inputs that have both (the first n_road), with a bootstrap over those inputs;
+    ``points``: each method's (AUROC, SRG) on those inputs, as the tau compares them."""
     from xai.analysis.stats import auroc
     from xai.methods import METHODS
     if not reliant or not controls or any("srg" not in r for r in reliant):
         return None
     methods = [m for m in METHODS if all(m in r["srg"] for r in reliant)]
     n = len(reliant[0]["srg"][methods[0]])
-    det = lambda m, cols: auroc(_rows(reliant, m, score)[:, cols], _rows(controls, m, score)[:, cols])   # noqa: E731
-    srg = lambda m, cols: float(np.array([r["srg"][m] for r in reliant])[:, cols].mean())              # noqa: E731
-    return rank_agreement(methods, det, srg, n, n_boot=min(n_boot, 500))
+    det = lambda m, cols: auroc(_rows(reliant, m, measure)[:, cols], _rows(controls, m, measure)[:, cols])   # noqa: E731
+    srg = lambda m, cols: float(np.array([r["srg"][m] for r in reliant])[:, cols].mean())                  # noqa: E731
+    every = np.arange(n)
+    return dict(rank_agreement(methods, det, srg, n, n_boot=min(n_boot, 500)),
+                points={m: [det(m, every), srg(m, every)] for m in methods})
 
 
 # --- the results file ---
@@ -191,7 +205,16 @@ def _label(m: str) -> str:
 
 
 def _ci(d: dict | None, digits: int = 2) -> str:
-    return "–" if d is None else f"{d['mean'] if 'mean' in d else d['auroc']:.{digits}f} [{d['low']:.{digits}f}, {d['high']:.{digits}f}]"
+    if d is None:
+        return "–"
+    mid = d["mean"] if "mean" in d else d["auroc"]
+    return f"{mid:.{digits}f} [{d['low']:.{digits}f}, {d['high']:.{digits}f}]"
+
+
+def _tau(a: dict) -> str:
+    if a["tau"] is None:
+        return "undefined (one order all tied)"
+    return f"{a['tau']:.2f} [{a['low']:.2f}, {a['high']:.2f}]" if a["low"] is not None else f"{a['tau']:.2f}"
 
 
 def tables_markdown(results: dict) -> str:
@@ -207,11 +230,11 @@ def tables_markdown(results: dict) -> str:
             drop = "–" if r["accuracy_drop"] is None else f"{r['accuracy_drop']:+.3f}"
             parts.append(f"| {r['model_id']} | {r['fraction']:g} | {'Clark' if r['control'] else ''} | {r['flip_rate']:.3f} "
                          f"| {drop} | {r['accuracy_clean']:.3f} | {r['best_epoch']} of {r['epochs']} |\n")
-        what = "map change (1 - Spearman, clean vs marked)" if s["score"] == "change" else "mass on the marker"
+        what = "map change (1 - Spearman, clean vs marked)" if s["measure"] == "change" else "mass on the marker"
         parts.append(f"\n{what}, area share of the marker {s['area_share']:.4f}; detection: AUROC of reliant (p ≥ "
-                     f"0.8) against both controls; flagged: share of inputs whose map peaks on the marker\n\n"
+                     f"{s['reliant_from']:g}) against both controls; flagged: share of inputs whose map peaks on the marker\n\n"
                      "| method | reliant | Clark control | p = 0 (Adebayo) | detection AUROC | flagged: reliant | "
-                     "flagged: Clark | flagged: p = 0 | ROAD SRG (reliant) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+                     "flagged: Clark | flagged: p = 0 | ROAD SRG (reliant) |\n" + "| --- " * 9 + "|\n")
         for m, row in s["methods"].items():
             flags = [_ci(row.get(f"{g}_flagged")) for g in ("reliant", "clark", "adebayo")]
             parts.append(f"| {_label(m)} | {_ci(row.get('reliant'), 3)} | {_ci(row.get('clark'), 3)} | "
@@ -223,32 +246,37 @@ def tables_markdown(results: dict) -> str:
                          f"{rc['area_share']:.4f}: {'within' if rc['matches'] else 'OUTSIDE'} its interval.\n")
         if s.get("road_agreement"):
             a = s["road_agreement"]
-            parts.append(f"\nROAD SRG against detection AUROC, the methods' orders: Kendall tau {a['tau']:.2f} "
-                         f"[{a['low']:.2f}, {a['high']:.2f}] over {a['n']} inputs.\n")
+            parts.append(f"\nROAD SRG against detection AUROC, the methods' orders on the {a['n']} inputs with ROAD curves: "
+                         f"Kendall tau {_tau(a)}.\n")
     return "".join(parts)
 
 
 def findings_sentence(results: dict) -> str:
-    """Which methods find the shortcut (detection interval above 0.5 on every local setting, and
-    above the edge map's AUROC), which raise false alarms, and whether ROAD agrees."""
-    local = {n: s for n, s in results["settings"].items() if s.get("score") == "mass" and s["methods"]}
+    """Which methods find the shortcut (detection interval above 0.5 on every local setting), which
+    of those put more mass on it than the input's edge map does, which raise false alarms, and
+    whether ROAD's SRG orders the methods as detection does. The reference maps know no model, so
+    their detection AUROC is 0.5 by construction; the edge map is the bar for the mass."""
+    local = {n: s for n, s in results["settings"].items() if s.get("measure") == "mass" and s["methods"]}
     if not local:
-        return "Planted shortcuts: no results yet (python tools/shortcut_benchmark.py)."
+        return "**Planted shortcuts**: no results yet (`python tools/shortcut_benchmark.py`)."
     from xai.methods import METHODS
-    found, alarms = [], []
+    found, above_edge, alarms = [], [], []
     for m in METHODS:
-        rows = [s["methods"].get(m, {}) for s in local.values()]
-        if all(r.get("detection") and r["detection"]["low"] > 0.5 for r in rows):
+        rows = [(s["methods"].get(m, {}), s["methods"]["edge"]) for s in local.values()]
+        if all(r.get("detection") and r["detection"]["low"] > 0.5 for r, _ in rows):
             found.append(METHODS[m].label)
+            if all(r["reliant"]["low"] > edge["reliant"]["mean"] for r, edge in rows):
+                above_edge.append(METHODS[m].label)
         if any(max(r.get("clark_flagged", {}).get("mean", 0), r.get("adebayo_flagged", {}).get("mean", 0)) >= 0.25
-               for r in rows):
+               for r, _ in rows):
             alarms.append(METHODS[m].label)
-    taus = "; ".join(f"{n}: tau {s['road_agreement']['tau']:.2f} [{s['road_agreement']['low']:.2f}, "
-                     f"{s['road_agreement']['high']:.2f}]" for n, s in local.items() if s.get("road_agreement"))
-    return (f"Planted shortcuts ({', '.join(local)}): the mass on the marker tells reliant models from both controls "
-            f"(AUROC interval above 0.5 everywhere) for {', '.join(found) or 'no method'}; "
-            f"false alarms (the map peaks on the marker on ≥ 25 % of a control's inputs): {', '.join(alarms) or 'none'}. "
-            f"ROAD SRG and detection rank the methods alike? {taus or 'not measured'}.")
+    taus = "; ".join(f"{n} tau {_tau(s['road_agreement'])}" for n, s in local.items() if s.get("road_agreement"))
+    scored = ", ".join(f"{n} ({s['scored']} of {s['planned']} models)" for n, s in local.items())
+    return (f"**Planted shortcuts** ({scored}): a method's mass on the marker tells the reliant models from both controls "
+            f"(detection AUROC interval above 0.5 in every setting) for {', '.join(found) or 'no method'}; of these, "
+            f"{', '.join(above_edge) or 'none'} also put more mass on it than the input's edge map does. False alarms (a "
+            f"control's maps peak on the marker on ≥ 25 % of its inputs): {', '.join(alarms) or 'none'}. ROAD's SRG against "
+            f"detection, the methods' orders: {taus or 'not measured'}.")
 
 
 # --- figures ---
@@ -272,7 +300,7 @@ def mass_figure(summary: dict):
             c = row["clark"]
             ax.errorbar([1.25], [c["mean"]], yerr=[[c["mean"] - c["low"]], [c["high"] - c["mean"]]], marker="s", ms=4,
                         capsize=2, color="tab:red")
-        if summary["score"] == "mass":
+        if summary["measure"] == "mass":
             ax.axhline(summary["area_share"], ls=":", color="grey", lw=1)
         ax.set_title(_label(m), fontsize=9)
         ax.tick_params(labelsize=7)
@@ -280,7 +308,7 @@ def mass_figure(summary: dict):
         ax.axis("off")
     for ax in axes[-1]:
         ax.set_xticks([0, 0.5, 1, 1.25], ["0", ".5", "1", "Clark"], fontsize=7)
-    what = "map change, clean vs marked" if summary["score"] == "change" else "positive mass on the marker"
+    what = "map change, clean vs marked" if summary["measure"] == "change" else "positive mass on the marker"
     fig.suptitle(f"{summary['setting']}: {what} against p (blue; p = 0 is the Adebayo control), the Clark control "
                  f"(red); dotted: area share", fontsize=9)
     fig.tight_layout()
@@ -294,28 +322,30 @@ def agreement_figure(results: dict):
     fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
     for ax, (name, s) in zip(axes[0], shown.items()):
         a = s["road_agreement"]
-        for m in a["methods"]:
-            row = s["methods"][m]
-            ax.scatter(row["srg"]["mean"], row["detection"]["auroc"], s=14)
-            ax.annotate(_label(m), (row["srg"]["mean"], row["detection"]["auroc"]), fontsize=7)
+        for m, (det, srg) in a["points"].items():
+            ax.scatter(srg, det, s=14)
+            ax.annotate(_label(m), (srg, det), fontsize=7)
         ax.axhline(0.5, ls=":", color="grey", lw=1)
         ax.set_xlabel("ROAD SRG on the reliant models (higher: more faithful)", fontsize=8)
         ax.set_ylabel("detection AUROC (reliant vs controls)", fontsize=8)
-        ax.set_title(f"{name}: Kendall tau {a['tau']:.2f} [{a['low']:.2f}, {a['high']:.2f}]", fontsize=9)
+        ax.set_title(f"{name}, the {a['n']} inputs with ROAD: Kendall tau {_tau(a)}", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def maps_figure(out: str, setting, *, index: int = 0, options: dict | None = None):
+def maps_figure(out: str, setting, *, index: int = 0, options: dict | None = None, hmt_root: str | None = None):
     """The kept reliant model's and Clark control's maps, every method, on the same marked held-out
-    input (the ``index``-th explained): what the table's numbers look like. Needs the kept models."""
+    input (the ``index``-th explained): what the table's numbers look like. Needs the kept models
+    (``<out>/models/shortcut/``) and, for HMT, the tiles (``hmt_root``; None: the default)."""
     import keras
     import matplotlib.pyplot as plt
 
     from xai.maps import saliency_positions
     from xai.methods import METHODS, method_function
     from xai.shortcut.benchmark import load_bundle, method_options
-    bundle = load_bundle(setting)
+    bundle = load_bundle(setting, hmt_root=hmt_root)
+    if not 0 <= index < len(bundle.explain):
+        raise ValueError(f"index must be in [0, {len(bundle.explain)}), the inputs explained, got {index}")
     i = bundle.explain[index]
     x, mask = bundle.x_held_marked[i:i + 1].astype(np.float32), bundle.mask_held[i]
     options = method_options(setting, bundle) if options is None else options

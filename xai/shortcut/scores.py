@@ -45,9 +45,13 @@ def reliance(model, x_clean, x_marked, y, marked_class: int, *, batch_size: int 
         no marker) and ``n``.
     """
     y = np.asarray(y)
-    if not (len(x_clean) == len(x_marked) == len(y)) or y.ndim != 1:
-        raise ValueError(f"x_clean, x_marked and y must hold the same N examples, got {len(x_clean)}, "
-                         f"{len(x_marked)} and y of shape {y.shape}")
+    x_clean, x_marked = _check_batch(x_clean), _check_batch(x_marked)
+    if x_clean.shape != x_marked.shape or y.ndim != 1 or len(y) != len(x_clean) or y.dtype.kind not in "iu":
+        raise ValueError(f"x_clean and x_marked must have the same shape and y int labels for the same N examples, "
+                         f"got {x_clean.shape}, {x_marked.shape} and y {y.dtype} {y.shape}")
+    n_classes = int(model.output_shape[-1])
+    if isinstance(marked_class, bool) or not isinstance(marked_class, (int, np.integer)) or not 0 <= marked_class < n_classes:
+        raise ValueError(f"marked_class must be a class index in [0, {n_classes}), got {marked_class!r}")
     clean, marked = _predicted(model, x_clean, batch_size), _predicted(model, x_marked, batch_size)
     others = (y != marked_class) & (clean == y)                           # right without the marker
     own = y == marked_class
@@ -64,10 +68,19 @@ def reliance(model, x_clean, x_marked, y, marked_class: int, *, batch_size: int 
 
 # --- reference maps ---
 
+def _check_batch(x) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim not in (3, 4) or len(x) == 0 or x.dtype.kind not in "fu":
+        raise ValueError(f"x must be float or uint8 signals (N, T, C) or images (N, H, W, C), got {x.dtype} {x.shape}")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise ValueError("x has NaN or inf values")
+    return x
+
+
 def random_map(x, *, seed: int = 0) -> np.ndarray:
     """Uniform random relevance a position, float32 (N, T) or (N, H, W): its expected mass on a
     mask is the mask's area share, so it checks the scorer."""
-    x = np.asarray(x)
+    x = _check_batch(x)
     return np.random.default_rng(check_number("seed", seed, 0, integer=True)).random(x.shape[:-1]).astype(np.float32)
 
 
@@ -76,11 +89,12 @@ def edge_map(x) -> np.ndarray:
     two neighbours (a central difference would miss a zigzag), the Sobel gradient magnitude of an
     image's channel mean. A map that knows nothing of the model:
     what a method must beat to say something about it."""
-    x = np.asarray(x, np.float32).mean(-1)                                # (N, T) or (N, H, W)
+    x = _check_batch(x).astype(np.float32).mean(-1)                       # (N, T) or (N, H, W)
     if x.ndim == 2:
         d = np.abs(np.diff(x, axis=1))                                    # (N, T - 1)
         return ((np.pad(d, ((0, 0), (1, 0))) + np.pad(d, ((0, 0), (0, 1)))) / 2).astype(np.float32)
-    return np.hypot(sobel(x, axis=1), sobel(x, axis=2)).astype(np.float32)
+    # one image at a time: sobel on (N, H, W) would also smooth across the batch axis
+    return np.stack([np.hypot(sobel(im, axis=0), sobel(im, axis=1)) for im in x]).astype(np.float32)
 
 
 # --- attribution on the marker ---
@@ -101,12 +115,12 @@ def map_change(maps_clean, maps_marked, x_shape) -> np.ndarray:
     from xai.maps import saliency_positions
     a = saliency_positions(maps_clean, x_shape)
     b = saliency_positions(maps_marked, x_shape)
-    return 1.0 - spearman(a, b)
+    return np.where((a == b).all(1), 0.0, 1.0 - spearman(a, b))          # two equal constant maps: no change
 
 
 # --- detection: reliant models against the controls ---
 
-def _models(rng, scores: np.ndarray) -> np.ndarray:
+def _resample_models(rng, scores: np.ndarray) -> np.ndarray:
     """One bootstrap draw of the rows (models), with replacement."""
     return scores[rng.integers(0, len(scores), len(scores))]
 
@@ -119,7 +133,7 @@ def mean_interval(rows, *, n_boot: int = 1000, seed: int = 0) -> dict:
         raise ValueError(f"rows must be finite (M models, N inputs), got shape {rows.shape}")
     rng = np.random.default_rng(seed)
     n = rows.shape[1]
-    draws = [_models(rng, rows)[:, rng.integers(0, n, n)].mean()
+    draws = [_resample_models(rng, rows)[:, rng.integers(0, n, n)].mean()
              for _ in range(check_number("n_boot", n_boot, 1, integer=True))]
     low, high = np.percentile(draws, [2.5, 97.5])
     return {"mean": float(rows.mean()), "low": float(low), "high": float(high), "models": int(len(rows)), "n": int(n)}
@@ -146,7 +160,7 @@ def detection(reliant, controls, *, n_boot: int = 1000, seed: int = 0) -> dict:
     draws = np.empty(check_number("n_boot", n_boot, 1, integer=True))
     for b in range(n_boot):
         cols = rng.integers(0, n, n)
-        draws[b] = auroc(_models(rng, reliant)[:, cols], _models(rng, controls)[:, cols])
+        draws[b] = auroc(_resample_models(rng, reliant)[:, cols], _resample_models(rng, controls)[:, cols])
     low, high = np.percentile(draws, [2.5, 97.5])
     return {"auroc": auroc(reliant, controls), "low": float(low), "high": float(high),
             "models": [int(len(reliant)), int(len(controls))], "n": int(n)}
@@ -171,5 +185,9 @@ def rank_agreement(methods, statistic_first, statistic_second, n: int, *, n_boot
                                      [statistic_second(m, cols) for m in methods])
     rng = np.random.default_rng(seed)
     draws = np.array([score(rng.integers(0, n, n)) for _ in range(check_number("n_boot", n_boot, 1, integer=True))])
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return {"tau": score(np.arange(n)), "low": float(low), "high": float(high), "methods": methods, "n": n}
+    defined = draws[np.isfinite(draws)]                                     # a draw with one side all tied has no tau
+    low, high = np.percentile(defined, [2.5, 97.5]) if len(defined) else (np.nan, np.nan)
+    tau = score(np.arange(n))
+    return {"tau": None if np.isnan(tau) else tau, "low": None if np.isnan(low) else float(low),
+            "high": None if np.isnan(high) else float(high), "undefined_draws": int(len(draws) - len(defined)),
+            "methods": methods, "n": n}

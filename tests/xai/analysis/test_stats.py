@@ -77,16 +77,17 @@ def test_auroc_is_the_mann_whitney_share_of_pairs_ordered_right():
     assert auroc([3, 4], [1, 2]) == 1.0
     assert auroc([1, 2], [3, 4]) == 0.0
     assert auroc([1, 3], [2]) == 0.5
+    assert auroc([1, 1], [1, 1]) == 0.5                                      # ties count half
     with pytest.raises(ValueError, match="both sides"):
         auroc([], [1])
     with pytest.raises(ValueError, match="NaN"):
         auroc([np.nan], [1])
 
 
-def test_kendall_tau_is_1_for_one_order_minus_1_for_its_reverse_and_0_without_ties_broken():
+def test_kendall_tau_is_1_for_one_order_minus_1_for_its_reverse_and_undefined_for_a_constant_side():
     from xai.analysis.stats import kendall_tau
     assert kendall_tau([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert kendall_tau([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert kendall_tau([1, 1, 1], [1, 2, 3]) == 0.0
+    assert np.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))                  # undefined, not "no agreement"
     with pytest.raises(ValueError, match="same length"):
         kendall_tau([1, 2], [1, 2, 3])

@@ -69,5 +69,19 @@ def test_rank_accuracy_scores_the_mask_1_a_disjoint_map_0_and_a_random_map_its_a
     big[:, :100] = True                        # area share 0.25
     rnd = np.random.default_rng(0).random((400, 400))
     assert abs(xl.relevance_rank_accuracy(rnd, big).mean() - 0.25) < 0.01
-    np.testing.assert_allclose(xl.relevance_rank_accuracy(-_region_map(), masks, absolute=False), 0.0)
+    # no positive relevance at all: every position ties at 0, which says nothing: the area share
+    np.testing.assert_allclose(xl.relevance_rank_accuracy(-_region_map(), masks, absolute=False), 0.25)
     np.testing.assert_allclose(xl.relevance_rank_accuracy(_region_map(), np.zeros((4, 40), bool)), 0.0)
+
+
+def test_rank_accuracy_shares_tied_places_so_the_score_does_not_depend_on_where_the_mask_lies():
+    scores = []
+    for start in (0, 17):                       # two positive positions inside a 6-long mask, the rest tied at 0
+        mask = np.zeros((1, 40), bool)
+        mask[0, start:start + 6] = True
+        m = np.zeros((1, 40))
+        m[0, start + 1:start + 3] = 1.0
+        scores.append(xl.relevance_rank_accuracy(m, mask)[0])
+    # 2 of 6 places won outright, the 4 left shared by the 38 tied positions of which 4 are inside
+    np.testing.assert_allclose(scores, (2 + 4 * 4 / 38) / 6)
+    np.testing.assert_allclose(xl.relevance_rank_accuracy(np.ones((1, 40)), mask), 6 / 40)

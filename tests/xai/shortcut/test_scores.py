@@ -4,10 +4,8 @@ agreement on scores with a known separation."""
 import numpy as np
 import pytest
 
-from xai.analysis.stats import auroc
 from xai.shortcut.markers import ZIGZAG_LENGTH, add_marker, marker_pattern
-from xai.shortcut.scores import (detection, edge_map, map_change, marker_scores, mean_interval, random_map,
-                                 rank_agreement, reliance)
+from xai.shortcut.scores import detection, edge_map, map_change, marker_scores, mean_interval, random_map, rank_agreement, reliance
 
 
 def _marked_images(n=64, seed=0):
@@ -40,6 +38,9 @@ def test_the_edge_map_finds_a_marker_on_a_flat_input_and_has_no_model_in_it():
     assert marker_scores(edges, mask, x.shape)["mass"].min() > 0.8        # a neighbour on each side shares the step
     tiles, tmask = add_marker(np.full((2, 50, 50, 3), 100.0, np.float32), seed=0)
     assert marker_scores(edge_map(tiles), tmask, tiles.shape)["mass"].min() > 0.5   # area share 0.058; Sobel spills a pixel out
+    stripes = np.zeros((3, 20, 20, 1), np.float32)
+    stripes[1, :, ::2] = 255.0                                            # a flat image between two, one striped
+    np.testing.assert_array_equal(edge_map(stripes)[[0, 2]], 0.0)        # each image's edges are its own
 
 
 def _marker_reading_model():
@@ -77,9 +78,17 @@ def test_detection_is_1_for_separated_scores_and_about_half_with_an_interval_ove
     assert sep["auroc"] == 1.0 and sep["low"] == 1.0 and sep["models"] == [3, 4]
     same = detection(rng.random((3, 40)), rng.random((3, 40)), n_boot=300)
     assert same["low"] < 0.5 < same["high"]
-    assert auroc([1, 1], [1, 1]) == 0.5                                # ties count half
     with pytest.raises(ValueError, match="same N"):
         detection(high, low[:, :5])
+
+
+def test_detection_and_mean_interval_resample_the_models_so_one_odd_seed_widens_the_interval():
+    rng = np.random.default_rng(2)
+    one_seed = rng.uniform(0.6, 1, (1, 40))
+    odd = np.concatenate([one_seed, rng.uniform(0, 0.4, (1, 40))])          # a second reliant seed that did not learn it
+    controls = rng.uniform(0, 0.4, (2, 40))
+    assert detection(odd, controls, n_boot=400)["low"] < 0.6 < detection(one_seed, controls, n_boot=400)["low"]
+    assert mean_interval(odd, n_boot=400)["low"] < 0.3 < mean_interval(one_seed, n_boot=400)["low"]
 
 
 def test_rank_agreement_is_1_for_the_same_order_and_minus_1_for_the_reverse():
@@ -96,5 +105,7 @@ def test_rank_agreement_is_1_for_the_same_order_and_minus_1_for_the_reverse():
 def test_map_change_is_0_for_the_same_maps_and_large_for_unrelated_ones():
     a = np.random.default_rng(0).random((5, 20, 20))
     np.testing.assert_allclose(map_change(a, a, (5, 20, 20, 3)), 0.0, atol=1e-12)
+    flat = np.zeros((2, 20, 20))
+    np.testing.assert_array_equal(map_change(flat, flat, (2, 20, 20, 3)), 0.0)   # two empty maps: nothing changed
     b = np.random.default_rng(1).random((5, 20, 20))
     assert map_change(a, b, (5, 20, 20, 3)).min() > 0.7
