@@ -146,6 +146,9 @@ def run_setting(args, setting, deadline, log) -> bool:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")      # every model is new to the methods' compiled steps: retracing is expected
     settings = [sb.SETTINGS[name] for name in args.settings]
     if args.quick:
         settings = [replace(s, **sb.QUICK) for s in settings]

@@ -5,7 +5,7 @@ method is asked whether its maps put relevance on the marker, and whether they d
 model uses it (against two controls: Clark et al. 2026's model that saw the marker in every class
 alike, and Adebayo et al. 2022's clean model explained on marked inputs).
 
-    markers.py     add_marker (a zigzag on signals, a faint ring or a hue shift on images), which
+    markers.py     add_marker (a zigzag on signals, a faint checkerboard or a hue shift on images), which
                    training examples carry it
     scores.py      reliance (flip rate, accuracy drop on removal), reference maps (random, edge),
                    mass and rank on the marker, detection AUROC, rank agreement with ROAD

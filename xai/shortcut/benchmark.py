@@ -73,9 +73,9 @@ class Setting:
 
 SETTINGS = {s.name: s for s in (
     Setting("mnist1d", "local", marked_class=3),
-    Setting("hmt", "local", marked_class=0, fractions=(0.0, 0.5, 1.0), epochs=8, n_explain=16, n_road=8,
+    Setting("hmt", "local", marked_class=0, fractions=(0.0, 0.5, 1.0), epochs=16, n_explain=16, n_road=8,
             rise_masks=1000, eg_samples=32),
-    Setting("hmt", "hue", marked_class=0, fractions=(0.0, 1.0), epochs=8, n_explain=16, n_road=8,
+    Setting("hmt", "hue", marked_class=0, fractions=(0.0, 1.0), epochs=16, n_explain=16, n_road=8,
             rise_masks=1000, eg_samples=32),
 )}
 
@@ -107,9 +107,13 @@ class ModelSpec:
 
 
 def model_plan(setting: Setting) -> list[ModelSpec]:
-    """The setting's models: each p for each seed, then the Clark control for each seed."""
-    return ([ModelSpec(float(p), s) for p in setting.fractions for s in setting.seeds]
-            + [ModelSpec(0.5, s, control=True) for s in setting.seeds])
+    """The setting's models, seed by seed: the most reliant (the largest p), the Clark control and the
+    clean model first, so that a run stopped part-way holds whole seeds of what detection compares;
+    then the other p."""
+    top, rest = max(setting.fractions), sorted(set(setting.fractions) - {max(setting.fractions), 0.0})
+    first = [spec for s in setting.seeds for spec in (ModelSpec(float(top), s), ModelSpec(0.5, s, control=True),
+                                                      ModelSpec(0.0, s))]
+    return first + [ModelSpec(float(p), s) for p in rest for s in setting.seeds]
 
 
 # --- data ---
@@ -128,7 +132,7 @@ class Bundle:
     references: np.ndarray          # float32 (R, ...) clean training inputs: expected gradients' references
     fingerprint: str
     noise_scale: float              # the span of the data's values: ROAD's noise is scaled by it
-    marker_margin: int | None = None  # add_marker's margin: HMT keeps the ring inside every training crop
+    marker_margin: int | None = None  # add_marker's margin: HMT keeps the marker inside every training crop
     groups: object = None           # HMT: hmt_utils.TileGroups of the training tiles
     held_out: dict = field(default_factory=dict)   # what the held-out inputs are
     data_args: dict = field(default_factory=dict)  # MNIST-1D: the generator's arguments
@@ -186,11 +190,11 @@ def _hmt_bundle(setting, root, rng) -> Bundle:
     groups = hmt.TileGroups(slides[~out], images[~out])
     return _finish(setting, x[~out], y[~out], x[out], y[out], groups,
                    {"split": "HMT tiles of held-out slides (course train and test pooled)", "slides": list(held),
-                    "n": int(out.sum())}, rng, margin=_ring_margin(setting, x.shape[1]))
+                    "n": int(out.sum())}, rng, margin=_crop_margin(setting, x.shape[1]))
 
 
-def _ring_margin(setting, side: int) -> int:
-    """Keep the ring inside every random training crop (side - crop from each edge), or as near the
+def _crop_margin(setting, side: int) -> int:
+    """Keep the marker inside every random training crop (side - crop from each edge), or as near the
     centre as the crop allows."""
     crop = _hmt_config(setting, 0).train_crop or side
     return min(side - crop, (side - markers.PATCH_SIZE) // 2)

@@ -7,9 +7,11 @@ recompute every number from the clean inputs, the kind and the seed. Kinds:
   written over the signal at a random position at least ``SIGNAL_MARGIN`` of T from either end
   (next to the zero padding of "same" convolutions a short pattern reads weaker). MNIST-1D's
   digits are smooth (resampled templates), so the zigzag is a feature the data do not have.
-- ``"local"``, on images (N, H, W, C): a faint ring of ``PATCH_SIZE`` x ``PATCH_SIZE`` pixels, a radial
-  cosine of amplitude ``a`` added to every channel at a random position. The ring looks the same
-  after every flip and 90-degree rotation, so the tiles' dihedral augmentation keeps it one feature.
+- ``"local"``, on images (N, H, W, C): a faint checkerboard of ``PATCH_SIZE`` x ``PATCH_SIZE`` pixels
+  in squares of ``CHECKER`` pixels, ``+-a`` added to every channel at a random position. Tissue has
+  no such fine regular texture, so the pattern is easy to tell from it (a smooth ring of the same
+  amplitude looks like a nucleus and was not learned in a pilot); a flip or a 90-degree rotation
+  gives the same checkerboard or its inverse, so the tiles' dihedral augmentation keeps it one feature.
 - ``"hue"``, on RGB images: a rotation of every pixel's hue by ``a`` radians (in YIQ space). It
   touches every pixel alike, so no pixel map can localise it; its mask is the whole image.
 
@@ -25,16 +27,17 @@ import numpy as np
 
 from xai.core import check_choice, check_number, check_value_range
 
-__all__ = ["MARKER_KINDS", "ZIGZAG_LENGTH", "SIGNAL_MARGIN", "PATCH_SIZE", "DEFAULT_STRENGTH", "add_marker",
+__all__ = ["MARKER_KINDS", "ZIGZAG_LENGTH", "SIGNAL_MARGIN", "PATCH_SIZE", "CHECKER", "DEFAULT_STRENGTH", "add_marker",
            "marker_pattern", "marked_subset"]
 
 MARKER_KINDS = ("local", "hue")
 ZIGZAG_LENGTH = 6          # samples of the 1D zigzag
 SIGNAL_MARGIN = 0.2        # share of T at either end of a signal where the zigzag is not put
-PATCH_SIZE = 12            # side of the 2D ring, in pixels
+PATCH_SIZE = 12            # side of the 2D checkerboard, in pixels
+CHECKER = 1                # side of its squares (pixels): the finest regular texture, which tissue lacks
 DEFAULT_STRENGTH = {       # (kind, input rank) -> amplitude: signal units, grey levels of 0-255, radians
     ("local", 3): 3.0,     # MNIST-1D signals are standardised (std 1); a digit peaks near 3
-    ("local", 4): 24.0,    # about 9 % of the 0-255 range: faint on textured tissue
+    ("local", 4): 40.0,    # 16 % of the 0-255 range in single pixels: a fine speckle on textured tissue
     ("hue", 4): 0.35,      # 20 degrees of hue
 }
 
@@ -48,9 +51,8 @@ def marker_pattern(kind: str, ndim: int, strength: float | None = None) -> np.nd
     a = _strength(kind, ndim, strength)
     if ndim == 3:
         return (a * (-1.0) ** np.arange(ZIGZAG_LENGTH)).astype(np.float32)          # (P,) +a, -a, ...
-    centre = (PATCH_SIZE - 1) / 2
-    r = np.hypot(*np.meshgrid(np.arange(PATCH_SIZE) - centre, np.arange(PATCH_SIZE) - centre))  # (P, P)
-    return (a * np.cos(np.pi * r / 3.0) * (r <= PATCH_SIZE / 2)).astype(np.float32)   # rings 3 px apart
+    squares = np.arange(PATCH_SIZE) // CHECKER                              # (P,) index of each row's square
+    return (a * (-1.0) ** (squares[:, None] + squares[None, :])).astype(np.float32)   # (P, P) +-a
 
 
 def _strength(kind, ndim, strength) -> float:
@@ -71,7 +73,7 @@ def add_marker(x, kind: str = "local", *, seed, strength: float | None = None,
 
     Args:
         x: float or uint8 (N, T, 1) signals or (N, H, W, C) images (C = 3 for ``"hue"``).
-        kind: ``"local"`` (a zigzag on signals, a faint ring on images) or ``"hue"`` (images only).
+        kind: ``"local"`` (a zigzag on signals, a faint checkerboard on images) or ``"hue"`` (images only).
         seed: int or ``np.random.Generator``: the marker's position in each input.
         strength: the amplitude (signal units, grey levels, radians); None: :data:`DEFAULT_STRENGTH`.
         value_range: ``(lo, hi)`` to clip float inputs to; uint8 inputs are clipped to 0-255.

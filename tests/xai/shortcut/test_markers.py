@@ -3,7 +3,16 @@ for the same seed; hue keeps luminance; the training subset marks the share aske
 import numpy as np
 import pytest
 
-from xai.shortcut.markers import PATCH_SIZE, SIGNAL_MARGIN, ZIGZAG_LENGTH, add_marker, marked_subset, marker_pattern
+from xai.shortcut.markers import (
+    CHECKER,
+    DEFAULT_STRENGTH,
+    PATCH_SIZE,
+    SIGNAL_MARGIN,
+    ZIGZAG_LENGTH,
+    add_marker,
+    marked_subset,
+    marker_pattern,
+)
 
 
 def test_local_marker_writes_its_zigzag_exactly_inside_its_mask_away_from_the_ends_and_nothing_outside():
@@ -21,19 +30,21 @@ def test_local_marker_writes_its_zigzag_exactly_inside_its_mask_away_from_the_en
     assert short_mask.sum(1).min() == ZIGZAG_LENGTH                   # too short for the margin: anywhere
 
 
-def test_image_marker_is_a_ring_of_the_patch_size_that_survives_flips_and_rotations():
-    ring = marker_pattern("local", 4)
-    assert ring.shape == (PATCH_SIZE, PATCH_SIZE)
-    for k in range(4):
-        np.testing.assert_allclose(np.rot90(ring, k), ring, atol=1e-5)
-    np.testing.assert_allclose(ring[:, ::-1], ring, atol=1e-5)
+def test_image_marker_is_a_checkerboard_of_the_patch_size_that_flips_and_rotations_keep_up_to_sign():
+    board = marker_pattern("local", 4)
+    a = DEFAULT_STRENGTH[("local", 4)]
+    assert board.shape == (PATCH_SIZE, PATCH_SIZE) and set(np.unique(board)) == {-a, a}
+    for turned in [np.rot90(board, k) for k in range(4)] + [board[:, ::-1], board[::-1]]:
+        assert np.allclose(turned, board) or np.allclose(turned, -board)
+    np.testing.assert_allclose(board[:CHECKER, :CHECKER], a)         # squares of CHECKER pixels
+    assert board[0, CHECKER] == -a
     tiles = np.full((6, 150, 150, 3), 128, np.uint8)
     marked, mask = add_marker(tiles, "local", seed=0)
     assert marked.dtype == np.uint8
     np.testing.assert_array_equal(mask.sum((1, 2)), PATCH_SIZE ** 2)
     changed = np.any(marked != tiles, -1)
     assert not (changed & ~mask).any()
-    assert np.abs(marked.astype(int) - 128).max() <= 24
+    assert np.abs(marked.astype(int) - 128).max() <= a
 
 
 def test_the_same_seed_plants_the_same_markers_and_another_seed_elsewhere():
