@@ -16,8 +16,8 @@ next session picks up where this one stopped. Trained models are cached (git-ign
 The reliant model (p = 1, seed 0) and the Clark control (seed 0) of each setting are kept beside the
 results as ``<out>/models/shortcut/<setting>_{reliant,clark}.keras`` with their provenance JSON.
 After the models, ``<out>/models/shortcut/shortcut_results.json`` (``xai.shortcut.report``) and
-the figures ``<out>/figures/shortcut_*.png`` are written from every record there is; ``complete``
-says whether every planned model is in.
+the figures ``<out>/figures/shortcut_*.png`` are written from every record there is, of every
+setting (not only those run); ``complete`` says whether every planned model is in.
 
 Run it alone (2 cores: one training at a time). Times on the 2-core CPU are in BENCHMARKS.md.
 """
@@ -149,16 +149,15 @@ def main(argv=None) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
     tf.get_logger().setLevel("ERROR")      # every model is new to the methods' compiled steps: retracing is expected
-    settings = [sb.SETTINGS[name] for name in args.settings]
-    if args.quick:
-        settings = [replace(s, **sb.QUICK) for s in settings]
+    every = [replace(s, **sb.QUICK) if args.quick else s for s in sb.SETTINGS.values()]
+    settings = [s for s in every if s.name in args.settings]
     log = lambda msg: print(msg, flush=True)   # noqa: E731
     deadline = None if args.max_minutes is None else time.time() + 60 * args.max_minutes
     if not args.report_only:
         for setting in settings:
             if not run_setting(args, setting, deadline, log):
                 break
-    results = report.write_results(args.out, settings, command="python tools/shortcut_benchmark.py " + " ".join(
+    results = report.write_results(args.out, every, command="python tools/shortcut_benchmark.py " + " ".join(
         sys.argv[1:] if argv is None else argv))
     log(f"wrote {os.path.join(args.out, 'models', 'shortcut', report.RESULTS)}: "
         f"{'complete' if results['complete'] else 'incomplete'}")

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, repo_path
@@ -40,7 +41,8 @@ def test_quick_run_writes_records_results_and_figures_and_resumes_without_traini
     out = str(tmp_path)
     results = tool.main(["--quick", "--out", out, "--settings", "mnist1d_local"])
     s = results["settings"]["mnist1d_local"]
-    assert results["complete"] and s["scored"] == s["planned"] == 6
+    assert s["scored"] == s["planned"] == 6
+    assert not results["complete"] and results["settings"]["hmt_local"]["scored"] == 0   # every setting is reported
     runs = os.listdir(os.path.join(out, "models", "shortcut", "runs"))
     assert len(runs) == 6
     for m in ("grad_cam", "integrated_gradients", "rise", "random", "edge"):
@@ -60,3 +62,16 @@ def test_quick_run_writes_records_results_and_figures_and_resumes_without_traini
     again = tool.main(["--quick", "--out", out, "--settings", "mnist1d_local"])
     assert "trained" not in capsys.readouterr().out                       # every record reused
     assert again["settings"]["mnist1d_local"]["methods"] == json.loads(json.dumps(s["methods"]))
+
+
+def test_the_pilot_holds_out_part_of_the_training_data_only():
+    spec = importlib.util.spec_from_file_location("shortcut_pilot", repo_path("tools", "shortcut_pilot.py"))
+    pilot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pilot)
+    from dataclasses import replace
+    setting = replace(sb.SETTINGS["mnist1d_local"], **sb.QUICK)
+    bundle = sb.load_bundle(setting)
+    split = pilot.pilot_bundle(setting, bundle)
+    assert len(split.y_train) + len(split.y_held) == len(bundle.y_train) and len(split.y_held) == len(bundle.y_train) // 5
+    np.testing.assert_array_equal(np.concatenate([split.x_train, split.x_held]), bundle.x_train)   # training data only
+    assert split.mask_held.sum(1).min() > 0

@@ -56,7 +56,12 @@ def _rows(records, method, measure) -> np.ndarray:
 
 
 def _methods(records) -> list[str]:
-    return list(records[0]["scores"]) if records else []
+    """The methods scored, in METHODS' order, then the reference maps."""
+    from xai.methods import METHODS
+    if not records:
+        return []
+    scored = records[0]["scores"]
+    return [m for m in METHODS if m in scored] + [m for m in REFERENCES if m in scored]
 
 
 def summarise_setting(setting, records: list[dict], *, n_boot: int = 1000) -> dict:
@@ -244,6 +249,11 @@ def tables_markdown(results: dict) -> str:
             rc = s["random_check"]
             parts.append(f"\nScorer check: the random map's mass {_ci(rc, 4)} against the area share "
                          f"{rc['area_share']:.4f}: {'within' if rc['matches'] else 'OUTSIDE'} its interval.\n")
+        if s.get("cost_seconds"):
+            c = s["cost_seconds"]
+            per = ", ".join(f"{_label(m)} {v:.3f}" for m, v in c["per_method_per_input"].items() if m not in REFERENCES)
+            parts.append(f"\nCost of the {s['scored']} models (s): training {c['training']:.0f}, explaining {c['explaining']:.0f}, "
+                         f"ROAD {c['road']:.0f}, in all {c['total']:.0f}. Seconds an input, a method: {per}.\n")
         if s.get("road_agreement"):
             a = s["road_agreement"]
             parts.append(f"\nROAD SRG against detection AUROC, the methods' orders on the {a['n']} inputs with ROAD curves: "
@@ -256,7 +266,8 @@ def findings_sentence(results: dict) -> str:
     of those put more mass on it than the input's edge map does, which raise false alarms, and
     whether ROAD's SRG orders the methods as detection does. The reference maps know no model, so
     their detection AUROC is 0.5 by construction; the edge map is the bar for the mass."""
-    local = {n: s for n, s in results["settings"].items() if s.get("measure") == "mass" and s["methods"]}
+    local = {n: s for n, s in results["settings"].items()
+             if s.get("measure") == "mass" and "detection" in s["methods"].get("grad_cam", {})}
     if not local:
         return "**Planted shortcuts**: no results yet (`python tools/shortcut_benchmark.py`)."
     from xai.methods import METHODS
