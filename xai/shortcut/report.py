@@ -330,7 +330,7 @@ def agreement_figure(results: dict):
     """Detection AUROC against ROAD SRG per method, one panel a setting with both."""
     import matplotlib.pyplot as plt
     shown = {n: s for n, s in results["settings"].items() if s.get("road_agreement")}
-    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(shown), figsize=(5.6 * len(shown), 4.2), squeeze=False)
     for ax, (name, s) in zip(axes[0], shown.items()):
         a = s["road_agreement"]
         for m, (det, srg) in a["points"].items():
