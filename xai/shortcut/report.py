@@ -112,6 +112,7 @@ def _model_row(r: dict) -> dict:
     rel, t = r["reliance"], r["training"]
     return {"model_id": r["model_id"], "fraction": r["fraction"], "seed": r["seed"], "control": r["control"],
             "group": r["group"], "flip_rate": rel["flip_rate"], "flip_n": rel["flip_n"],
+            "flip_rate_by_class": rel.get("flip_rate_by_class"),
             "accuracy_clean": rel["accuracy_clean"], "accuracy_drop": rel["accuracy_drop"],
             "marked_accuracy_with": rel["marked_accuracy_with"], "marked_accuracy_without": rel["marked_accuracy_without"],
             "best_epoch": t["best_epoch"], "epochs": t["config"]["epochs"], "train_seconds": t["train_seconds"],
@@ -361,17 +362,21 @@ def maps_figure(out: str, setting, *, index: int = 0, options: dict | None = Non
     x, mask = bundle.x_held_marked[i:i + 1].astype(np.float32), bundle.mask_held[i]
     options = method_options(setting, bundle) if options is None else options
     names = list(METHODS)
-    fig, axes = plt.subplots(2, len(names) + 1, figsize=(1.35 * (len(names) + 1), 3.2), squeeze=False)
+    cols = (len(names) + 2) // 2                                            # the input and the methods, in two rows
+    fig, axes = plt.subplots(4, cols, figsize=(1.6 * cols, 6.6), squeeze=False)
     for r, kept in enumerate(("reliant", "clark")):
         model = keras.models.load_model(os.path.join(out, "models", "shortcut", f"{setting.name}_{kept}.keras"))
-        _draw_input(axes[r, 0], x[0], mask, f"{kept}\ninput + marker")
-        for c, m in enumerate(names, start=1):
+        panels = axes[2 * r:2 * r + 2].ravel()                              # (2 * cols,) this model's panels
+        label = "reliant model (p = 1)" if kept == "reliant" else "Clark control"
+        _draw_input(panels[0], x[0], mask, f"{label}:\nthe marked input")
+        for ax, m in zip(panels[1:], names):
             a = method_function(m)(model, x, np.array([setting.marked_class]), **options.get(m, {}))
-            _draw_map(axes[r, c], np.maximum(saliency_positions(a, x.shape)[0].reshape(x.shape[1:-1]), 0), mask)
-            if r == 0:
-                axes[r, c].set_title(METHODS[m].label, fontsize=7)
+            _draw_map(ax, np.maximum(saliency_positions(a, x.shape)[0].reshape(x.shape[1:-1]), 0), mask)
+            ax.set_title(METHODS[m].label, fontsize=8)
+        for ax in panels[1 + len(names):]:
+            ax.axis("off")
     fig.suptitle(f"{setting.name}: positive relevance for the marked class, each map scaled to its maximum; "
-                 "outline: the marker", fontsize=8)
+                 "outlined or shaded: the marker", fontsize=9)
     fig.tight_layout()
     return fig
 

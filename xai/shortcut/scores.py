@@ -37,7 +37,8 @@ def reliance(model, x_clean, x_marked, y, marked_class: int, *, batch_size: int 
 
     Returns:
         dict: ``flip_rate`` (of the other classes' examples the model gets right without the marker,
-        the share predicted as ``marked_class`` with it) and ``flip_n``; ``marked_accuracy_with`` and
+        the share predicted as ``marked_class`` with it), ``flip_n`` and ``flip_rate_by_class`` (class ->
+        [flipped, of]); ``marked_accuracy_with`` and
         ``marked_accuracy_without`` (the marked class's accuracy with and without its marker) and
         ``accuracy_drop`` (with - without: what removing the marker costs; None without examples of
         the marked class where ``require_marked_class`` is False); ``accuracy_clean`` (all classes,
@@ -59,7 +60,10 @@ def reliance(model, x_clean, x_marked, y, marked_class: int, *, batch_size: int 
                          f"gets right; got {int(own.sum())} and {int(others.sum())}")
     with_marker = float(np.mean(marked[own] == marked_class)) if own.any() else None
     without = float(np.mean(clean[own] == marked_class)) if own.any() else None
+    by_class = {int(c): [int(np.sum(marked[others & (y == c)] == marked_class)), int(np.sum(others & (y == c)))]
+                for c in np.unique(y[others])}
     return {"flip_rate": float(np.mean(marked[others] == marked_class)), "flip_n": int(others.sum()),
+            "flip_rate_by_class": by_class,
             "marked_accuracy_with": with_marker, "marked_accuracy_without": without,
             "accuracy_drop": None if with_marker is None else with_marker - without,
             "accuracy_clean": float(np.mean(clean == y)), "n": int(len(y))}

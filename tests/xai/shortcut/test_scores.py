@@ -62,7 +62,7 @@ def test_reliance_of_a_model_built_to_read_the_marker_is_a_full_flip_and_a_full_
     x = np.concatenate([np.full((20, 40, 1), -1.0), np.full((20, 40, 1), 1.0), np.zeros((20, 40, 1))]).astype(np.float32)
     marked, _ = add_marker(x, seed=0)
     got = reliance(_marker_reading_model(), x, marked, y, 2)
-    assert got["flip_rate"] == 1.0 and got["flip_n"] == 40
+    assert got["flip_rate"] == 1.0 and got["flip_n"] == 40 and got["flip_rate_by_class"] == {0: [20, 20], 1: [20, 20]}
     assert got["marked_accuracy_with"] == 1.0 and got["marked_accuracy_without"] == 0.0
     assert got["accuracy_drop"] == 1.0
     unmoved = reliance(_marker_reading_model(), x, x, y, 2)               # "marked" inputs without a marker
