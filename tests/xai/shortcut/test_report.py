@@ -1,0 +1,73 @@
+"""xai/shortcut/report.py: on records with a known answer the summary finds the method that puts its
+mass on the marker only in reliant models, flags the one that raises false alarms, checks the random
+map against the area share, and leaves out records of another version of the setting."""
+import json
+import os
+from dataclasses import asdict, replace
+
+import numpy as np
+
+from xai.methods import METHODS
+from xai.shortcut import benchmark as sb
+from xai.shortcut import report
+
+N = 40
+
+
+def _record(setting, spec, rng):
+    group = spec.group(setting)
+    scores = {}
+    for m in list(METHODS) + list(report.REFERENCES):
+        if m == "grad_cam":                    # finds the marker only where the model relies on it
+            mass = rng.uniform(0.6, 0.9, N) if group == "reliant" else rng.uniform(0.0, 0.2, N)
+        elif m == "saliency":                  # always on the marker: a false alarm on the controls
+            mass = rng.uniform(0.6, 0.9, N)
+        elif m == "random":
+            mass = rng.normal(0.15, 0.02, N)
+        else:
+            mass = rng.uniform(0.1, 0.3, N)
+        pointing = (mass > 0.5).astype(float)
+        scores[m] = {"mass": mass.tolist(), "rank": mass.tolist(), "pointing": pointing.tolist()}
+    record = {"model_id": spec.model_id(setting), "fraction": spec.fraction, "seed": spec.seed, "control": spec.control,
+              "group": group, "scores": scores, "seconds": {m: 1.0 for m in METHODS}, "mask_share": [0.15] * N,
+              "setting_fields": json.loads(json.dumps(asdict(setting))), "seconds_total": 1.0,
+              "reliance": {"flip_rate": 0.9 if group == "reliant" else 0.0, "flip_n": 10, "accuracy_clean": 0.9,
+                           "accuracy_drop": 0.5, "marked_accuracy_with": 1.0, "marked_accuracy_without": 0.5},
+              "training": {"best_epoch": 1, "config": {"epochs": 1}, "train_seconds": 1.0}}
+    if group == "reliant":
+        record["srg"] = {m: rng.normal(0.1 * i, 0.01, 8).tolist() for i, m in enumerate(list(METHODS) + ["edge"])}
+    return record
+
+
+def _write(tmp_path, setting, records):
+    folder = tmp_path / "models" / "shortcut" / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in records:
+        (folder / f"{setting.name}__{r['model_id']}.json").write_text(json.dumps(r))
+
+
+def test_the_summary_finds_the_faithful_method_flags_the_false_alarm_and_checks_the_scorer(tmp_path):
+    setting = replace(sb.SETTINGS["mnist1d_local"], fractions=(0.0, 1.0))
+    rng = np.random.default_rng(0)
+    _write(tmp_path, setting, [_record(setting, spec, rng) for spec in sb.model_plan(setting)])
+    s = report.summarise_setting(setting, report.load_records(str(tmp_path), setting), n_boot=200)
+    assert s["scored"] == s["planned"] == 9
+    assert s["methods"]["grad_cam"]["detection"]["low"] > 0.9
+    assert 0.3 < s["methods"]["saliency"]["detection"]["auroc"] < 0.7       # on the marker everywhere: detects nothing
+    assert s["methods"]["saliency"]["clark_flagged"]["mean"] == 1.0
+    assert s["random_check"]["matches"]
+    assert list(s["methods"])[:2] == ["grad_cam", "grad_cam_plus_plus"] and list(s["methods"])[-2:] == ["random", "edge"]
+    sentence = report.findings_sentence({"settings": {setting.name: s}})
+    found, alarms = sentence.split("False alarms")
+    assert "in every setting) for Grad-CAM;" in found                       # Grad-CAM alone
+    assert ": Gradient." in alarms                                          # the gradient alone
+
+
+def test_records_of_another_version_of_the_setting_are_left_out(tmp_path):
+    setting = replace(sb.SETTINGS["mnist1d_local"], fractions=(0.0, 1.0))
+    rng = np.random.default_rng(1)
+    records = [_record(setting, spec, rng) for spec in sb.model_plan(setting)]
+    records[0]["setting_fields"]["epochs"] = 99                          # a stale run
+    _write(tmp_path, setting, records)
+    assert len(report.load_records(str(tmp_path), setting)) == len(records) - 1
+    assert os.path.isdir(tmp_path / "models")
