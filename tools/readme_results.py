@@ -23,7 +23,7 @@ import re
 import sys
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:                                   # run as a script: the repository's stdlib-only writer
+if _REPO not in sys.path:                                   # run as a script: the repository's writer
     sys.path.insert(0, _REPO)
 from xai.files import write_atomic  # noqa: E402
 
@@ -86,7 +86,8 @@ def main(argv: list[str]) -> int:
         readme = f.read()
     new = updated(readme, tables_text, shortcut_block() if os.path.isfile(SHORTCUT_RESULTS) else None)
     if check:
-        print("README.md is up to date" if new == readme else "README.md differs from figures/xai_tables.md")
+        print("README.md is up to date" if new == readme else
+              "README.md differs from figures/xai_tables.md or models/shortcut/shortcut_results.json")
         return int(new != readme)
     if new != readme:
         write_atomic("README.md", new)

@@ -46,7 +46,7 @@ class Setting:
     n_explain: int = 64             # held-out inputs of the marked class, marked, explained by every model
     n_road: int = 32                # of those, the first n_road get ROAD curves on the reliant models
     rise_masks: int = 2000
-    eg_samples: int = 64            # expected gradients: samples a input, references from the training set
+    eg_samples: int = 64            # expected gradients: samples an input, references from the training set
     recipe: tuple = ()              # (field, value) pairs that change the data set's TrainConfig defaults
     quick: bool = False             # a smoke run: tiny models, few inputs
 

@@ -159,28 +159,26 @@ def write_results(out: str, settings, *, command: str = "", figures: bool = True
                "settings": summaries, "versions": library_versions(),
                "kept_models": sorted(os.path.basename(p) for p in glob.glob(os.path.join(out, "models", "shortcut", "*.keras")))}
     with atomic_open(os.path.join(out, "models", "shortcut", RESULTS), "w") as f:
-        json.dump(results, f, indent=1, sort_keys=True)
+        json.dump(results, f, indent=1)                                     # in order: METHODS, then the references
         f.write("\n")
     if figures:
         _write_figures(out, results)
     return results
 
 
-def load_or_run(out: str, *, retrain: bool = False, quick: bool = False, work: str | None = None) -> dict:
-    """The results a notebook shows: the committed ones under ``out``, or with ``retrain`` those of
-    ``tools/shortcut_benchmark.py`` run first (resuming from the stored records; ``quick``: its smoke
-    run, into ``work``, a folder outside the repository)."""
+def load_or_run(out: str, *, retrain: bool = False, quick: bool = False) -> tuple[dict, str]:
+    """The results a notebook shows and the folder that holds them (and the kept models): the
+    committed ones under ``out``, or with ``retrain`` those of ``tools/shortcut_benchmark.py`` run
+    first (resuming from the stored records; with ``quick`` its smoke run, into a new temporary
+    folder outside the repository)."""
     import subprocess
     import sys
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="shortcut-quick-") if retrain and quick else out
     if retrain:
         command = [sys.executable, os.path.join(out, "tools", "shortcut_benchmark.py")]
-        if quick:
-            if work is None:
-                raise ValueError("a quick re-run writes tiny models' results: pass work=<a folder outside the repository>")
-            command += ["--quick", "--out", work]
-        subprocess.run(command, check=True)
-        return read_results(work if quick else out)
-    return read_results(out)
+        subprocess.run(command + (["--quick", "--out", folder] if quick else []), check=True)
+    return read_results(folder), folder
 
 
 def read_results(out: str) -> dict:
@@ -230,17 +228,22 @@ def tables_markdown(results: dict) -> str:
         parts.append(f"\n## {name} ({s['scored']} of {s['planned']} models scored)\n")
         if not s["methods"]:
             continue
-        parts.append("\n| model | p | control | flip rate | accuracy drop on removal | clean accuracy | best epoch |\n"
-                     "| --- | --- | --- | --- | --- | --- | --- |\n")
-        for r in s["models"]:
+        parts.append("\n| model | marker in training | flip rate | marked class: accuracy with − without its marker "
+                     "| clean accuracy | best epoch |\n| --- | --- | --- | --- | --- | --- |\n")
+        for r in sorted(s["models"], key=lambda r: (r["control"], r["fraction"], r["seed"])):
             drop = "–" if r["accuracy_drop"] is None else f"{r['accuracy_drop']:+.3f}"
-            parts.append(f"| {r['model_id']} | {r['fraction']:g} | {'Clark' if r['control'] else ''} | {r['flip_rate']:.3f} "
-                         f"| {drop} | {r['accuracy_clean']:.3f} | {r['best_epoch']} of {r['epochs']} |\n")
-        what = "map change (1 - Spearman, clean vs marked)" if s["measure"] == "change" else "mass on the marker"
-        parts.append(f"\n{what}, area share of the marker {s['area_share']:.4f}; detection: AUROC of reliant (p ≥ "
-                     f"{s['reliant_from']:g}) against both controls; flagged: share of inputs whose map peaks on the marker\n\n"
+            where = "half of every class (Clark)" if r["control"] else f"p = {r['fraction']:g} of the marked class"
+            parts.append(f"| {r['model_id']} | {where} | {r['flip_rate']:.3f} | {drop} | {r['accuracy_clean']:.3f} "
+                         f"| {r['best_epoch']} of {r['epochs']} |\n")
+        what = "map change (1 - Spearman, clean vs marked)" if s["measure"] == "change" else "positive mass on the marker"
+        n_road = s.get("road_agreement", {}) and s["road_agreement"]["n"]
+        parts.append(f"\n{what} (the marker's area share: {s['area_share']:.4f}), mean [95 % interval over models and inputs]; "
+                     f"detection: AUROC of the reliant models (p ≥ {s['reliant_from']:g}) against the controls scored so far; "
+                     "flagged: the share of inputs whose map peaks on the marker (on a control: a false alarm). The noise "
+                     "tunnel's defaults are SmoothGrad's, so their rows agree.\n\n"
                      "| method | reliant | Clark control | p = 0 (Adebayo) | detection AUROC | flagged: reliant | "
-                     "flagged: Clark | flagged: p = 0 | ROAD SRG (reliant) |\n" + "| --- " * 9 + "|\n")
+                     f"flagged: Clark | flagged: p = 0 | ROAD SRG (reliant, first {n_road or '–'} inputs) |\n"
+                     + "| --- " * 9 + "|\n")
         for m, row in s["methods"].items():
             flags = [_ci(row.get(f"{g}_flagged")) for g in ("reliant", "clark", "adebayo")]
             parts.append(f"| {_label(m)} | {_ci(row.get('reliant'), 3)} | {_ci(row.get('clark'), 3)} | "
