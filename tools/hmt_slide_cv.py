@@ -85,6 +85,7 @@ from xai.training.slides import (  # noqa: E402
     INTERVAL_NOTES,
     accuracy_block,
     pooled_features,
+    pooled_tiles,
     slide_folds,
     slide_probe,
 )
@@ -116,16 +117,11 @@ def _quick_subset(root: str, work: str, seed: int) -> str:
 
 
 def load_pooled(root: str | None, quick: bool, work: str, seed: int):
-    """All tiles, train and test of the course split pooled: x uint8 (N, 150, 150, 3), y int64 (N,),
-    TileGroups (N,), and bool (N,) True for a tile of the course's HMT_test."""
+    """All tiles, train and test of the course split pooled (``pooled_tiles``); QUICK: a small subset."""
     root = hmt.default_root() if root is None else root
     if quick:
         root = _quick_subset(root, os.path.join(work, "hmt"), seed)
-    (x_tr, y_tr), (x_te, y_te), _, (g_tr, g_te) = hmt.load_hmt(
-        root, groups=True, progress=not quick, cache_dir=os.path.join(work, "cache") if quick else None)
-    groups = hmt.TileGroups(np.concatenate([g_tr.slide, g_te.slide]), np.concatenate([g_tr.source_image, g_te.source_image]))
-    return (np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te]), groups,
-            np.r_[np.zeros(len(y_tr), bool), np.ones(len(y_te), bool)])
+    return pooled_tiles(root, progress=not quick, cache_dir=os.path.join(work, "cache") if quick else None)
 
 
 def _shown(path: str) -> str:

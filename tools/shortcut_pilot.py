@@ -74,6 +74,8 @@ def main(argv=None) -> None:
         print(f"{spec.model_id(setting)}: flip rate {rel['flip_rate']:.3f} (of {rel['flip_n']}), accuracy drop "
               f"{rel['accuracy_drop']:+.3f}, clean accuracy {rel['accuracy_clean']:.3f}, best epoch {info['best_epoch']} of "
               f"{setting.epochs}, {time.perf_counter() - start:.0f} s{by_epoch}", flush=True)
+        by_class = {c: f"{k}/{n}" for c, (k, n) in rel["flip_rate_by_class"].items()}
+        print(f"  flips by class (flipped/right): {by_class}", flush=True)
 
 
 if __name__ == "__main__":

@@ -173,11 +173,9 @@ def load_bundle(setting: Setting, *, hmt_root: str | None = None) -> Bundle:
 
 def _hmt_bundle(setting, root, rng) -> Bundle:
     import hmt_utils as hmt
-    from xai.training.slides import slide_folds
-    (x_tr, y_tr), (x_te, y_te), _, (g_tr, g_te) = hmt.load_hmt(root, groups=True, progress=False)
-    x, y = np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te])
-    slides = np.concatenate([g_tr.slide, g_te.slide])
-    images = np.concatenate([g_tr.source_image, g_te.source_image])
+    from xai.training.slides import pooled_tiles, slide_folds
+    x, y, pooled, _ = pooled_tiles(root, progress=False)
+    slides, images = pooled.slide, pooled.source_image
     folds = slide_folds(slides, y, 5, seed=0)
     held = next(f for f in folds if np.sum(np.isin(slides, f) & (y == setting.marked_class)) >= setting.n_explain)
     out = np.isin(slides, held)

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from xai.files import atomic_open
-from xai.shortcut.scores import detection, mean_interval, rank_agreement
+from xai.shortcut.scores import detection, flip_trend, mean_interval, rank_agreement
 
 __all__ = ["RESULTS", "REFERENCES", "kept_name", "load_records", "summarise_setting", "write_results",
            "load_or_run", "read_results", "tables_markdown", "findings_sentence", "mass_figure", "agreement_figure", "maps_figure"]
@@ -102,6 +102,10 @@ def summarise_setting(setting, records: list[dict], *, n_boot: int = 1000) -> di
                            "per_method_per_input": {m: round(float(np.mean([r["seconds"][m] for r in records]))
                                                              / len(records[0]["mask_share"]), 4)
                                                     for m in records[0]["seconds"]}}
+    trained = [r for r in records if not r["control"]]                     # p = 0 ... 1, the Clark control left out
+    if len(trained) >= 3 and len({r["fraction"] for r in trained}) >= 2:
+        out["flip_trend"] = flip_trend([r["fraction"] for r in trained], [r["reliance"]["flip_rate"] for r in trained],
+                                       n_boot=2 * n_boot)
     if measure == "mass":
         out["random_check"] = _random_check(records, out["area_share"], n_boot)
     out["road_agreement"] = _road_agreement(groups["reliant"], controls, measure, n_boot)
@@ -235,6 +239,11 @@ def tables_markdown(results: dict) -> str:
             where = "half of every class (Clark)" if r["control"] else f"p = {r['fraction']:g} of the marked class"
             parts.append(f"| {r['model_id']} | {where} | {r['flip_rate']:.3f} | {drop} | {r['accuracy_clean']:.3f} "
                          f"| {r['best_epoch']} of {r['epochs']} |\n")
+        if s.get("flip_trend"):
+            t = s["flip_trend"]
+            means = ", ".join(f"p = {q}: {v:.2f}" for q, v in t["mean_by_p"].items())
+            parts.append(f"\nFlip rate against p ({t['models']} models, the Clark control left out): Kendall tau "
+                         f"{_tau(t)}; mean flip rate {means}.\n")
         what = "map change (1 - Spearman, clean vs marked)" if s["measure"] == "change" else "positive mass on the marker"
         n_road = s.get("road_agreement", {}) and s["road_agreement"]["n"]
         parts.append(f"\n{what} (the marker's area share: {s['area_share']:.4f}), mean [95 % interval over models and inputs]; "

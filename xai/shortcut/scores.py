@@ -17,7 +17,7 @@ from xai.core import check_number, predict_scores
 from xai.metrics.agreement import spearman
 from xai.metrics.localisation import pointing_game, relevance_mass_accuracy, relevance_rank_accuracy
 
-__all__ = ["reliance", "random_map", "edge_map", "marker_scores", "map_change",
+__all__ = ["reliance", "random_map", "edge_map", "marker_scores", "map_change", "flip_trend",
            "mean_interval", "detection", "rank_agreement"]
 
 
@@ -170,6 +170,35 @@ def detection(reliant, controls, *, n_boot: int = 1000, seed: int = 0) -> dict:
     low, high = np.percentile(draws, [2.5, 97.5])
     return {"auroc": auroc(reliant, controls), "low": float(low), "high": float(high),
             "models": [int(len(reliant)), int(len(controls))], "n": int(n)}
+
+
+def flip_trend(fractions, flip_rates, *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Does reliance rise with the share p of marked training examples? Kendall's tau between the
+    models' p and their flip rates (one value a model, the controls left out), with a 95 % bootstrap
+    interval over the models, and the mean flip rate at each p. Seeds tie on p, so tau-b's largest
+    value is below 1 (0.89 for two seeds at each of three p). ``rising``: the means never fall with p.
+
+    Args:
+        fractions, flip_rates: float (M,) each, one value a model; at least two different p.
+    """
+    p, f = np.asarray(fractions, np.float64).ravel(), np.asarray(flip_rates, np.float64).ravel()
+    if p.shape != f.shape or len(p) < 3 or len(np.unique(p)) < 2:
+        raise ValueError(f"flip_trend needs the p and flip rate of at least 3 models at 2 or more p, got {p.shape} "
+                         f"and {f.shape} with p {np.unique(p).tolist()}")
+    if not (np.isfinite(p).all() and np.isfinite(f).all()) or (p < 0).any() or (p > 1).any() or (f < 0).any() or (f > 1).any():
+        raise ValueError("flip_trend's p and flip rates must be finite and in [0, 1]")
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(check_number("n_boot", n_boot, 1, integer=True)):
+        rows = rng.integers(0, len(p), len(p))
+        if np.ptp(p[rows]) > 0 and np.ptp(f[rows]) > 0:                     # a draw of one p has no tau
+            draws.append(kendall_tau(p[rows], f[rows]))
+    low, high = np.percentile(draws, [2.5, 97.5]) if draws else (np.nan, np.nan)
+    tau = kendall_tau(p, f)
+    by_p = {f"{q:g}": float(f[p == q].mean()) for q in np.unique(p)}
+    return {"tau": None if np.isnan(tau) else tau, "low": None if np.isnan(low) else float(low),
+            "high": None if np.isnan(high) else float(high), "models": int(len(p)), "mean_by_p": by_p,
+            "rising": bool(all(a <= b for a, b in zip(list(by_p.values()), list(by_p.values())[1:])))}
 
 
 def rank_agreement(methods, statistic_first, statistic_second, n: int, *, n_boot: int = 2000,

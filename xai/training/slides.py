@@ -11,8 +11,19 @@ import numpy as np
 
 from xai.analysis.stats import group_bootstrap, wilson
 
-__all__ = ["INTERVAL_NOTES", "slide_folds", "accuracy_block",
+__all__ = ["INTERVAL_NOTES", "pooled_tiles", "slide_folds", "accuracy_block",
            "pooled_features", "slide_probe"]
+
+
+def pooled_tiles(root: str | None = None, **load_args):
+    """HMT's tiles with the course's train and test splits pooled, for evaluation across slides:
+    x uint8 (N, 150, 150, 3), y int64 (N,), ``TileGroups`` (N,) and bool (N,), True for a tile of the
+    course's test split. ``load_args`` go to ``hmt_utils.load_hmt`` (``progress``, ``cache_dir``)."""
+    import hmt_utils as hmt
+    (x_tr, y_tr), (x_te, y_te), _, (g_tr, g_te) = hmt.load_hmt(root, groups=True, **load_args)
+    groups = hmt.TileGroups(np.concatenate([g_tr.slide, g_te.slide]), np.concatenate([g_tr.source_image, g_te.source_image]))
+    return (np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te]), groups,
+            np.r_[np.zeros(len(y_tr), bool), np.ones(len(y_te), bool)])
 
 # --- folds, intervals ---
 

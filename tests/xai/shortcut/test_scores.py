@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from xai.shortcut.markers import ZIGZAG_LENGTH, add_marker, marker_pattern
-from xai.shortcut.scores import detection, edge_map, map_change, marker_scores, mean_interval, random_map, rank_agreement, reliance
+from xai.shortcut.scores import (detection, edge_map, flip_trend, map_change, marker_scores, mean_interval, random_map,
+                                 rank_agreement, reliance)
 
 
 def _marked_images(n=64, seed=0):
@@ -109,3 +110,26 @@ def test_map_change_is_0_for_the_same_maps_and_large_for_unrelated_ones():
     np.testing.assert_array_equal(map_change(flat, flat, (2, 20, 20, 3)), 0.0)   # two empty maps: nothing changed
     b = np.random.default_rng(1).random((5, 20, 20))
     assert map_change(a, b, (5, 20, 20, 3)).min() > 0.7
+
+
+def test_flip_trend_is_at_its_maximum_for_flips_rising_with_p_its_minimum_for_falling_and_says_where_it_dips():
+    p = [0, 0, 0.5, 0.5, 1, 1]
+    top = np.sqrt(12 / 15)                            # tau-b's largest value with two seeds tied at each p
+    up = flip_trend(p, [0.0, 0.01, 0.4, 0.5, 0.9, 0.95], n_boot=200)
+    assert up["tau"] == pytest.approx(top) and up["rising"] and up["low"] > 0
+    assert up["mean_by_p"] == pytest.approx({"0": 0.005, "0.5": 0.45, "1": 0.925})
+    down = flip_trend(p, [0.9, 0.95, 0.4, 0.5, 0.0, 0.01], n_boot=200)
+    assert down["tau"] == pytest.approx(-top) and not down["rising"] and down["high"] < 0
+    dip = flip_trend(p, [0.0, 0.0, 0.7, 0.7, 0.6, 0.6], n_boot=200)        # up, then down a little
+    assert not dip["rising"] and 0 < dip["tau"] < 1
+
+
+def test_flip_trend_refuses_one_p_too_few_models_and_rates_outside_0_1():
+    with pytest.raises(ValueError, match="2 or more p"):
+        flip_trend([1, 1, 1], [0.9, 0.8, 0.95])
+    with pytest.raises(ValueError, match="at least 3 models"):
+        flip_trend([0, 1], [0.0, 0.9])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        flip_trend([0, 0.5, 1], [0.0, 0.5, 1.5])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        flip_trend([0, 0.5, 1], [0.0, np.nan, 1.0])
