@@ -118,6 +118,25 @@ def _model(out, setting, spec, bundle, log):
     return model, info
 
 
+def _add_flips_by_class(out, setting, spec, bundle, path, record, log) -> None:
+    """A record written before the flip rate was kept by class gets it from its cached model (the
+    same ``reliance`` call; its flip rate must come out the same, or the record is left alone)."""
+    from xai.shortcut.scores import reliance
+    if "flip_rate_by_class" in record["reliance"]:
+        return
+    cached = _cached(os.path.join(out, "data", "shortcut",
+                                  f"{spec.model_id(setting)}_{sb.model_key(setting, spec, bundle)}.keras"))
+    if cached is None:
+        return
+    rel = reliance(cached[0], bundle.x_held, bundle.x_held_marked, bundle.y_held, setting.marked_class)
+    if abs(rel["flip_rate"] - record["reliance"]["flip_rate"]) > 1e-9:
+        log(f"  {spec.model_id(setting)}: its cached model's flip rate {rel['flip_rate']:.4f} is not the record's; left alone")
+        return
+    record["reliance"]["flip_rate_by_class"] = rel["flip_rate_by_class"]
+    _write_json(path, record)
+    log(f"  {spec.model_id(setting)}: flip rate by class added from its cached model")
+
+
 def run_setting(args, setting, deadline, log) -> bool:
     """Every model of the setting, reused or trained and scored; False if the deadline stopped it."""
     bundle = sb.load_bundle(setting, hmt_root=args.data)
@@ -125,7 +144,9 @@ def run_setting(args, setting, deadline, log) -> bool:
         f"{len(bundle.explain)} explained")
     for spec in sb.model_plan(setting):
         path, key = record_path(args.out, setting, spec), sb.resume_key(setting, spec, bundle)
-        if not args.restart and _stored(path, key) is not None:
+        stored = None if args.restart else _stored(path, key)
+        if stored is not None:
+            _add_flips_by_class(args.out, setting, spec, bundle, path, stored, log)
             continue
         if deadline is not None and time.time() > deadline:
             log(f"  stopping before {spec.model_id(setting)}: --max-minutes reached")

@@ -102,6 +102,7 @@ def summarise_setting(setting, records: list[dict], *, n_boot: int = 1000) -> di
                            "per_method_per_input": {m: round(float(np.mean([r["seconds"][m] for r in records]))
                                                              / len(records[0]["mask_share"]), 4)
                                                     for m in records[0]["seconds"]}}
+    out["flips_by_class"] = _flips_by_class(groups["reliant"])
     trained = [r for r in records if not r["control"]]                     # p = 0 ... 1, the Clark control left out
     if len(trained) >= 3 and len({r["fraction"] for r in trained}) >= 2:
         out["flip_trend"] = flip_trend([r["fraction"] for r in trained], [r["reliance"]["flip_rate"] for r in trained],
@@ -121,6 +122,16 @@ def _model_row(r: dict) -> dict:
             "marked_accuracy_with": rel["marked_accuracy_with"], "marked_accuracy_without": rel["marked_accuracy_without"],
             "best_epoch": t["best_epoch"], "epochs": t["config"]["epochs"], "train_seconds": t["train_seconds"],
             "flip_rate_by_epoch": t.get("flip_rate_by_epoch"), "seconds_total": r["seconds_total"]}
+
+
+def _flips_by_class(reliant: list[dict]) -> dict | None:
+    """The reliant models' flips by true class, summed over the models: class -> [flipped, right]
+    (None unless every reliant record keeps them): where the marker overrides the model and where not."""
+    kept = [r["reliance"].get("flip_rate_by_class") for r in reliant]
+    if not kept or any(k is None for k in kept):
+        return None
+    classes = sorted({int(c) for k in kept for c in k})
+    return {str(c): [sum(k.get(str(c), [0, 0])[i] for k in kept) for i in (0, 1)] for c in classes}
 
 
 def _random_check(records, area_share, n_boot) -> dict:
@@ -225,6 +236,13 @@ def _tau(a: dict) -> str:
     return f"{a['tau']:.2f} [{a['low']:.2f}, {a['high']:.2f}]" if a["low"] is not None else f"{a['tau']:.2f}"
 
 
+def _class_names(data: str) -> list[str]:
+    if data == "hmt":
+        from hmt_utils import CLASS_NAMES
+        return list(CLASS_NAMES)
+    return [str(c) for c in range(10)]
+
+
 def tables_markdown(results: dict) -> str:
     """One table a setting: its models' reliance, then per method the score on the marker."""
     parts = ["# Planted shortcuts\n", f"Conventions: {'; '.join(f'{k}: {v}' for k, v in results['conventions'].items())}.\n"]
@@ -239,6 +257,10 @@ def tables_markdown(results: dict) -> str:
             where = "half of every class (Clark)" if r["control"] else f"p = {r['fraction']:g} of the marked class"
             parts.append(f"| {r['model_id']} | {where} | {r['flip_rate']:.3f} | {drop} | {r['accuracy_clean']:.3f} "
                          f"| {r['best_epoch']} of {r['epochs']} |\n")
+        if s.get("flips_by_class"):
+            names = _class_names(s["data"])
+            cells = ", ".join(f"{names[int(c)]} {k}/{n}" for c, (k, n) in s["flips_by_class"].items() if n)
+            parts.append(f"\nFlips by class, the reliant models together (flipped / right without the marker): {cells}.\n")
         if s.get("flip_trend"):
             t = s["flip_trend"]
             means = ", ".join(f"p = {q}: {v:.2f}" for q, v in t["mean_by_p"].items())
@@ -296,7 +318,8 @@ def findings_sentence(results: dict) -> str:
             alarms.append(METHODS[m].label)
     taus = "; ".join(f"{n} tau {_tau(s['road_agreement'])}" for n, s in local.items() if s.get("road_agreement"))
     scored = ", ".join(f"{n} ({s['scored']} of {s['planned']} models)" for n, s in local.items())
-    return (f"**Planted shortcuts** ({scored}): a method's mass on the marker tells the reliant models from both controls "
+    return (f"**Planted shortcuts** ({scored}): {_reliance_clause(local)} A method's mass on the marker tells the "
+            "reliant models from both controls "
             f"(detection AUROC interval above 0.5 in every setting) for {', '.join(found) or 'no method'}; of these, "
             f"{', '.join(above_edge) or 'none'} also put more mass on it than the input's edge map does. False alarms (a "
             f"control's maps peak on the marker on ≥ 25 % of its inputs): {', '.join(alarms) or 'none'}. ROAD's SRG against "
@@ -304,6 +327,19 @@ def findings_sentence(results: dict) -> str:
 
 
 # --- figures ---
+
+def _reliance_clause(local: dict) -> str:
+    """How much the models rely on the marker: the flip rate at p = 1 and of the controls, per setting."""
+    parts = []
+    for name, s in local.items():
+        top = [r["flip_rate"] for r in s["models"] if r["fraction"] == 1 and not r["control"]]
+        controls = [r["flip_rate"] for r in s["models"] if r["control"] or r["fraction"] == 0]
+        if top:
+            parts.append(f"{name} {min(top):.2f}–{max(top):.2f} at p = 1, controls ≤ {max(controls or [0]):.3f}"
+                         + (f", rising with p (tau {_tau(s['flip_trend'])})" if s.get("flip_trend") and
+                            len(s["flip_trend"]["mean_by_p"]) > 2 else ""))
+    return f"Flip rates: {'; '.join(parts)}." if parts else ""
+
 
 def mass_figure(summary: dict):
     """One panel a method: the score on the marker against p (mean and interval over seeds and

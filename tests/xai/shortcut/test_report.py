@@ -32,7 +32,8 @@ def _record(setting, spec, rng):
               "group": group, "scores": scores, "seconds": {m: 1.0 for m in METHODS}, "mask_share": [0.15] * N,
               "setting_fields": json.loads(json.dumps(asdict(setting))), "seconds_total": 1.0,
               "reliance": {"flip_rate": 0.9 if group == "reliant" else 0.0, "flip_n": 10, "accuracy_clean": 0.9,
-                           "accuracy_drop": 0.5, "marked_accuracy_with": 1.0, "marked_accuracy_without": 0.5},
+                           "accuracy_drop": 0.5, "marked_accuracy_with": 1.0, "marked_accuracy_without": 0.5,
+                           "flip_rate_by_class": {"1": [9, 10], "2": [0, 5]} if group == "reliant" else {"1": [0, 10]}},
               "training": {"best_epoch": 1, "config": {"epochs": 1}, "train_seconds": 1.0}}
     if group == "reliant":
         record["srg"] = {m: rng.normal(0.1 * i, 0.01, 8).tolist() for i, m in enumerate(list(METHODS) + ["edge"])}
@@ -56,6 +57,11 @@ def test_the_summary_finds_the_faithful_method_flags_the_false_alarm_and_checks_
     assert 0.3 < s["methods"]["saliency"]["detection"]["auroc"] < 0.7       # on the marker everywhere: detects nothing
     assert s["methods"]["saliency"]["clark_flagged"]["mean"] == 1.0
     assert s["random_check"]["matches"]
+    assert s["flips_by_class"] == {"1": [27, 30], "2": [0, 15]}              # three reliant seeds summed
+    assert s["flip_trend"]["mean_by_p"] == {"0": 0.0, "1": 0.9} and s["flip_trend"]["rising"]
+    assert s["flip_trend"]["models"] == 6                                   # p = 0 and p = 1, not the Clark control
+    tables = report.tables_markdown({"conventions": {}, "settings": {setting.name: s}})
+    assert "1 27/30, 2 0/15" in tables and "mean flip rate p = 0: 0.00, p = 1: 0.90" in tables
     assert list(s["methods"])[:2] == ["grad_cam", "grad_cam_plus_plus"] and list(s["methods"])[-2:] == ["random", "edge"]
     sentence = report.findings_sentence({"settings": {setting.name: s}})
     found, alarms = sentence.split("False alarms")
