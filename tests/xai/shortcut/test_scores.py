@@ -5,8 +5,17 @@ import numpy as np
 import pytest
 
 from xai.shortcut.markers import ZIGZAG_LENGTH, add_marker, marker_pattern
-from xai.shortcut.scores import (detection, edge_map, flip_trend, map_change, marker_scores, mean_interval, random_map,
-                                 rank_agreement, reliance)
+from xai.shortcut.scores import (
+    detection,
+    edge_map,
+    flip_trend,
+    map_change,
+    marker_scores,
+    mean_interval,
+    random_map,
+    rank_agreement,
+    reliance,
+)
 
 
 def _marked_images(n=64, seed=0):
