@@ -8,7 +8,7 @@ SHARED_HMT := ../shared/data/hmt
 NOTEBOOKS := MNIST1D.ipynb HMT.ipynb XAI_methods.ipynb
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: all setup data test test-fast test-colab lint gpu-check colab-links reproduce clean-cache
+.PHONY: all setup data test test-fast test-colab test-browser lint gpu-check colab-links reproduce clean-cache
 
 all: test
 
@@ -56,6 +56,13 @@ $(COLAB_VENV)/.installed: requirements.txt
 test-colab: $(COLAB_VENV)/.installed data
 	$(COLAB_VENV)/bin/python -c "import sys, tensorflow as tf, keras; print('Colab-like:', sys.version.split()[0], 'TF', tf.__version__, 'Keras', keras.__version__)"
 	$(COLAB_VENV)/bin/python -m pytest -q tests --ignore=tests/test_notebooks.py
+
+# The explorer in a real browser: Voila serves it, headless Chromium (Debian's, driven by Playwright) clicks it.
+CHROMIUM ?= /usr/bin/chromium
+test-browser: $(STAMP) data
+	test -x $(CHROMIUM) || apt-get install -y -q chromium > /dev/null || (apt-get update -q > /dev/null && apt-get install -y -q chromium > /dev/null)
+	$(PY) -m pip install --quiet -r tests/browser-requirements.txt
+	CHROMIUM=$(CHROMIUM) XAI_BROWSER_TEST=1 $(PY) -m pytest -q tests/xai/explore/test_browser.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
