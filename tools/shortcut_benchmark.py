@@ -15,7 +15,9 @@ next session picks up where this one stopped. Trained models are cached (git-ign
 ``<out>/data/shortcut/`` so that the clean models (p = 0) serve every marker kind of a data set.
 The reliant model (p = 1, seed 0) and the Clark control (seed 0) of each setting are kept beside the
 results as ``<out>/models/shortcut/<setting>_{reliant,clark}.keras`` with their provenance JSON.
-After the models, ``<out>/models/shortcut/shortcut_results.json`` (``xai.shortcut.report``) and
+After a setting's models, SpRAy clusters the maps of its kept reliant and Clark models
+(``xai.shortcut.clusters``; ``runs/<setting>.spray.json``). After the models,
+``<out>/models/shortcut/shortcut_results.json`` (``xai.shortcut.report``) and
 the figures ``<out>/figures/shortcut_*.png`` are written from every record there is, of every
 setting (not only those run); ``complete`` says whether every planned model is in.
 
@@ -162,7 +164,35 @@ def run_setting(args, setting, deadline, log) -> bool:
         rel = record["reliance"]
         log(f"  flip rate {rel['flip_rate']:.3f}, accuracy drop {rel['accuracy_drop']:+.3f}, clean accuracy "
             f"{rel['accuracy_clean']:.3f}; {record['seconds_total']:.0f} s")
+    run_spray(args, setting, bundle, log)
     return True
+
+
+def run_spray(args, setting, bundle, log) -> None:
+    """SpRAy on the setting's kept reliant and Clark models (``xai.shortcut.clusters``), written to
+    ``runs/<setting>.spray.json`` with a key of both models; reused while the key matches."""
+    import keras
+
+    from xai.methods import METHODS
+    from xai.shortcut.clusters import MAX_INPUTS, SPRAY_SEED, spray_record
+    kept = {side: os.path.join(args.out, "models", "shortcut", f"{setting.name}_{side}.keras") for side in ("reliant", "clark")}
+    keys = {side: _kept_key(path) for side, path in kept.items()}
+    if None in keys.values():
+        log(f"  SpRAy: no kept reliant and Clark models of {setting.name} yet")
+        return
+    path = os.path.join(args.out, "models", "shortcut", "runs", f"{setting.name}.spray.json")
+    key = sb._hash({"models": keys, "methods": list(METHODS), "seed": SPRAY_SEED, "max_inputs": MAX_INPUTS})
+    if not args.restart and _stored(path, key) is not None:
+        return
+    log(f"  SpRAy on {setting.name}'s kept reliant and Clark models")
+    start = time.perf_counter()
+    models = {side: keras.models.load_model(p) for side, p in kept.items()}
+    record = spray_record(setting, bundle, models["reliant"], models["clark"], options=sb.method_options(setting, bundle))
+    record.update(key=key, setting=setting.name, seconds_total=round(time.perf_counter() - start, 1))
+    _write_json(path, record)
+    best = max(record["methods"].items(), key=lambda kv: kv[1]["difference"]["ari"])
+    log(f"  SpRAy: {record['n']} inputs; the largest ARI difference {best[1]['difference']['ari']:.2f} ({best[0]}); "
+        f"{record['seconds_total']:.0f} s")
 
 
 def main(argv=None) -> dict:

@@ -162,8 +162,11 @@ def _road_agreement(reliant, controls, measure, n_boot) -> dict | None:
 def write_results(out: str, settings, *, command: str = "", figures: bool = True) -> dict:
     """Summarise every setting's records into ``<out>/models/shortcut/shortcut_results.json`` (and,
     with ``figures``, the tables and figures under ``<out>/figures/``); returns the results."""
+    from xai.shortcut.clusters import load_spray, spray_summary
     from xai.training.saving import library_versions
     summaries = {s.name: summarise_setting(s, load_records(out, s)) for s in settings}
+    for s in settings:
+        summaries[s.name]["spray"] = spray_summary(load_spray(out, s))
     results = {"command": command, "complete": all(v["scored"] == v["planned"] for v in summaries.values()),
                "conventions": {"relevance": "positive relevance; maps shaped like x summed over channels (signed) first",
                                "class_explained": "the marked class, on every model",
@@ -214,6 +217,9 @@ def _write_figures(out: str, results: dict) -> None:
             save_figure(mass_figure(s), os.path.join(out, "figures", f"shortcut_{name}.png"))
     if any(s.get("road_agreement") for s in results["settings"].values()):
         save_figure(agreement_figure(results), os.path.join(out, "figures", "shortcut_road_agreement.png"))
+    if any(s.get("spray") for s in results["settings"].values()):
+        from xai.shortcut.clusters import spray_figure
+        save_figure(spray_figure(out, results), os.path.join(out, "figures", "shortcut_spray.png"))
 
 
 # --- tables and the README's sentence ---
@@ -289,6 +295,9 @@ def tables_markdown(results: dict) -> str:
             per = ", ".join(f"{_label(m)} {v:.3f}" for m, v in c["per_method_per_input"].items() if m not in REFERENCES)
             parts.append(f"\nCost of the {s['scored']} models (s): training {c['training']:.0f}, explaining {c['explaining']:.0f}, "
                          f"ROAD {c['road']:.0f}, in all {c['total']:.0f}. Seconds an input, a method: {per}.\n")
+        if s.get("spray"):
+            from xai.shortcut.clusters import spray_markdown
+            parts.append(spray_markdown(name, s["spray"]))
         if s.get("road_agreement"):
             a = s["road_agreement"]
             parts.append(f"\nROAD SRG against detection AUROC, the methods' orders on the {a['n']} inputs with ROAD curves: "
