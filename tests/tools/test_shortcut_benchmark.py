@@ -44,7 +44,13 @@ def test_quick_run_writes_records_results_and_figures_and_resumes_without_traini
     assert s["scored"] == s["planned"] == 6
     assert not results["complete"] and results["settings"]["hmt_local"]["scored"] == 0   # every setting is reported
     runs = os.listdir(os.path.join(out, "models", "shortcut", "runs"))
-    assert len(runs) == 6
+    assert len([r for r in runs if "__" in r]) == 6 and "mnist1d_local.spray.json" in runs
+    from xai.methods import METHODS
+    spray = s["spray"]
+    assert list(spray["methods"]) == list(METHODS) and spray["marked"] == spray["n"] // 2
+    for r in spray["methods"].values():
+        assert -1 <= r["reliant"]["low"] <= r["reliant"]["high"] <= 1 and sum(r["control"]["sizes"]) == spray["n"]
+    assert os.path.isfile(os.path.join(out, "figures", "shortcut_spray.png"))
     for m in ("grad_cam", "integrated_gradients", "rise", "random", "edge"):
         row = s["methods"][m]
         assert 0 <= row["detection"]["low"] <= row["detection"]["high"] <= 1 and 0 <= row["detection"]["auroc"] <= 1
