@@ -4,8 +4,7 @@ its bounds, and LAB round-trips and takes the drawn statistics."""
 import numpy as np
 import pytest
 
-from xai.training.stain import (RGB_FROM_HED, hed_jitter, hed_to_rgb, lab_jitter, lab_statistics, lab_to_rgb,
-                                rgb_to_hed, rgb_to_lab)
+from xai.training.stain import RGB_FROM_HED, hed_jitter, hed_to_rgb, lab_jitter, lab_statistics, lab_to_rgb, rgb_to_hed, rgb_to_lab
 
 
 def _stain_colour(k, amount=1.0):
