@@ -39,6 +39,13 @@ def sort_keys(table: Table) -> list[str]:
 def select(table: Table, query: Query) -> np.ndarray:
     """The rows (int64) of ``table`` that match ``query``, sorted; ties keep the data's order."""
     keep = np.ones(table.n, bool)
+    for name in ("true_class", "predicted"):
+        value = getattr(query, name)
+        if value is not ANY and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                 or not 0 <= value < table.k):
+            raise ValueError(f"{name} must be None (any) or an int class in 0..{table.k - 1}, got {value!r}")
+    if not isinstance(query.descending, (bool, np.bool_)):
+        raise ValueError(f"descending must be True or False, got {query.descending!r}")
     if query.true_class is not ANY:
         if table.label is None:
             raise ValueError("the files hold no labels: pass labels= to filter by the true class")
@@ -52,10 +59,15 @@ def select(table: Table, query: Query) -> np.ndarray:
             raise ValueError("the files hold no labels: pass labels= to tell right from wrong")
         keep &= table.correct if query.outcome == "right" else ~table.correct
     if query.group is not None:
+        if not isinstance(query.group, tuple) or len(query.group) != 2:
+            raise ValueError(f"group must be a pair (name, value) or None, got {query.group!r}")
         name, value = query.group
         if name not in table.groups:
             raise ValueError(f"no group {name!r}; the groups are {sorted(table.groups)}")
-        keep &= table.groups[name] == value
+        values = np.unique(table.groups[name])
+        if str(value) not in values:
+            raise ValueError(f"no {name} {value!r}; the values are {values.tolist()[:20]}")
+        keep &= table.groups[name] == str(value)
     rows = np.flatnonzero(keep)
     key = _sort_column(table, query.sort_by)[rows]
     order = np.argsort(-key if query.descending else key, kind="stable")

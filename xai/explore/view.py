@@ -17,7 +17,7 @@ import io
 
 import numpy as np
 
-__all__ = ["NORMALISATIONS", "SIGNS", "display_maps", "Renderer"]
+__all__ = ["NORMALISATIONS", "SIGNS", "display_maps", "check_opacity", "Renderer"]
 
 NORMALISATIONS = ("per map", "shared")
 SIGNS = ("signed", "absolute")
@@ -25,12 +25,24 @@ PERCENTILE = 99.0
 _CMAPS = {"signed": "RdBu_r", "absolute": "inferno"}
 
 
-def display_maps(maps: dict, *, normalisation: str = "per map", sign: str = "signed") -> dict[str, np.ndarray]:
-    """The maps as drawn: (T,) or (H, W) each, on [-1, 1] (signed) or [0, 1] (absolute)."""
+def display_maps(maps: dict, *, normalisation: str = "per map", sign: str = "signed",
+                 spatial_ndim: int | None = None) -> dict[str, np.ndarray]:
+    """The maps as drawn: (T,) or (H, W) each, on [-1, 1] (signed) or [0, 1] (absolute).
+
+    Args:
+        maps: name -> map, (T,), (T, C), (H, W) or (H, W, C).
+        spatial_ndim: 1 for signals, 2 for images: a map with one axis more has channels, summed.
+            None: guessed ((T, 1) and (H, W, C) have channels; a (T, C) map of several channels
+            needs it said).
+    """
+    if not isinstance(maps, dict) or not maps:
+        raise TypeError(f"maps must be a non-empty dict name -> map, got {type(maps).__name__}")
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
     if sign not in SIGNS:
         raise ValueError(f"sign must be one of {SIGNS}, got {sign!r}")
+    if spatial_ndim not in (None, 1, 2):
+        raise ValueError(f"spatial_ndim must be 1 (signals), 2 (images) or None, got {spatial_ndim!r}")
     flat = {}
     for name, m in maps.items():
         m = np.asarray(m, np.float32)
@@ -38,8 +50,11 @@ def display_maps(maps: dict, *, normalisation: str = "per map", sign: str = "sig
             raise ValueError(f"{name}'s map holds NaN or inf; the file has a bad row: explain that example again")
         if sign == "absolute":
             m = np.abs(m)
-        if m.ndim == 3 or (m.ndim == 2 and m.shape[-1] == 1):               # (H, W, C) or (T, 1): channels summed
-            m = m.sum(-1)
+        spatial = spatial_ndim or (1 if m.ndim == 1 or (m.ndim == 2 and m.shape[-1] == 1) else 2)
+        if m.ndim == spatial + 1:
+            m = m.sum(-1)                                                   # channels summed: (T,) or (H, W)
+        if m.ndim != spatial:
+            raise ValueError(f"{name}'s map is {m.shape}: expected {'(T,) or (T, C)' if spatial == 1 else '(H, W) or (H, W, C)'}")
         flat[name] = m
     scales = {n: float(np.percentile(np.abs(m), PERCENTILE)) or float(np.abs(m).max()) or 1.0 for n, m in flat.items()}
     if normalisation == "shared":
@@ -47,6 +62,12 @@ def display_maps(maps: dict, *, normalisation: str = "per map", sign: str = "sig
         scales = {n: top for n in scales}
     lo = -1.0 if sign == "signed" else 0.0
     return {n: np.clip(m / scales[n], lo, 1.0) for n, m in flat.items()}
+
+
+def check_opacity(opacity) -> float:
+    if isinstance(opacity, bool) or not isinstance(opacity, (int, float, np.floating)) or not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be a number in [0, 1], got {opacity!r}")
+    return float(opacity)
 
 
 class Renderer:
@@ -62,11 +83,15 @@ class Renderer:
         self._layout = None
 
     def render(self, x, maps: dict, *, normalisation="per map", sign="signed", opacity: float = 0.5,
-               title: str = "") -> bytes:
-        """PNG bytes of the input ``x`` ((T, C) or (H, W, C), or None) beside each method's map."""
-        if not 0.0 <= float(opacity) <= 1.0:
-            raise ValueError(f"opacity must be in [0, 1], got {opacity}")
-        shown = display_maps({n: maps[n] for n in self.names}, normalisation=normalisation, sign=sign)
+               title: str = "", spatial_ndim: int | None = None) -> bytes:
+        """PNG bytes of the input ``x`` ((T, C) or (H, W, C), or None) beside each method's map
+        (``spatial_ndim`` as :func:`display_maps` takes it)."""
+        check_opacity(opacity)
+        missing = [n for n in self.names if n not in maps]
+        if missing:
+            raise ValueError(f"no map for {missing}; this renderer draws {self.names}")
+        shown = display_maps({n: maps[n] for n in self.names}, normalisation=normalisation, sign=sign,
+                             spatial_ndim=spatial_ndim)
         layout = (sign, None if x is None else np.shape(x))
         if layout != self._layout:
             self._build(x, shown, sign)
@@ -140,10 +165,19 @@ class Renderer:
 
 
 def _as_image(x) -> np.ndarray:
-    """An input tile as RGB on 0-1 (uint8 or 0-255 floats scaled; one channel as grey)."""
+    """An input tile as RGB on 0-1: integers are 0-255; floats within 0-1 as they are, within 0-255
+    divided by 255, otherwise stretched from their minimum to their maximum; one channel as grey."""
     x = np.asarray(x)
-    if x.ndim != 3:
-        raise ValueError(f"an image input must be (H, W, C), got {x.shape}")
-    x = x.astype(np.float32)
-    x = x / 255.0 if x.max() > 1.0 else x
-    return np.repeat(x, 3, -1) if x.shape[-1] == 1 else np.clip(x[..., :3], 0, 1)
+    if x.ndim != 3 or x.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"an image input must be (H, W, C) with C 1, 3 or 4, got {x.shape}")
+    if x.dtype.kind in "iub":
+        x = x.astype(np.float32) / 255.0
+    else:
+        x = x.astype(np.float32)
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 255:
+            x = (x - lo) / (hi - lo or 1.0)
+        elif hi > 1:
+            x = x / 255.0
+    x = np.clip(x, 0, 1)
+    return np.repeat(x, 3, -1) if x.shape[-1] == 1 else x[..., :3]

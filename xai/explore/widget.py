@@ -13,7 +13,7 @@ import numpy as np
 
 from xai.explore.select import OUTCOMES, Query, select, sort_keys
 from xai.explore.store import MapSet
-from xai.explore.view import NORMALISATIONS, SIGNS, Renderer
+from xai.explore.view import NORMALISATIONS, SIGNS, Renderer, check_opacity, display_maps
 
 __all__ = ["Explorer", "widgets_module"]
 
@@ -37,11 +37,10 @@ class Explorer:
 
     def __init__(self, maps: MapSet, *, class_names=None):
         self.maps = maps
-        k = maps.table.predicted.max() + 1 if maps.table.label is None else \
-            max(maps.table.predicted.max(), maps.table.label.max()) + 1
-        self.class_names = list(class_names) if class_names is not None else [str(c) for c in range(int(k))]
-        if len(self.class_names) < k:
-            raise ValueError(f"class_names has {len(self.class_names)} names, the files hold classes up to {k - 1}")
+        k = maps.table.k
+        self.class_names = [str(c) for c in class_names] if class_names is not None else [str(c) for c in range(k)]
+        if len(self.class_names) != k:
+            raise ValueError(f"class_names has {len(self.class_names)} names, the files' probabilities {k} classes")
         self.query = Query()
         self.normalisation, self.sign, self.opacity = NORMALISATIONS[0], SIGNS[0], 0.5
         self.renderer = Renderer(maps.names)
@@ -54,23 +53,33 @@ class Explorer:
     # --- state, without widgets ---
 
     def set_query(self, **changes) -> np.ndarray:
-        """Change the selection (fields of :class:`Query`); returns the rows chosen and draws the first."""
-        self.query = Query(**{**self.query.__dict__, **changes})
-        self.rows = select(self.maps.table, self.query)
-        self.at = 0
+        """Change the selection (fields of :class:`Query`); returns the rows chosen and draws the first.
+        A bad change raises and leaves the selection as it was."""
+        unknown = set(changes) - set(Query.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown query fields {sorted(unknown)}; a query has {list(Query.__dataclass_fields__)}")
+        query = Query(**{**self.query.__dict__, **changes})
+        rows = select(self.maps.table, query)                               # checks the query before anything changes
+        self.query, self.rows, self.at = query, rows, 0
         self.draw()
         return self.rows
 
     def set_display(self, *, normalisation=None, sign=None, opacity=None) -> None:
-        self.normalisation = normalisation or self.normalisation
-        self.sign = sign or self.sign
-        self.opacity = self.opacity if opacity is None else float(opacity)
+        """Change how the maps are drawn; a bad option raises and leaves the display as it was."""
+        normalisation = self.normalisation if normalisation is None else normalisation
+        sign = self.sign if sign is None else sign
+        opacity = self.opacity if opacity is None else check_opacity(opacity)
+        if normalisation not in NORMALISATIONS or sign not in SIGNS:
+            raise ValueError(f"normalisation must be one of {NORMALISATIONS} and sign one of {SIGNS}, got "
+                             f"{normalisation!r} and {sign!r}")
+        self.normalisation, self.sign, self.opacity = normalisation, sign, opacity
         self.draw()
 
     def go(self, at: int) -> None:
         """Show the ``at``-th example of the selection."""
-        if len(self.rows) and not 0 <= at < len(self.rows):
-            raise IndexError(f"the selection has {len(self.rows)} examples, asked for number {at}")
+        if isinstance(at, bool) or not isinstance(at, (int, np.integer)) or not 0 <= at < max(len(self.rows), 1):
+            raise IndexError(f"the selection has {len(self.rows)} examples: go to an int in 0..{max(len(self.rows) - 1, 0)}, "
+                             f"got {at!r}")
         self.at = int(at)
         self.draw()
 
@@ -82,11 +91,11 @@ class Explorer:
             return None
         row = int(self.rows[self.at])
         maps = self.maps.maps(row)
+        spatial = len(self.maps.spatial_shape)
         png = self.renderer.render(self.maps.input(row), maps, normalisation=self.normalisation, sign=self.sign,
-                                   opacity=self.opacity, title=self._title(row))
-        from xai.explore.view import display_maps
+                                   opacity=self.opacity, title=self._title(row), spatial_ndim=spatial)
         self.drawn = {"row": row, "position": int(self.maps.table.position[row]), "png": png,
-                      "maps": display_maps(maps, normalisation=self.normalisation, sign=self.sign)}
+                      "maps": display_maps(maps, normalisation=self.normalisation, sign=self.sign, spatial_ndim=spatial)}
         self._show(png, f"{self.at + 1} of {len(self.rows)}: {self._describe()}")
         return png
 
@@ -97,19 +106,21 @@ class Explorer:
         from matplotlib.figure import Figure
 
         from xai.plots import save_figure
-        pngs = []
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+            raise ValueError(f"count must be an int >= 1, got {count!r}")
+        if not len(self.rows):
+            raise ValueError(f"no example matches the selection ({self._describe()}): nothing to draw")
+        here, pngs = self.at, []
         for at in range(min(count, len(self.rows))):
             self.go(at)
             pngs.append(self.drawn["png"])
-        if not pngs:
-            raise ValueError(f"no example matches the selection ({self._describe()}): nothing to draw")
         images = [_decode_png(p) for p in pngs]
         h, w = images[0].shape[:2]
         fig = Figure(figsize=(w / 80, h * len(images) / 80), dpi=80)
         for k, image in enumerate(images):
             ax = fig.add_axes((0, 1 - (k + 1) / len(images), 1, 1 / len(images)))
             ax.imshow(image), ax.axis("off")
-        self.go(0)
+        self.go(here)                                                       # back where the user was
         return save_figure(fig, path, dpi=80)
 
     def _title(self, row: int) -> str:
@@ -141,8 +152,7 @@ class Explorer:
     def _show(self, png, status: str) -> None:
         if self._widgets is None:
             return
-        if png is not None:
-            self._widgets["image"].value = png
+        self._widgets["image"].value = png if png is not None else _BLANK_PNG
         self._widgets["status"].value = status
         slider = self._widgets["at"]
         self._syncing = True                                                # moving the slider is not a new request
@@ -181,6 +191,18 @@ class Explorer:
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _blank_png() -> bytes:
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+_BLANK_PNG = _blank_png()
 
 
 def _decode_png(png: bytes) -> np.ndarray:

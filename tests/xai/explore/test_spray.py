@@ -49,3 +49,35 @@ def test_bad_inputs_are_refused():
         spray(np.ones((5, 8, 8)), n_neighbors=10)
     with pytest.raises(ValueError, match="same length"):
         cluster_agreement([0, 1, 0, 1], [True, False, True])
+
+
+def test_mean_maps_keep_the_grid_of_non_square_maps_and_many_channel_signals_say_so():
+    rng = np.random.default_rng(4)
+    maps = rng.uniform(0, 0.1, (30, 12, 40))
+    maps[:15, :3, :5] += 1.0
+    result = spray(maps, 2, n_neighbors=5)
+    assert result.mean_maps.shape == (2, 12, 16)
+    tagged = result.labels[0]
+    assert result.mean_maps[tagged, 0, 0] > 0.5 and result.mean_maps[tagged, -1, -1] < 0.5
+    assert spray(maps, 2, grid=(2, 8), n_neighbors=5).mean_maps.shape == (2, 2, 8)
+    leads = rng.uniform(0, 1, (30, 50, 12))                                # 12-lead signals
+    assert spray(leads, 2, kind="signal", n_neighbors=5).mean_maps.shape == (2, 20)
+
+
+def test_the_agreement_interval_is_not_lifted_by_repeated_inputs():
+    rng = np.random.default_rng(0)
+    truth = np.arange(20) % 2 == 0
+    mids = [np.mean([(a := cluster_agreement(rng.integers(0, 2, 20), truth, n_boot=200, seed=s))["model"]["low"],
+                     a["model"]["high"]]) for s in range(20)]
+    assert abs(np.mean(mids)) < 0.1                                         # with repeats: about 0.14
+
+
+def test_constant_maps_a_one_group_truth_and_float_categories_are_refused():
+    with pytest.raises(ValueError, match="every map is the same"):
+        spray(np.ones((20, 8, 8)), 2, n_neighbors=5)
+    with pytest.raises(ValueError, match="one group only"):
+        cluster_agreement([0, 1, 0, 1], [True] * 4)
+    with pytest.raises(ValueError, match="bool or int category"):
+        cluster_agreement([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4])
+    with pytest.raises(ValueError, match="grid"):
+        spray_features(np.ones((3, 8, 8)), grid=4.0)

@@ -42,3 +42,23 @@ def test_a_tile_and_a_signal_both_render_to_png():
     first = r.render(np.sin(np.arange(16.0))[:, None], {"ig": np.arange(16.0)})
     second = r.render(np.cos(np.arange(16.0))[:, None], {"ig": -np.arange(16.0)})
     assert first[:4] == second[:4] == b"\x89PNG" and first != second
+
+
+def test_tiles_are_scaled_by_their_dtype_and_odd_channel_counts_are_refused():
+    from xai.explore.view import _as_image
+    dark = np.ones((2, 2, 3), np.uint8)                                       # uint8 values of 1: nearly black
+    assert _as_image(dark).max() == pytest.approx(1 / 255)
+    standardised = np.random.default_rng(0).normal(0, 3, (4, 4, 3)).astype(np.float32)
+    shown = _as_image(standardised)
+    assert shown.min() == 0.0 and shown.max() == 1.0                         # stretched, not clipped to black
+    assert _as_image(np.full((2, 2, 1), 0.5, np.float32)).shape == (2, 2, 3)
+    with pytest.raises(ValueError, match="C 1, 3 or 4"):
+        _as_image(np.zeros((4, 4, 2)))
+
+
+def test_maps_of_another_rank_than_the_inputs_are_refused():
+    with pytest.raises(ValueError, match=r"expected \(T,\) or \(T, C\)"):
+        display_maps({"m": np.ones((4, 4, 4))}, spatial_ndim=1)
+    with pytest.raises(TypeError, match="non-empty dict"):
+        display_maps([np.ones(3)])
+    assert display_maps({"m": np.ones((16, 3))}, spatial_ndim=1)["m"].shape == (16,)

@@ -61,3 +61,52 @@ def test_signals_are_explored_too(signal_file):
     ex = explore(path, x)
     ex.set_query(sort_by="position", descending=False)
     assert ex.drawn["position"] == 0 and ex.drawn["maps"]["integrated_gradients"].shape == (16,)
+
+
+def test_a_bad_change_raises_and_leaves_the_explorer_as_it_was(tile_files, tiles):
+    ex = explore(tile_files, tiles, class_names=list("abcd"))
+    ex.set_query(true_class=1)
+    rows = ex.rows.copy()
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        ex.set_query(outcome="Right")
+    with pytest.raises(ValueError, match=r"int class in 0..3"):
+        ex.set_query(true_class=99)
+    with pytest.raises(ValueError, match="opacity"):
+        ex.set_display(opacity=2)
+    with pytest.raises(IndexError, match="go to an int"):
+        ex.go(1.5)
+    assert ex.query.true_class == 1 and ex.query.outcome == "all" and ex.opacity == 0.5
+    np.testing.assert_array_equal(ex.rows, rows)
+    ex.set_query(predicted=None)                                             # later calls still work
+    with pytest.raises(ValueError, match="4 classes"):
+        explore(tile_files, tiles, class_names=list("abcdef"))
+
+
+def test_an_unknown_group_value_is_refused_and_an_empty_selection_blanks_the_image(tile_files, tiles):
+    ex = explore(tile_files, tiles, groups={"slide": np.repeat(["x", "y"], [20, 3])})
+    assert ex.widget is not None
+    with pytest.raises(ValueError, match=r"no slide 'z'; the values are \['x', 'y'\]"):
+        ex.set_query(group=("slide", "z"))
+    shown = ex._widgets["image"].value
+    ex.set_query(group=("slide", "y"), true_class=0, predicted=1, outcome="right")
+    assert ex.drawn is None and ex._widgets["image"].value != shown
+
+
+def test_the_snapshot_returns_to_the_example_shown(tile_files, tiles, tmp_path):
+    ex = explore(tile_files, tiles)
+    ex.go(4)
+    ex.snapshot(str(tmp_path / "s.png"), count=2)
+    assert ex.at == 4
+    with pytest.raises(ValueError, match="count must be"):
+        ex.snapshot(str(tmp_path / "s.png"), count=0)
+
+
+def test_signal_maps_with_channels_are_summed_and_drawn_as_signals(tmp_path):
+    from tests.conftest import tiny_conv1d
+    from xai.dataset import explain_dataset
+    x = np.random.default_rng(3).normal(size=(9, 16, 3)).astype(np.float32)
+    path = explain_dataset(tiny_conv1d(channels=3), x, "saliency", str(tmp_path / "s.h5"), batch_size=4, progress=False)
+    for data in (x, None):
+        ex = explore(path, data)
+        ex.draw()
+        assert ex.drawn["maps"]["saliency"].shape == (16,)
