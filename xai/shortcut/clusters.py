@@ -17,9 +17,10 @@ import time
 
 import numpy as np
 
-__all__ = ["SPRAY_SEED", "spray_inputs", "spray_record"]
+__all__ = ["SPRAY_SEED", "SPRAY_VERSION", "spray_inputs", "spray_record"]
 
 SPRAY_SEED = 11           # which half of the inputs carries the marker
+SPRAY_VERSION = 2         # of the clustering and its interval: a change makes stored SpRAy records stale
 MAX_INPUTS = 200          # the most held-out inputs of the marked class clustered
 
 
