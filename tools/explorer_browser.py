@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if __name__ == "__main__" and _REPO not in sys.path:
@@ -41,7 +40,9 @@ def chromium_path() -> str:
 def explorer_notebook(path: str, setup: str) -> str:
     """A one-cell notebook that runs ``setup`` (code that leaves an Explorer in ``explorer``) and shows it."""
     import nbformat
-    code = f"import sys\nsys.path.insert(0, {_REPO!r})\n{setup}\nexplorer.widget"
+    quiet = ("import os\nsaved = os.dup(2)\nos.dup2(os.open(os.devnull, os.O_WRONLY), 2)   # TensorFlow's start-up log\n"
+             "import tensorflow\nos.dup2(saved, 2)\n")
+    code = f"import sys\nsys.path.insert(0, {_REPO!r})\n{quiet}{setup}\nexplorer.widget"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
@@ -67,9 +68,9 @@ def voila(notebook: str, *, timeout: float = 120.0):
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + timeout
-        while True:
+        while True:                          # the port, not the page: each page request runs the notebook
             try:
-                urllib.request.urlopen(url, timeout=5).close()
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
                 break
             except OSError:
                 if process.poll() is not None or time.time() > deadline:
@@ -98,7 +99,11 @@ def drive(url: str, screenshot: str, *, choose: str, timeout_ms: int = 120_000) 
             page = browser.new_page(viewport={"width": 1100, "height": 720})
             page.goto(url, timeout=timeout_ms)
             image = page.locator("img.widget-image").first
-            image.wait_for(state="visible", timeout=timeout_ms)
+            try:
+                image.wait_for(state="visible", timeout=timeout_ms)
+            except Exception as e:                                           # say what the page shows instead
+                raise RuntimeError(f"no explorer image in {timeout_ms / 1000:.0f} s; the page says:\n"
+                                   f"{page.inner_text('body')[-3000:]}") from e
             status = page.locator(".widget-html-content").first
             before_status, before = status.inner_text(), image.screenshot()
             page.locator(".widget-dropdown select").first.select_option(label=choose)
@@ -116,18 +121,22 @@ def drive(url: str, screenshot: str, *, choose: str, timeout_ms: int = 120_000) 
             browser.close()
 
 
-README_SETUP = """\
-import keras
-import mnist1d_utils as m1
-from xai.dataset import explain_dataset
-from xai.explore import explore
-data = m1.make_dataset()
-x, y = data["x_test"][:400, :, None].astype("float32"), data["y_test"][:400]
-model = keras.models.load_model("models/MNIST1D.keras")
-files = {m: explain_dataset(model, (x, y), m, f"{m}.h5", progress=False)
-         for m in ("grad_cam", "integrated_gradients", "rise")}
-explorer = explore(files, x)
-"""
+def mnist1d_files(work: str, n: int = 300) -> str:
+    """The committed MNIST-1D model's Grad-CAM, IG and RISE maps of the first ``n`` test signals,
+    written to ``work`` (with the signals); returns the notebook code that explores them."""
+    import keras
+    import numpy as np
+
+    import mnist1d_utils as m1
+    from xai.dataset import explain_dataset
+    data = m1.make_dataset()
+    x, y = data["x_test"][:n, :, None].astype("float32"), data["y_test"][:n]
+    np.save(os.path.join(work, "x.npy"), x)
+    model = keras.models.load_model(os.path.join(_REPO, "models", "MNIST1D.keras"))
+    files = {m: explain_dataset(model, (x, y), m, os.path.join(work, f"{m}.h5"), progress=False, **options)
+             for m, options in (("grad_cam", {}), ("integrated_gradients", {}), ("rise", {"n_masks": 1000, "seed": 0}))}
+    return (f"import numpy as np\nfrom xai.explore import explore\nexplorer = explore({files!r}, "
+            f"np.load({os.path.join(work, 'x.npy')!r}))")
 
 
 def main(argv=None) -> None:
@@ -135,8 +144,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=os.path.join(_REPO, "figures", "explorer.png"), help="the screenshot to write")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="explorer-") as work:
-        setup = README_SETUP.replace('"models/MNIST1D.keras"', repr(os.path.join(_REPO, "models", "MNIST1D.keras")))
-        notebook = explorer_notebook(os.path.join(work, "explorer.ipynb"), setup)
+        notebook = explorer_notebook(os.path.join(work, "explorer.ipynb"), mnist1d_files(work))
         with voila(notebook, timeout=300) as url:
             seen = drive(url, args.out, choose="3")
     print(f"{seen['status_before']} -> {seen['status_after']}; wrote {args.out}")

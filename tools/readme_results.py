@@ -5,13 +5,15 @@ notebook:
 
     python tools/readme_results.py            # or: python tools/readme_results.py --check
 
-Three blocks of the README are rewritten, between ``<!-- xai-orderings:start -->`` and
+Four blocks of the README are rewritten, between ``<!-- xai-orderings:start -->`` and
 ``<!-- xai-orderings:end -->`` (the orderings of the methods, one row a metric, marked with how
 each holds across the settings grid: the ``### Orderings ...`` section) and between
 ``<!-- xai-findings:start -->`` and ``<!-- xai-findings:end -->`` (the verdicts per pair of methods:
 the ``### Findings across settings`` section), and between ``<!-- shortcut-findings:start -->``
 and ``<!-- shortcut-findings:end -->`` (the planted-shortcut benchmark's result, written by
-``xai.shortcut.report.findings_sentence`` from ``models/shortcut/shortcut_results.json``). The full
+``xai.shortcut.report.findings_sentence`` from ``models/shortcut/shortcut_results.json``), and
+between ``<!-- hmt-colour:start -->`` and ``<!-- hmt-colour:end -->`` (the colour baseline beside the
+CNN, from ``models/hmt_colour_baseline.json`` and ``models/hmt_slide_cv.json``). The full
 tables, every paired difference, every claim whose confidence interval excludes 0 and the settings
 sweeps stay in ``figures/xai_tables.md``. The README is rewritten through a temporary file and a rename;
 ``--check`` only reports whether it is up to date (exit 1 if not).
@@ -27,8 +29,9 @@ if _REPO not in sys.path:                                   # run as a script: t
     sys.path.insert(0, _REPO)
 from xai.files import write_atomic  # noqa: E402
 
-ORDERINGS, FINDINGS, SHORTCUTS = "xai-orderings", "xai-findings", "shortcut-findings"
+ORDERINGS, FINDINGS, SHORTCUTS, COLOUR = "xai-orderings", "xai-findings", "shortcut-findings", "hmt-colour"
 SHORTCUT_RESULTS = os.path.join("models", "shortcut", "shortcut_results.json")
+COLOUR_RESULTS, SLIDE_CV = os.path.join("models", "hmt_colour_baseline.json"), os.path.join("models", "hmt_slide_cv.json")
 ORDERED = "Orderings"
 ACROSS = "Findings across settings"
 
@@ -70,11 +73,22 @@ def shortcut_block(results_path: str = SHORTCUT_RESULTS) -> str:
         return findings_sentence(json.load(f))
 
 
-def updated(readme: str, tables_text: str, shortcut_text: str | None = None) -> str:
+def colour_block() -> str:
+    """The colour baseline's sentence, from its JSON and the slide CV's."""
+    import json
+
+    from xai.training.colour_baseline import colour_sentence
+    with open(COLOUR_RESULTS) as f, open(SLIDE_CV) as g:
+        return colour_sentence(json.load(f), json.load(g))
+
+
+def updated(readme: str, tables_text: str, shortcut_text: str | None = None, colour_text: str | None = None) -> str:
     for name, body in blocks(tables_text).items():
         readme = fill(readme, name, body)
     if shortcut_text is not None:
         readme = fill(readme, SHORTCUTS, shortcut_text)
+    if colour_text is not None:
+        readme = fill(readme, COLOUR, colour_text)
     return readme
 
 
@@ -84,7 +98,8 @@ def main(argv: list[str]) -> int:
         tables_text = f.read()
     with open("README.md") as f:
         readme = f.read()
-    new = updated(readme, tables_text, shortcut_block() if os.path.isfile(SHORTCUT_RESULTS) else None)
+    new = updated(readme, tables_text, shortcut_block() if os.path.isfile(SHORTCUT_RESULTS) else None,
+                  colour_block() if os.path.isfile(COLOUR_RESULTS) else None)
     if check:
         print("README.md is up to date" if new == readme else
               "README.md differs from figures/xai_tables.md or models/shortcut/shortcut_results.json")

@@ -97,7 +97,7 @@ class Renderer:
             self._build(x, shown, sign)
             self._layout = layout
         self._update(x, shown, float(opacity))
-        self.fig.suptitle(title, fontsize=9)
+        self.fig.suptitle(title, fontsize=9, y=0.98)
         buffer = io.BytesIO()
         self.fig.savefig(buffer, format="png")
         return buffer.getvalue()
@@ -107,6 +107,7 @@ class Renderer:
     def _build(self, x, shown, sign):
         self.fig.clear()                                                    # a new layout: panels and colour bar anew
         self.axes = self.fig.subplots(1, len(self.names) + 1)
+        self.fig.subplots_adjust(left=0.02, right=0.9, bottom=0.04, top=0.8, wspace=0.08)   # room for the title
         for ax in self.axes:
             ax.set_xticks([]), ax.set_yticks([])
         lo = -1.0 if sign == "signed" else 0.0

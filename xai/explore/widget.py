@@ -17,6 +17,8 @@ from xai.explore.view import NORMALISATIONS, SIGNS, Renderer, check_opacity, dis
 
 __all__ = ["Explorer", "widgets_module"]
 
+ANY_OPTION = -1           # the drop-downs' "any"
+
 WIDGETS_MISSING = ("the explorer needs ipywidgets: `pip install ipywidgets` (Colab has it), then restart the kernel. "
                    "Where widgets cannot run, Explorer.snapshot(path) draws the same view to a PNG file")
 
@@ -166,20 +168,24 @@ class Explorer:
     def _build(self) -> dict:
         w = widgets_module()
         t = self.maps.table
-        classes = [("any", None)] + [(n, c) for c, n in enumerate(self.class_names)]
+        classes = [("any", ANY_OPTION)] + [(n, c) for c, n in enumerate(self.class_names)]   # not None: a browser
+        pairs = [(k, str(v)) for k, col in t.groups.items() for v in np.unique(col)]         # shows a None value blank
+        groups = [(f"{k}: {v}", i) for i, (k, v) in enumerate(pairs)]
         c = {"true_class": w.Dropdown(options=classes, description="class", disabled=t.label is None),
              "predicted": w.Dropdown(options=classes, description="predicted"),
              "outcome": w.ToggleButtons(options=list(OUTCOMES), description="outcome", disabled=t.label is None),
-             "group": w.Dropdown(options=[("any", None)] + [(f"{k}: {v}", (k, v)) for k, col in t.groups.items()
-                                                            for v in np.unique(col)], description="group"),
+             "group": w.Dropdown(options=[("any", ANY_OPTION)] + groups, description="group"),
              "sort_by": w.Dropdown(options=sort_keys(t), description="sort by"),
              "descending": w.Checkbox(value=True, description="largest first"),
              "normalisation": w.ToggleButtons(options=list(NORMALISATIONS), description="scale"),
              "sign": w.ToggleButtons(options=list(SIGNS), description="maps"),
              "opacity": w.FloatSlider(value=self.opacity, min=0.0, max=1.0, step=0.05, description="opacity"),
              "at": w.IntSlider(value=0, min=0, max=max(len(self.rows) - 1, 0), description="example")}
+        chosen = {"true_class": lambda v: None if v == ANY_OPTION else v, "predicted": lambda v: None if v == ANY_OPTION else v,
+                  "group": lambda v: None if v == ANY_OPTION else pairs[v]}
         for key in ("true_class", "predicted", "outcome", "group", "sort_by", "descending"):
-            c[key].observe(lambda change, key=key: self.set_query(**{key: change["new"]}), names="value")
+            c[key].observe(lambda change, key=key: self.set_query(**{key: chosen.get(key, lambda v: v)(change["new"])}),
+                           names="value")
         for key in ("normalisation", "sign", "opacity"):
             c[key].observe(lambda change, key=key: self.set_display(**{key: change["new"]}), names="value")
         c["at"].observe(lambda change: None if self._syncing else self.go(change["new"]), names="value")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BINS", "colour_features", "fit_predict", "slide_cv_predictions"]
+__all__ = ["BINS", "colour_features", "fit_predict", "slide_cv_predictions", "colour_sentence"]
 
 BINS = 16
 _HED_RANGE = (-0.3, 2.5)          # stain concentrations of H&E tiles fall inside (OD units)
@@ -87,3 +87,19 @@ def slide_cv_predictions(features, y, slides, folds: list[list[str]], *, seed: i
         held = np.isin(slides, fold)
         predicted[held] = fit_predict(features[~held], y[~held], features[held], seed=seed).argmax(1)
     return predicted
+
+
+def colour_sentence(baseline: dict, cnn_cv: dict) -> str:
+    """The README's sentence: the colour baseline's accuracies beside the CNN's on the same splits
+    (``models/hmt_colour_baseline.json`` and ``models/hmt_slide_cv.json``)."""
+    held, course = baseline["slide_held_out"], baseline["course_split"]
+    cnn_pooled, cnn_course = cnn_cv["summary"]["pooled"], cnn_cv["course_split"]
+    ci = lambda a: f"[{a[0]:.3f}, {a[1]:.3f}]"                               # noqa: E731
+    return (f"**Colour alone** (`tools/hmt_colour_baseline.py`: per-tile histograms of R, G, B and of the H, E, DAB "
+            f"stains, logistic regression) scores {course['accuracy']:.3f} {ci(course['wilson95'])} on the course split, "
+            f"against the CNN's {cnn_course['test_accuracy']:.3f}, and {held['pooled']['accuracy']:.3f} "
+            f"{ci(held['pooled']['slide_bootstrap95'])} with each slide held out on the CNN's folds "
+            f"({held['pooled_without_empty']['accuracy']:.3f} without `empty`), against the CNN's "
+            f"{cnn_pooled['accuracy']:.3f} {ci(cnn_pooled['slide_bootstrap95'])}: on tiles of seen images colour is "
+            f"{'as good as' if course['accuracy'] >= cnn_course['test_accuracy'] - 0.01 else 'below'} the CNN, and "
+            f"across slides the CNN adds {cnn_pooled['accuracy'] - held['pooled']['accuracy']:+.3f} to it.")
