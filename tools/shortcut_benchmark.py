@@ -173,16 +173,12 @@ def run_spray(args, setting, bundle, log) -> None:
     ``runs/<setting>.spray.json`` with a key of both models; reused while the key matches."""
     import keras
 
-    from xai.methods import METHODS
-    from xai.shortcut.clusters import MAX_INPUTS, SPRAY_SEED, SPRAY_VERSION, spray_record
-    kept = {side: os.path.join(args.out, "models", "shortcut", f"{setting.name}_{side}.keras") for side in ("reliant", "clark")}
-    keys = {side: _kept_key(path) for side, path in kept.items()}
-    if None in keys.values():
+    from xai.shortcut.clusters import kept_models, spray_key, spray_path, spray_record
+    key = spray_key(args.out, setting)
+    if key is None:
         log(f"  SpRAy: no kept reliant and Clark models of {setting.name} yet")
         return
-    path = os.path.join(args.out, "models", "shortcut", "runs", f"{setting.name}.spray.json")
-    key = sb._hash({"models": keys, "methods": list(METHODS), "seed": SPRAY_SEED, "max_inputs": MAX_INPUTS,
-                    "version": SPRAY_VERSION})
+    path, kept = spray_path(args.out, setting), kept_models(args.out, setting)
     if not args.restart and _stored(path, key) is not None:
         return
     log(f"  SpRAy on {setting.name}'s kept reliant and Clark models")

@@ -72,14 +72,41 @@ def spray_path(out: str, setting) -> str:
 
 
 def load_spray(out: str, setting) -> dict | None:
-    """The setting's SpRAy record (``tools/shortcut_benchmark.py`` writes it), or None."""
+    """The setting's SpRAy record (``tools/shortcut_benchmark.py`` writes it), or None (also for a
+    record of an older version of the clustering)."""
     import json
     import os
     path = spray_path(out, setting)
     if not os.path.isfile(path):
         return None
     with open(path) as f:
-        return json.load(f)
+        record = json.load(f)
+    return record if record.get("key") == spray_key(out, setting) else None
+
+
+def kept_models(out: str, setting) -> dict[str, str]:
+    """The paths of the setting's kept reliant and Clark models."""
+    import os
+    return {side: os.path.join(out, "models", "shortcut", f"{setting.name}_{side}.keras") for side in ("reliant", "clark")}
+
+
+def spray_key(out: str, setting) -> str | None:
+    """What a SpRAy record must match: both kept models (their keys), the methods, the inputs' seed
+    and count, and the clustering's version; None while a kept model is missing."""
+    import json
+    import os
+
+    from xai.methods import METHODS
+    from xai.shortcut.benchmark import _hash
+    keys = {}
+    for side, path in kept_models(out, setting).items():
+        meta = os.path.splitext(path)[0] + ".json"
+        if not (os.path.isfile(path) and os.path.isfile(meta)):
+            return None
+        with open(meta) as f:
+            keys[side] = json.load(f).get("model_key")
+    return _hash({"models": keys, "methods": list(METHODS), "seed": SPRAY_SEED, "max_inputs": MAX_INPUTS,
+                  "version": SPRAY_VERSION})
 
 
 def spray_summary(record: dict | None) -> dict | None:
