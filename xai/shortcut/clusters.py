@@ -115,10 +115,12 @@ def spray_summary(record: dict | None) -> dict | None:
     and its clusters' shares of marked inputs."""
     if record is None:
         return None
+    from xai.methods import METHODS
     keep = ("ari", "low", "high", "eigengap_k", "sizes", "marked_share")
+    order = [m for m in METHODS if m in record["methods"]]                  # METHODS' order (the record's keys are sorted)
     return {"n": record["n"], "marked": record["marked"], "n_neighbors": record["n_neighbors"],
             "methods": {m: {"reliant": {k: r["reliant"][k] for k in keep}, "control": {k: r["control"][k] for k in keep},
-                            "difference": r["difference"]} for m, r in record["methods"].items()}}
+                            "difference": r["difference"]} for m, r in ((m, record["methods"][m]) for m in order)}}
 
 
 def spray_markdown(name: str, summary: dict) -> str:
