@@ -32,7 +32,7 @@ import numpy as np
 
 import xai.training.train as tu
 from xai.files import atomic_open
-from xai.training.augment import augment_tiles
+from xai.training.augment import COLOUR_AUGMENTS, augment_tiles, colour_augment
 from xai.training.saving import load_legacy_model
 
 __all__ = [
@@ -398,7 +398,9 @@ class TrainConfig(tu.TrainConfig):
     batch_size: int = 32
     learning_rate: float = 2e-3    # peak of the warm-up + cosine schedule
     weight_decay: float = 5e-4     # AdamW's decoupled weight decay
-    colour_jitter: float = 0.08    # per-channel gain and offset jitter (stain variation)
+    colour_augment: str = "rgb"    # "none", "rgb" (gain/offset), "hed" (stain jitter), "lab" (RandStainNA-style)
+    colour_jitter: float = 0.08    # "rgb": per-channel gain and offset jitter (stain variation)
+    hed_strength: float = 0.05     # "hed": each stain scaled by 1 +- s and shifted by +- s (Tellez's HED-light)
     width: int = 32                # channels of the first block; the second has 2w
     activation: str = "gelu"       # smooth, so IG's path integrand is smooth (see build_model)
     dropout: float = 0.2           # before the linear classifier
@@ -415,6 +417,9 @@ class TrainConfig(tu.TrainConfig):
         if self.width < 1 or self.block3_width < 0 or self.stem_width < 0 or not crop_ok:
             raise ValueError(f"invalid HMT config: width >= 1, block3_width >= 0, stem_width >= 0 and train_crop 0 or in "
                              f"[32, {TILE_SHAPE[0]}] expected, got {self}")
+        if self.colour_augment not in COLOUR_AUGMENTS or not 0 <= self.colour_jitter < 1 or not 0 <= self.hed_strength < 1:
+            raise ValueError(f"invalid HMT config: colour_augment one of {COLOUR_AUGMENTS}, colour_jitter and "
+                             f"hed_strength in [0, 1) expected, got {self}")
         if self.val_split not in VAL_SPLITS:
             raise ValueError(f"invalid HMT config: val_split must be one of {VAL_SPLITS}, got {self.val_split!r}")
 
@@ -492,6 +497,8 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: Tile
     groups, ``train_groups_fingerprint``: of tiles, labels and groups) and ``one_group_classes``
     (None without groups).
 
+    The colour augmentation is ``config.colour_augment`` (``xai.training.augment.colour_augment``); "lab"
+    draws from the LAB statistics of all of ``x_train`` (the inner validation tiles included).
     With ``config.train_crop`` > 0 the network is trained on random crops (a cheaper step and a
     translation augmentation); being fully convolutional up to its global average pooling, it is
     built for any tile size during training, validated on whole tiles, and returned rebuilt for
@@ -504,12 +511,15 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: Tile
                          "'source_image' (the default) needs the tiles' groups (load_hmt(..., groups=True)), "
                          "'stratified' uses none; pass groups with val_split='source_image' only, or "
                          "TrainConfig(val_split='stratified') for tiles without slide and source-image names")
+    from xai.training.stain import lab_statistics
     images = groups.source_image if isinstance(groups, TileGroups) else groups
+    colour = colour_augment(config.colour_augment, rgb_strength=config.colour_jitter, hed_strength=config.hed_strength,
+                            statistics=lab_statistics(x_train) if config.colour_augment == "lab" else None)
     build = lambda shape: build_model(config.width, config.seed, config.activation, config.dropout,  # noqa: E731
                                       config.padding, config.block3_width, shape, config.stem_width)
     model, info = tu.train_model(
         lambda: build((None, None, 3) if config.train_crop else TILE_SHAPE), x_train, y_train, config,
-        augment=lambda xb, rng: augment_tiles(xb, rng, config.colour_jitter, config.train_crop),
+        augment=lambda xb, rng: augment_tiles(xb, rng, crop=config.train_crop, colour=colour),
         callbacks=callbacks, verbose=verbose, groups=images, one_group_classes=one_group_classes)
     if config.train_crop:
         final = build(TILE_SHAPE)

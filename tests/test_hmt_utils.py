@@ -431,7 +431,8 @@ def test_model_shapes_softmax_and_raw_pixel_input():
 
 def test_train_config_checks_the_model_fields():
     for bad in ({"train_crop": 16}, {"train_crop": 151}, {"width": 0}, {"block3_width": -1}, {"stem_width": -1},
-                {"val_split": "slide"}, {"val_split": None}):
+                {"val_split": "slide"}, {"val_split": None}, {"colour_augment": "hsv"}, {"colour_jitter": 1.5},
+                {"hed_strength": -0.1}):
         with pytest.raises(ValueError, match="invalid HMT config"):
             hmt.TrainConfig(**bad)
 

@@ -67,7 +67,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 
 import numpy as np
@@ -84,10 +83,11 @@ from xai.training.saving import library_versions  # noqa: E402
 from xai.training.slides import (  # noqa: E402
     INTERVAL_NOTES,
     accuracy_block,
+    load_pooled,
     pooled_features,
-    pooled_tiles,
     slide_folds,
     slide_probe,
+    train_held_out,
 )
 
 QUICK = {"epochs": 1, "width": 4, "block3_width": 8, "train_crop": 64, "batch_size": 16}   # recipe fields in --quick
@@ -96,33 +96,6 @@ CONFINED_SLIDES = 2     # a class found on this many slides or fewer is reported
 
 
 # --- data ---
-
-def _quick_subset(root: str, work: str, seed: int) -> str:
-    """A tiny copy of the layout (symbolic links, in ``work``): in HMT_train one tile of each class
-    from each slide that has it (about 70), in HMT_test one tile a class."""
-    rng = np.random.default_rng(seed)
-    for split in hmt.SPLITS:
-        for folder in hmt.CLASS_FOLDERS:
-            names = sorted(n for n in os.listdir(os.path.join(root, split, folder)) if not n.startswith("."))   # as load_hmt
-            by_slide = {}
-            for name in names:
-                by_slide.setdefault(hmt.tile_groups(name)[0], []).append(name)
-            os.makedirs(os.path.join(work, split, folder))
-            for slide in sorted(by_slide):
-                if split == hmt.SPLITS[1] and len(by_slide) > 1 and slide != sorted(by_slide)[0]:
-                    continue                                   # the test split: one slide's tile a class
-                name = by_slide[slide][rng.integers(len(by_slide[slide]))]
-                os.symlink(os.path.abspath(os.path.join(root, split, folder, name)), os.path.join(work, split, folder, name))
-    return work
-
-
-def load_pooled(root: str | None, quick: bool, work: str, seed: int):
-    """All tiles, train and test of the course split pooled (``pooled_tiles``); QUICK: a small subset."""
-    root = hmt.default_root() if root is None else root
-    if quick:
-        root = _quick_subset(root, os.path.join(work, "hmt"), seed)
-    return pooled_tiles(root, progress=not quick, cache_dir=os.path.join(work, "cache") if quick else None)
-
 
 def _shown(path: str) -> str:
     """A path as the record shows it: relative to the repository when inside it."""
@@ -184,22 +157,8 @@ def run_fold(x, y, groups: hmt.TileGroups, held: list[str], config: hmt.TrainCon
              per_fold_explained: int, ig_steps: int):
     """Train on the slides not held out, test on the held-out ones. Returns (record, probabilities
     float32 (N_test, K), test mask bool (N,), explanations with ``index`` into the pooled tiles)."""
-    import keras
-    test = np.isin(groups.slide, held)
+    model, info, prob, test = train_held_out(x, y, groups, held, config, label=f"fold {fold + 1}/{n_folds} ")
     train = ~test
-    train_groups = hmt.TileGroups(groups.slide[train], groups.source_image[train])
-
-    class EpochLine(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            print(f"fold {fold + 1}/{n_folds} epoch {epoch + 1}: {time.perf_counter() - self.start:.0f} s, "
-                  f"val_accuracy {logs.get('val_accuracy', float('nan')):.4f}", flush=True)
-
-    model, info = hmt.train(x[train], y[train], config, groups=train_groups, one_group_classes="train",
-                            callbacks=[EpochLine()])
-    prob = model.predict(x[test].astype(np.float32), batch_size=64, verbose=0)   # (N_test, K), no TTA: as the course number
     correct = prob.argmax(-1) == y[test]
     present = set(np.unique(y[train]).tolist())
     record = {"fold": fold, "held_out": held, "n_train": info["n_train"], "n_val": info["n_val"], "n_test": int(test.sum()),

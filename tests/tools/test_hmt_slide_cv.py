@@ -1,6 +1,6 @@
 """tools/hmt_slide_cv.py: the whole tool in its --quick mode on a few real tiles (the full run trains 10
-models for hours and is not run here), resuming and restarting its folds, and its small parts: the
-quick subset, a failed probe, its arguments. The folds, intervals and probe it calls are tested in
+models for hours and is not run here), resuming and restarting its folds, and its small parts: a
+failed probe, its arguments. The folds, intervals and probe it calls are tested in
 tests/xai/training/test_slides.py and tests/xai/analysis/test_stats.py."""
 import argparse
 import importlib.util
@@ -122,18 +122,6 @@ def test_probe_failure_is_recorded_not_raised(cv, tmp_path):
     probes = cv._probe_models(args, np.zeros((12, 150, 150, 3), np.uint8), np.zeros(12, int), groups,
                               np.zeros(12, bool), n_boot=10)
     assert "error" in probes["committed model"] and "skipped" in probes["course model"]
-
-
-def test_quick_subset_skips_dotfiles(cv, tmp_path):
-    root = tmp_path / "hmt"
-    for split in cv.hmt.SPLITS:
-        for i, folder in enumerate(cv.hmt.CLASS_FOLDERS):
-            (root / split / folder).mkdir(parents=True)
-            (root / split / folder / f"{i:04x}_CRC-Prim-HE-01_001.tif_Row_1_Col_1.webp").write_bytes(b"")
-            (root / split / folder / ".DS_Store").write_bytes(b"")
-    cv._quick_subset(str(root), str(tmp_path / "work"), seed=0)
-    linked = [n for split in cv.hmt.SPLITS for f in cv.hmt.CLASS_FOLDERS for n in os.listdir(tmp_path / "work" / split / f)]
-    assert len(linked) == 2 * len(cv.hmt.CLASS_FOLDERS) and not any(n.startswith(".") for n in linked)
 
 
 def test_tool_refuses_bad_arguments(cv):

@@ -7,11 +7,13 @@ Axis key: N examples, F pooled features, K classes, S groups (slides), B bootstr
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from xai.analysis.stats import group_bootstrap, wilson
 
-__all__ = ["INTERVAL_NOTES", "pooled_tiles", "slide_folds", "accuracy_block",
+__all__ = ["INTERVAL_NOTES", "pooled_tiles", "tiny_subset", "load_pooled", "slide_folds", "train_held_out", "accuracy_block",
            "pooled_features", "slide_probe"]
 
 
@@ -24,6 +26,72 @@ def pooled_tiles(root: str | None = None, **load_args):
     groups = hmt.TileGroups(np.concatenate([g_tr.slide, g_te.slide]), np.concatenate([g_tr.source_image, g_te.source_image]))
     return (np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te]), groups,
             np.r_[np.zeros(len(y_tr), bool), np.ones(len(y_te), bool)])
+
+def train_held_out(x, y, groups, held: list[str], config, *, label: str = ""):
+    """Train the HMT CNN (``hmt_utils.train``, ``config``) on the tiles of the slides not in ``held`` and
+    predict the held-out slides' tiles (no test-time augmentation). The epoch is chosen on a split of
+    the training slides grouped by source image (a class on one source image stays in training).
+
+    Args:
+        x: uint8 (N, 150, 150, 3); y: int (N,); groups: ``hmt_utils.TileGroups`` (N,); held: slide names.
+        label: printed before each epoch's line (seconds, validation accuracy).
+    Returns:
+        ``(model, info, prob, test)``: ``hmt_utils.train``'s info, float32 (N_test, K) probabilities of
+        the held-out tiles and bool (N,), True for a held-out tile.
+    """
+    import time
+
+    import keras
+
+    import hmt_utils as hmt
+    test = np.isin(groups.slide, held)
+    if not test.any() or test.all():
+        raise ValueError(f"held-out slides {held} must hold some tiles and leave some: of {np.unique(groups.slide)}")
+    train = ~test
+
+    class EpochLine(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            print(f"{label}epoch {epoch + 1}: {time.perf_counter() - self.start:.0f} s, "
+                  f"val_accuracy {logs.get('val_accuracy', float('nan')):.4f}", flush=True)
+
+    model, info = hmt.train(x[train], y[train], config, groups=hmt.TileGroups(groups.slide[train], groups.source_image[train]),
+                            one_group_classes="train", callbacks=[EpochLine()])
+    prob = model.predict(x[test].astype(np.float32), batch_size=64, verbose=0)     # (N_test, K)
+    return model, info, prob.astype(np.float32), test
+
+
+def tiny_subset(root: str, work: str, seed: int) -> str:
+    """A tiny copy of the HMT layout for smoke tests (symbolic links, in ``work``): in HMT_train one tile
+    of each class from each slide that has it (about 70), in HMT_test one tile a class. Returns ``work``."""
+    import hmt_utils as hmt
+    rng = np.random.default_rng(seed)
+    for split in hmt.SPLITS:
+        for folder in hmt.CLASS_FOLDERS:
+            names = sorted(n for n in os.listdir(os.path.join(root, split, folder)) if not n.startswith("."))   # as load_hmt
+            by_slide = {}
+            for name in names:
+                by_slide.setdefault(hmt.tile_groups(name)[0], []).append(name)
+            os.makedirs(os.path.join(work, split, folder))
+            for slide in sorted(by_slide):
+                if split == hmt.SPLITS[1] and len(by_slide) > 1 and slide != sorted(by_slide)[0]:
+                    continue                                   # the test split: one slide's tile a class
+                name = by_slide[slide][rng.integers(len(by_slide[slide]))]
+                os.symlink(os.path.abspath(os.path.join(root, split, folder, name)), os.path.join(work, split, folder, name))
+    return work
+
+
+def load_pooled(root: str | None, quick: bool, work: str, seed: int):
+    """:func:`pooled_tiles` of ``root`` (None: ``hmt_utils.default_root()``); ``quick``: of a
+    :func:`tiny_subset` made in ``work`` (and cached there), for smoke tests."""
+    import hmt_utils as hmt
+    root = hmt.default_root() if root is None else root
+    if quick:
+        root = tiny_subset(root, os.path.join(work, "hmt"), seed)
+    return pooled_tiles(root, progress=not quick, cache_dir=os.path.join(work, "cache") if quick else None)
+
 
 # --- folds, intervals ---
 

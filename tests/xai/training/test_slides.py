@@ -1,9 +1,12 @@
 """xai/training/slides.py: HMT across slides: folds of whole slides that keep every class in training,
 the accuracy with its intervals, and the slide probe on features that do and do not carry the slide."""
+import os
+
 import numpy as np
 import pytest
 
-from xai.training.slides import slide_folds, slide_probe
+import hmt_utils as hmt
+from xai.training.slides import slide_folds, slide_probe, tiny_subset, train_held_out
 
 
 def _slides_and_labels():
@@ -46,3 +49,22 @@ def test_slide_probe_finds_a_slide_in_the_features_beyond_the_class():
     assert lo < hi and hi - lo > 0.05                                            # 40 images: no point-sized interval
     with pytest.raises(ValueError, match="finite"):
         slide_probe(np.full((240, 6), np.nan), slides, y, images)
+
+
+def test_tiny_subset_links_a_tile_a_class_and_slide_and_skips_dotfiles(tmp_path):
+    root = tmp_path / "hmt"
+    for split in hmt.SPLITS:
+        for i, folder in enumerate(hmt.CLASS_FOLDERS):
+            (root / split / folder).mkdir(parents=True)
+            (root / split / folder / f"{i:04x}_CRC-Prim-HE-01_001.tif_Row_1_Col_1.webp").write_bytes(b"")
+            (root / split / folder / ".DS_Store").write_bytes(b"")
+    tiny_subset(str(root), str(tmp_path / "work"), seed=0)
+    linked = [n for split in hmt.SPLITS for f in hmt.CLASS_FOLDERS for n in os.listdir(tmp_path / "work" / split / f)]
+    assert len(linked) == 2 * len(hmt.CLASS_FOLDERS) and not any(n.startswith(".") for n in linked)
+
+
+def test_train_held_out_refuses_a_fold_that_holds_every_tile_or_none():
+    groups = hmt.TileGroups(np.array(["a", "b"]), np.array(["a_1", "b_1"]))
+    for held in (["c"], ["a", "b"]):
+        with pytest.raises(ValueError, match="held-out slides"):
+            train_held_out(np.zeros((2, 150, 150, 3), np.uint8), np.zeros(2, int), groups, held, hmt.TrainConfig())

@@ -1,0 +1,52 @@
+"""tools/hmt_stain_ablation.py: the tool in its --quick mode on a few real tiles (the real ablation trains
+15 models for hours): runs saved and reused, the summary with its choice by test fold and the two
+schedules' agreement, its arguments. The comparisons it calls are tested in tests/xai/training/test_ablation.py."""
+import importlib.util
+import json
+import os
+
+import pytest
+
+from tests.conftest import hmt_root, repo_path
+
+
+@pytest.fixture(scope="module")
+def tool():
+    spec = importlib.util.spec_from_file_location("hmt_stain_ablation", repo_path("tools", "hmt_stain_ablation.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_quick_runs_are_saved_reused_and_summarised(tool, tmp_path):
+    common = ["--quick", "--out", str(tmp_path), "--data", hmt_root()]
+    first = tool.main(common + ["--variants", "none", "rgb", "hed", "--folds", "0", "1"])
+    runs = tmp_path / "models" / "hmt_stain_ablation"
+    assert sorted(os.listdir(runs)) == sorted(f"{v}_e1_fold{k}.json" for v in ("none", "rgb", "hed") for k in (0, 1))
+    stamps = {n: os.path.getmtime(runs / n) for n in os.listdir(runs)}
+    entry = first["schedules"]["1"]
+    assert entry["folds"] == [0, 1] and set(entry["table"]) == {"none", "rgb", "hed"}
+    assert entry["table"]["rgb"]["minus_rgb"] == 0 and set(entry["choice"]["by_test_fold"]) == set(range(10))
+    second = tool.main(common + ["--variants", "none", "rgb", "--folds", "0"] + ["--epochs", "2"])
+    assert {n: os.path.getmtime(runs / n) for n in stamps} == stamps                # nothing retrained
+    agreement = second["schedule_agreement"]
+    assert agreement["epochs_short"] == 1 and agreement["epochs_full"] == 2 and agreement["folds"] == [0]
+    assert set(agreement["short"]) == {"none", "rgb"}
+    with open(tmp_path / "models" / "hmt_stain_ablation.json") as f:
+        saved = json.load(f)
+    assert saved["baseline"] == "rgb" and saved["quick"] and set(saved["schedules"]) == {"1", "2"}
+    with open(runs / "hed_e1_fold1.json") as f:
+        run = json.load(f)
+    assert run["key"]["train_config"]["colour_augment"] == "hed" and len(run["pred"]) == run["n_test"]
+
+
+def test_tool_refuses_bad_arguments(tool):
+    for argv in (["--epochs", "0"], ["--quick"], ["--variants", "hsv"]):
+        with pytest.raises(SystemExit):
+            tool.parse_args(argv)
+
+
+def test_the_ablation_folds_are_drawn_not_chosen(tool):
+    assert tool.ablation_folds(10) == tool.ablation_folds(10) and len(tool.ablation_folds(10)) == 3
+    assert tool.BASELINE in tool.VARIANTS and tool.VARIANTS["rgb"] == {"colour_augment": "rgb"}

@@ -1,0 +1,212 @@
+"""The colour augmentation of the HMT CNN, chosen on slides held out from training: each variant
+trained on the same folds of the slide cross-validation and tested on their held-out slides.
+
+    python tools/hmt_stain_ablation.py                          # 5 variants x 3 folds at 20 epochs (resumable)
+    python tools/hmt_stain_ablation.py --epochs 64 --folds 2 6  # the full schedule on two of them: same ranking?
+    python tools/hmt_stain_ablation.py --max-minutes 100        # stop before a run that would start past 100 min
+    python tools/hmt_stain_ablation.py --report-only            # the summary again from the saved runs
+    python tools/hmt_stain_ablation.py --quick --out /tmp/abl   # smoke test: tiny data and network
+
+Variants (:data:`VARIANTS`, ``hmt_utils.TrainConfig`` fields over the committed recipe): no colour
+change, the committed per-channel RGB gain and offset, HED-space stain jitter (Tellez et al. 2019:
+"light" 0.05 and "strong" 0.2) and RandStainNA-style LAB statistics (Shen et al. 2022).
+
+The folds are the slide cross-validation's (``xai.training.slides.slide_folds``: one slide a fold);
+the ablation uses :data:`ABLATION_FOLDS` of them, drawn once with seed 0 (not picked by their
+accuracy). The choice for each test fold of the cross-validation uses only the other ablation folds
+(``xai.training.ablation.choice_by_test_fold``), so no fold's tiles choose its own recipe; the course
+test split is pooled in as tiles of their slides, as in the cross-validation, and never used alone.
+
+Writes, atomically (``<out>``: the repository, or ``--out``):
+- ``<out>/models/hmt_stain_ablation/<variant>_e<epochs>_fold<k>.json`` after each run: its key (the
+  recipe, the data fingerprint, the held-out slides), accuracy, best epoch, seconds, and the held-out
+  tiles' indices (``pooled_tiles`` order) and predictions. A run whose key matches is reused.
+- ``<out>/models/hmt_stain_ablation.json``: per schedule, each variant's pooled accuracy and paired
+  difference from "rgb" with intervals, the choice by test fold, and the schedules' agreement.
+
+One run at 20 epochs takes about 8 minutes on a 2-core CPU alone (64 epochs: about 27).
+
+Axis key: N tiles, K classes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__" and _REPO not in sys.path:     # run as a script: the repository's modules
+    sys.path.insert(0, _REPO)
+
+import hmt_utils as hmt  # noqa: E402
+from xai.files import atomic_open  # noqa: E402
+from xai.training.ablation import choice_by_test_fold, schedule_agreement, variant_table  # noqa: E402
+from xai.training.saving import library_versions  # noqa: E402
+from xai.training.slides import load_pooled, slide_folds, train_held_out  # noqa: E402
+
+VARIANTS = {"none": {"colour_augment": "none"},
+            "rgb": {"colour_augment": "rgb"},                              # the committed recipe's
+            "hed": {"colour_augment": "hed", "hed_strength": 0.05},
+            "hed_strong": {"colour_augment": "hed", "hed_strength": 0.2},
+            "lab": {"colour_augment": "lab"}}
+BASELINE = "rgb"
+N_ABLATION_FOLDS, FOLD_SEED = 3, 0
+QUICK = {"width": 4, "block3_width": 8, "train_crop": 64, "batch_size": 16}
+
+
+def ablation_folds(n_folds: int, count: int = N_ABLATION_FOLDS) -> list[int]:
+    """The folds the ablation trains on: ``count`` of ``n_folds``, drawn with seed :data:`FOLD_SEED`."""
+    return sorted(int(k) for k in np.random.default_rng(FOLD_SEED).choice(n_folds, min(count, n_folds), replace=False))
+
+
+def run_path(out: str, variant: str, epochs: int, fold: int) -> str:
+    return os.path.join(out, "models", "hmt_stain_ablation", f"{variant}_e{epochs}_fold{fold}.json")
+
+
+def _write_json(path: str, record: dict) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def _stored(path: str, key: dict) -> dict | None:
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        record = json.load(f)
+    return record if record.get("key") == json.loads(json.dumps(key, sort_keys=True)) else None
+
+
+def run_one(args, data, folds, variant: str, fold: int, fingerprint: str) -> dict:
+    """One variant on one fold: reused where its record's key matches, else trained, tested and written."""
+    x, y, groups = data
+    config = hmt.TrainConfig(seed=args.seed, epochs=args.epochs, **(QUICK if args.quick else {}), **VARIANTS[variant])
+    key = {"train_config": json.loads(json.dumps(config.__dict__)), "data_fingerprint": fingerprint,
+           "held_out": folds[fold], "epochs": args.epochs}
+    path = run_path(args.out, variant, args.epochs, fold)
+    stored = None if args.restart else _stored(path, key)
+    if stored is not None:
+        return stored
+    _, info, prob, test = train_held_out(x, y, groups, folds[fold], config, label=f"{variant} fold {fold} ")
+    pred = prob.argmax(-1)
+    record = {"key": key, "variant": variant, "fold": fold, "held_out": folds[fold], "epochs": args.epochs,
+              "accuracy": float(np.mean(pred == y[test])), "n_test": int(test.sum()), "best_epoch": info["best_epoch"],
+              "val_accuracy": info["val_accuracy"], "train_seconds": round(info["train_seconds"], 1),
+              "test_index": np.flatnonzero(test).tolist(), "pred": pred.tolist(), "versions": library_versions()}
+    _write_json(path, record)
+    print(f"{variant} fold {fold} {folds[fold]}: accuracy {record['accuracy']:.4f}, best epoch {record['best_epoch']} "
+          f"of {args.epochs}, {record['train_seconds'] / 60:.1f} min", flush=True)
+    return record
+
+
+def load_runs(out: str, folds, fingerprint: str) -> dict:
+    """Every saved run of this data: ``{epochs: {(variant, fold): record}}``."""
+    found = {}
+    folder = os.path.join(out, "models", "hmt_stain_ablation")
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        with open(os.path.join(folder, name)) as f:
+            record = json.load(f)
+        if record["key"]["data_fingerprint"] == fingerprint and record["key"]["held_out"] == folds[record["fold"]]:
+            found.setdefault(record["epochs"], {})[(record["variant"], record["fold"])] = record
+    return found
+
+
+def summarise(out: str, data, folds, fingerprint: str, n_boot: int) -> dict:
+    """Per schedule: the variant table on the folds every variant ran, the choice by test fold and,
+    where two schedules share folds, their agreement."""
+    _, y, groups = data
+    by_epochs, summary = load_runs(out, folds, fingerprint), {"schedules": {}}
+    complete = {}
+    for epochs, runs in sorted(by_epochs.items()):
+        variants = [v for v in VARIANTS if any(key[0] == v for key in runs)]
+        shared = [f for f in range(len(folds)) if all((v, f) in runs for v in variants)]
+        complete[epochs] = (variants, shared, runs)
+        entry = {"variants": variants, "folds": shared, "held_out": [folds[f] for f in shared],
+                 "runs": len(runs), "train_seconds": round(sum(r["train_seconds"] for r in runs.values()), 1)}
+        if shared and BASELINE in variants:
+            entry["table"] = variant_table(runs, variants, shared, y, groups.source_image, groups.slide,
+                                           baseline=BASELINE, n_boot=n_boot)
+            entry["choice"] = choice_by_test_fold(runs, variants, shared, range(len(folds)), y)
+        summary["schedules"][str(epochs)] = entry
+    if len(complete) >= 2:
+        ordered = sorted(complete.items())                          # the shortest and the longest schedule
+        (e_short, (v_short, f_short, short)), (e_full, (v_full, f_full, full)) = ordered[0], ordered[-1]
+        variants, common = [v for v in v_short if v in v_full], sorted(set(f_short) & set(f_full))
+        if common and len(variants) >= 2:
+            summary["schedule_agreement"] = dict(schedule_agreement(short, full, variants, common, y),
+                                                 epochs_short=e_short, epochs_full=e_full)
+    return summary
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=None, help="epochs a run (default 20, --quick: 1; the recipe's full: 64)")
+    parser.add_argument("--folds", type=int, nargs="+", default=None, help="folds to run (default: ABLATION_FOLDS)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--max-minutes", type=float, default=None, help="start no run after this many minutes")
+    parser.add_argument("--report-only", action="store_true", help="the summary again from the saved runs")
+    parser.add_argument("--restart", action="store_true", help="train again, ignoring saved runs")
+    parser.add_argument("--quick", action="store_true", help="smoke test: a few tiles, a tiny network, 1 epoch")
+    parser.add_argument("--out", default=None, help="folder for models/ (default: the repository; required with --quick)")
+    parser.add_argument("--data", default=None, help="HMT folder (default: $HMT_DIR or data/hmt)")
+    parser.add_argument("--seed", type=int, default=0, help="TrainConfig.seed (0: the committed recipe's)")
+    args = parser.parse_args(argv)
+    args.epochs = args.epochs if args.epochs is not None else (1 if args.quick else 20)
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.quick and args.out is None:
+        parser.error("--quick needs --out FOLDER: its runs would otherwise land among the repository's")
+    args.out = args.out or _REPO
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    work = tempfile.mkdtemp(prefix="hmt-ablation-")
+    try:
+        return _main(args, argv, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _main(args, argv, work: str) -> dict:
+    x, y, groups, _ = load_pooled(args.data, args.quick, work, args.seed)
+    data, n_boot = (x, y, groups), 200 if args.quick else 2000
+    folds = slide_folds(groups.slide, y, len(np.unique(groups.slide)), args.seed)
+    chosen = args.folds if args.folds is not None else ablation_folds(len(folds), 2 if args.quick else N_ABLATION_FOLDS)
+    if any(not 0 <= k < len(folds) for k in chosen):
+        raise SystemExit(f"--folds {chosen}: there are {len(folds)} folds (0..{len(folds) - 1})")
+    fingerprint = hmt.data_fingerprint(x, y, groups)
+    deadline = None if args.max_minutes is None else time.time() + 60 * args.max_minutes
+    if not args.report_only:
+        print(f"{len(y)} tiles; ablation folds {chosen} ({[folds[k] for k in chosen]}); variants {args.variants}; "
+              f"{args.epochs} epochs", flush=True)
+        for fold in chosen:                              # fold by fold: a stopped run holds whole paired folds
+            for variant in args.variants:
+                if deadline is not None and time.time() > deadline and not os.path.isfile(
+                        run_path(args.out, variant, args.epochs, fold)):
+                    print(f"stopping before {variant} fold {fold}: --max-minutes reached", flush=True)
+                    break
+                run_one(args, data, folds, variant, fold, fingerprint)
+            else:
+                continue
+            break
+    summary = dict(summarise(args.out, data, folds, fingerprint, n_boot), folds_of_slides=folds, baseline=BASELINE,
+                   variants={k: VARIANTS[k] for k in VARIANTS}, ablation_folds=ablation_folds(len(folds)),
+                   data_fingerprint=fingerprint, quick=args.quick,
+                   command="python tools/hmt_stain_ablation.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    _write_json(os.path.join(args.out, "models", "hmt_stain_ablation.json"), summary)
+    for epochs, entry in summary["schedules"].items():
+        for v, row in entry.get("table", {}).items():
+            print(f"{epochs} epochs, {v}: {row['accuracy']:.4f} {row['image_bootstrap95']} on folds {entry['folds']}")
+        print(f"{epochs} epochs: chosen {entry.get('choice', {}).get('chosen')}", flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
