@@ -3,4 +3,5 @@
 - ``stats.py``    bootstrap intervals, paired differences, Holm's adjustment: written once
 - ``compare.py``  every metric on the same examples, the tables and the orderings with their intervals
 - ``sweep.py``    every method in each of its settings under every removal setting, and the verdicts
+- ``artefacts.py`` the network's own marks in its maps: a pile in the centre, a checkerboard, a frame
 """

@@ -1,5 +1,7 @@
 """Localisation: how much of a map falls on where the evidence is known to be (a ground-truth mask:
-MNIST-1D's digit, a planted marker), and how much of it sits on an image's frame.
+MNIST-1D's digit, a planted marker), how much of it sits on an image's frame, and the network's own
+marks in it: relevance that piles up in the centre (valid convolutions see border pixels fewer
+times) or alternates between neighbouring pixels (strided layers' checkerboard).
 
 Conventions: maps are compared in *absolute* value by default (``absolute=True``), for every
 method; signed IG is reported separately where it says more.
@@ -12,7 +14,8 @@ import numpy as np
 
 from xai.maps import saliency_positions
 
-__all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "band_area_share", "border_mass_share"]
+__all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "band_area_share", "border_mass_share",
+           "centre_to_outside_ratio", "period_two_alternation"]
 
 
 # --- against a ground-truth mask ---
@@ -103,3 +106,63 @@ def border_mass_share(maps, band: int = 12) -> np.ndarray:
     inner = m[:, band:-band, band:-band].sum(axis=(1, 2))                 # (N,)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, (total - inner) / total, np.nan)
+
+
+# --- the network's own marks ---
+
+def _mass_maps(maps, name: str) -> np.ndarray:
+    m = np.asarray(maps, np.float64)
+    if m.ndim != 3 or len(m) == 0:
+        raise ValueError(f"{name}: maps must be (N, H, W) with N >= 1, got shape {m.shape}; sum IG's channels "
+                         "first (np.abs(ig).sum(-1))")
+    if not np.isfinite(m).all():
+        raise ValueError(f"{name}: maps contain NaN or inf; explain again or drop those examples")
+    if (m < 0).any():
+        raise ValueError(f"{name}: maps must be non-negative (mass); pass np.abs(maps)")
+    return m
+
+
+def centre_to_outside_ratio(maps, inner: int) -> float:
+    """Mean relevance inside the central ``inner`` x ``inner`` square over the mean outside it, pooled
+    over the maps: 1 where relevance does not care where it is. A fully convolutional network with
+    valid convolutions sees a border pixel fewer times than a central one, which shows as a ratio
+    well above 1 on texture (the committed HMT model, trained on 112 px crops: 4.1 on 150 px tiles).
+
+    Args:
+        maps: non-negative float (N, H, W), e.g. ``np.abs(ig).sum(-1)``.
+        inner: the side of the central square, 0 < inner < min(H, W).
+    """
+    m = _mass_maps(maps, "centre_to_outside_ratio")
+    h, w = m.shape[1:]
+    if isinstance(inner, bool) or not (isinstance(inner, (int, np.integer)) and 0 < inner < min(h, w)):
+        raise ValueError(f"inner must be an int in (0, {min(h, w)}) for {h} x {w} maps, got {inner!r}")
+    top, left = (h - inner) // 2, (w - inner) // 2
+    centre = np.zeros((h, w), bool)
+    centre[top:top + inner, left:left + inner] = True                     # (H, W)
+    outside = m[:, ~centre].mean()
+    if outside == 0:
+        raise ValueError("centre_to_outside_ratio: the maps have no mass outside the centre; the ratio is undefined")
+    return float(m[:, centre].mean() / outside)
+
+
+def period_two_alternation(maps, axis: int = 2) -> float:
+    """How much the mean relevance profile alternates between neighbouring pixels: the mean over
+    positions j of ``|p_j - (p_{j-1} + p_{j+1}) / 2| / ((p_{j-1} + p_{j+1}) / 2)``, where p is the mean
+    of the maps over examples and the other axis (``axis`` 2: the column profile; 1: the rows). A
+    straight ramp scores 0 and a, b, a, b scores the mean of ``|b - a| / a`` and ``|b - a| / b``: a stride-2
+    layer's checkerboard
+    (the committed HMT model's columns: about 0.4).
+
+    Args:
+        maps: non-negative float (N, H, W); axis: 1 or 2.
+    """
+    m = _mass_maps(maps, "period_two_alternation")
+    if axis not in (1, 2):
+        raise ValueError(f"axis must be 1 (rows) or 2 (columns), got {axis!r}")
+    profile = m.mean(axis=(0, 3 - axis))                                   # (W,) or (H,)
+    if len(profile) < 3:
+        raise ValueError(f"period_two_alternation needs at least 3 positions along axis {axis}, got {len(profile)}")
+    neighbours = (profile[:-2] + profile[2:]) / 2                          # (W - 2,)
+    if (neighbours <= 0).any():
+        raise ValueError("period_two_alternation: the profile has zeros; the relative alternation is undefined")
+    return float(np.mean(np.abs(profile[1:-1] - neighbours) / neighbours))

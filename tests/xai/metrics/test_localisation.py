@@ -85,3 +85,36 @@ def test_rank_accuracy_shares_tied_places_so_the_score_does_not_depend_on_where_
     # 2 of 6 places won outright, the 4 left shared by the 38 tied positions of which 4 are inside
     np.testing.assert_allclose(scores, (2 + 4 * 4 / 38) / 6)
     np.testing.assert_allclose(xl.relevance_rank_accuracy(np.ones((1, 40)), mask), 6 / 40)
+
+
+def test_centre_to_outside_ratio_is_1_for_flat_maps_and_finds_a_centred_pile():
+    flat = np.ones((2, 20, 20))
+    assert xl.centre_to_outside_ratio(flat, 10) == pytest.approx(1.0)
+    piled = flat.copy()
+    piled[:, 5:15, 5:15] = 4.0                                           # the central 10 x 10 square
+    assert xl.centre_to_outside_ratio(piled, 10) == pytest.approx(4.0)
+    assert xl.centre_to_outside_ratio(piled, 16) == pytest.approx((100 * 4 + 156) / 256 / 1.0)
+
+
+def test_period_two_alternation_is_0_on_a_ramp_and_b_minus_a_over_a_on_a_checkerboard():
+    ramp = np.broadcast_to(np.linspace(1, 3, 12), (3, 5, 12))
+    assert xl.period_two_alternation(ramp) == pytest.approx(0.0, abs=1e-12)
+    columns = np.tile([1.0, 1.4], 6)                                     # a, b, a, b: |b - a| / a = 0.4 ... and / b
+    board = np.broadcast_to(columns, (2, 4, 12))
+    assert xl.period_two_alternation(board) == pytest.approx(np.mean([0.4 / 1.4 if c == 1.0 else 0.4 for c in columns[1:-1]]))
+    assert xl.period_two_alternation(board, axis=1) == pytest.approx(0.0)   # the rows are flat
+
+
+def test_artefact_measures_refuse_bad_maps():
+    for bad, match in ((np.ones((4, 4)), r"\(N, H, W\)"), (-np.ones((1, 4, 4)), "non-negative"),
+                       (np.full((1, 4, 4), np.nan), "NaN")):
+        with pytest.raises(ValueError, match=match):
+            xl.centre_to_outside_ratio(bad, 2)
+        with pytest.raises(ValueError, match=match):
+            xl.period_two_alternation(bad)
+    with pytest.raises(ValueError, match="inner must be"):
+        xl.centre_to_outside_ratio(np.ones((1, 4, 4)), 4)
+    with pytest.raises(ValueError, match="axis"):
+        xl.period_two_alternation(np.ones((1, 4, 4)), axis=0)
+    with pytest.raises(ValueError, match="no mass outside"):
+        xl.centre_to_outside_ratio(np.pad(np.ones((1, 2, 2)), ((0, 0), (1, 1), (1, 1))), 2)
