@@ -422,16 +422,30 @@ def test_model_shapes_softmax_and_raw_pixel_input():
     assert all(c.get_config()["padding"] == "valid" for c in convs)
     assert tuple(hmt.build_model(padding="same").layers[-5].output.shape[1:3]) == (18, 18)
     with pytest.raises(ValueError, match="padding"):
-        hmt.build_model(padding="reflect")
+        hmt.build_model(padding="circular")
+    with pytest.raises(ValueError, match="stem_kernel"):
+        hmt.build_model(stem_kernel=5)
     assert hmt.build_model().count_params() <= 1_000_000
     prob = model(np.full((2, 150, 150, 3), 255.0, np.float32)).numpy()
     assert np.isfinite(prob).all()
     np.testing.assert_allclose(prob.sum(-1), 1.0, rtol=1e-5)
 
 
+def test_reflect_padding_keeps_every_size_and_the_stem_kernel_4_the_same_sizes():
+    reflect = hmt.build_model(width=4, block3_width=8, padding="reflect", stem_kernel=4)
+    assert reflect.get_layer("block3_conv2").output.shape[1:3] == (19, 19)      # 150 -> 75 -> 38 -> 19: no row dropped
+    valid = hmt.build_model(width=4, block3_width=8, stem_kernel=4)
+    assert valid.get_layer("block3_conv2").output.shape[1:3] == (12, 12)        # as the 3 x 3 stem's
+    crops = hmt.build_model(width=4, block3_width=8, padding="reflect", stem_kernel=4, input_shape=(None, None, 3))
+    assert crops(np.zeros((1, 112, 112, 3), np.float32)).shape == (1, 8)
+    crops.set_weights(reflect.get_weights())                                     # the same weights for any size
+    x = np.random.default_rng(0).uniform(0, 255, (2, 150, 150, 3)).astype(np.float32)
+    np.testing.assert_allclose(crops(x).numpy(), reflect(x).numpy(), atol=1e-5)
+
+
 def test_train_config_checks_the_model_fields():
     for bad in ({"train_crop": 16}, {"train_crop": 151}, {"width": 0}, {"block3_width": -1}, {"stem_width": -1},
-                {"val_split": "slide"}, {"val_split": None}, {"colour_augment": "hsv"}, {"colour_jitter": 1.5},
+                {"val_split": "slide"}, {"val_split": None}, {"colour_augment": "hsv"}, {"colour_jitter": 1.5}, {"stem_kernel": 5},
                 {"hed_strength": -0.1}):
         with pytest.raises(ValueError, match="invalid HMT config"):
             hmt.TrainConfig(**bad)
