@@ -1,15 +1,20 @@
-"""The colour augmentation of the HMT CNN, chosen on slides held out from training: each variant
-trained on the same folds of the slide cross-validation and tested on their held-out slides.
+"""The colour augmentation and the padding of the HMT CNN, chosen on slides held out from training:
+each variant trained on the same folds of the slide cross-validation and tested on their held-out
+slides, its maps' artefacts measured on tiles of its training slides.
 
-    python tools/hmt_stain_ablation.py                          # 5 variants x 3 folds at 20 epochs (resumable)
+    python tools/hmt_stain_ablation.py                          # 6 variants x 3 folds at 20 epochs (resumable)
     python tools/hmt_stain_ablation.py --epochs 64 --folds 2 6  # the full schedule on two of them: same ranking?
     python tools/hmt_stain_ablation.py --max-minutes 100        # stop before a run that would start past 100 min
     python tools/hmt_stain_ablation.py --report-only            # the summary again from the saved runs
     python tools/hmt_stain_ablation.py --quick --out /tmp/abl   # smoke test: tiny data and network
 
-Variants (:data:`VARIANTS`, ``hmt_utils.TrainConfig`` fields over the committed recipe): no colour
-change, the committed per-channel RGB gain and offset, HED-space stain jitter (Tellez et al. 2019:
-"light" 0.05 and "strong" 0.2) and RandStainNA-style LAB statistics (Shen et al. 2022).
+Variants (:data:`VARIANTS`, ``hmt_utils.TrainConfig`` fields over the committed recipe): the committed
+recipe itself (valid convolutions, a 3 x 3 stem, the per-channel RGB gain and offset), and on reflect
+padding with a 4 x 4 stem (no centre pile, no checkerboard: ``hmt_utils.build_model``) each colour
+augmentation: none, the RGB gain and offset, HED-space stain jitter (Tellez et al. 2019: "light"
+0.05 and "strong" 0.2) and RandStainNA-style LAB statistics (Shen et al. 2022). Each run also
+measures its model's map artefacts (``xai.analysis.artefacts.map_artefacts``) on
+:data:`ARTEFACT_TILES` a class of its training slides (not the held-out ones: no accuracy there).
 
 The folds are the slide cross-validation's (``xai.training.slides.slide_folds``: one slide a fold);
 the ablation uses :data:`ABLATION_FOLDS` of them, drawn once with seed 0 (not picked by their
@@ -45,17 +50,23 @@ if __name__ == "__main__" and _REPO not in sys.path:     # run as a script: the 
     sys.path.insert(0, _REPO)
 
 import hmt_utils as hmt  # noqa: E402
+from xai.analysis.artefacts import map_artefacts  # noqa: E402
+from xai.analysis.stats import stratified_sample  # noqa: E402
 from xai.files import atomic_open  # noqa: E402
 from xai.training.ablation import choice_by_test_fold, schedule_agreement, variant_table  # noqa: E402
 from xai.training.saving import library_versions  # noqa: E402
 from xai.training.slides import load_pooled, slide_folds, train_held_out  # noqa: E402
 
-VARIANTS = {"none": {"colour_augment": "none"},
-            "rgb": {"colour_augment": "rgb"},                              # the committed recipe's
-            "hed": {"colour_augment": "hed", "hed_strength": 0.05},
-            "hed_strong": {"colour_augment": "hed", "hed_strength": 0.2},
-            "lab": {"colour_augment": "lab"}}
-BASELINE = "rgb"
+REFLECT = {"padding": "reflect", "stem_kernel": 4}
+VARIANTS = {"valid_rgb": {},                                                  # the committed recipe
+            "reflect_rgb": dict(REFLECT, colour_augment="rgb"),
+            "reflect_none": dict(REFLECT, colour_augment="none"),
+            "reflect_hed": dict(REFLECT, colour_augment="hed", hed_strength=0.05),
+            "reflect_hed_strong": dict(REFLECT, colour_augment="hed", hed_strength=0.2),
+            "reflect_lab": dict(REFLECT, colour_augment="lab")}
+BASELINE = "valid_rgb"
+ARTEFACT_TILES = 2                 # a class, drawn from the training slides (seed 0)
+ARTEFACT_INNER = 112               # the central square of the centre ratio: the committed model's training crop
 N_ABLATION_FOLDS, FOLD_SEED = 3, 0
 QUICK = {"width": 4, "block3_width": 8, "train_crop": 64, "batch_size": 16}
 
@@ -92,15 +103,20 @@ def run_one(args, data, folds, variant: str, fold: int, fingerprint: str) -> dic
     stored = None if args.restart else _stored(path, key)
     if stored is not None:
         return stored
-    _, info, prob, test = train_held_out(x, y, groups, folds[fold], config, label=f"{variant} fold {fold} ")
+    model, info, prob, test = train_held_out(x, y, groups, folds[fold], config, label=f"{variant} fold {fold} ")
     pred = prob.argmax(-1)
+    shown = np.flatnonzero(~test)[stratified_sample(y[~test], ARTEFACT_TILES, 0)]
+    artefacts = map_artefacts(model, x[shown].astype(np.float32), inner=ARTEFACT_INNER,
+                              steps=4 if args.quick else 32)
     record = {"key": key, "variant": variant, "fold": fold, "held_out": folds[fold], "epochs": args.epochs,
               "accuracy": float(np.mean(pred == y[test])), "n_test": int(test.sum()), "best_epoch": info["best_epoch"],
               "val_accuracy": info["val_accuracy"], "train_seconds": round(info["train_seconds"], 1),
-              "test_index": np.flatnonzero(test).tolist(), "pred": pred.tolist(), "versions": library_versions()}
+              "test_index": np.flatnonzero(test).tolist(), "pred": pred.tolist(), "versions": library_versions(),
+              "artefacts": dict(artefacts, tiles=shown.tolist())}
     _write_json(path, record)
     print(f"{variant} fold {fold} {folds[fold]}: accuracy {record['accuracy']:.4f}, best epoch {record['best_epoch']} "
-          f"of {args.epochs}, {record['train_seconds'] / 60:.1f} min", flush=True)
+          f"of {args.epochs}, {record['train_seconds'] / 60:.1f} min; |IG| centre / outside "
+          f"{artefacts['centre_to_outside']:.2f}, columns alternate {artefacts['column_alternation']:.2f}", flush=True)
     return record
 
 
@@ -132,6 +148,9 @@ def summarise(out: str, data, folds, fingerprint: str, n_boot: int) -> dict:
             entry["table"] = variant_table(runs, variants, shared, y, groups.source_image, groups.slide,
                                            baseline=BASELINE, n_boot=n_boot)
             entry["choice"] = choice_by_test_fold(runs, variants, shared, range(len(folds)), y)
+        entry["artefacts"] = {v: {k: float(np.mean([r["artefacts"][k] for key, r in runs.items() if key[0] == v]))
+                                  for k in ("centre_to_outside", "column_alternation", "row_alternation",
+                                            "grad_cam_border_share")} for v in variants}
         summary["schedules"][str(epochs)] = entry
     if len(complete) >= 2:
         ordered = sorted(complete.items())                          # the shortest and the longest schedule
@@ -203,7 +222,9 @@ def _main(args, argv, work: str) -> dict:
     _write_json(os.path.join(args.out, "models", "hmt_stain_ablation.json"), summary)
     for epochs, entry in summary["schedules"].items():
         for v, row in entry.get("table", {}).items():
-            print(f"{epochs} epochs, {v}: {row['accuracy']:.4f} {row['image_bootstrap95']} on folds {entry['folds']}")
+            marks = entry["artefacts"][v]
+            print(f"{epochs} epochs, {v}: {row['accuracy']:.4f} {row['image_bootstrap95']} on folds {entry['folds']}; "
+                  f"|IG| centre / outside {marks['centre_to_outside']:.2f}, columns {marks['column_alternation']:.2f}")
         print(f"{epochs} epochs: chosen {entry.get('choice', {}).get('chosen')}", flush=True)
     return summary
 

@@ -21,32 +21,36 @@ def tool():
 @pytest.mark.slow
 def test_quick_runs_are_saved_reused_and_summarised(tool, tmp_path):
     common = ["--quick", "--out", str(tmp_path), "--data", hmt_root()]
-    first = tool.main(common + ["--variants", "none", "rgb", "hed", "--folds", "0", "1"])
+    three = ["valid_rgb", "reflect_none", "reflect_hed"]
+    first = tool.main(common + ["--variants", *three, "--folds", "0", "1"])
     runs = tmp_path / "models" / "hmt_stain_ablation"
-    assert sorted(os.listdir(runs)) == sorted(f"{v}_e1_fold{k}.json" for v in ("none", "rgb", "hed") for k in (0, 1))
+    assert sorted(os.listdir(runs)) == sorted(f"{v}_e1_fold{k}.json" for v in three for k in (0, 1))
     stamps = {n: os.path.getmtime(runs / n) for n in os.listdir(runs)}
     entry = first["schedules"]["1"]
-    assert entry["folds"] == [0, 1] and set(entry["table"]) == {"none", "rgb", "hed"}
-    assert entry["table"]["rgb"]["minus_rgb"] == 0 and set(entry["choice"]["by_test_fold"]) == set(range(10))
-    second = tool.main(common + ["--variants", "none", "rgb", "--folds", "0"] + ["--epochs", "2"])
+    assert entry["folds"] == [0, 1] and set(entry["table"]) == set(three)
+    assert entry["table"]["valid_rgb"]["minus_valid_rgb"] == 0 and set(entry["choice"]["by_test_fold"]) == set(range(10))
+    assert set(entry["artefacts"]) == set(three) and entry["artefacts"]["reflect_hed"]["centre_to_outside"] > 0
+    second = tool.main(common + ["--variants", "valid_rgb", "reflect_none", "--folds", "0"] + ["--epochs", "2"])
     assert {n: os.path.getmtime(runs / n) for n in stamps} == stamps                # nothing retrained
     agreement = second["schedule_agreement"]
     assert agreement["epochs_short"] == 1 and agreement["epochs_full"] == 2 and agreement["folds"] == [0]
-    assert set(agreement["short"]) == {"none", "rgb"}
+    assert set(agreement["short"]) == {"valid_rgb", "reflect_none"}
     with open(tmp_path / "models" / "hmt_stain_ablation.json") as f:
         saved = json.load(f)
-    assert saved["baseline"] == "rgb" and saved["quick"] and set(saved["schedules"]) == {"1", "2"}
-    with open(runs / "hed_e1_fold1.json") as f:
+    assert saved["baseline"] == "valid_rgb" and saved["quick"] and set(saved["schedules"]) == {"1", "2"}
+    with open(runs / "reflect_hed_e1_fold1.json") as f:
         run = json.load(f)
-    assert run["key"]["train_config"]["colour_augment"] == "hed" and len(run["pred"]) == run["n_test"]
+    assert run["key"]["train_config"]["colour_augment"] == "hed" and run["key"]["train_config"]["padding"] == "reflect"
+    assert len(run["pred"]) == run["n_test"] and len(run["artefacts"]["tiles"]) == 16
+    assert not set(run["artefacts"]["tiles"]) & set(run["test_index"])          # measured on training slides' tiles
 
 
 def test_tool_refuses_bad_arguments(tool):
-    for argv in (["--epochs", "0"], ["--quick"], ["--variants", "hsv"]):
+    for argv in (["--epochs", "0"], ["--quick"], ["--variants", "hsv"]):              # --quick without --out
         with pytest.raises(SystemExit):
             tool.parse_args(argv)
 
 
 def test_the_ablation_folds_are_drawn_not_chosen(tool):
     assert tool.ablation_folds(10) == tool.ablation_folds(10) and len(tool.ablation_folds(10)) == 3
-    assert tool.BASELINE in tool.VARIANTS and tool.VARIANTS["rgb"] == {"colour_augment": "rgb"}
+    assert tool.BASELINE in tool.VARIANTS and tool.VARIANTS["valid_rgb"] == {}              # the committed recipe
