@@ -52,3 +52,20 @@ def test_model_keys_share_the_clean_model_and_change_with_the_marker(monkeypatch
     monkeypatch.setitem(markers.DEFAULT_STRENGTH, ("local", 3), 9.0)
     assert sb.model_key(setting, clean, bundle) == before[0]
     assert sb.model_key(setting, reliant, bundle) != before[1] and sb.resume_key(setting, reliant, bundle) != before[2]
+
+
+# The recipe the committed HMT shortcut records were trained with. A model's key holds the setting's
+# recipe overrides, not hmt_utils.TrainConfig's defaults, so a change of those defaults (a new recipe
+# chosen across slides) would train different models under the same keys: pin it in the setting's recipe.
+RECORDED_HMT_RECIPE = {"batch_size": 32, "learning_rate": 0.002, "weight_decay": 0.0005, "label_smoothing": 0.05,
+                       "val_fraction": 0.1, "warmup_epochs": 2, "ema_decay": 0.0, "colour_augment": "rgb",
+                       "colour_jitter": 0.08, "width": 32, "activation": "gelu", "dropout": 0.2, "padding": "valid",
+                       "stem_kernel": 3, "block3_width": 192, "train_crop": 112, "stem_width": 0,
+                       "val_split": "source_image"}
+
+
+@pytest.mark.parametrize("name", [n for n, s in sb.SETTINGS.items() if s.data == "hmt"])
+def test_the_hmt_settings_train_the_recipe_their_records_were_trained_with(name):
+    from dataclasses import asdict
+    config = asdict(sb._hmt_config(sb.SETTINGS[name], 0))
+    assert {k: config[k] for k in RECORDED_HMT_RECIPE} == RECORDED_HMT_RECIPE
