@@ -2,7 +2,7 @@
 
 - ``removal.py``      faithfulness: ROAD's imputation, MoRF / LeRF / SRG, deletion / insertion, average drop
 - ``localisation.py`` against a ground-truth mask (relevance mass, pointing game) and the frame's share
-- ``sanity.py``       the cascading model-randomisation test
+- ``sanity.py``       the model-randomisation tests: the cascade, eMPRT and sMPRT (Hedström et al. 2024)
 - ``agreement.py``    rank agreement between maps
 """
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""The sanity check: the cascading model-randomisation test (Adebayo et al., NeurIPS 2018).
+"""The sanity checks of model randomisation: the cascading test (Adebayo et al., NeurIPS 2018) and
+the two repairs of Hedström et al. ("Sanity checks revisited", TMLR 2024): eMPRT, the rise in a map's
+complexity when every layer is randomised, and sMPRT, the cascade from the input side with each map
+averaged over noisy copies of the input (so that gradient noise does not pass for sensitivity).
 
 Maps are compared in absolute value by default, for every method.
 
-Axis key: N examples, L randomisation steps (layers with a kernel).
+Axis key: N examples, L randomisation steps (layers with a kernel), S noisy samples.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from xai.core import check_input, explained_classes
 from xai.layers import all_layers
 from xai.metrics.agreement import spearman
 
-__all__ = ["cascading_randomization"]
+__all__ = ["cascading_randomization", "map_entropy", "efficient_randomization", "smooth_randomization"]
 
 
 def _randomisation_groups(model) -> list:
@@ -105,3 +108,113 @@ def cascading_randomization(model, x, explain: Callable, *, class_index=None, se
         names.append(group[0].name)
     corr = np.asarray(corr)
     return {"layers": names, "correlation": corr, "mean": corr.mean(1)}
+
+
+# --- Hedström et al. 2024: eMPRT and sMPRT ---
+
+def _randomised_clone(model):
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def map_entropy(maps, n_bins: int) -> np.ndarray:
+    """The complexity of each map: the Shannon entropy (nats) of the histogram of its values in
+    ``n_bins`` equal bins over its own range; float64 (N,). A constant map has entropy 0; the most
+    complex, values spread evenly, ``log(n_bins)``."""
+    m = np.asarray(maps, np.float64).reshape(len(maps), -1)                # (N, D)
+    if not np.isfinite(m).all():
+        raise ValueError("maps have NaN or inf values; explain again or drop those examples")
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 2:
+        raise ValueError(f"n_bins must be an int >= 2, got {n_bins!r}")
+    out = np.zeros(len(m))
+    for i, row in enumerate(m):
+        if np.ptp(row) == 0:
+            continue
+        counts = np.histogram(row, bins=n_bins)[0]
+        p = counts[counts > 0] / counts.sum()
+        out[i] = float(-(p * np.log(p)).sum())
+    return out
+
+
+def _bins(maps, low: int = 10, high: int = 200) -> int:
+    """Bins for :func:`map_entropy` by the Freedman-Diaconis rule on the maps' values pooled, in [low, high]."""
+    values = np.asarray(maps, np.float64).ravel()
+    q75, q25 = np.percentile(values, [75, 25])
+    width = 2 * (q75 - q25) / len(values) ** (1 / 3)
+    return int(np.clip(np.ceil(np.ptp(values) / width) if width > 0 else low, low, high))
+
+
+def efficient_randomization(model, x, explain: Callable, *, class_index=None, seed: int = 0,
+                            absolute: bool = True, n_bins: int | None = None) -> dict:
+    """eMPRT (Hedström et al., TMLR 2024): how much more complex a method's maps become when every
+    layer of the model is randomised: the entropy of each map of the fully randomised model over
+    that of the trained model's (:func:`map_entropy`, the same bins for both). Above 1: the maps
+    lose their structure with the weights (a pass); about 1: they do not depend on them.
+
+    Args:
+        model, x, explain, class_index, seed, absolute: as :func:`cascading_randomization`.
+        n_bins: histogram bins (None: Freedman-Diaconis on the trained model's maps, in [10, 200]).
+    Returns:
+        ``ratio`` float (N,), ``mean``, ``entropy_trained`` and ``entropy_random`` (N,), ``n_bins``.
+    """
+    x = check_input(model, x)
+    if not callable(explain):
+        raise ValueError(f"explain must be a function (model, x, class_index) -> maps, got {type(explain).__name__}")
+    classes = explained_classes(model, x, class_index)
+    fold = np.abs if absolute else np.asarray
+    trained = fold(np.asarray(explain(model, x, classes)))
+    clone, rng = _randomised_clone(model), np.random.default_rng(seed)
+    for group in _randomisation_groups(clone):
+        for layer in group:
+            _randomise(layer, rng)
+    random = fold(np.asarray(explain(clone, x, classes)))
+    bins = _bins(trained) if n_bins is None else n_bins
+    before, after = map_entropy(trained, bins), map_entropy(random, bins)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(before > 0, after / np.where(before > 0, before, 1), np.nan)   # a constant map: undefined
+    return {"ratio": ratio, "mean": float(np.nanmean(ratio)) if np.isfinite(ratio).any() else float("nan"),
+            "entropy_trained": before, "entropy_random": after, "n_bins": bins}
+
+
+def smooth_randomization(model, x, explain: Callable, *, class_index=None, seed: int = 0, absolute: bool = True,
+                         samples: int = 50, noise: float = 0.1, value_range=None) -> dict:
+    """sMPRT (Hedström et al., TMLR 2024): the cascade run from the input side up ("bottom-up": the
+    first layer with a kernel randomised first, then one more each step), each map the mean of the
+    method's maps of ``samples`` noisy copies of the input (Gaussian noise of ``noise`` times the
+    data's span), compared with the trained model's, denoised alike, by Spearman correlation.
+
+    Args:
+        samples, noise: the denoising (the paper's 50 and 0.1); ``value_range``: (lo, hi) of the
+            data, whose span scales the noise (None: the span of ``x``).
+        the rest: as :func:`cascading_randomization`.
+    Returns:
+        ``layers`` (bottom first), ``correlation`` float (L, N), ``mean`` (L,).
+    """
+    x = check_input(model, x)
+    if not callable(explain):
+        raise ValueError(f"explain must be a function (model, x, class_index) -> maps, got {type(explain).__name__}")
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be an int >= 1, got {samples!r}")
+    if not (isinstance(noise, (int, float)) and noise >= 0):
+        raise ValueError(f"noise must be a number >= 0 (a fraction of the data's span), got {noise!r}")
+    lo, hi = (float(x.min()), float(x.max())) if value_range is None else value_range
+    if not hi > lo:
+        raise ValueError(f"value_range must be (lo, hi) with hi > lo, got {(lo, hi)}")
+    classes = explained_classes(model, x, class_index)
+    draws = np.random.default_rng(seed).normal(0.0, noise * (hi - lo), (samples,) + x.shape).astype(np.float32)  # (S, N, ...)
+    fold = np.abs if absolute else np.asarray
+
+    def denoised(m):
+        return np.mean([fold(np.asarray(explain(m, x + d, classes))) for d in draws], axis=0)
+
+    reference = denoised(model)
+    clone, rng = _randomised_clone(model), np.random.default_rng(seed)
+    names, corr = [], []
+    for group in _randomisation_groups(clone)[::-1]:                    # bottom-up
+        for layer in group:
+            _randomise(layer, rng)
+        corr.append(spearman(reference, denoised(clone)))
+        names.append(group[0].name)
+    corr = np.asarray(corr)
+    return {"layers": names, "correlation": corr, "mean": corr.mean(1), "samples": samples, "noise": noise}

@@ -3,6 +3,7 @@ it, a method blind to the weights fails it; every layer with weights is redrawn,
 with the layer before them, and the model explained is left untouched."""
 import keras
 import numpy as np
+import pytest
 from keras import layers
 
 import xai.metrics.sanity as xs
@@ -66,3 +67,49 @@ def test_separable_convolutions_start_their_own_step_of_the_cascade():
                               layers.Dense(2, name="d")])
     groups = [[lay.name for lay in g] for g in xs._randomisation_groups(model)]
     assert groups == [["d"], ["s3"], ["s2"], ["s1", "bn1"]]
+
+
+def test_map_entropy_is_0_for_a_constant_map_and_log_bins_for_an_even_spread():
+    even = np.arange(100, dtype=float)[None]                                  # 10 values a bin
+    np.testing.assert_allclose(xs.map_entropy(np.vstack([np.ones((1, 100)), even]), 10), [0.0, np.log(10)])
+    two = np.r_[np.zeros(50), np.ones(50)][None]
+    np.testing.assert_allclose(xs.map_entropy(two, 10), np.log(2))
+
+
+def test_emprt_passes_grad_cam_and_fails_a_weight_blind_method():
+    model = tiny_conv1d()
+    x = np.random.default_rng(1).normal(size=(8, 16, 1)).astype(np.float32)
+    before = [w.copy() for w in model.get_weights()]
+    blind = xs.efficient_randomization(model, x, lambda m, xb, c: np.abs(xb[..., 0]), n_bins=10)
+    np.testing.assert_allclose(blind["ratio"], 1.0)                          # nothing changed: the same complexity
+    cam = xs.efficient_randomization(model, x, lambda m, xb, c: grad_cam(m, xb, c))
+    assert cam["ratio"].shape == (8,) and 10 <= cam["n_bins"] <= 200 and np.isfinite(cam["mean"])
+    for w, v in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(w, v)
+
+
+def test_smprt_runs_bottom_up_and_a_weight_blind_method_stays_correlated():
+    model = tiny_conv1d()
+    x = np.random.default_rng(2).normal(size=(4, 16, 1)).astype(np.float32)
+    cascade = xs.cascading_randomization(model, x, lambda m, xb, c: grad_cam(m, xb, c))
+    smooth = xs.smooth_randomization(model, x, lambda m, xb, c: grad_cam(m, xb, c), samples=3)
+    assert smooth["layers"] == cascade["layers"][::-1] and smooth["correlation"].shape == (3, 4)
+    blind = xs.smooth_randomization(model, x, lambda m, xb, c: np.abs(xb[..., 0]), samples=3)
+    np.testing.assert_allclose(blind["mean"], 1.0)
+    calls = []
+    xs.smooth_randomization(model, x, lambda m, xb, c: calls.append(xb.copy()) or np.abs(xb[..., 0]), samples=2,
+                            noise=0.0)
+    assert all(np.array_equal(c, x) for c in calls) and len(calls) == 2 * (1 + 3)   # no noise: the input itself
+
+
+def test_the_repairs_refuse_bad_options():
+    model = tiny_conv1d()
+    x = np.zeros((2, 16, 1), np.float32)
+    f = lambda m, xb, c: np.abs(xb[..., 0])  # noqa: E731
+    for kwargs, match in (({"samples": 0}, "samples"), ({"noise": -1.0}, "noise"), ({"value_range": (1, 1)}, "value_range")):
+        with pytest.raises(ValueError, match=match):
+            xs.smooth_randomization(model, x + 1, f, **kwargs)
+    with pytest.raises(ValueError, match="n_bins"):
+        xs.map_entropy(np.ones((1, 4)), 1)
+    with pytest.raises(ValueError, match="explain must be"):
+        xs.efficient_randomization(model, x, "grad_cam")
