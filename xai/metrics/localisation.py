@@ -15,7 +15,7 @@ import numpy as np
 from xai.maps import saliency_positions
 
 __all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "band_area_share", "border_mass_share",
-           "centre_to_outside_ratio", "period_two_alternation"]
+           "centre_to_outside_ratio", "period_two_alternation", "grid_inputs", "grid_pointing_game"]
 
 
 # --- against a ground-truth mask ---
@@ -106,6 +106,72 @@ def border_mass_share(maps, band: int = 12) -> np.ndarray:
     inner = m[:, band:-band, band:-band].sum(axis=(1, 2))                 # (N,)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, (total - inner) / total, np.nan)
+
+
+# --- GridPG (Rao et al., CVPR 2022) ---
+
+def grid_inputs(x, y, usable, *, n_grids: int, grid: int = 2, seed=0):
+    """Grids of ``grid`` x ``grid`` images of distinct classes, for the grid pointing game: a fully
+    convolutional model with global pooling takes the (grid H, grid W) mosaic as an input, and the
+    evidence for each cell's class lies in that cell by construction.
+
+    Args:
+        x: (N, H, W, C) images; y: int (N,) their classes.
+        usable: bool (N,): images that may go into a grid (GridPG: those the model classifies
+            right and confidently; the caller decides, e.g. probability >= 0.99).
+        n_grids: how many grids; grid: cells a side (grid ** 2 distinct classes must be usable).
+        seed: int or Generator: which classes and images (drawn without replacement within a grid).
+    Returns:
+        ``(grids (G, grid H, grid W, C) of x's dtype, classes int (G, grid ** 2), sources int (G, grid ** 2))``,
+        cells in row-major order (cell q at row q // grid, column q % grid).
+    """
+    x, y, usable = np.asarray(x), np.asarray(y), np.asarray(usable)
+    if x.ndim != 4 or y.shape != (len(x),) or usable.shape != (len(x),) or usable.dtype != bool:
+        raise ValueError(f"grid_inputs needs images (N, H, W, C), int y (N,) and bool usable (N,), got {x.shape}, "
+                         f"{y.shape} and {usable.dtype} {usable.shape}")
+    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
+        raise ValueError(f"grid must be an int >= 2, got {grid!r}")
+    if isinstance(n_grids, bool) or not isinstance(n_grids, int) or n_grids < 1:
+        raise ValueError(f"n_grids must be an int >= 1, got {n_grids!r}")
+    pools = {c: np.flatnonzero(usable & (y == c)) for c in np.unique(y[usable])}
+    if len(pools) < grid * grid:
+        raise ValueError(f"a {grid} x {grid} grid needs {grid * grid} classes with usable images; "
+                         f"there are {len(pools)} ({sorted(int(c) for c in pools)})")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    names = np.array(sorted(pools))
+    classes = np.stack([rng.choice(names, grid * grid, replace=False) for _ in range(n_grids)])    # (G, Q)
+    sources = np.vectorize(lambda c: rng.choice(pools[c]))(classes)                                # (G, Q)
+    h, w = x.shape[1:3]
+    grids = np.zeros((n_grids, grid * h, grid * w, x.shape[3]), x.dtype)
+    for q in range(grid * grid):
+        r, c = divmod(q, grid)
+        grids[:, r * h:(r + 1) * h, c * w:(c + 1) * w] = x[sources[:, q]]
+    return grids, classes.astype(np.int64), sources.astype(np.int64)
+
+
+def grid_pointing_game(maps, cell, grid: int = 2) -> np.ndarray:
+    """GridPG's score: the share of a map's positive relevance inside the grid cell whose class it
+    explains; float64 (M,). 1 / grid ** 2 is what a map blind to the cells scores on average. A map
+    with no positive relevance has no share: NaN.
+
+    Args:
+        maps: float (M, grid H, grid W): one value a pixel (sum IG's channels, signed, first).
+        cell: int (M,): the explained cell of each map, row-major (as :func:`grid_inputs`).
+    """
+    m = np.asarray(maps, np.float64)
+    cell = np.asarray(cell)
+    if m.ndim != 3 or m.shape[1] % grid or m.shape[2] % grid:
+        raise ValueError(f"maps must be (M, H, W) with H and W multiples of grid={grid}, got {m.shape}")
+    if cell.shape != (len(m),) or cell.dtype.kind not in "iu" or (cell < 0).any() or (cell >= grid * grid).any():
+        raise ValueError(f"cell must be int (M,) = ({len(m)},) in [0, {grid * grid}), got {cell.dtype} {cell.shape}")
+    if not np.isfinite(m).all():
+        raise ValueError("maps contain NaN or inf; explain again or drop those examples")
+    positive = np.maximum(m, 0)
+    h, w = m.shape[1] // grid, m.shape[2] // grid
+    cells = positive.reshape(len(m), grid, h, grid, w).sum(axis=(2, 4)).reshape(len(m), grid * grid)   # (M, Q)
+    total = cells.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, cells[np.arange(len(m)), cell] / total, np.nan)
 
 
 # --- the network's own marks ---

@@ -118,3 +118,33 @@ def test_artefact_measures_refuse_bad_maps():
         xl.period_two_alternation(np.ones((1, 4, 4)), axis=0)
     with pytest.raises(ValueError, match="no mass outside"):
         xl.centre_to_outside_ratio(np.pad(np.ones((1, 2, 2)), ((0, 0), (1, 1), (1, 1))), 2)
+
+
+def test_grid_inputs_put_distinct_usable_classes_in_their_cells():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(40, 3, 4, 2)).astype(np.float32)
+    y = np.arange(40) % 5
+    usable = np.ones(40, bool)
+    usable[y == 4] = False                                               # class 4 never used
+    grids, classes, sources = xl.grid_inputs(x, y, usable, n_grids=6, seed=1)
+    assert grids.shape == (6, 6, 8, 2) and classes.shape == sources.shape == (6, 4)
+    assert all(len(set(row)) == 4 for row in classes) and not (classes == 4).any()
+    np.testing.assert_array_equal(y[sources], classes)
+    np.testing.assert_array_equal(grids[:, 3:, :4], x[sources[:, 2]])   # cell 2: second row, first column
+    np.testing.assert_array_equal(xl.grid_inputs(x, y, usable, n_grids=6, seed=1)[0], grids)
+    with pytest.raises(ValueError, match="needs 4 classes"):
+        xl.grid_inputs(x, y, y < 3, n_grids=1)
+
+
+def test_grid_pointing_game_scores_the_explained_cells_share_of_positive_relevance():
+    maps = np.zeros((3, 4, 4))
+    maps[0, :2, :2] = 1.0                                                # all in cell 0
+    maps[1] = 1.0                                                        # spread: a quarter a cell
+    maps[1, 2:, 2:] = -5.0                                               # negative relevance does not count
+    np.testing.assert_allclose(xl.grid_pointing_game(maps, np.array([0, 0, 1])), [1.0, 1 / 3, np.nan])
+    np.testing.assert_allclose(xl.grid_pointing_game(maps[:1], np.array([3])), [0.0])
+    for cell, match in ((np.array([4, 0, 0]), "cell must be"), (np.array([0.0, 0, 0]), "cell must be")):
+        with pytest.raises(ValueError, match=match):
+            xl.grid_pointing_game(maps, cell)
+    with pytest.raises(ValueError, match="multiples"):
+        xl.grid_pointing_game(np.zeros((1, 5, 4)), np.array([0]))
