@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -420,11 +420,33 @@ class TrainConfig(tu.TrainConfig):
             raise ValueError(f"invalid HMT config: width >= 1, block3_width >= 0, stem_width >= 0, stem_kernel 3 or 4 and "
                              f"train_crop 0 or in "
                              f"[32, {TILE_SHAPE[0]}] expected, got {self}")
+        if self.stem_width and self.stem_kernel != 3:
+            raise ValueError(f"invalid HMT config: a full-resolution stem (stem_width > 0) has a 3 x 3 kernel; "
+                             f"stem_kernel={self.stem_kernel} applies to the stride-2 stem (stem_width=0), got {self}")
         if self.colour_augment not in COLOUR_AUGMENTS or not 0 <= self.colour_jitter < 1 or not 0 <= self.hed_strength < 1:
             raise ValueError(f"invalid HMT config: colour_augment one of {COLOUR_AUGMENTS}, colour_jitter and "
                              f"hed_strength in [0, 1) expected, got {self}")
         if self.val_split not in VAL_SPLITS:
             raise ValueError(f"invalid HMT config: val_split must be one of {VAL_SPLITS}, got {self.val_split!r}")
+
+
+# Fields added after models were trained and keyed, at the value that means the recipe as it was.
+_LATER_FIELDS = {"colour_augment": "rgb", "stem_kernel": 3}
+
+
+def recipe_key(config: TrainConfig) -> dict:
+    """The config as a resume key: its fields, less those that do not change what is trained (a
+    colour strength the chosen augmentation does not use) and those added later while at the value
+    that reproduces the earlier recipe, so that records keyed before a field existed keep matching."""
+    key = asdict(config)
+    for name, old in _LATER_FIELDS.items():
+        if key[name] == old:
+            del key[name]
+    if config.colour_augment != "hed":
+        del key["hed_strength"]
+    if config.colour_augment != "rgb":
+        del key["colour_jitter"]
+    return key
 
 
 def build_model(width: int = 32, seed: int = 0, activation: str = "gelu", dropout: float = 0.2,
@@ -437,14 +459,14 @@ def build_model(width: int = 32, seed: int = 0, activation: str = "gelu", dropou
     Valid convolutions: no layer pads its input, so no unit ever sees a border that is not tissue.
     With "same" zero padding every near-white tile (empty, adipose) meets a black frame at every
     layer, and a model trained that way learns to use the frame (its Grad-CAM mass piles up in the
-    tile's outer band). Reflect padding would also remove the frame but needs a custom layer that
-    every Keras must then know; valid convolutions need none and lose only one pixel a side a layer.
-    But a valid convolution sees a border pixel fewer times than a central one: |IG| of the committed
-    model is 3.9 times as high in the central 112 px as outside it. ``padding="reflect"`` pads every
+    tile's outer band). Valid convolutions lose only one pixel a side a layer, but see a border pixel
+    fewer times than a central one: |IG| of the committed model is 3.9 times as high in the central
+    112 px as outside it (16 course test tiles, ``xai.analysis.artefacts.map_artefacts``). ``padding="reflect"`` pads every
     convolution's input with its own mirror (``xai.training.padding.reflect_padding``, Keras's own
     layers: the file still loads anywhere) and pools with "same" padding, so no row is dropped.
     ``stem_kernel=4``: the stride-2 first convolution's 4 x 4 windows overlap every pixel equally; 3 x 3
-    windows at stride 2 overlap alternate pixels once and twice, a checkerboard in every gradient map.
+    windows at stride 2 overlap alternate pixels once and twice, a checkerboard in every gradient map
+    (the committed model's |IG| columns alternate by 0.51).
 
     Smooth by design: GELU in place of ReLU and average in place of max pooling make the score an
     analytic function of the pixels, so Integrated Gradients' path integrand is smooth and 32
@@ -465,10 +487,27 @@ def build_model(width: int = 32, seed: int = 0, activation: str = "gelu", dropou
     from keras import layers
     if padding not in ("valid", "same", "reflect"):
         raise ValueError(f"padding must be 'valid', 'same' or 'reflect', got {padding!r}")
-    if stem_kernel not in (3, 4):
-        raise ValueError(f"stem_kernel must be 3 or 4, got {stem_kernel!r}")
+    if stem_kernel not in (3, 4) or (stem_width and stem_kernel != 3):
+        raise ValueError(f"stem_kernel must be 3 or 4, and 3 with a full-resolution stem (stem_width > 0); got "
+                         f"stem_kernel={stem_kernel!r}, stem_width={stem_width!r}")
+    x = keras.Input(tuple(input_shape), name="tile")                     # (N, 150, 150, 3), 0-255
+    h = _vgg_blocks(layers.Rescaling(1 / 255.0, name="rescale")(x), width, block3_width or 4 * width, seed,
+                    activation, padding, stem_width, stem_kernel)       # (N, 12, 12, w3); reflect: 19 x 19
+    h = layers.GlobalAveragePooling2D(name="gap")(h)                     # (N, w3)
+    h = layers.Dropout(dropout, seed=seed, name="dropout")(h)
+    logits = layers.Dense(len(CLASS_NAMES), kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 6),
+                          name="logits")(h)                              # (N, 8)
+    prob = layers.Softmax(name="softmax")(logits)
+    return keras.Model(x, prob, name="hmt_vgg7")
+
+
+def _vgg_blocks(h, width: int, w3: int, seed: int, activation: str, padding: str, stem_width: int, stem_kernel: int):
+    """The three blocks of :func:`build_model` on the rescaled tiles h (N, 150, 150, 3). Shapes: valid
+    padding (reflect padding in brackets, where pooling pads odd sizes instead of dropping a row)."""
+    import keras
+    from keras import layers
     init = lambda i: keras.initializers.HeNormal(seed=seed + i)  # noqa: E731  one seed per layer
-    pool_padding = "same" if padding == "reflect" else "valid"
+    pool = lambda name: layers.AveragePooling2D(2, padding="same" if padding == "reflect" else "valid", name=name)  # noqa: E731
 
     def conv(h, filters, i, name, strides=1, kernel=3):
         if padding == "reflect":
@@ -478,26 +517,17 @@ def build_model(width: int = 32, seed: int = 0, activation: str = "gelu", dropou
         h = layers.BatchNormalization(name=f"{name}_bn")(h)
         return layers.Activation(activation, name=f"{name}_{activation}")(h)
 
-    w3 = block3_width or 4 * width
-    x = keras.Input(tuple(input_shape), name="tile")                     # (N, 150, 150, 3), 0-255
-    h = layers.Rescaling(1 / 255.0, name="rescale")(x)
     if stem_width:   # full resolution, then pooled: (N, 148, 148, s) -> (N, 74, 74, s)
-        h = layers.AveragePooling2D(2, padding=pool_padding, name="block1_stem_pool")(conv(h, stem_width, 0, "block1_conv1"))
+        h = pool("block1_stem_pool")(conv(h, stem_width, 0, "block1_conv1"))
     else:
-        h = conv(h, width, 0, "block1_conv1", strides=2, kernel=stem_kernel)   # (N, 74, 74, w)
-    h = conv(h, width, 1, "block1_conv2")                                # (N, 72, 72, w)
-    h = layers.AveragePooling2D(2, padding=pool_padding, name="block1_pool")(h)    # (N, 36, 36, w)
-    h = conv(h, 2 * width, 2, "block2_conv1")                            # (N, 34, 34, 2w)
-    h = conv(h, 2 * width, 3, "block2_conv2")                            # (N, 32, 32, 2w)
-    h = layers.AveragePooling2D(2, padding=pool_padding, name="block2_pool")(h)    # (N, 16, 16, 2w)
-    h = conv(h, w3, 4, "block3_conv1")                                   # (N, 14, 14, w3)
-    h = conv(h, w3, 5, "block3_conv2")                                   # last conv: (N, 12, 12, w3)
-    h = layers.GlobalAveragePooling2D(name="gap")(h)                     # (N, w3)
-    h = layers.Dropout(dropout, seed=seed, name="dropout")(h)
-    logits = layers.Dense(len(CLASS_NAMES), kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 6),
-                          name="logits")(h)                              # (N, 8)
-    prob = layers.Softmax(name="softmax")(logits)
-    return keras.Model(x, prob, name="hmt_vgg7")
+        h = conv(h, width, 0, "block1_conv1", strides=2, kernel=stem_kernel)   # (N, 74, 74, w) [75]
+    h = conv(h, width, 1, "block1_conv2")                                # (N, 72, 72, w) [75]
+    h = pool("block1_pool")(h)                                           # (N, 36, 36, w) [38]
+    h = conv(h, 2 * width, 2, "block2_conv1")                            # (N, 34, 34, 2w) [38]
+    h = conv(h, 2 * width, 3, "block2_conv2")                            # (N, 32, 32, 2w) [38]
+    h = pool("block2_pool")(h)                                           # (N, 16, 16, 2w) [19]
+    h = conv(h, w3, 4, "block3_conv1")                                   # (N, 14, 14, w3) [19]
+    return conv(h, w3, 5, "block3_conv2")                                # last conv: (N, 12, 12, w3) [19]
 
 
 def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: TileGroups | np.ndarray | None = None,
@@ -513,7 +543,7 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: Tile
     (None without groups).
 
     The colour augmentation is ``config.colour_augment`` (``xai.training.augment.colour_augment``); "lab"
-    draws from the LAB statistics of all of ``x_train`` (the inner validation tiles included).
+    draws from the LAB statistics of the tiles fitted (the validation tiles left out).
     With ``config.train_crop`` > 0 the network is trained on random crops (a cheaper step and a
     translation augmentation); being fully convolutional up to its global average pooling, it is
     built for any tile size during training, validated on whole tiles, and returned rebuilt for
@@ -528,8 +558,11 @@ def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: Tile
                          "TrainConfig(val_split='stratified') for tiles without slide and source-image names")
     from xai.training.stain import lab_statistics
     images = groups.source_image if isinstance(groups, TileGroups) else groups
+    statistics = None
+    if config.colour_augment == "lab":                  # the fitted side of the split only, as train_model makes it
+        statistics = lab_statistics(x_train[tu.validation_split(y_train, config, images, one_group_classes)[0]])
     colour = colour_augment(config.colour_augment, rgb_strength=config.colour_jitter, hed_strength=config.hed_strength,
-                            statistics=lab_statistics(x_train) if config.colour_augment == "lab" else None)
+                            statistics=statistics)
     build = lambda shape: build_model(config.width, config.seed, config.activation, config.dropout,  # noqa: E731
                                       config.padding, config.block3_width, shape, config.stem_width, config.stem_kernel)
     model, info = tu.train_model(

@@ -517,6 +517,21 @@ def test_training_on_crops_returns_a_whole_tile_model():
     assert np.isfinite(model.predict(x[:2].astype(np.float32), verbose=0)).all()
 
 
+def test_lab_augmentation_fits_its_statistics_on_the_fitted_tiles_only(monkeypatch):
+    """RandStainNA's statistics come from the tiles fitted, not from the validation tiles that choose the epoch."""
+    import xai.training.stain as stain
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (32, 150, 150, 3), dtype=np.uint8)
+    y = np.repeat(np.arange(8), 4)
+    seen = []
+    real = stain.lab_statistics
+    monkeypatch.setattr(stain, "lab_statistics", lambda tiles: seen.append(len(tiles)) or real(tiles))
+    config = hmt.TrainConfig(epochs=1, width=4, block3_width=8, train_crop=64, batch_size=8, val_fraction=0.25,
+                             val_split="stratified", colour_augment="lab", padding="reflect", stem_kernel=4)
+    model, info = hmt.train(x, y, config)
+    assert seen == [info["n_train"]] == [24] and model.output_shape == (None, 8)
+
+
 @pytest.mark.slow
 def test_saved_model_was_chosen_on_source_images_and_scores_its_record(hmt_data, hmt_model):
     # 0.899 on the course split (0.927 when the epoch was chosen on a stratified split, whose

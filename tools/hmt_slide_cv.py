@@ -183,6 +183,13 @@ def run_fold(x, y, groups: hmt.TileGroups, held: list[str], config: hmt.TrainCon
 
 # --- per-fold checkpoints ---
 
+def fold_key(config: hmt.TrainConfig, fingerprint: str, held: list[str], per_fold: int, ig_steps: int) -> dict:
+    """What a saved fold must match to be reused: the recipe (``hmt_utils.recipe_key``), the data, the
+    held-out slides, the schedule and the explanations."""
+    return {"train_config": hmt.recipe_key(config), "data_fingerprint": fingerprint, "held_out": held,
+            "epochs": config.epochs, "explained_per_fold": per_fold, "ig_steps": ig_steps}
+
+
 def fold_path(out: str, fold: int) -> str:
     return os.path.join(out, "models", f"hmt_slide_cv_fold{fold}.npz")
 
@@ -241,8 +248,7 @@ def schedule_check(args, x, y, groups, folds, config, fingerprint, per_fold, ig_
     if k >= len(folds):
         raise SystemExit(f"--schedule-check {k}: there are only {len(folds)} folds (0..{len(folds) - 1})")
     full = hmt.TrainConfig(**dict(asdict(config), epochs=2 if args.quick else hmt.TrainConfig.epochs))  # quick: 2
-    key = {"train_config": asdict(full), "data_fingerprint": fingerprint, "held_out": folds[k],
-           "epochs": full.epochs, "explained_per_fold": per_fold, "ig_steps": ig_steps}
+    key = fold_key(full, fingerprint, folds[k], per_fold, ig_steps)
     path = os.path.join(args.out, "models", f"hmt_slide_cv_fold{k}_full.npz")
     saved = None if args.restart else load_fold(path, key, y, groups.slide)
     if saved is None:
@@ -524,8 +530,7 @@ def _run_folds(args, x, y, groups, folds, config, fingerprint, per_fold: int, ig
     fold_of = np.full(len(y), -1)
     explained = []
     for k, held in enumerate(folds):
-        key = {"train_config": asdict(config), "data_fingerprint": fingerprint, "held_out": held,
-               "epochs": config.epochs, "explained_per_fold": per_fold, "ig_steps": ig_steps}
+        key = fold_key(config, fingerprint, held, per_fold, ig_steps)
         path = fold_path(args.out, k)
         saved = None if args.restart else load_fold(path, key, y, groups.slide)
         if saved is None:

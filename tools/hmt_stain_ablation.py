@@ -19,13 +19,15 @@ measures its model's map artefacts (``xai.analysis.artefacts.map_artefacts``) on
 The folds are the slide cross-validation's (``xai.training.slides.slide_folds``: one slide a fold);
 the ablation uses :data:`ABLATION_FOLDS` of them, drawn once with seed 0 (not picked by their
 accuracy). The choice for each test fold of the cross-validation uses only the other ablation folds
-(``xai.training.ablation.choice_by_test_fold``), so no fold's tiles choose its own recipe; the course
-test split is pooled in as tiles of their slides, as in the cross-validation, and never used alone.
+(``xai.training.ablation.choice_by_test_fold``): a fold's own tiles are never scored for its choice,
+though the runs that choose were trained with its slide among their training slides (not a nested
+choice). The course test split is pooled in as tiles of their slides, as in the cross-validation.
 
 Writes, atomically (``<out>``: the repository, or ``--out``):
-- ``<out>/models/hmt_stain_ablation/<variant>_e<epochs>_fold<k>.json`` after each run: its key (the
-  recipe, the data fingerprint, the held-out slides), accuracy, best epoch, seconds, and the held-out
-  tiles' indices (``pooled_tiles`` order) and predictions. A run whose key matches is reused.
+- ``<out>/models/hmt_stain_ablation/<variant>_e<epochs>_s<seed>_fold<k>.json`` after each run: its key
+  (the recipe, the data fingerprint, the held-out slides, the artefact measurement), accuracy, best
+  epoch, seconds, the held-out tiles' indices (``pooled_tiles`` order) and predictions, and the
+  artefacts. A run whose key matches is reused; a record of another key is left out of the summary.
 - ``<out>/models/hmt_stain_ablation.json``: per schedule, each variant's pooled accuracy and paired
   difference from "rgb" with intervals, the choice by test fold, and the schedules' agreement.
 
@@ -76,8 +78,24 @@ def ablation_folds(n_folds: int, count: int = N_ABLATION_FOLDS) -> list[int]:
     return sorted(int(k) for k in np.random.default_rng(FOLD_SEED).choice(n_folds, min(count, n_folds), replace=False))
 
 
-def run_path(out: str, variant: str, epochs: int, fold: int) -> str:
-    return os.path.join(out, "models", "hmt_stain_ablation", f"{variant}_e{epochs}_fold{fold}.json")
+def run_path(out: str, variant: str, epochs: int, seed: int, fold: int) -> str:
+    return os.path.join(out, "models", "hmt_stain_ablation", f"{variant}_e{epochs}_s{seed}_fold{fold}.json")
+
+
+def run_config(variant: str, epochs: int, seed: int, quick: bool) -> hmt.TrainConfig:
+    return hmt.TrainConfig(seed=seed, epochs=epochs, **(QUICK if quick else {}), **VARIANTS[variant])
+
+
+def run_key(config: hmt.TrainConfig, held: list[str], fingerprint: str, quick: bool) -> dict:
+    """What a saved run must match: the recipe (``hmt_utils.recipe_key``), the data, the held-out
+    slides and how its artefacts were measured."""
+    return json.loads(json.dumps({"train_config": hmt.recipe_key(config), "data_fingerprint": fingerprint,
+                                  "held_out": held, "epochs": config.epochs, "artefact_tiles": ARTEFACT_TILES,
+                                  "artefact_inner": ARTEFACT_INNER, "ig_steps": _ig_steps(quick)}, sort_keys=True))
+
+
+def _ig_steps(quick: bool) -> int:
+    return 4 if quick else 32
 
 
 def _write_json(path: str, record: dict) -> None:
@@ -90,16 +108,15 @@ def _stored(path: str, key: dict) -> dict | None:
         return None
     with open(path) as f:
         record = json.load(f)
-    return record if record.get("key") == json.loads(json.dumps(key, sort_keys=True)) else None
+    return record if record.get("key") == key else None
 
 
 def run_one(args, data, folds, variant: str, fold: int, fingerprint: str) -> dict:
     """One variant on one fold: reused where its record's key matches, else trained, tested and written."""
     x, y, groups = data
-    config = hmt.TrainConfig(seed=args.seed, epochs=args.epochs, **(QUICK if args.quick else {}), **VARIANTS[variant])
-    key = {"train_config": json.loads(json.dumps(config.__dict__)), "data_fingerprint": fingerprint,
-           "held_out": folds[fold], "epochs": args.epochs}
-    path = run_path(args.out, variant, args.epochs, fold)
+    config = run_config(variant, args.epochs, args.seed, args.quick)
+    key = run_key(config, folds[fold], fingerprint, args.quick)
+    path = run_path(args.out, variant, args.epochs, args.seed, fold)
     stored = None if args.restart else _stored(path, key)
     if stored is not None:
         return stored
@@ -107,8 +124,8 @@ def run_one(args, data, folds, variant: str, fold: int, fingerprint: str) -> dic
     pred = prob.argmax(-1)
     shown = np.flatnonzero(~test)[stratified_sample(y[~test], ARTEFACT_TILES, 0)]
     artefacts = map_artefacts(model, x[shown].astype(np.float32), inner=ARTEFACT_INNER,
-                              steps=4 if args.quick else 32)
-    record = {"key": key, "variant": variant, "fold": fold, "held_out": folds[fold], "epochs": args.epochs,
+                              steps=_ig_steps(args.quick))
+    record = {"key": key, "variant": variant, "fold": fold, "seed": args.seed, "held_out": folds[fold], "epochs": args.epochs,
               "accuracy": float(np.mean(pred == y[test])), "n_test": int(test.sum()), "best_epoch": info["best_epoch"],
               "val_accuracy": info["val_accuracy"], "train_seconds": round(info["train_seconds"], 1),
               "test_index": np.flatnonzero(test).tolist(), "pred": pred.tolist(), "versions": library_versions(),
@@ -120,23 +137,30 @@ def run_one(args, data, folds, variant: str, fold: int, fingerprint: str) -> dic
     return record
 
 
-def load_runs(out: str, folds, fingerprint: str) -> dict:
-    """Every saved run of this data: ``{epochs: {(variant, fold): record}}``."""
+def load_runs(out: str, folds, fingerprint: str, seed: int, quick: bool) -> dict:
+    """Every saved run of this seed whose key is the one its variant, schedule and fold would get now:
+    ``{epochs: {(variant, fold): record}}``. Others (an edited variant, other data) are left out, named."""
     found = {}
     folder = os.path.join(out, "models", "hmt_stain_ablation")
     for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
         with open(os.path.join(folder, name)) as f:
             record = json.load(f)
-        if record["key"]["data_fingerprint"] == fingerprint and record["key"]["held_out"] == folds[record["fold"]]:
-            found.setdefault(record["epochs"], {})[(record["variant"], record["fold"])] = record
+        variant, fold, epochs = record.get("variant"), record.get("fold"), record.get("epochs")
+        if record.get("seed", 0) != seed:
+            continue
+        if (variant not in VARIANTS or not 0 <= fold < len(folds) or record.get("key") != run_key(
+                run_config(variant, epochs, seed, quick), folds[fold], fingerprint, quick)):
+            print(f"leaving out {name}: its key is not what {variant} would get now", flush=True)
+            continue
+        found.setdefault(epochs, {})[(variant, fold)] = record
     return found
 
 
-def summarise(out: str, data, folds, fingerprint: str, n_boot: int) -> dict:
+def summarise(out: str, data, folds, fingerprint: str, n_boot: int, seed: int, quick: bool) -> dict:
     """Per schedule: the variant table on the folds every variant ran, the choice by test fold and,
     where two schedules share folds, their agreement."""
     _, y, groups = data
-    by_epochs, summary = load_runs(out, folds, fingerprint), {"schedules": {}}
+    by_epochs, summary = load_runs(out, folds, fingerprint, seed, quick), {"schedules": {}}
     complete = {}
     for epochs, runs in sorted(by_epochs.items()):
         variants = [v for v in VARIANTS if any(key[0] == v for key in runs)]
@@ -197,7 +221,8 @@ def _main(args, argv, work: str) -> dict:
     x, y, groups, _ = load_pooled(args.data, args.quick, work, args.seed)
     data, n_boot = (x, y, groups), 200 if args.quick else 2000
     folds = slide_folds(groups.slide, y, len(np.unique(groups.slide)), args.seed)
-    chosen = args.folds if args.folds is not None else ablation_folds(len(folds), 2 if args.quick else N_ABLATION_FOLDS)
+    default_folds = ablation_folds(len(folds), 2 if args.quick else N_ABLATION_FOLDS)
+    chosen = args.folds if args.folds is not None else default_folds
     if any(not 0 <= k < len(folds) for k in chosen):
         raise SystemExit(f"--folds {chosen}: there are {len(folds)} folds (0..{len(folds) - 1})")
     fingerprint = hmt.data_fingerprint(x, y, groups)
@@ -208,15 +233,15 @@ def _main(args, argv, work: str) -> dict:
         for fold in chosen:                              # fold by fold: a stopped run holds whole paired folds
             for variant in args.variants:
                 if deadline is not None and time.time() > deadline and not os.path.isfile(
-                        run_path(args.out, variant, args.epochs, fold)):
+                        run_path(args.out, variant, args.epochs, args.seed, fold)):
                     print(f"stopping before {variant} fold {fold}: --max-minutes reached", flush=True)
                     break
                 run_one(args, data, folds, variant, fold, fingerprint)
             else:
                 continue
             break
-    summary = dict(summarise(args.out, data, folds, fingerprint, n_boot), folds_of_slides=folds, baseline=BASELINE,
-                   variants={k: VARIANTS[k] for k in VARIANTS}, ablation_folds=ablation_folds(len(folds)),
+    summary = dict(summarise(args.out, data, folds, fingerprint, n_boot, args.seed, args.quick), folds_of_slides=folds,
+                   baseline=BASELINE, variants={k: VARIANTS[k] for k in VARIANTS}, ablation_folds=default_folds, seed=args.seed,
                    data_fingerprint=fingerprint, quick=args.quick,
                    command="python tools/hmt_stain_ablation.py " + " ".join(sys.argv[1:] if argv is None else argv))
     _write_json(os.path.join(args.out, "models", "hmt_stain_ablation.json"), summary)

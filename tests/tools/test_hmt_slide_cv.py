@@ -130,3 +130,16 @@ def test_tool_refuses_bad_arguments(cv):
             cv.parse_args(argv)
     assert cv.parse_args(["--quick", "--out", "/tmp/x"]).explain == cv.QUICK_EXPLAIN and cv.parse_args([]).explain == 6
     assert cv.parse_args([]).out == cv._REPO and not cv.parse_args([]).restart
+
+
+def test_the_committed_folds_match_the_key_the_tool_builds_now(cv):
+    """A recipe field added later (at the value that reproduces the old recipe) must not make the
+    committed fold files look stale: they would be retrained, hours of CPU, for the same models."""
+    with np.load(repo_path("models", "hmt_slide_cv_fold0.npz")) as z:
+        stored = json.loads(str(z["resume_key_json"]))
+    config = cv.hmt.TrainConfig(**stored["train_config"])
+    now = cv.fold_key(config, stored["data_fingerprint"], stored["held_out"], stored["explained_per_fold"],
+                      stored["ig_steps"])
+    assert json.loads(json.dumps(now, sort_keys=True)) == stored
+    other = cv.hmt.TrainConfig(**dict(stored["train_config"], colour_augment="hed"))
+    assert cv.fold_key(other, "f", ["a"], 1, 32)["train_config"] != now["train_config"]

@@ -24,21 +24,31 @@ def test_quick_runs_are_saved_reused_and_summarised(tool, tmp_path):
     three = ["valid_rgb", "reflect_none", "reflect_hed"]
     first = tool.main(common + ["--variants", *three, "--folds", "0", "1"])
     runs = tmp_path / "models" / "hmt_stain_ablation"
-    assert sorted(os.listdir(runs)) == sorted(f"{v}_e1_fold{k}.json" for v in three for k in (0, 1))
+    assert sorted(os.listdir(runs)) == sorted(f"{v}_e1_s0_fold{k}.json" for v in three for k in (0, 1))
     stamps = {n: os.path.getmtime(runs / n) for n in os.listdir(runs)}
+    again = tool.main(common + ["--variants", *three, "--folds", "0", "1"])
+    assert {n: os.path.getmtime(runs / n) for n in stamps} == stamps                # the same runs: reused
+    assert again["schedules"]["1"]["table"] == json.loads(json.dumps(first["schedules"]["1"]["table"]))
     entry = first["schedules"]["1"]
     assert entry["folds"] == [0, 1] and set(entry["table"]) == set(three)
     assert entry["table"]["valid_rgb"]["minus_valid_rgb"] == 0 and set(entry["choice"]["by_test_fold"]) == set(range(10))
     assert set(entry["artefacts"]) == set(three) and entry["artefacts"]["reflect_hed"]["centre_to_outside"] > 0
     second = tool.main(common + ["--variants", "valid_rgb", "reflect_none", "--folds", "0"] + ["--epochs", "2"])
-    assert {n: os.path.getmtime(runs / n) for n in stamps} == stamps                # nothing retrained
     agreement = second["schedule_agreement"]
     assert agreement["epochs_short"] == 1 and agreement["epochs_full"] == 2 and agreement["folds"] == [0]
     assert set(agreement["short"]) == {"valid_rgb", "reflect_none"}
     with open(tmp_path / "models" / "hmt_stain_ablation.json") as f:
         saved = json.load(f)
     assert saved["baseline"] == "valid_rgb" and saved["quick"] and set(saved["schedules"]) == {"1", "2"}
-    with open(runs / "reflect_hed_e1_fold1.json") as f:
+    edited = runs / "reflect_hed_e1_s0_fold1.json"                              # a variant edited since: left out
+    with open(edited) as f:
+        record = json.load(f)
+    record["key"]["train_config"]["hed_strength"] = 0.5
+    with open(runs / "reflect_hed_e1_s0_fold0.json", "w") as f:
+        json.dump(dict(record, fold=0, key=dict(record["key"], held_out=first["folds_of_slides"][0])), f)
+    third = tool.main(common + ["--report-only"])
+    assert third["schedules"]["1"]["folds"] == [1] and "reflect_hed" in third["schedules"]["1"]["variants"]
+    with open(runs / "reflect_hed_e1_s0_fold1.json") as f:
         run = json.load(f)
     assert run["key"]["train_config"]["colour_augment"] == "hed" and run["key"]["train_config"]["padding"] == "reflect"
     assert len(run["pred"]) == run["n_test"] and len(run["artefacts"]["tiles"]) == 16

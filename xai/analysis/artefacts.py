@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xai.core import check_input
+from xai.core import check_batch_size, check_input
 from xai.methods.cam import grad_cam
 from xai.methods.integrated_gradients import integrated_gradients
 from xai.metrics.localisation import band_area_share, border_mass_share, centre_to_outside_ratio, period_two_alternation
@@ -29,6 +29,7 @@ def map_artefacts(model, x, *, inner: int, band: int = 12, steps: int = 32, batc
         inner: the central square's side (HMT: 112, the training crop).
         band: Grad-CAM's frame, in pixels (its area share is reported beside its mass share).
         steps: IG's quadrature points.
+        batch_size: model inputs a call, for IG's path points and Grad-CAM alike.
     Returns:
         ``centre_to_outside`` (1: no pile in the centre), ``column_alternation`` and ``row_alternation``
         (0: none), ``grad_cam_border_share`` (mean, against ``border_area_share``), the mean |IG|
@@ -37,7 +38,12 @@ def map_artefacts(model, x, *, inner: int, band: int = 12, steps: int = 32, batc
     x = check_input(model, x)
     if x.ndim != 4:
         raise ValueError(f"map_artefacts needs images (N, H, W, C), got shape {x.shape}")
-    ig = np.abs(integrated_gradients(model, x, steps=steps, batch_size=batch_size * steps)).sum(-1)   # (N, H, W)
+    h, w = x.shape[1:3]
+    if isinstance(inner, bool) or not (isinstance(inner, (int, np.integer)) and 0 < inner < min(h, w)):
+        raise ValueError(f"inner must be an int in (0, {min(h, w)}) for {h} x {w} images, got {inner!r}")
+    band_area_share((h, w), band)                                                                    # checks band
+    check_batch_size(batch_size)
+    ig = np.abs(integrated_gradients(model, x, steps=steps, batch_size=batch_size)).sum(-1)         # (N, H, W)
     cam = grad_cam(model, x, batch_size=batch_size)                                                  # (N, H, W)
     border = border_mass_share(cam, band)
     return {"n": int(len(x)), "inner": inner, "centre_to_outside": centre_to_outside_ratio(ig, inner),

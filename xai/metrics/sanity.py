@@ -122,7 +122,10 @@ def map_entropy(maps, n_bins: int) -> np.ndarray:
     """The complexity of each map: the Shannon entropy (nats) of the histogram of its values in
     ``n_bins`` equal bins over its own range; float64 (N,). A constant map has entropy 0; the most
     complex, values spread evenly, ``log(n_bins)``."""
-    m = np.asarray(maps, np.float64).reshape(len(maps), -1)                # (N, D)
+    m = np.asarray(maps, np.float64)
+    if m.ndim < 2:
+        raise ValueError(f"maps must be (N, ...) with one map a row, got shape {m.shape}; pass maps[None] for one map")
+    m = m.reshape(len(m), -1)                                                # (N, D)
     if not np.isfinite(m).all():
         raise ValueError("maps have NaN or inf values; explain again or drop those examples")
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 2:
@@ -149,8 +152,10 @@ def efficient_randomization(model, x, explain: Callable, *, class_index=None, se
                             absolute: bool = True, n_bins: int | None = None) -> dict:
     """eMPRT (Hedström et al., TMLR 2024): how much more complex a method's maps become when every
     layer of the model is randomised: the entropy of each map of the fully randomised model over
-    that of the trained model's (:func:`map_entropy`, the same bins for both). Above 1: the maps
-    lose their structure with the weights (a pass); about 1: they do not depend on them.
+    that of the trained model's (:func:`map_entropy`: the same number of bins, each map binned over
+    its own range). Above 1: the maps lose their structure with the weights (a pass); about 1: they
+    do not depend on them; below 1: the random model's maps are simpler, e.g. Grad-CAM's ReLU leaving
+    a constant map (entropy 0) where no feature of the random model points to the class.
 
     Args:
         model, x, explain, class_index, seed, absolute: as :func:`cascading_randomization`.
@@ -169,6 +174,9 @@ def efficient_randomization(model, x, explain: Callable, *, class_index=None, se
         for layer in group:
             _randomise(layer, rng)
     random = fold(np.asarray(explain(clone, x, classes)))
+    if random.shape != trained.shape:
+        raise ValueError(f"explain gave maps of shape {trained.shape} for the trained model and {random.shape} for "
+                         "the randomised one; it must return one map an example, shaped alike")
     bins = _bins(trained) if n_bins is None else n_bins
     before, after = map_entropy(trained, bins), map_entropy(random, bins)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -196,7 +204,7 @@ def smooth_randomization(model, x, explain: Callable, *, class_index=None, seed:
         raise ValueError(f"explain must be a function (model, x, class_index) -> maps, got {type(explain).__name__}")
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise ValueError(f"samples must be an int >= 1, got {samples!r}")
-    if not (isinstance(noise, (int, float)) and noise >= 0):
+    if isinstance(noise, bool) or not (isinstance(noise, (int, float, np.floating, np.integer)) and noise >= 0):
         raise ValueError(f"noise must be a number >= 0 (a fraction of the data's span), got {noise!r}")
     lo, hi = (float(x.min()), float(x.max())) if value_range is None else value_range
     if not hi > lo:

@@ -1,7 +1,8 @@
-"""Choosing a recipe on slides held out from training: variants of one training choice (the colour
-augmentation) each trained on the same folds of held-out slides and compared tile by tile, a choice
-made for every test fold of the slide cross-validation without that fold's own tiles, and whether a
-shorter schedule ranks the variants as the full one does. ``tools/hmt_stain_ablation.py`` runs it.
+"""Choosing a recipe on slides held out from training: variants of the training recipe (the colour
+augmentation, the padding) each trained on the same folds of held-out slides and compared tile by
+tile, a choice made for every test fold of the slide cross-validation without scoring that fold's
+tiles (the runs that choose were trained with its slide, though: not a nested choice), and whether
+a shorter schedule ranks the variants as the full one does. ``tools/hmt_stain_ablation.py`` runs it.
 
 A run is one variant on one fold: its held-out tiles' indices and predictions. Runs of different
 variants on the same fold hold the same tiles, so variants are compared paired, tile by tile.
@@ -71,7 +72,8 @@ def variant_table(runs: dict, variants, folds, y, images, slides, *, baseline: s
 
 def choice_by_test_fold(runs: dict, variants, ablation_folds, all_folds, y) -> dict:
     """For every test fold of the cross-validation, the variant with the best accuracy pooled over the
-    ablation folds other than it: no fold's own tiles choose its recipe. ``chosen`` is that variant
+    ablation folds other than it: a fold's own tiles are never scored for its choice (the runs that
+    score were trained with its slide among theirs: this is not a nested choice). ``chosen`` is that variant
     where every test fold agrees, else None (each fold would then train its own choice).
 
     Returns ``{"by_test_fold": {fold: variant or None}, "chosen": variant or None, "scores": ...}``;

@@ -44,7 +44,7 @@ def colour_augment(kind: str, *, rgb_strength: float = 0.08, hed_strength: float
     if kind not in COLOUR_AUGMENTS:
         raise ValueError(f"colour augmentation must be one of {COLOUR_AUGMENTS}, got {kind!r}")
     for name, value in (("rgb_strength", rgb_strength), ("hed_strength", hed_strength)):
-        if not (isinstance(value, (int, float)) and 0 <= value < 1):
+        if isinstance(value, bool) or not (isinstance(value, (int, float, np.floating, np.integer)) and 0 <= value < 1):
             raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     if (kind == "lab") != (statistics is not None):
         raise ValueError(f"the 'lab' augmentation needs the training tiles' statistics (xai.training.stain."

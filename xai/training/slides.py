@@ -17,6 +17,8 @@ __all__ = ["INTERVAL_NOTES", "pooled_tiles", "tiny_subset", "load_pooled", "slid
            "pooled_features", "slide_probe"]
 
 
+# --- the tiles, pooled ---
+
 def pooled_tiles(root: str | None = None, **load_args):
     """HMT's tiles with the course's train and test splits pooled, for evaluation across slides:
     x uint8 (N, 150, 150, 3), y int64 (N,), ``TileGroups`` (N,) and bool (N,), True for a tile of the
@@ -26,6 +28,40 @@ def pooled_tiles(root: str | None = None, **load_args):
     groups = hmt.TileGroups(np.concatenate([g_tr.slide, g_te.slide]), np.concatenate([g_tr.source_image, g_te.source_image]))
     return (np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te]), groups,
             np.r_[np.zeros(len(y_tr), bool), np.ones(len(y_te), bool)])
+
+def tiny_subset(root: str, work: str, seed: int) -> str:
+    """A tiny copy of the HMT layout for smoke tests (symbolic links, in ``work``): in HMT_train one tile
+    of each class from each slide that has it (about 70), in HMT_test one tile a class. Returns ``work``."""
+    import hmt_utils as hmt
+    rng = np.random.default_rng(seed)
+    for split in hmt.SPLITS:
+        for folder in hmt.CLASS_FOLDERS:
+            names = sorted(n for n in os.listdir(os.path.join(root, split, folder)) if not n.startswith("."))   # as load_hmt
+            by_slide = {}
+            for name in names:
+                by_slide.setdefault(hmt.tile_groups(name)[0], []).append(name)
+            os.makedirs(os.path.join(work, split, folder), exist_ok=True)
+            for slide in sorted(by_slide):
+                if split == hmt.SPLITS[1] and len(by_slide) > 1 and slide != sorted(by_slide)[0]:
+                    continue                                   # the test split: one slide's tile a class
+                name = by_slide[slide][rng.integers(len(by_slide[slide]))]
+                link = os.path.join(work, split, folder, name)
+                if not os.path.lexists(link):
+                    os.symlink(os.path.abspath(os.path.join(root, split, folder, name)), link)
+    return work
+
+
+def load_pooled(root: str | None, quick: bool, work: str, seed: int):
+    """:func:`pooled_tiles` of ``root`` (None: ``hmt_utils.default_root()``); ``quick``: of a
+    :func:`tiny_subset` made in ``work`` (and cached there), for smoke tests."""
+    import hmt_utils as hmt
+    root = hmt.default_root() if root is None else root
+    if quick:
+        root = tiny_subset(root, os.path.join(work, "hmt"), seed)
+    return pooled_tiles(root, progress=not quick, cache_dir=os.path.join(work, "cache") if quick else None)
+
+
+# --- a fold: trained on the other slides ---
 
 def train_held_out(x, y, groups, held: list[str], config, *, label: str = ""):
     """Train the HMT CNN (``hmt_utils.train``, ``config``) on the tiles of the slides not in ``held`` and
@@ -44,6 +80,9 @@ def train_held_out(x, y, groups, held: list[str], config, *, label: str = ""):
     import keras
 
     import hmt_utils as hmt
+    unknown = sorted(set(held) - set(np.unique(groups.slide).tolist()))
+    if unknown:
+        raise ValueError(f"held-out slides {unknown} are not among the tiles' slides {np.unique(groups.slide).tolist()}")
     test = np.isin(groups.slide, held)
     if not test.any() or test.all():
         raise ValueError(f"held-out slides {held} must hold some tiles and leave some: of {np.unique(groups.slide)}")
@@ -61,36 +100,6 @@ def train_held_out(x, y, groups, held: list[str], config, *, label: str = ""):
                             one_group_classes="train", callbacks=[EpochLine()])
     prob = model.predict(x[test].astype(np.float32), batch_size=64, verbose=0)     # (N_test, K)
     return model, info, prob.astype(np.float32), test
-
-
-def tiny_subset(root: str, work: str, seed: int) -> str:
-    """A tiny copy of the HMT layout for smoke tests (symbolic links, in ``work``): in HMT_train one tile
-    of each class from each slide that has it (about 70), in HMT_test one tile a class. Returns ``work``."""
-    import hmt_utils as hmt
-    rng = np.random.default_rng(seed)
-    for split in hmt.SPLITS:
-        for folder in hmt.CLASS_FOLDERS:
-            names = sorted(n for n in os.listdir(os.path.join(root, split, folder)) if not n.startswith("."))   # as load_hmt
-            by_slide = {}
-            for name in names:
-                by_slide.setdefault(hmt.tile_groups(name)[0], []).append(name)
-            os.makedirs(os.path.join(work, split, folder))
-            for slide in sorted(by_slide):
-                if split == hmt.SPLITS[1] and len(by_slide) > 1 and slide != sorted(by_slide)[0]:
-                    continue                                   # the test split: one slide's tile a class
-                name = by_slide[slide][rng.integers(len(by_slide[slide]))]
-                os.symlink(os.path.abspath(os.path.join(root, split, folder, name)), os.path.join(work, split, folder, name))
-    return work
-
-
-def load_pooled(root: str | None, quick: bool, work: str, seed: int):
-    """:func:`pooled_tiles` of ``root`` (None: ``hmt_utils.default_root()``); ``quick``: of a
-    :func:`tiny_subset` made in ``work`` (and cached there), for smoke tests."""
-    import hmt_utils as hmt
-    root = hmt.default_root() if root is None else root
-    if quick:
-        root = tiny_subset(root, os.path.join(work, "hmt"), seed)
-    return pooled_tiles(root, progress=not quick, cache_dir=os.path.join(work, "cache") if quick else None)
 
 
 # --- folds, intervals ---

@@ -18,6 +18,7 @@ from xai.training.splits import grouped_split, stratified_split
 
 __all__ = [
     "TrainConfig",
+    "validation_split",
     "train_model",
     "save_trained_model",
     "AugmentedBatches",
@@ -48,6 +49,15 @@ class TrainConfig:
             raise ValueError(f"invalid training config field(s) {bad}: {self}")
 
 
+def validation_split(y: np.ndarray, config: TrainConfig, groups: np.ndarray | None = None,
+                     one_group_classes: str = "raise") -> tuple[np.ndarray, np.ndarray]:
+    """The split :func:`train_model` makes: ``(train_idx, val_idx)`` int arrays, stratified by class
+    without ``groups``, else :func:`grouped_split` by them (seeded by ``config``)."""
+    if groups is None:
+        return stratified_split(y, config.val_fraction, config.seed)
+    return grouped_split(y, groups, config.val_fraction, config.seed, one_group_classes=one_group_classes)
+
+
 def train_model(build: Callable, x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
                 augment: Callable | None = None, callbacks: Sequence = (), verbose: int = 0,
                 groups: np.ndarray | None = None, one_group_classes: str = "raise"):
@@ -71,12 +81,10 @@ def train_model(build: Callable, x: np.ndarray, y: np.ndarray, config: TrainConf
         "grouped") and, for a grouped split, ``val_groups`` (groups a side, classes absent from val).
     """
     keras.utils.set_random_seed(config.seed)
+    train_idx, val_idx = validation_split(y, config, groups, one_group_classes)
     if groups is None:
-        train_idx, val_idx = stratified_split(y, config.val_fraction, config.seed)
         val_groups = None
     else:
-        train_idx, val_idx = grouped_split(y, groups, config.val_fraction, config.seed,
-                                           one_group_classes=one_group_classes)
         groups = np.asarray(groups)
         val_groups = {"n_train": int(len(np.unique(groups[train_idx]))), "n_val": int(len(np.unique(groups[val_idx]))),
                       "classes_absent_from_val": sorted(set(np.unique(y).tolist()) - set(np.unique(y[val_idx]).tolist()))}

@@ -76,16 +76,29 @@ def test_map_entropy_is_0_for_a_constant_map_and_log_bins_for_an_even_spread():
     np.testing.assert_allclose(xs.map_entropy(two, 10), np.log(2))
 
 
-def test_emprt_passes_grad_cam_and_fails_a_weight_blind_method():
+def test_emprt_rises_above_1_when_randomisation_makes_maps_noisier_and_stays_1_for_a_blind_method():
     model = tiny_conv1d()
     x = np.random.default_rng(1).normal(size=(8, 16, 1)).astype(np.float32)
-    before = [w.copy() for w in model.get_weights()]
+    trained = [w.copy() for w in model.get_weights()]
+    noise = np.random.default_rng(5).uniform(size=(8, 16))
+
+    def explain(noisy_when_random):
+        def f(m, xb, c):
+            is_trained = all(np.array_equal(a, b) for a, b in zip(m.get_weights(), trained))
+            two_values = np.tile((np.arange(16) >= 8).astype(float), (len(xb), 1))   # entropy log 2
+            return two_values if is_trained == noisy_when_random else noise          # spread: more complex
+        return f
+    rises = xs.efficient_randomization(model, x, explain(True), n_bins=10)
+    assert (rises["ratio"] > 1).all() and rises["mean"] > 1                          # the random model was randomised
+    np.testing.assert_allclose(rises["entropy_trained"], np.log(2))
+    falls = xs.efficient_randomization(model, x, explain(False), n_bins=10)
+    assert (falls["ratio"] < 1).all()                                                # the direction is random / trained
     blind = xs.efficient_randomization(model, x, lambda m, xb, c: np.abs(xb[..., 0]), n_bins=10)
-    np.testing.assert_allclose(blind["ratio"], 1.0)                          # nothing changed: the same complexity
+    np.testing.assert_allclose(blind["ratio"], 1.0)
+    for w, v in zip(trained, model.get_weights()):
+        np.testing.assert_array_equal(w, v)                                          # the original is untouched
     cam = xs.efficient_randomization(model, x, lambda m, xb, c: grad_cam(m, xb, c))
-    assert cam["ratio"].shape == (8,) and 10 <= cam["n_bins"] <= 200 and np.isfinite(cam["mean"])
-    for w, v in zip(before, model.get_weights()):
-        np.testing.assert_array_equal(w, v)
+    assert cam["ratio"].shape == (8,) and 10 <= cam["n_bins"] <= 200
 
 
 def test_smprt_runs_bottom_up_and_a_weight_blind_method_stays_correlated():
@@ -111,5 +124,7 @@ def test_the_repairs_refuse_bad_options():
             xs.smooth_randomization(model, x + 1, f, **kwargs)
     with pytest.raises(ValueError, match="n_bins"):
         xs.map_entropy(np.ones((1, 4)), 1)
+    with pytest.raises(ValueError, match="one map a row"):
+        xs.map_entropy(np.arange(6.0), 3)
     with pytest.raises(ValueError, match="explain must be"):
         xs.efficient_randomization(model, x, "grad_cam")
