@@ -4,4 +4,5 @@
 - ``compare.py``  every metric on the same examples, the tables and the orderings with their intervals
 - ``sweep.py``    every method in each of its settings under every removal setting, and the verdicts
 - ``artefacts.py`` the network's own marks in its maps: a pile in the centre, a checkerboard, a frame
+- ``gridpg.py``    the grid pointing game (Rao et al. 2022) on a model: mosaics of classes, each cell explained
 """
