@@ -25,7 +25,7 @@ from xai.methods.integrated_gradients import IG_RULES, completeness_gap, integra
 from xai.metrics import METRICS
 from xai.metrics.agreement import spearman
 from xai.metrics.localisation import pointing_game, relevance_mass_accuracy
-from xai.metrics.sanity import cascading_randomization
+from xai.metrics.sanity import cascading_randomization, efficient_randomization, smooth_randomization
 
 __all__ = [
     "COMPARED",
@@ -40,6 +40,7 @@ __all__ = [
     "explain_all",
     "explain_stored",
     "sanity_checks",
+    "randomisation_repairs",
     "fill_in",
     "completeness_report",
     "compare_methods",
@@ -125,6 +126,18 @@ def sanity_checks(model, x, classes, functions: dict[str, Callable], *, seed: in
     of each method of ``functions`` (name -> ``f(model, x, classes)``, e.g. :func:`method_functions`),
     on the same examples and classes: ``{name: its result}``."""
     return {name: cascading_randomization(model, x, f, class_index=classes, seed=seed) for name, f in functions.items()}
+
+
+def randomisation_repairs(model, x, classes, functions: dict[str, Callable], *, seed: int = 0, samples: int = 50,
+                          noise: float = 0.1, value_range=None) -> dict[str, dict]:
+    """Hedström et al.'s repairs of the sanity check for each method of ``functions`` (name ->
+    ``f(model, x, classes)``), on the same examples and classes: ``{name: {"emprt": ..., "smprt": ...}}``
+    (:func:`xai.metrics.sanity.efficient_randomization`, :func:`xai.metrics.sanity.smooth_randomization`:
+    ``samples`` noisy copies of ``noise`` times the span of ``value_range``)."""
+    return {name: {"emprt": efficient_randomization(model, x, f, class_index=classes, seed=seed),
+                   "smprt": smooth_randomization(model, x, f, class_index=classes, seed=seed, samples=samples,
+                                                 noise=noise, value_range=value_range)}
+            for name, f in functions.items()}
 
 
 def fill_in(wanted, index, maps, compute: Callable) -> dict[int, np.ndarray]:

@@ -177,3 +177,19 @@ def test_explain_stored_equals_explain_all(tmp_path):
         np.testing.assert_allclose(stored[name], kept[name], rtol=1e-4, atol=1e-5, err_msg=name)
     assert sorted(os.listdir(tmp_path / "maps")) == ["t_grad_cam.h5", "t_integrated_gradients.h5", "t_rise.h5",
                                                      "t_sise.h5"]
+
+
+def test_randomisation_repairs_run_both_checks_for_every_method_on_the_same_classes():
+    model = tiny_conv1d()
+    x = np.random.default_rng(3).normal(size=(4, 16, 1)).astype(np.float32)
+    classes = np.array([0, 1, 2, 0])
+    seen = []
+
+    def blind(m, xb, c):
+        seen.append(np.asarray(c).copy())
+        return np.abs(xb[..., 0])
+    out = xc.randomisation_repairs(model, x, classes, {"blind": blind}, samples=2)
+    assert set(out) == {"blind"} and set(out["blind"]) == {"emprt", "smprt"}
+    np.testing.assert_allclose(out["blind"]["emprt"]["ratio"], 1.0)
+    np.testing.assert_allclose(out["blind"]["smprt"]["mean"], 1.0)
+    assert all(np.array_equal(c, classes) for c in seen)
