@@ -396,8 +396,8 @@ def explanation_figure(explained: list[dict], n_each: int):
               f"{e['slide']}, fold {e['fold']}" for e in rows]                  # 0-based, as in the record
     fig = xplt.plot_grid(np.stack([e["tile"] for e in rows]),
                          {"Grad-CAM": np.stack([e["grad_cam"] for e in rows]), "IG": np.stack([e["ig"] for e in rows])},
-                         row_titles=titles)
-    fig.suptitle("held-out slides: tiles the fold model gets wrong, then right (explaining its predicted class)", y=1.01)
+                         row_titles=titles,
+                         title="held-out slides: tiles the fold model gets wrong, then right (explaining its predicted class)")
     plt.close(fig)
     return fig
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from xai.files import atomic_path
 
-__all__ = ["SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_curves", "plot_sanity", "plot_claims",
+__all__ = ["GRID_NOTE", "SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_curves", "plot_sanity", "plot_claims",
            "pick_examples", "map_kind", "save_figure", "plot_history", "plot_confusion", "plot_roc"]
 
 SIGNED, UNSIGNED, ABSOLUTE = "signed", "unsigned", "absolute"
@@ -142,18 +142,37 @@ def plot_image(ax, image, heatmap=None, *, kind: str | None = None, percentile: 
     return shown
 
 
+def _shown_scale(values, kind: str, percentile: float) -> np.ndarray:
+    """A map on the grid's common scale: signed maps divided by their ``percentile`` of |value| (so -1
+    to 1, clipped); unsigned maps stretched from their minimum to their ``percentile`` (0 to 1), so a
+    near-flat map (RISE's) shows its structure instead of a wash of one colour."""
+    values = np.asarray(values, np.float32)
+    if kind == SIGNED:
+        return np.clip(values / _limits(values, SIGNED, percentile)[1], -1.0, 1.0)
+    values = np.abs(values) if kind == ABSOLUTE else values
+    low = float(values.min())
+    top = float(np.percentile(values, percentile)) - low
+    return np.clip((values - low) / (top if top > 0 else 1.0), 0.0, 1.0)
+
+
+GRID_NOTE = ("colours: each map on its own scale; signed maps (IG: channels summed) diverge from 0 (blue negative,\n"
+             "red positive) up to their {top} of |value|; unsigned maps run from their minimum to their {top}")
+
+
 def plot_grid(inputs, maps: dict, *, kinds: dict | None = None, masks=None, row_titles=None,
-              percentile: float | None = None, cell_size=(2.6, 2.2)):
-    """Several methods side by side for several examples, in one figure.
+              percentile: float | None = None, cell_size=(2.6, 2.2), title: str | None = None):
+    """Several methods side by side for several examples, in one figure, each map on its own scale
+    (:data:`GRID_NOTE`, written under the figure) with a colour bar a method.
 
     Args:
         inputs: (N, T, 1) signals or (N, H, W, 3) tiles.
         maps: method name -> (N, T) / (N, H, W) / (N, H, W, C) maps.
         kinds: method name -> "signed", "unsigned" or "absolute"; default from each map's sign.
-        masks: (N, T) ground truth for 1D inputs, or None.
+        masks: (N, T) ground truth for 1D inputs (a green band under the signal), or None.
         row_titles: one string per example (shown over the input column).
+        title: the figure's title, with room kept for it above the column headers.
     Returns:
-        the matplotlib Figure; rows are examples, the first column the input.
+        the matplotlib Figure; rows are examples, the first column the input (images).
     """
     import matplotlib.pyplot as plt
     inputs = np.asarray(inputs)
@@ -161,29 +180,45 @@ def plot_grid(inputs, maps: dict, *, kinds: dict | None = None, masks=None, row_
     for name, m in maps.items():
         if len(m) != n:
             raise ValueError(f"maps[{name!r}] holds {len(m)} maps for {n} inputs")
-    names = list(maps)
-    kinds = kinds or {}
+    if row_titles is not None and len(row_titles) != n:
+        raise ValueError(f"row_titles holds {len(row_titles)} titles for {n} inputs")
+    names, kinds = list(maps), kinds or {}
+    percentile = percentile or (100 if is_1d else 99)
     ncols = len(names) + (0 if is_1d else 1)
     width = cell_size[0] * (1.6 if is_1d else 1.0)
-    fig, axes = plt.subplots(n, ncols, figsize=(width * ncols, cell_size[1] * n * (0.7 if is_1d else 1)),
-                             squeeze=False)
+    height = cell_size[1] * n * (0.7 if is_1d else 1) + 1.2
+    fig, axes = plt.subplots(n, ncols, figsize=(width * ncols, height), squeeze=False, layout="constrained")
+    shown = {}
     for i in range(n):
-        title = row_titles[i] if row_titles is not None else None
+        row = row_titles[i] if row_titles is not None else None
         if not is_1d:
-            plot_image(axes[i, 0], inputs[i], title=title)
+            plot_image(axes[i, 0], inputs[i], title="input" + (f"\n{row}" if row else "") if i == 0 else row)
         for j, name in enumerate(names):
             ax = axes[i, j + (0 if is_1d else 1)]
             kind = kinds.get(name) or map_kind(maps[name])
-            head = f"{name}" if (i == 0 or is_1d) else None
+            values = _checked_map(maps[name][i], kind, f"maps[{name!r}][{i}]")
+            if not is_1d and values.ndim == 3:               # (H, W, C): one value a pixel first
+                values = np.abs(values).sum(-1) if kind == ABSOLUTE else values.sum(-1)
+            scaled = _shown_scale(values, kind, percentile)
+            shown_kind = SIGNED if kind == SIGNED else UNSIGNED
             if is_1d:
-                head = f"{title} | {name}" if (title and j == 0) else name
-                plot_signal(ax, inputs[i], maps[name][i], kind=kind,
-                            mask=None if masks is None else masks[i],
-                            percentile=percentile or 100, title=head)
+                head = f"{row} | {name}" if (row and j == 0) else name
+                shown[name] = plot_signal(ax, inputs[i], scaled, kind=shown_kind, percentile=100, title=head,
+                                          mask=None if masks is None else masks[i])
             else:
-                plot_image(ax, inputs[i], maps[name][i], kind=kind, percentile=percentile or 99,
-                           title=head)
-    fig.tight_layout()
+                shown[name] = plot_image(ax, inputs[i], scaled, kind=shown_kind, percentile=100,
+                                         title=name if i == 0 else None)
+    top = "largest" if percentile == 100 else f"{percentile:g}th percentile"
+    note = GRID_NOTE.format(top=top) + ("; green band: the ground truth" if masks is not None else "")
+    fig.supxlabel(note, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    for j, name in enumerate(names):
+        if shown.get(name) is not None:
+            bar = fig.colorbar(shown[name], ax=axes[:, j + (0 if is_1d else 1)], location="bottom",
+                               fraction=0.04, pad=0.01, aspect=20, shrink=0.9)
+            bar.set_ticks([-1, 0, 1] if (kinds.get(name) or map_kind(maps[name])) == SIGNED else [0, 1])
+            bar.ax.tick_params(labelsize=6)
     return fig
 
 

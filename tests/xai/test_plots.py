@@ -78,12 +78,24 @@ def test_plots_refuse_nan_maps_and_unknown_kinds():
 def test_grid_has_a_panel_per_method_and_example():
     x1 = np.random.default_rng(0).normal(size=(3, 40, 1))
     maps = {"A": np.random.default_rng(1).uniform(size=(3, 40)), "B": np.random.default_rng(2).normal(size=(3, 40, 1))}
-    fig = xplt.plot_grid(x1, maps, masks=np.ones((3, 40), bool), row_titles=["a", "b", "c"])
-    assert len(fig.axes) == 6
+    fig = xplt.plot_grid(x1, maps, masks=np.ones((3, 40), bool), row_titles=["a", "b", "c"], title="T")
+    assert len(fig.axes) == 6 + 2                                      # a colour bar a method
+    assert fig._suptitle.get_text() == "T" and "ground truth" in fig._supxlabel.get_text()
     x2 = np.random.default_rng(0).uniform(0, 255, (2, 12, 12, 3))
     fig = xplt.plot_grid(x2, {"A": np.ones((2, 12, 12))})
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 4 + 1 and fig.axes[0].get_title() == "input"
+    with pytest.raises(ValueError, match="row_titles"):
+        xplt.plot_grid(x2, {"A": np.ones((2, 12, 12))}, row_titles=["one"])
     plt.close("all")
+
+
+def test_grid_stretches_a_near_flat_map_and_scales_signed_maps_to_plus_minus_1():
+    flat = 0.5 + 0.01 * np.linspace(0, 1, 100).reshape(10, 10)       # RISE-like: all near 0.5
+    shown = xplt._shown_scale(flat, xplt.UNSIGNED, 100)
+    assert shown.min() == 0 and shown.max() == 1                       # its structure, not a wash of one colour
+    signed = np.linspace(-2, 4, 100).reshape(10, 10)
+    scaled = xplt._shown_scale(signed, xplt.SIGNED, 100)
+    assert scaled.max() == 1 and scaled.min() == pytest.approx(-0.5)   # zero stays zero: divided, not shifted
 
 
 def test_pick_examples_splits_right_from_wrong_predictions():
