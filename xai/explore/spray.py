@@ -20,7 +20,12 @@ import numpy as np
 
 from xai.core import check_number
 
-__all__ = ["SprayResult", "spray_features", "downsampled", "spray", "cluster_agreement"]
+__all__ = ["SprayResult", "ConstantMaps", "spray_features", "downsampled", "spray", "cluster_agreement"]
+
+
+class ConstantMaps(ValueError):
+    """Every map is the same after downsampling (e.g. Grad-CAM's all-zero maps where no feature points
+    to the class): there is nothing to cluster."""
 
 
 @dataclass
@@ -123,7 +128,7 @@ def spray(maps, n_clusters: int | None = None, *, grid=None, sign: str = "absolu
     if n < n_neighbors + 2:
         raise ValueError(f"SpRAy needs more maps than n_neighbors + 1 ({n_neighbors + 1}), got {n}")
     if np.ptp(features, axis=0).max() == 0:
-        raise ValueError("every map is the same (after downsampling): there is nothing to cluster")
+        raise ConstantMaps("every map is the same (after downsampling): there is nothing to cluster")
     graph = kneighbors_graph(features, n_neighbors, include_self=False)
     graph = 0.5 * (graph + graph.T)                                         # symmetric affinity
     eigenvalues = _smallest_eigenvalues(laplacian(graph.tocsr(), normed=True), min(max_clusters + 1, n - 1), seed)

@@ -21,6 +21,8 @@ __all__ = ["SPRAY_SEED", "SPRAY_VERSION", "spray_inputs", "spray_record"]
 
 SPRAY_SEED = 11           # which half of the inputs carries the marker
 SPRAY_VERSION = 2         # of the clustering and its interval: a change makes stored SpRAy records stale
+# (a method whose maps are all the same on a model is recorded as not clustered: no version change,
+# as the methods that were clustered are clustered as before)
 MAX_INPUTS = 200          # the most held-out inputs of the marked class clustered
 
 
@@ -40,7 +42,7 @@ def spray_record(setting, bundle, reliant, control, *, options: dict | None = No
     """Every method of ``METHODS``: each model's two SpRAy clusters of its maps, their ARI against
     the marker with intervals, the difference, the eigengap's cluster count, and the clusters' mean
     maps with their share of marked inputs (for the figure)."""
-    from xai.explore.spray import cluster_agreement, spray
+    from xai.explore.spray import ConstantMaps, cluster_agreement, spray
     from xai.methods import METHODS, method_function
     x, marked = spray_inputs(setting, bundle)
     classes = np.full(len(x), setting.marked_class)
@@ -51,12 +53,19 @@ def spray_record(setting, bundle, reliant, control, *, options: dict | None = No
         labels, models = {}, {}
         for side, model in (("reliant", reliant), ("control", control)):
             maps = method_function(name)(model, x, classes, **(options or {}).get(name, {}))
-            result = spray(maps, 2, n_neighbors=neighbours, seed=0)
+            try:
+                result = spray(maps, 2, n_neighbors=neighbours, seed=0)
+            except ConstantMaps:
+                models = {"not_clustered": f"its maps are all the same on the {side} model (after downsampling)"}
+                break
             labels[side] = result.labels
             models[side] = {"eigengap_k": result.eigengap_k, "sizes": result.sizes.tolist(),
                             "marked_share": [float(marked[result.labels == c].mean()) if result.sizes[c] else 0.0
                                              for c in range(result.k)],
                             "mean_maps": np.round(result.mean_maps, 4).tolist()}
+        if "not_clustered" in models:
+            out["methods"][name] = dict(models, seconds=round(time.perf_counter() - start, 2))
+            continue
         agreement = cluster_agreement(labels["reliant"], marked, control_labels=labels["control"], n_boot=n_boot)
         out["methods"][name] = {"reliant": {**agreement["model"], **models["reliant"]},
                                 "control": {**agreement["control"], **models["control"]},
@@ -117,10 +126,11 @@ def spray_summary(record: dict | None) -> dict | None:
         return None
     from xai.methods import METHODS
     keep = ("ari", "low", "high", "eigengap_k", "sizes", "marked_share")
-    order = [m for m in METHODS if m in record["methods"]]                  # METHODS' order (the record's keys are sorted)
+    order = [m for m in METHODS if m in record["methods"] and "not_clustered" not in record["methods"][m]]   # METHODS' order
     return {"n": record["n"], "marked": record["marked"], "n_neighbors": record["n_neighbors"],
             "methods": {m: {"reliant": {k: r["reliant"][k] for k in keep}, "control": {k: r["control"][k] for k in keep},
-                            "difference": r["difference"]} for m, r in ((m, record["methods"][m]) for m in order)}}
+                            "difference": r["difference"]} for m, r in ((m, record["methods"][m]) for m in order)},
+            "not_clustered": {m: r["not_clustered"] for m, r in record["methods"].items() if "not_clustered" in r}}
 
 
 def spray_markdown(name: str, summary: dict) -> str:
@@ -130,10 +140,12 @@ def spray_markdown(name: str, summary: dict) -> str:
     rows = "".join(f"| {METHODS[m].label if m in METHODS else m} | {ci(r['reliant'])} | {ci(r['control'])} | "
                    f"{ci(r['difference'])} | {r['reliant']['eigengap_k']} / {r['control']['eigengap_k']} |\n"
                    for m, r in summary["methods"].items())
+    skipped = "".join(f"\nNot clustered: {METHODS[m].label if m in METHODS else m}, {why}.\n"
+                      for m, why in summary.get("not_clustered", {}).items())
     return (f"\nSpRAy on {name}: {summary['n']} held-out inputs of the marked class, {summary['marked']} of them marked, "
             "each model's maps in two spectral clusters; adjusted Rand index of the clusters against the marker "
             "[95 % bootstrap interval over the inputs]:\n\n| method | reliant model | Clark control | difference | "
-            "eigengap's count (reliant / control) |\n| --- | --- | --- | --- | --- |\n" + rows)
+            "eigengap's count (reliant / control) |\n| --- | --- | --- | --- | --- |\n" + rows + skipped)
 
 
 def spray_figure(out: str, results: dict):

@@ -40,3 +40,24 @@ def test_the_summary_drops_the_mean_maps_and_the_table_shows_every_method():
     table = spray_markdown("mnist1d_local", summary)
     assert "| Grad-CAM | 0.90 [0.80, 1.00] | 0.00 [-0.10, 0.10] | 0.90 [0.70, 1.10] | 2 / 2 |" in table
     assert spray_summary(None) is None
+
+
+def test_a_method_whose_maps_are_all_the_same_is_recorded_as_not_clustered_and_the_others_go_on(monkeypatch):
+    import xai.methods as methods
+    from tests.conftest import tiny_conv1d
+    from xai.shortcut.clusters import spray_record
+    bundle, setting = _bundle(60), SimpleNamespace(marked_class=1)
+    real = methods.method_function
+
+    def constant_grad_cam(name):
+        if name == "grad_cam":
+            return lambda model, x, c, **options: np.zeros(x.shape[:2], np.float32)   # a ReLU that cuts everything
+        return real(name)
+    monkeypatch.setattr(methods, "method_function", constant_grad_cam)
+    monkeypatch.setattr(methods, "METHODS", {k: methods.METHODS[k] for k in ("grad_cam", "saliency")})
+    record = spray_record(setting, bundle, tiny_conv1d(), tiny_conv1d(seed=1), n_boot=20)
+    assert "all the same" in record["methods"]["grad_cam"]["not_clustered"]
+    assert "ari" in record["methods"]["saliency"]["reliant"]
+    summary = spray_summary(record)
+    assert list(summary["methods"]) == ["saliency"] and "grad_cam" in summary["not_clustered"]
+    assert "Not clustered: Grad-CAM, its maps are all the same on the reliant model" in spray_markdown("x", summary)
