@@ -187,9 +187,10 @@ def run_spray(args, setting, bundle, log) -> None:
     record = spray_record(setting, bundle, models["reliant"], models["clark"], options=sb.method_options(setting, bundle))
     record.update(key=key, setting=setting.name, seconds_total=round(time.perf_counter() - start, 1))
     _write_json(path, record)
-    best = max(record["methods"].items(), key=lambda kv: kv[1]["difference"]["ari"])
-    log(f"  SpRAy: {record['n']} inputs; the largest ARI difference {best[1]['difference']['ari']:.2f} ({best[0]}); "
-        f"{record['seconds_total']:.0f} s")
+    clustered = {m: r for m, r in record["methods"].items() if "difference" in r}      # not those left unclustered
+    best = max(clustered.items(), key=lambda kv: kv[1]["difference"]["ari"]) if clustered else None
+    log(f"  SpRAy: {record['n']} inputs; " + (f"the largest ARI difference {best[1]['difference']['ari']:.2f} ({best[0]}); "
+        if best else "no method clustered; ") + f"{record['seconds_total']:.0f} s")
 
 
 def main(argv=None) -> dict:

@@ -332,7 +332,32 @@ def findings_sentence(results: dict) -> str:
             f"(detection AUROC interval above 0.5 in every setting) for {', '.join(found) or 'no method'}; of these, "
             f"{', '.join(above_edge) or 'none'} also put more mass on it than the input's edge map does. False alarms (a "
             f"control's maps peak on the marker on ≥ 25 % of its inputs): {', '.join(alarms) or 'none'}. ROAD's SRG against "
-            f"detection, the methods' orders: {taus or 'not measured'}.")
+            f"detection, the methods' orders: {taus or 'not measured'}." + _global_clause(results))
+
+
+def _global_clause(results: dict) -> str:
+    """The markers no pixel map can localise (a hue shift): reliance, how many methods' maps change
+    more on the reliant models than on the controls, and whether SpRAy's clusters isolate them."""
+    from xai.methods import METHODS
+    parts = []
+    for name, s in results["settings"].items():
+        if s.get("measure") != "change" or not s.get("methods"):
+            continue
+        top = [r["flip_rate"] for r in s["models"] if r["fraction"] == 1 and not r["control"]]
+        controls = [r["flip_rate"] for r in s["models"] if r["control"] or r["fraction"] == 0]
+        changed = [METHODS[m].label for m in METHODS
+                   if s["methods"].get(m, {}).get("detection") and s["methods"][m]["detection"]["low"] > 0.5]
+        spray = (s.get("spray") or {}).get("methods", {})
+        best = max(spray, key=lambda m: spray[m]["difference"]["ari"]) if spray else None
+        isolated = [METHODS[m].label for m, r in spray.items() if r["difference"]["low"] > 0.5]
+        parts.append(f" {name} ({s['kind']}: no pixel map can localise it; {s['scored']} of {s['planned']} models): flip "
+                     f"rates {min(top):.2f}–{max(top):.2f} at p = 1, controls ≤ {max(controls or [0]):.3f}; the maps of "
+                     f"{len(changed)} of {len(METHODS)} methods change more between clean and marked tiles on the reliant "
+                     "models than on the controls (detection AUROC interval above 0.5), "
+                     + (f"yet SpRAy's clusters isolate the marked tiles for {', '.join(isolated) or 'none of them'} (largest ARI "
+                        f"difference {spray[best]['difference']['ari']:.2f}, {METHODS[best].label})." if best else
+                        "SpRAy not run."))
+    return "".join(parts)
 
 
 # --- figures ---

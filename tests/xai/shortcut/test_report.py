@@ -77,3 +77,20 @@ def test_records_of_another_version_of_the_setting_are_left_out(tmp_path):
     _write(tmp_path, setting, records)
     assert len(report.load_records(str(tmp_path), setting)) == len(records) - 1
     assert os.path.isdir(tmp_path / "models")
+
+
+def test_the_sentence_reports_a_marker_no_map_can_localise_with_its_spray():
+    """A hue shift: the sentence names the setting, its reliance, how many methods' maps change more on the
+    reliant models, and whether SpRAy isolated the marked tiles (none here: the interval reaches below 0.5)."""
+    change = {"detection": {"auroc": 0.9, "low": 0.8, "high": 1.0}}
+    setting = {"measure": "change", "kind": "hue", "scored": 3, "planned": 3,
+               "models": [{"flip_rate": 0.3, "fraction": 1.0, "control": False},
+                          {"flip_rate": 0.01, "fraction": 0.5, "control": True},
+                          {"flip_rate": 0.02, "fraction": 0.0, "control": False}],
+               "methods": {"grad_cam": change, "saliency": {"detection": {"auroc": 0.6, "low": 0.4, "high": 0.8}}},
+               "spray": {"methods": {"grad_cam": {"difference": {"ari": 0.2, "low": 0.0, "high": 0.4}}}}}
+    clause = report._global_clause({"settings": {"toy_hue": setting, "toy_local": {"measure": "mass", "methods": {}}}})
+    assert clause.startswith(" toy_hue (hue: no pixel map can localise it; 3 of 3 models): flip rates 0.30–0.30")
+    assert "controls ≤ 0.020" in clause and f"the maps of 1 of {len(METHODS)} methods change" in clause
+    assert "isolate the marked tiles for none of them (largest ARI difference 0.20, Grad-CAM)" in clause
+    assert "toy_local" not in clause
