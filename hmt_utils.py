@@ -33,8 +33,8 @@ import numpy as np
 import xai.training.train as tu
 from xai.files import atomic_open
 from xai.training.augment import COLOUR_AUGMENTS, augment_tiles, colour_augment
-from xai.training.padding import reflect_padding
 from xai.training.saving import load_legacy_model
+from xai.training.vgg import build_vgg7
 
 __all__ = [
     "CLASS_FOLDERS",
@@ -452,82 +452,15 @@ def recipe_key(config: TrainConfig) -> dict:
 def build_model(width: int = 32, seed: int = 0, activation: str = "gelu", dropout: float = 0.2,
                 padding: str = "valid", block3_width: int = 192, input_shape: tuple = TILE_SHAPE,
                 stem_width: int = 0, stem_kernel: int = 3):
-    """A VGG-7: three blocks of two 3x3 conv + batch norm + activation, 2x2 pooling between blocks,
-    global average pooling, a linear classifier and a separate softmax layer (so the pre-softmax
-    scores are one layer away).
-
-    Valid convolutions: no layer pads its input, so no unit ever sees a border that is not tissue.
-    With "same" zero padding every near-white tile (empty, adipose) meets a black frame at every
-    layer, and a model trained that way learns to use the frame (its Grad-CAM mass piles up in the
-    tile's outer band). Valid convolutions lose only one pixel a side a layer, but see a border pixel
-    fewer times than a central one: |IG| of the committed model is 3.9 times as high in the central
-    112 px as outside it (16 course test tiles, ``xai.analysis.artefacts.map_artefacts``). ``padding="reflect"`` pads every
-    convolution's input with its own mirror (``xai.training.padding.reflect_padding``, Keras's own
-    layers: the file still loads anywhere) and pools with "same" padding, so no row is dropped.
-    ``stem_kernel=4``: the stride-2 first convolution's 4 x 4 windows overlap every pixel equally; 3 x 3
-    windows at stride 2 overlap alternate pixels once and twice, a checkerboard in every gradient map
-    (the committed model's |IG| columns alternate by 0.51).
-
-    Smooth by design: GELU in place of ReLU and average in place of max pooling make the score an
-    analytic function of the pixels, so Integrated Gradients' path integrand is smooth and 32
-    Gauss-Legendre points meet completeness to well under 1 % on every tile.
-
-    Channels: width, 2 * width and block3_width (0: 4 * width) in the three blocks.
-
-    Input: raw RGB tiles, float32 (None, 150, 150, 3), values 0-255; the model scales its own input.
-    ``input_shape=(None, None, 3)`` builds the same network for any tile size (training on crops).
-    The first convolution has stride 2 (it quarters the cost); with ``stem_width`` > 0 it runs at
-    full resolution with that many channels and is followed by 2 x 2 average pooling instead (it sees
-    every pixel's neighbourhood at 0.495 um/px, for a sixth more cost with 16 channels). Feature maps
-    with valid padding: 74 -> 72, pool 36 -> 34 -> 32, pool 16 -> 14 -> 12 (the last feature map,
-    after its activation, is where Grad-CAM looks); with reflect padding 75 -> 75, pool 38, pool 19.
-    Output: probabilities (None, 8).
-    """
-    import keras
-    from keras import layers
-    if padding not in ("valid", "same", "reflect"):
-        raise ValueError(f"padding must be 'valid', 'same' or 'reflect', got {padding!r}")
-    if stem_kernel not in (3, 4) or (stem_width and stem_kernel != 3):
-        raise ValueError(f"stem_kernel must be 3 or 4, and 3 with a full-resolution stem (stem_width > 0); got "
-                         f"stem_kernel={stem_kernel!r}, stem_width={stem_width!r}")
-    x = keras.Input(tuple(input_shape), name="tile")                     # (N, 150, 150, 3), 0-255
-    h = _vgg_blocks(layers.Rescaling(1 / 255.0, name="rescale")(x), width, block3_width or 4 * width, seed,
-                    activation, padding, stem_width, stem_kernel)       # (N, 12, 12, w3); reflect: 19 x 19
-    h = layers.GlobalAveragePooling2D(name="gap")(h)                     # (N, w3)
-    h = layers.Dropout(dropout, seed=seed, name="dropout")(h)
-    logits = layers.Dense(len(CLASS_NAMES), kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 6),
-                          name="logits")(h)                              # (N, 8)
-    prob = layers.Softmax(name="softmax")(logits)
-    return keras.Model(x, prob, name="hmt_vgg7")
-
-
-def _vgg_blocks(h, width: int, w3: int, seed: int, activation: str, padding: str, stem_width: int, stem_kernel: int):
-    """The three blocks of :func:`build_model` on the rescaled tiles h (N, 150, 150, 3). Shapes: valid
-    padding (reflect padding in brackets, where pooling pads odd sizes instead of dropping a row)."""
-    import keras
-    from keras import layers
-    init = lambda i: keras.initializers.HeNormal(seed=seed + i)  # noqa: E731  one seed per layer
-    pool = lambda name: layers.AveragePooling2D(2, padding="same" if padding == "reflect" else "valid", name=name)  # noqa: E731
-
-    def conv(h, filters, i, name, strides=1, kernel=3):
-        if padding == "reflect":
-            h = reflect_padding(f"{name}_pad")(h)
-        h = layers.Conv2D(filters, kernel, strides=strides, padding="valid" if padding == "reflect" else padding,
-                          use_bias=False, kernel_initializer=init(i), name=name)(h)
-        h = layers.BatchNormalization(name=f"{name}_bn")(h)
-        return layers.Activation(activation, name=f"{name}_{activation}")(h)
-
-    if stem_width:   # full resolution, then pooled: (N, 148, 148, s) -> (N, 74, 74, s)
-        h = pool("block1_stem_pool")(conv(h, stem_width, 0, "block1_conv1"))
-    else:
-        h = conv(h, width, 0, "block1_conv1", strides=2, kernel=stem_kernel)   # (N, 74, 74, w) [75]
-    h = conv(h, width, 1, "block1_conv2")                                # (N, 72, 72, w) [75]
-    h = pool("block1_pool")(h)                                           # (N, 36, 36, w) [38]
-    h = conv(h, 2 * width, 2, "block2_conv1")                            # (N, 34, 34, 2w) [38]
-    h = conv(h, 2 * width, 3, "block2_conv2")                            # (N, 32, 32, 2w) [38]
-    h = pool("block2_pool")(h)                                           # (N, 16, 16, 2w) [19]
-    h = conv(h, w3, 4, "block3_conv1")                                   # (N, 14, 14, w3) [19]
-    return conv(h, w3, 5, "block3_conv2")                                # last conv: (N, 12, 12, w3) [19]
+    """HMT's CNN: ``xai.training.vgg.build_vgg7`` for the 8 classes and (150, 150, 3) tiles (0-255; the
+    model scales its own input), named "hmt_vgg7". Valid convolutions (the committed model's): no
+    zero frame to learn, but |IG| piles up 3.9 times in the centre; ``padding="reflect"`` with
+    ``stem_kernel=4`` removes the pile and the checkerboard (see build_vgg7). ``input_shape=(None,
+    None, 3)`` builds the same network for any tile size (training on crops). Output: probabilities
+    (None, 8), after a separate softmax layer (the logits are one layer away)."""
+    return build_vgg7(len(CLASS_NAMES), input_shape, width=width, seed=seed, activation=activation, dropout=dropout,
+                      padding=padding, block3_width=block3_width, stem_width=stem_width, stem_kernel=stem_kernel,
+                      name="hmt_vgg7")
 
 
 def train(x_train, y_train, config: TrainConfig = TrainConfig(), *, groups: TileGroups | np.ndarray | None = None,
