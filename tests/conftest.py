@@ -49,6 +49,15 @@ def snapshot_repo(dest) -> str:
     return str(dest)
 
 
+def load_tool(name: str):
+    """A script of tools/ (not a package) loaded as a module, for its tests."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, repo_path("tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def hmt_root():
     """The HMT tiles: $HMT_DIR, data/hmt (make data), or ../shared/data/hmt."""
     root = os.environ.get("HMT_DIR") or repo_path("data", "hmt")

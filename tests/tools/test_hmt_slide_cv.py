@@ -3,22 +3,18 @@ models for hours and is not run here), resuming and restarting its folds, and it
 failed probe, its arguments. The folds, intervals and probe it calls are tested in
 tests/xai/training/test_slides.py and tests/xai/analysis/test_stats.py."""
 import argparse
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
 
-from tests.conftest import hmt_root, repo_path
+from tests.conftest import hmt_root, load_tool, repo_path
 
 
 @pytest.fixture(scope="module")
 def cv():
-    spec = importlib.util.spec_from_file_location("hmt_slide_cv", repo_path("tools", "hmt_slide_cv.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("hmt_slide_cv")
 
 
 @pytest.fixture(scope="module")

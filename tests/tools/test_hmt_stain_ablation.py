@@ -1,21 +1,17 @@
 """tools/hmt_stain_ablation.py: the tool in its --quick mode on a few real tiles (the real ablation trains
 15 models for hours): runs saved and reused, the summary with its choice by test fold and the two
 schedules' agreement, its arguments. The comparisons it calls are tested in tests/xai/training/test_ablation.py."""
-import importlib.util
 import json
 import os
 
 import pytest
 
-from tests.conftest import hmt_root, repo_path
+from tests.conftest import hmt_root, load_tool
 
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("hmt_stain_ablation", repo_path("tools", "hmt_stain_ablation.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("hmt_stain_ablation")
 
 
 @pytest.mark.slow

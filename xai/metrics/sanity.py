@@ -96,8 +96,7 @@ def cascading_randomization(model, x, explain: Callable, *, class_index=None, se
     classes = explained_classes(model, x, class_index)
     reference = np.asarray(explain(model, x, classes))
     reference = np.abs(reference) if absolute else reference
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
+    clone = _randomised_clone(model)
     rng = np.random.default_rng(seed)
     names, corr = [], []
     for group in _randomisation_groups(clone):
@@ -113,6 +112,7 @@ def cascading_randomization(model, x, explain: Callable, *, class_index=None, se
 # --- Hedström et al. 2024: eMPRT and sMPRT ---
 
 def _randomised_clone(model):
+    """A copy of the model with its weights, to be randomised (the model explained stays untouched)."""
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     return clone
