@@ -45,6 +45,9 @@ __all__ = [
     "shared_reference",
     "findings",
     "completeness_by_baseline",
+    "completeness_gaps",
+    "completeness_table",
+    "summarise_grid",
     "LEFT_OUT",
     "sweep_plan",
     "comparison_defaults",
@@ -427,16 +430,16 @@ def findings(rows: list[dict], label: str, *, methods=None) -> list[str]:
     return out
 
 
-def completeness_by_baseline(model, x, classes, ig_variants: dict[str, np.ndarray], *, value_range: tuple,
-                             references=None, blur_sigma: float = 10.0, uniform_samples: int = 4, seed: int = 0,
-                             batch_size: int = 128) -> str:
-    """Markdown: IG's completeness gap for each baseline of :func:`method_variants` (the same
-    options), relative to |F(x) - F(x')|: median, maximum and the share within 1 %. Expected
-    gradients meets completeness in expectation only (against the reference set's mean score),
-    so its gap is Monte Carlo error; the noise tunnel's maps average IG over noisy inputs and have
-    no single F(x'), so it has no row."""
+def completeness_gaps(model, x, classes, ig_variants: dict[str, np.ndarray], *, value_range: tuple,
+                      references=None, blur_sigma: float = 10.0, uniform_samples: int = 4, seed: int = 0,
+                      batch_size: int = 128) -> dict[str, dict]:
+    """IG's completeness gap of each example for each baseline of :func:`method_variants` (the same
+    options), relative to |F(x) - F(x')|: ``{setting: {"gap": float (N,), "how": str}}``. Expected
+    gradients meets completeness in expectation only (against the reference set's mean score), so
+    its gap is Monte Carlo error; the noise tunnel's maps average IG over noisy inputs and have no
+    single F(x'), so it has no entry."""
     import xai.methods.integrated_gradients as xig
-    lines = ["| baseline | median relative gap | max | share within 1 % | meets it |", "|---|---|---|---|---|"]
+    out = {}
     for setting, maps in ig_variants.items():
         if setting.startswith("tunnel"):
             continue
@@ -451,9 +454,24 @@ def completeness_by_baseline(model, x, classes, ig_variants: dict[str, np.ndarra
                                           blur_sigma=blur_sigma, baseline_samples=uniform_samples, seed=seed,
                                           batch_size=batch_size)
             how = "up to quadrature"
-        rel = np.asarray(rel, np.float64)
-        lines.append(f"| {setting} | {np.median(rel):.1e} | {rel.max():.1e} | {np.mean(rel <= 0.01):.3f} | {how} |")
+        out[setting] = {"gap": np.asarray(rel, np.float64), "how": how}
+    return out
+
+
+def completeness_table(gaps: dict[str, dict]) -> str:
+    """Markdown of :func:`completeness_gaps`: a baseline a row, its median and maximum relative gap
+    and the share of examples within 1 %."""
+    lines = ["| baseline | median relative gap | max | share within 1 % | meets it |", "|---|---|---|---|---|"]
+    for setting, entry in gaps.items():
+        rel = np.asarray(entry["gap"], np.float64)
+        lines.append(f"| {setting} | {np.median(rel):.1e} | {rel.max():.1e} | {np.mean(rel <= 0.01):.3f} | "
+                     f"{entry['how']} |")
     return "\n".join(lines)
+
+
+def completeness_by_baseline(model, x, classes, ig_variants: dict[str, np.ndarray], **options) -> str:
+    """Markdown: :func:`completeness_table` of :func:`completeness_gaps` (the same arguments)."""
+    return completeness_table(completeness_gaps(model, x, classes, ig_variants, **options))
 
 
 # --- the whole sweep on one data set, as the notebook runs it ---
@@ -478,23 +496,36 @@ def run_sweep(model, x, classes, *, value_range: tuple, patch: int, given: dict 
     setting (:func:`evaluations`, :func:`evaluate_grid`), the pairs' verdicts across the grid
     (:func:`robustness`, :func:`verdicts`) and IG's completeness for each baseline. ``draws``:
     the noise draws of :func:`method_variants` (``smoothgrad_samples``, ``expected_samples``,
-    ``tunnel_samples``, ``uniform_samples``). Returns a dict of everything, with the Markdown tables
-    ``settings_table``, ``robustness_table`` and ``completeness_table``."""
+    ``tunnel_samples``, ``uniform_samples``). Returns :func:`summarise_grid`'s dict with the maps
+    (``variants``) beside it."""
     variants, refs = method_variants(model, x, classes, value_range=value_range, given=given, references=references,
                                      blur_sigma=blur_sigma, rise_settings=rise_settings, seed=seed,
                                      batch_size=batch_size, **draws)
     evals = evaluations(value_range)
     grid = evaluate_grid(model, x, classes, variants, evals, patch=patch, steps=steps, noise_std=noise_std,
                          noise_scale=noise_scale, seed=seed, batch_size=batch_size)
-    rows = robustness(grid, references=refs, evaluations=evals, n_boot=n_boot, seed=seed)
-    ig_maps = variants[METHODS["integrated_gradients"].label]
-    completeness = completeness_by_baseline(model, x, classes, ig_maps, value_range=value_range, references=references,
-                                            blur_sigma=blur_sigma, uniform_samples=draws.get("uniform_samples", 4),
-                                            seed=seed, batch_size=batch_size)
-    return {"n": len(x), "variants": variants, "references": refs, "evaluations": evals, "grid": grid, "rows": rows,
-            "verdicts": verdicts(rows), "n_settings": sum(map(len, variants.values())),
-            "settings_table": settings_table(grid, references=refs, evaluations=evals),
-            "robustness_table": robustness_table(rows), "completeness_table": completeness}
+    gaps = completeness_gaps(model, x, classes, variants[METHODS["integrated_gradients"].label], value_range=value_range,
+                             references=references, blur_sigma=blur_sigma,
+                             uniform_samples=draws.get("uniform_samples", 4), seed=seed, batch_size=batch_size)
+    return dict(summarise_grid(grid, refs, evals, gaps, n_boot=n_boot, seed=seed), variants=variants)
+
+
+def summarise_grid(grid: dict, references: dict, evaluations: dict, gaps: dict, *, n_boot: int = 2000,
+                   seed: int = 0) -> dict:
+    """What :func:`run_sweep` returns, from the grid's per-example scores (:func:`evaluate_grid`),
+    the settings' references, the evaluations and IG's gaps (:func:`completeness_gaps`), e.g. as
+    ``xai.analysis.sweep_store`` gathers them from stored batches: ``n``, the grid, the pairs'
+    ``rows`` and ``verdicts``, ``n_settings`` and the Markdown tables ``settings_table``,
+    ``robustness_table`` and ``completeness_table``."""
+    lengths = {len(v[m]) for v in grid.values() for m in v}
+    if len(lengths) != 1:
+        raise ValueError(f"every cell of the grid must score the same examples, got lengths {sorted(lengths)}")
+    rows = robustness(grid, references=references, evaluations=evaluations, n_boot=n_boot, seed=seed)
+    return {"n": lengths.pop(), "references": references, "evaluations": evaluations, "grid": grid, "rows": rows,
+            "verdicts": verdicts(rows), "n_settings": len({(m, s) for m, s, _ in grid}),
+            "settings_table": settings_table(grid, references=references, evaluations=evaluations),
+            "robustness_table": robustness_table(rows), "completeness": gaps,
+            "completeness_table": completeness_table(gaps)}
 
 
 def sweep_sections(sweep: dict, label: str, *, unit: str = "examples", methods=None) -> list[dict]:

@@ -60,7 +60,7 @@ def validation_split(y: np.ndarray, config: TrainConfig, groups: np.ndarray | No
 
 def train_model(build: Callable, x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
                 augment: Callable | None = None, callbacks: Sequence = (), verbose: int = 0,
-                groups: np.ndarray | None = None, one_group_classes: str = "raise"):
+                groups: np.ndarray | None = None, one_group_classes: str = "raise", jit_compile="auto"):
     """The one training path: seed everything, split off a validation set (stratified, or grouped
     with ``groups``), build the model with ``build()``, train (:func:`fit`) and keep the best
     validation epoch.
@@ -74,6 +74,7 @@ def train_model(build: Callable, x: np.ndarray, y: np.ndarray, config: TrainConf
         groups: None (a :func:`stratified_split`), or str/int (N,) groups of the examples, e.g. the
             source image of each tile: then :func:`grouped_split` keeps every group on one side.
         one_group_classes: passed to :func:`grouped_split` ("raise" or "train").
+        jit_compile: passed to Keras's ``compile`` (see :func:`fit`).
 
     Returns:
         ``(model, info)``: info holds the history, ``train_seconds``, ``best_epoch``,
@@ -94,7 +95,7 @@ def train_model(build: Callable, x: np.ndarray, y: np.ndarray, config: TrainConf
         epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, label_smoothing=config.label_smoothing, augment=augment,
         seed=config.seed, warmup_epochs=config.warmup_epochs, ema_decay=config.ema_decay, callbacks=callbacks,
-        verbose=verbose)
+        verbose=verbose, jit_compile=jit_compile)
     info = {"history": history, "train_seconds": seconds, "best_epoch": history["best_epoch"],
             "val_accuracy": max(history["val_accuracy"]), "config": asdict(config),
             "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
@@ -145,13 +146,17 @@ class AugmentedBatches(keras.utils.PyDataset):
 
 def fit(model, x_train, y_train, x_val, y_val, *, epochs: int, batch_size: int, learning_rate: float,
         weight_decay: float, label_smoothing: float, augment: Callable | None, seed: int,
-        warmup_epochs: int = 2, ema_decay: float = 0.0, callbacks: Sequence = (), verbose: int = 0):
+        warmup_epochs: int = 2, ema_decay: float = 0.0, callbacks: Sequence = (), verbose: int = 0,
+        jit_compile="auto"):
     """Train with AdamW, linear warm-up then cosine decay; keep the weights of the best val epoch.
 
     With ``ema_decay`` > 0 an exponential moving average of all the weights (batch-norm statistics
     included) is updated after every step (see :class:`_WeightAverage`); it is what is validated and
     kept (the raw weights' validation accuracy is in the history as ``raw_val_accuracy``; the
     seconds returned include that second validation pass).
+
+    ``jit_compile``: Keras's (``"auto"``: XLA on an accelerator, not on a CPU; True: XLA everywhere,
+    which fuses a network's elementwise layers, e.g. reflect padding's, into its convolutions).
 
     The validation split alone chooses the epoch. Returns ``(history dict, seconds)``.
     """
@@ -165,7 +170,7 @@ def fit(model, x_train, y_train, x_val, y_val, *, epochs: int, batch_size: int, 
         warmup_target=learning_rate if warmup else None, warmup_steps=warmup)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], jit_compile=jit_compile)
     x_val, y_val = x_val.astype(np.float32), onehot(y_val)
     average = _WeightAverage(ema_decay, x_val, y_val, batch_size) if ema_decay else None
     keeper = _KeepBest(average)
