@@ -86,7 +86,7 @@ def _data(args):
         model_path = os.path.join(args.out, "models", "quick_sweep_model.keras")
         if not os.path.isfile(model_path):
             os.makedirs(os.path.dirname(model_path), exist_ok=True)
-            build_vgg7(len(names), width=4, block3_width=8, seed=0).save(model_path)
+            build_vgg7(len(names), (150, 150, 3), width=4, block3_width=8, seed=0).save(model_path)
         x_train, args.per_class, args.rise_masks = x_train[:32], 1, 40
     else:
         model_path = args.model or os.path.join(_REPO, "models", "HMT.keras")

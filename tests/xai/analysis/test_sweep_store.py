@@ -1,0 +1,95 @@
+"""xai/analysis/sweep_store.py: the settings grid in stored batches, resumed, gathered in any order,
+keyed so that another model or other options never mix in, and summarised as run_sweep does."""
+import os
+
+import numpy as np
+import pytest
+
+import xai.analysis.sweep as xs
+import xai.analysis.sweep_store as store
+from tests.conftest import tiny_conv2d
+
+OPTIONS = dict(value_range=(0.0, 255.0), patch=4, blur_sigma=2.0, rise_settings=((24, None), (6, None), (24, 4)),
+               steps=3, noise_std=0.01, noise_scale=255.0, seed=0, batch_size=32, smoothgrad_samples=2,
+               expected_samples=2, tunnel_samples=2, uniform_samples=2)
+
+
+@pytest.fixture(scope="module")
+def setting():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 12, 12, 3)).astype(np.float32)
+    options = dict(OPTIONS, references=rng.uniform(0, 255, (3, 12, 12, 3)).astype(np.float32))
+    model = tiny_conv2d()
+    classes = model.predict(x, verbose=0).argmax(-1)
+    return model, x, classes, options
+
+
+def test_batches_are_stored_resumed_and_gathered_in_the_order_asked(setting, tmp_path):
+    model, x, classes, options = setting
+    key = store.sweep_key("model-a", x, options)
+    tiles = np.array([6, 1, 4, 3, 0])
+    assert store.run_stored(model, x, classes, tiles[:3], tmp_path, key, options, batch_tiles=2, log=None) == 0
+    assert len(os.listdir(tmp_path)) == 2 and store.stored_tiles(tmp_path, key).tolist() == [1, 4, 6]
+    stamps = {n: os.path.getmtime(tmp_path / n) for n in os.listdir(tmp_path)}
+    assert store.run_stored(model, x, classes, tiles, tmp_path, key, options, batch_tiles=2, log=None) == 0
+    assert {n: os.path.getmtime(tmp_path / n) for n in stamps} == stamps           # only the new tiles computed
+    assert store.stored_tiles(tmp_path, key).tolist() == [0, 1, 3, 4, 6]
+    g = store.gather(tmp_path, key, tiles)
+    again = store.gather(tmp_path, key, tiles[::-1])
+    direct = store.run_batch(model, x[[3, 0]], classes[[3, 0]], options)            # the second run's batch
+    for cell, scores in g["grid"].items():
+        assert set(scores) == set(xs.SWEPT_METRICS) and all(len(v) == 5 for v in scores.values())
+        np.testing.assert_array_equal(again["grid"][cell]["srg"], scores["srg"][::-1])
+        np.testing.assert_allclose(scores["srg"][3:], direct["grid"][cell]["srg"], atol=1e-6)
+    assert set(g["gaps"]) == set(direct["gaps"]) and g["batches"] == 3
+    np.testing.assert_allclose(g["gaps"]["zeros"]["gap"][3:], direct["gaps"]["zeros"]["gap"], atol=1e-6)
+    assert g["references"] == direct["references"] and g["evaluations"] == direct["evaluations"]
+
+
+def test_load_sweep_summarises_as_run_sweep_does(setting, tmp_path):
+    model, x, classes, options = setting
+    key = store.sweep_key("model-a", x, options)
+    tiles = np.arange(6)
+    store.run_stored(model, x, classes, tiles, tmp_path, key, options, batch_tiles=6, log=None)
+    loaded = store.load_sweep(tmp_path, key, tiles, n_boot=200)
+    draws = {k: v for k, v in options.items() if k.endswith("_samples")}
+    direct = xs.run_sweep(model, x[tiles], classes[tiles], value_range=options["value_range"], patch=options["patch"],
+                          references=options["references"], blur_sigma=options["blur_sigma"],
+                          rise_settings=options["rise_settings"], steps=options["steps"], noise_std=options["noise_std"],
+                          noise_scale=options["noise_scale"], n_boot=200, seed=0, batch_size=32, **draws)
+    assert loaded["n"] == direct["n"] == 6 and loaded["n_settings"] == direct["n_settings"]
+    assert loaded["settings_table"] == direct["settings_table"]
+    assert loaded["robustness_table"] == direct["robustness_table"]
+    assert loaded["completeness_table"] == direct["completeness_table"]
+    assert {k: v["verdict"] for k, v in loaded["verdicts"].items()} == {k: v["verdict"] for k, v in direct["verdicts"].items()}
+
+
+def test_another_key_is_never_read_and_bad_arguments_are_refused(setting, tmp_path):
+    model, x, classes, options = setting
+    key = store.sweep_key("model-a", x, options)
+    store.run_stored(model, x, classes, [0, 1], tmp_path, key, options, log=None)
+    retrained = store.sweep_key("model-b", x, options)
+    other_options = store.sweep_key("model-a", x, dict(options, steps=4))
+    other_data = store.sweep_key("model-a", x[::-1], options)
+    for k in (retrained, other_options, other_data):
+        assert k != key and store.stored_tiles(tmp_path, k).size == 0
+        with pytest.raises(LookupError, match="2 of 2 examples are not stored"):
+            store.gather(tmp_path, k, [0, 1])
+    with pytest.raises(LookupError, match="1 of 3"):
+        store.gather(tmp_path, key, [0, 1, 2])
+    assert store.run_stored(model, x, classes, [2, 3], tmp_path, key, options, deadline=0.0, log=None) == 2
+    assert store.key_sha1(key) != store.key_sha1(retrained)
+    with pytest.raises(ValueError, match="missing \\['patch'\\]"):
+        store.sweep_key("m", x, {k: v for k, v in options.items() if k != "patch"})
+    with pytest.raises(ValueError, match="unknown \\['stride'\\]"):
+        store.sweep_key("m", x, dict(options, stride=2))
+    with pytest.raises(ValueError, match="batch_tiles"):
+        store.run_stored(model, x, classes, [0, 1], tmp_path, key, options, batch_tiles=1)
+    assert not [n for n in os.listdir(tmp_path) if not n.startswith("batch_")]     # no temporary file left
+
+
+def test_summarise_grid_refuses_cells_of_different_lengths():
+    grid = {("A", "s", "e"): {m: np.zeros(3) for m in xs.SWEPT_METRICS},
+            ("B", "t", "e"): {m: np.zeros(4) for m in xs.SWEPT_METRICS}}
+    with pytest.raises(ValueError, match="same examples"):
+        xs.summarise_grid(grid, {}, {}, {})
