@@ -10,6 +10,7 @@ Axis key: N examples, T signal length, H, W image size, C channels.
 from __future__ import annotations
 
 import os
+import textwrap
 
 import numpy as np
 
@@ -274,42 +275,44 @@ def _short(title: str) -> str:
 
 
 def plot_claims(panels: dict, title: str = ""):
-    """The comparison on one page: for each group (``{label: xai.analysis.compare.claims_matrix(...)}``), the
-    methods x metrics, each cell coloured by the method's rank on the metric (dark: best), with
-    the mean and the mark of how its differences hold (◆ every difference from the other methods
-    holds in the default setting and is robust across the settings grid, ◇ some are, · some hold
-    in the default setting only; metrics with an asterisk were not swept)."""
+    """The comparison on one page: for each group (``{label: xai.analysis.compare.claims_matrix(...)}``),
+    one panel below the other, methods x metrics, each cell the method's mean, coloured by how many
+    methods beat it (darkest: none; methods the data cannot tell apart share a colour), the methods
+    none beats marked with the weakest of their wins across the settings grid (the orderings' marks;
+    see ``xai.analysis.compare.CLAIMS_LEGEND``); metrics with an asterisk were not swept."""
     import matplotlib.pyplot as plt
+    from matplotlib import colors
+
+    from xai.analysis.compare import CLAIMS_LEGEND
     if not panels:
         raise ValueError("panels must hold at least one group")
-    widths = [len(p["metrics"]) for p in panels.values()]
-    rows = max(len(p["methods"]) for p in panels.values())
-    fig, axes = plt.subplots(1, len(panels), figsize=(0.78 * sum(widths) + 1.3 * len(panels), 0.5 * rows + 1.6),
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
-    cmap = plt.get_cmap("Greens_r")
-    for ax, (label, p) in zip(axes[0], panels.items()):
-        ranks = np.asarray(p["ranks"], float)
+    cols = max(len(p["metrics"]) for p in panels.values())
+    heights = [len(p["methods"]) + 1.2 for p in panels.values()]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(1.2 * cols + 1.8, 0.42 * sum(heights) + 1.0),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False, layout="constrained")
+    cmap = colors.LinearSegmentedColormap.from_list("tiers", ["#1b7837", "#d9f0d3"])
+    for ax, (label, p) in zip(axes[:, 0], panels.items()):
+        tiers = np.asarray(p["tiers"], float)
         n = len(p["methods"])
-        shown = np.where(np.isnan(ranks), np.nan, (ranks - 1) / max(n - 1, 1) * 0.75)   # best dark, worst light
+        shown = np.where(np.isnan(tiers), np.nan, tiers / max(n - 1, 1))          # 0: none beats it
         ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=0, vmax=1, aspect="auto")
         for i in range(n):
             for j in range(len(p["metrics"])):
                 v = p["values"][i][j]
-                if np.isnan(v):
-                    ax.text(j, i, "-", ha="center", va="center", fontsize=8, color="grey")
-                    continue
-                dark = shown[i, j] < 0.35
-                ax.text(j, i, f"{v:.{p['decimals'][j]}f}\n{p['marks'][i][j]}", ha="center", va="center", fontsize=7.5,
-                        color="white" if dark else "black")
+                text = "–" if np.isnan(v) else f"{v:.{p['decimals'][j]}f} {p['marks'][i][j]}".rstrip()
+                ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                        color="grey" if np.isnan(v) else "white" if shown[i, j] < 0.4 else "black")
         ax.set_xticks(range(len(p["metrics"])),
-                      [_short(m) + ("" if sw else " *") for m, sw in zip(p["metrics"], p["swept"])], fontsize=7)
-        ax.set_yticks(range(n), p["methods"], fontsize=9)
+                      [_short(m) + ("" if sw else " *") for m, sw in zip(p["metrics"], p["swept"])], fontsize=8.5)
+        ax.xaxis.tick_top()
+        ax.set_yticks(range(n), p["methods"], fontsize=9.5)
         ax.tick_params(length=0)
-        ax.set_title(label, fontsize=10)
-    fig.suptitle(title or "colour: rank (dark: best). ◆ every difference from the others holds and is robust across "
-                          "the settings grid, ◇ some are,\n· some hold in the default setting only; * metric not swept",
-                 fontsize=8.5)
-    fig.tight_layout()
+        ax.set_title(label, fontsize=10.5, fontweight="bold", loc="left")
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.supxlabel("\n".join(textwrap.wrap(CLAIMS_LEGEND, 16 * cols + 20)), fontsize=7.5)
     return fig
 
 

@@ -33,8 +33,8 @@ __all__ = [
     "MAP_KINDS",
     "MARKS",
     "MARKS_LEGEND",
-    "CLAIM_MARKS",
     "claims_matrix",
+    "CLAIMS_LEGEND",
     "method_settings",
     "method_functions",
     "explain_all",
@@ -322,7 +322,6 @@ def supported_claims(rows: list[dict]) -> list[str]:
 
 # how an ordering of two methods fares across the settings grid (xai.analysis.sweep.robustness's verdicts)
 MARKS = {"robust": "●", "setting-dependent": "◐", "reversed somewhere": "✕", "not resolved": "○"}
-CLAIM_MARKS = {"all": "◆", "some": "◇", "default": "·"}
 SWEPT = {m.title: key for key, m in METRICS.items() if m.swept}
 MARKS_LEGEND = ("across the settings grid (xai.analysis.sweep): ● the neighbours' order holds in every cell, ◐ in some cells "
                 "and is never reversed, ✕ it is reversed in some cell, ○ no cell resolves it (each cell: a paired "
@@ -365,42 +364,48 @@ def orderings(results: dict, rows: list[dict], sanity: dict | None = None, verdi
     return out
 
 
+# how strong a leader's wins are across the grid, weakest last: the mark of its weakest win
+_STRENGTH = (MARKS["robust"], MARKS["setting-dependent"], MARKS["not resolved"], MARKS["reversed somewhere"])
+CLAIMS_LEGEND = ("colour: how many methods beat the method on the metric (95 % interval of the paired difference "
+                 "excluding 0): darkest none, each step lighter one more, so that methods the data cannot tell apart "
+                 "share a colour. Marks on the methods that none beats: the weakest of their wins across the settings "
+                 "grid (● every win holds in every cell, ◐ in some cells and is never reversed, ○ one is resolved in no "
+                 "cell, ✕ one is reversed in some cell); unmarked: it beats none, or one setting only (* not swept)")
+
+
 def claims_matrix(results: dict, rows: list[dict], sanity: dict | None = None, verdicts: dict | None = None) -> dict:
     """What :func:`xai.plots.plot_claims` draws for one group: ``methods``, ``metrics`` (the
     columns' titles), ``values`` and ``ranks`` (methods x metrics; 1 is the best, equal means share
-    a rank, NaN where a method lacks the metric), ``decimals`` (per metric) and ``marks``
-    (:data:`CLAIM_MARKS`): ◆ where every difference of the method from the others holds (interval
-    excluding 0) in the default setting and is robust across the settings grid, ◇ where some are,
-    · where some hold in the default setting but none is robust across the grid, '' where none
-    holds; on metrics that were not swept only · or ''. The marks are symmetric: the robustly
-    worst method gets ◆ as the best does; the colour tells which."""
+    a rank, NaN where a method lacks the metric), ``tiers`` (how many methods beat it: their paired
+    difference's interval excludes 0; NaN where missing), ``decimals`` (per metric) and ``marks``:
+    on the methods of tier 0 that beat at least one other, the weakest grid verdict of those wins
+    (:data:`MARKS`, see :data:`CLAIMS_LEGEND`), '' elsewhere and on metrics that were not swept."""
     results = _with_sanity(results, sanity)
     pairs = {(r["metric"], frozenset((r["first"], r["second"]))): r for r in rows}
     methods = list(results)
     cols = [c for c in COLUMNS if sum(c[1] in results[m] for m in methods) >= 2]
     values = np.full((len(methods), len(cols)), np.nan)
-    ranks = np.full_like(values, np.nan)
+    ranks, tiers = np.full_like(values, np.nan), np.full_like(values, np.nan)
     marks = [["" for _ in cols] for _ in methods]
     for j, (title, key, scale, higher) in enumerate(cols):
         have = [i for i, m in enumerate(methods) if key in results[m]]
         for i in have:
             values[i, j] = float(np.mean(np.asarray(results[methods[i]][key]) * scale))
         ranks[have, j] = rankdata(-values[have, j] if higher else values[have, j], method="min")   # ties share
+        won = {i: [] for i in have}
         for i in have:
-            held, robust = 0, 0
+            tiers[i, j] = 0
             for k in have:
-                if k == i:
-                    continue
-                d = pairs.get((title, frozenset((methods[i], methods[k]))))
-                if d and d["better"]:
-                    held += 1
-                    better, worse = (methods[i], methods[k]) if d["better"] == methods[i] else (methods[k], methods[i])
-                    robust += _mark(verdicts, title, better, worse) == MARKS["robust"]
-            others = len(have) - 1
-            marks[i][j] = (CLAIM_MARKS["all"] if robust == others else CLAIM_MARKS["some"] if robust
-                           else CLAIM_MARKS["default"] if held else "")
-    return {"methods": methods, "metrics": [c[0] for c in cols], "values": values, "ranks": ranks, "marks": marks,
-            "decimals": [3 if c[2] == 1 else 1 for c in cols],
+                d = pairs.get((title, frozenset((methods[i], methods[k])))) if k != i else None
+                if d and d["better"] == methods[k]:
+                    tiers[i, j] += 1
+                elif d and d["better"] == methods[i]:
+                    won[i].append(_mark(verdicts, title, methods[i], methods[k]))
+        for i in have:
+            if tiers[i, j] == 0 and won[i] and all(won[i]):                  # '' : the metric was not swept
+                marks[i][j] = max(won[i], key=_STRENGTH.index)
+    return {"methods": methods, "metrics": [c[0] for c in cols], "values": values, "ranks": ranks, "tiers": tiers,
+            "marks": marks, "decimals": [3 if c[2] == 1 else 1 for c in cols],
             "swept": [c[0] in SWEPT and verdicts is not None for c in cols]}
 
 

@@ -36,7 +36,7 @@ from xai.files import atomic_path
 from xai.methods import METHODS
 
 __all__ = ["STORE_VERSION", "sweep_key", "run_batch", "save_batch", "stored_tiles", "gather", "run_stored",
-           "load_sweep", "file_sha1", "key_sha1"]
+           "load_sweep", "load_record", "file_sha1", "key_sha1"]
 
 STORE_VERSION = 1
 _RUN_OPTIONS = ("value_range", "patch", "blur_sigma", "rise_settings", "steps", "noise_std", "noise_scale", "seed",
@@ -212,3 +212,30 @@ def load_sweep(folder: str, key: dict, tiles, *, n_boot: int = 2000, seed: int =
     g = gather(folder, key, tiles)
     return dict(summarise_grid(g["grid"], g["references"], g["evaluations"], g["gaps"], n_boot=n_boot, seed=seed),
                 seconds=g["seconds"], batches=g["batches"])
+
+
+def load_record(record_path: str, model_path: str, x, tiles, *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """The grid a tool stored (its record, e.g. ``models/hmt_sweep.json``, and the batches in the
+    folder of the same name beside it) for the model file and data given: :func:`load_sweep` of the
+    record's key, after checking that the key names this model (its file's hash), these data (``x``:
+    all the examples the tiles index) and that the record holds these ``tiles``. Adds ``record``
+    (the tool's JSON). Raises, naming what differs and the command to run, otherwise."""
+    import json
+    with open(record_path) as f:
+        record = json.load(f)
+    key, tiles = record["key"], np.asarray(tiles, np.int64)
+    command = record.get("command", "the tool named in the record")
+    problems = []
+    if key["model_sha1"] != file_sha1(model_path):
+        problems.append(f"it explains another model than {model_path} (retrained since?)")
+    if key["data_sha1"] != _array_sha1(x):
+        problems.append("it was computed on other data")
+    if sorted(record["tiles"]) != sorted(tiles.tolist()):
+        problems.append(f"it holds {len(record['tiles'])} other tiles than the {len(tiles)} asked for")
+    if not record.get("complete"):
+        problems.append(f"only {record.get('stored')} of its {len(record['tiles'])} tiles are stored")
+    if problems:
+        raise ValueError(f"the stored grid {record_path} does not fit: " + "; ".join(problems) +
+                         f". Run `{command.replace(' --report-only', '')}` (resumable), or compute it here")
+    folder = os.path.splitext(record_path)[0]
+    return dict(load_sweep(folder, key, tiles, n_boot=n_boot, seed=seed), record=record)

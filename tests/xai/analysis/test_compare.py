@@ -115,20 +115,27 @@ def test_orderings_and_the_claims_matrix_carry_the_grids_verdicts():
     verdicts = xs.verdicts([_verdict("srg", "A", "B", "robust", "A"), _verdict("srg", "B", "C", "setting-dependent", "B"),
                             _verdict("srg", "A", "C", "robust", "A"),
                             _verdict("morf_auc", "B", "C", "robust", "B"),     # the grid's leader is not the default's
-                            _verdict("morf_auc", "A", "B", "not resolved", None)])
+                            _verdict("morf_auc", "A", "B", "not resolved", None),
+                            _verdict("morf_auc", "A", "C", "not resolved", None)])
     order = xc.orderings(results, rows, verdicts=verdicts)
     assert order["SRG (ROAD) ↑"] == "A >● B >◐ C (n = 40)"
     assert order["MoRF AUC (ROAD) ↓"] == "C >✕ B >○ A (n = 40)"
     matrix = xc.claims_matrix(results, rows, verdicts=verdicts)
     assert matrix["methods"] == ["A", "B", "C"] and matrix["metrics"] == ["MoRF AUC (ROAD) ↓", "SRG (ROAD) ↑"]
-    srg = matrix["metrics"].index("SRG (ROAD) ↑")
-    assert [matrix["marks"][i][srg] for i in range(3)] == ["◆", "◇", "◇"]   # A: robust against both
+    srg, morf = matrix["metrics"].index("SRG (ROAD) ↑"), matrix["metrics"].index("MoRF AUC (ROAD) ↓")
+    assert [matrix["marks"][i][srg] for i in range(3)] == ["●", "", ""]     # A: robust against both; marks on leaders only
+    np.testing.assert_array_equal(matrix["tiers"][:, srg], [0, 1, 2])           # how many methods beat each
+    assert [matrix["marks"][i][morf] for i in range(3)] == ["", "", "✕"]    # C leads: over A resolved nowhere, over B reversed
     np.testing.assert_array_equal(matrix["ranks"][:, srg], [1, 2, 3])
     np.testing.assert_allclose(matrix["values"][0, srg], results["A"]["srg"].mean())
     plain = xc.claims_matrix(results, rows)                                 # no grid: one setting only
-    assert {m for r in plain["marks"] for m in r} == {"·"} and not any(plain["swept"])
+    assert {m for r in plain["marks"] for m in r} == {""} and not any(plain["swept"])
+    weakest = xs.verdicts([_verdict("srg", "A", "B", "robust", "A"), _verdict("srg", "A", "C", "robust", "C")])
+    assert xc.claims_matrix(results, rows, verdicts=weakest)["marks"][0][srg] == "✕"   # reversed: the weakest win
     fig = xplt.plot_claims({"toy": matrix, "plain": plain})
-    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "toy"
+    assert len(fig.axes) == 2 and fig.axes[0].get_title(loc="left") == "toy"
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert f"{results['A']['srg'].mean():.3f} ●" in texts and xc.CLAIMS_LEGEND.split()[0] in fig._supxlabel.get_text()
     import matplotlib.pyplot as plt
     plt.close(fig)
     with pytest.raises(ValueError, match="at least one"):

@@ -93,3 +93,24 @@ def test_summarise_grid_refuses_cells_of_different_lengths():
             ("B", "t", "e"): {m: np.zeros(4) for m in xs.SWEPT_METRICS}}
     with pytest.raises(ValueError, match="same examples"):
         xs.summarise_grid(grid, {}, {}, {})
+
+
+def test_load_record_checks_the_model_the_data_and_the_tiles(setting, tmp_path):
+    import json
+    model, x, classes, options = setting
+    model_path = tmp_path / "m.keras"
+    model.save(model_path)
+    key = store.sweep_key(store.file_sha1(model_path), x, options)
+    folder = tmp_path / "grid"
+    store.run_stored(model, x, classes, [0, 1, 2], folder, key, options, log=None)
+    record = {"key": key, "tiles": [0, 1, 2], "complete": True, "stored": 3, "command": "python tools/x.py"}
+    (tmp_path / "grid.json").write_text(json.dumps(record))
+    loaded = store.load_record(tmp_path / "grid.json", model_path, x, [2, 0, 1], n_boot=100)
+    assert loaded["n"] == 3 and loaded["record"]["command"] == "python tools/x.py"
+    tiny_conv2d(seed=5).save(tmp_path / "other.keras")
+    with pytest.raises(ValueError, match="another model.*python tools/x.py"):
+        store.load_record(tmp_path / "grid.json", tmp_path / "other.keras", x, [0, 1, 2])
+    with pytest.raises(ValueError, match="other data"):
+        store.load_record(tmp_path / "grid.json", model_path, x + 1, [0, 1, 2])
+    with pytest.raises(ValueError, match="other tiles"):
+        store.load_record(tmp_path / "grid.json", model_path, x, [0, 1])
