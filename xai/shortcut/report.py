@@ -15,7 +15,7 @@ import numpy as np
 from xai.files import atomic_open
 from xai.shortcut.scores import detection, flip_trend, mean_interval, rank_agreement
 
-__all__ = ["RESULTS", "REFERENCES", "kept_name", "load_records", "summarise_setting", "write_results",
+__all__ = ["RESULTS", "REFERENCES", "kept_name", "load_records", "summarise_setting", "detection_draws", "write_results",
            "load_or_run", "read_results", "tables_markdown", "findings_sentence", "mass_figure", "agreement_figure", "maps_figure"]
 
 RESULTS = "shortcut_results.json"
@@ -111,6 +111,23 @@ def summarise_setting(setting, records: list[dict], *, n_boot: int = 1000) -> di
         out["random_check"] = _random_check(records, out["area_share"], n_boot)
     out["road_agreement"] = _road_agreement(groups["reliant"], controls, measure, n_boot)
     return out
+
+
+def detection_draws(setting, records: list[dict], *, n_boot: int = 1000, seed: int = 0) -> dict | None:
+    """Each method's detection AUROC (reliant models against both controls, as :func:`summarise_setting`
+    scores it) with its bootstrap draws, for ``xai.analysis.metric_agreement``: ``{"point": {method:
+    auroc}, "replicates": {method: (B,)}, "higher_is_better": True, "n": inputs}``, methods of METHODS
+    only; None when the setting lacks reliant models or controls."""
+    from xai.methods import METHODS
+    reliant = [r for r in records if r["group"] == "reliant"]
+    controls = [r for r in records if r["group"] in ("clark", "adebayo")]
+    if not reliant or not controls:
+        return None
+    measure = "change" if setting.kind == "hue" else "mass"
+    found = {m: detection(_rows(reliant, m, measure), _rows(controls, m, measure), n_boot=n_boot, seed=seed,
+                          keep_draws=True) for m in _methods(records) if m in METHODS}
+    return {"point": {m: d["auroc"] for m, d in found.items()}, "replicates": {m: d["draws"] for m, d in found.items()},
+            "higher_is_better": True, "n": next(iter(found.values()))["n"]}
 
 
 def _model_row(r: dict) -> dict:

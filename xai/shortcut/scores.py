@@ -145,7 +145,7 @@ def mean_interval(rows, *, n_boot: int = 1000, seed: int = 0) -> dict:
     return {"mean": float(rows.mean()), "low": float(low), "high": float(high), "models": int(len(rows)), "n": int(n)}
 
 
-def detection(reliant, controls, *, n_boot: int = 1000, seed: int = 0) -> dict:
+def detection(reliant, controls, *, n_boot: int = 1000, seed: int = 0, keep_draws: bool = False) -> dict:
     """How well a per-example score (a method's mass on the marker) tells reliant models from
     controls on the same marked inputs: AUROC (reliant > control) with a 95 % bootstrap interval.
 
@@ -153,7 +153,8 @@ def detection(reliant, controls, *, n_boot: int = 1000, seed: int = 0) -> dict:
         reliant, controls: float (M, N) each: one row a model (seeds, settings), one column an input,
             the same N inputs on both sides.
     The bootstrap resamples models within each side and the inputs jointly (every model keeps the
-    same drawn inputs), so both the seeds and the inputs count in the interval.
+    same drawn inputs), so both the seeds and the inputs count in the interval. ``keep_draws``:
+    the bootstrap's AUROCs too, as ``draws`` (B,) (e.g. for ``xai.analysis.metric_agreement``).
     """
     reliant, controls = np.asarray(reliant, np.float64), np.asarray(controls, np.float64)
     if reliant.ndim != 2 or controls.ndim != 2 or reliant.shape[1] != controls.shape[1]:
@@ -168,8 +169,9 @@ def detection(reliant, controls, *, n_boot: int = 1000, seed: int = 0) -> dict:
         cols = rng.integers(0, n, n)
         draws[b] = auroc(_resample_models(rng, reliant)[:, cols], _resample_models(rng, controls)[:, cols])
     low, high = np.percentile(draws, [2.5, 97.5])
-    return {"auroc": auroc(reliant, controls), "low": float(low), "high": float(high),
-            "models": [int(len(reliant)), int(len(controls))], "n": int(n)}
+    out = {"auroc": auroc(reliant, controls), "low": float(low), "high": float(high),
+           "models": [int(len(reliant)), int(len(controls))], "n": int(n)}
+    return dict(out, draws=draws) if keep_draws else out
 
 
 def flip_trend(fractions, flip_rates, *, n_boot: int = 2000, seed: int = 0) -> dict:

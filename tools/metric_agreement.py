@@ -1,0 +1,152 @@
+"""Which metrics agree: every method of METHODS scored by every metric the repository has, and
+Kendall's tau between the metrics' rankings of the methods (``xai.analysis.metric_agreement``).
+
+    python tools/metric_agreement.py                    # MNIST-1D metrics + the planted-shortcut AUROCs
+    python tools/metric_agreement.py --quick --out /tmp/ma
+
+Metrics (each a ranking of the 13 methods, each method with its library defaults; RISE with the
+notebook's 2000 masks, expected gradients from 64 training examples):
+- MNIST-1D, on the test set (the committed model's predicted class): ROAD's MoRF, LeRF and SRG
+  (10 % steps, noise 1 % of the range), the average drop and the increase in confidence (the
+  removal family: the same examples, resampled together), relevance mass and the pointing game
+  of |map| against the digit's mask, and eMPRT (the entropy ratio of the maps after randomising
+  every layer to before; higher is better: maps that gain complexity when the model is destroyed
+  were tied to it) on the first ``--n-sanity`` examples;
+- the planted shortcuts' detection AUROC, per setting with reliant models and controls (MNIST-1D
+  local, HMT local and hue), from the committed records (``models/shortcut/runs``), with their
+  own bootstrap over models and inputs.
+
+Writes ``<out>/models/metric_agreement.json``: each metric's methods, means (as measured: see
+``higher_is_better``), units and n; the tau matrix with its intervals and shared method counts;
+the sentence for the README; the command and the time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__" and _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
+from xai.files import atomic_open  # noqa: E402
+from xai.training.saving import library_versions  # noqa: E402
+
+RISE_MASKS, N_REFERENCES = 2000, 64
+REMOVAL = ("morf_auc", "lerf_auc", "srg", "drop", "increase")
+LOCALISATION = ("relevance_mass", "pointing")
+
+
+def _options(x_train, quick: bool) -> dict:
+    refs = x_train[np.random.default_rng(0).choice(len(x_train), N_REFERENCES, replace=False)].astype(np.float32)
+    return {"rise": {"n_masks": 100 if quick else RISE_MASKS, "seed": 0},
+            "expected_gradients": {"references": refs, "samples": 8 if quick else 64, "seed": 0},
+            **{m: {"seed": 0, "samples": 4} for m in (("smoothgrad", "smoothgrad_squared", "vargrad", "noise_tunnel")
+                                                       if quick else ())}}
+
+
+def mnist1d_metrics(args) -> dict:
+    """Every method's per-example scores on MNIST-1D: ``{metric label: agreement entry}``."""
+    import keras
+
+    import mnist1d_utils as m1d
+    from xai.analysis.compare import compare_methods
+    from xai.methods import METHODS, method_function
+    from xai.metrics import METRICS
+    from xai.metrics.sanity import efficient_randomization
+    data = m1d.make_dataset()
+    n = 40 if args.quick else args.n
+    x, gt = data["x_test"][..., None].astype(np.float32)[:n], data["mask_test"][:n]
+    model = keras.models.load_model(os.path.join(_REPO, "models", "MNIST1D.keras"))
+    classes = model.predict(x, verbose=0).argmax(-1)
+    options = _options(data["x"][..., None], args.quick)
+    explain = {name: (lambda name: lambda m, xx, c: method_function(name)(m, xx, c, **options.get(name, {})))(name)
+               for name in METHODS}
+    maps = {}
+    for name in METHODS:
+        began = time.perf_counter()
+        maps[name] = explain[name](model, x, classes)
+        print(f"MNIST-1D {name}: {time.perf_counter() - began:.1f} s", flush=True)
+    span = float(data["x_test"].max() - data["x_test"].min())
+    results = compare_methods(model, x, maps, classes, masks=gt, road_steps=4 if args.quick else 10, noise_std=0.01,
+                              noise_scale=span, seed=0)
+    out = {}
+    for key in REMOVAL + LOCALISATION:
+        out[f"{METRICS[key].name} (MNIST-1D)"] = {
+            "scores": {METHODS[m].label: results[m][key] for m in METHODS}, "higher_is_better": METRICS[key].higher_is_better,
+            "units": "MNIST-1D examples" if key in REMOVAL else "MNIST-1D examples, masks"}
+    k = min(args.n_sanity, n)
+    emprt = {}
+    for name in METHODS:
+        began = time.perf_counter()
+        emprt[METHODS[name].label] = efficient_randomization(model, x[:k], explain[name], class_index=classes[:k],
+                                                             seed=0)["ratio"]
+        print(f"eMPRT {name}: {time.perf_counter() - began:.1f} s", flush=True)
+    out["eMPRT (MNIST-1D)"] = {"scores": emprt, "higher_is_better": True, "units": "MNIST-1D sanity examples"}
+    return out
+
+
+def shortcut_metrics(n_boot: int) -> dict:
+    """The planted shortcuts' detection AUROC per setting, from the committed records."""
+    from xai.methods import METHODS
+    from xai.shortcut.benchmark import SETTINGS
+    from xai.shortcut.report import detection_draws, load_records
+    out = {}
+    for name, setting in SETTINGS.items():
+        found = detection_draws(setting, load_records(_REPO, setting), n_boot=n_boot)
+        if found:
+            label = {m: METHODS[m].label for m in found["point"]}
+            out[f"shortcut detection AUROC ({name})"] = {
+                "point": {label[m]: v for m, v in found["point"].items()},
+                "replicates": {label[m]: v for m, v in found["replicates"].items()},
+                "higher_is_better": True, "n": found["n"]}
+    return out
+
+
+def _plain(a) -> list:
+    """A float array as JSON lists, NaN (no tau) as null."""
+    return [[None if not np.isfinite(v) else float(v) for v in row] for row in np.asarray(a, float)]
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=1000, help="MNIST-1D test examples (default: all 1000)")
+    p.add_argument("--n-sanity", type=int, default=100, help="MNIST-1D examples for eMPRT")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--quick", action="store_true", help="smoke run: 40 examples, few masks and draws")
+    p.add_argument("--out", default=None, help="folder holding models/ (default: the repository; required with --quick)")
+    args = p.parse_args(argv)
+    if args.quick and args.out is None:
+        p.error("--quick needs --out FOLDER")
+    out_dir = args.out or _REPO
+    from xai.analysis.metric_agreement import agreement_matrix, agreement_sentence
+    start = time.perf_counter()
+    metrics = mnist1d_metrics(args)
+    metrics.update(shortcut_metrics(100 if args.quick else args.n_boot))
+    result = agreement_matrix(metrics, n_boot=100 if args.quick else args.n_boot, seed=0)
+    record = {"command": "python tools/metric_agreement.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "metrics": result["metrics"], "tau": _plain(result["tau"]), "low": _plain(result["low"]),
+              "high": _plain(result["high"]), "shared": result["shared"].tolist(),
+              "undefined_draws": result["undefined_draws"].tolist(), "sentence": agreement_sentence(result),
+              "per_metric": {name: {"methods": s["methods"], "mean_oriented": [float(v) for v in s["point"]], "n": s["n"],
+                                    "higher_is_better": metrics[name]["higher_is_better"],
+                                    "units": metrics[name].get("units", name)}
+                             for name, s in result["statistics"].items()},
+              "n_boot": args.n_boot, "quick": args.quick, "seconds": round(time.perf_counter() - start, 1),
+              "versions": library_versions()}
+    path = os.path.join(out_dir, "models", "metric_agreement.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_open(path, "w") as f:
+        json.dump(record, f, indent=1, allow_nan=False)
+        f.write("\n")
+    print(record["sentence"], f"({record['seconds'] / 60:.1f} min) -> {path}")
+    return record
+
+
+if __name__ == "__main__":
+    main()

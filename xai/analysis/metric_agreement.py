@@ -1,0 +1,150 @@
+"""Which metrics agree: Kendall's tau between the methods' rankings under every pair of metrics,
+with a bootstrap interval, as one matrix.
+
+Each metric ranks the methods by a statistic of its own units (examples, tiles, grids, models x
+inputs). A metric is given either as per-unit scores of every method on the same units (the
+statistic is the mean; the bootstrap resamples the units jointly for all methods), or as a point
+value and bootstrap replicates per method (e.g. the planted-shortcut detection AUROC, whose
+resampling is its own). Metrics that name the same ``units`` (e.g. MoRF, LeRF and SRG on the same
+examples) share their resampled indices; the others are resampled independently, as the data
+they come from are. The interval of a pair's tau is the percentile interval of tau over the
+replicates; tau is computed over the methods both metrics have (at least 3), each oriented so
+that higher is better, so a positive tau means the two metrics prefer the same methods.
+
+Axis key: M metrics, K methods, N units of one metric, B bootstrap replicates.
+"""
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+
+from xai.analysis.stats import kendall_tau
+from xai.core import check_number
+
+__all__ = ["metric_statistics", "agreement_matrix", "plot_agreement", "agreement_sentence"]
+
+
+def _check_scores(name: str, entry: dict) -> None:
+    if not isinstance(entry, dict) or "higher_is_better" not in entry or \
+            ("scores" in entry) == ("point" in entry and "replicates" in entry):
+        raise ValueError(f"metric {name!r} must be {{'scores': {{method: (N,)}}, 'higher_is_better': bool[, 'units': "
+                         f"str]}} or {{'point': {{method: float}}, 'replicates': {{method: (B,)}}, 'higher_is_better': "
+                         f"bool}}, got {entry!r:.200}")
+
+
+def metric_statistics(metrics: dict[str, dict], *, n_boot: int = 2000, seed: int = 0) -> dict[str, dict]:
+    """Each metric's methods, point statistic (K,) and replicates (B, K), oriented so that higher is
+    better: ``{metric: {"methods", "point", "replicates", "n"}}``. Per-unit scores are averaged over
+    the units, ignoring NaN units of a method (e.g. eMPRT where a map is constant); their replicates
+    resample the units (shared by metrics of the same ``units``)."""
+    n_boot = int(check_number("n_boot", n_boot, 10, integer=True))
+    rng = np.random.default_rng(seed)
+    drawn: dict[str, np.ndarray] = {}
+    out = {}
+    for name, entry in metrics.items():
+        _check_scores(name, entry)
+        sign = 1.0 if entry["higher_is_better"] else -1.0
+        if "scores" in entry:
+            methods = list(entry["scores"])
+            table = np.stack([np.asarray(entry["scores"][m], np.float64).ravel() for m in methods])   # (K, N)
+            if np.isinf(table).any() or np.isnan(table).all(axis=1).any():
+                raise ValueError(f"metric {name!r}: scores must be finite (NaN units are skipped), and every method "
+                                 "needs at least one scored unit")
+            units = entry.get("units", name)
+            if units not in drawn:
+                drawn[units] = rng.integers(0, table.shape[1], (n_boot, table.shape[1]))
+            index = drawn[units]
+            if index.shape[1] != table.shape[1]:
+                raise ValueError(f"metric {name!r} has {table.shape[1]} units, but another metric of units {units!r} "
+                                 f"has {index.shape[1]}")
+            point = sign * np.nanmean(table, axis=1)
+            replicates = sign * np.stack([np.nanmean(table[:, idx], axis=1) for idx in index])           # (B, K)
+            n = table.shape[1]
+        else:
+            methods = list(entry["point"])
+            point = sign * np.array([float(entry["point"][m]) for m in methods])
+            replicates = sign * np.stack([np.asarray(entry["replicates"][m], np.float64).ravel() for m in methods], 1)
+            if replicates.shape[0] < 10:
+                raise ValueError(f"metric {name!r}: replicates must hold at least 10 draws a method")
+            n = entry.get("n")
+        out[name] = {"methods": methods, "point": point, "replicates": replicates, "n": n}
+    return out
+
+
+def agreement_matrix(metrics: dict[str, dict], *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Kendall's tau-b between every two metrics' rankings of the methods they share (at least 3),
+    with a 95 % percentile interval over the bootstrap replicates: ``{"metrics", "tau", "low",
+    "high" (M, M; NaN where fewer than 3 methods are shared or tau is undefined), "shared" (M, M
+    method counts), "undefined_draws" (M, M), "statistics"}``. See the module's docstring for the
+    metrics' form."""
+    stats = metric_statistics(metrics, n_boot=n_boot, seed=seed)
+    names = list(stats)
+    m = len(names)
+    if m < 2:
+        raise ValueError(f"agreement needs at least 2 metrics, got {names}")
+    tau, low, high = (np.full((m, m), np.nan) for _ in range(3))
+    shared, undefined = np.zeros((m, m), int), np.zeros((m, m), int)
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            common = [k for k in stats[a]["methods"] if k in stats[b]["methods"]]
+            shared[i, j] = len(common)
+            if len(common) < 3:
+                continue
+            ia = [stats[a]["methods"].index(k) for k in common]
+            ib = [stats[b]["methods"].index(k) for k in common]
+            tau[i, j] = kendall_tau(stats[a]["point"][ia], stats[b]["point"][ib])
+            reps = min(len(stats[a]["replicates"]), len(stats[b]["replicates"]))
+            draws = np.array([_tau(stats[a]["replicates"][r, ia], stats[b]["replicates"][r, ib]) for r in range(reps)])
+            ok = draws[np.isfinite(draws)]
+            undefined[i, j] = reps - len(ok)
+            if len(ok):
+                low[i, j], high[i, j] = np.percentile(ok, [2.5, 97.5])
+    return {"metrics": names, "tau": tau, "low": low, "high": high, "shared": shared, "undefined_draws": undefined,
+            "statistics": stats}
+
+
+def _tau(a, b) -> float:
+    return kendall_tau(a, b) if np.ptp(a) > 0 and np.ptp(b) > 0 else float("nan")
+
+
+def agreement_sentence(result: dict) -> str:
+    """One sentence: of the metric pairs with a tau, how many agree (interval above 0), disagree
+    (below 0) or are undecided, naming the pairs that disagree."""
+    names, tau, low, high = result["metrics"], result["tau"], result["low"], result["high"]
+    pairs = [(names[i], names[j], tau[i, j], low[i, j], high[i, j]) for i in range(len(names))
+             for j in range(i + 1, len(names)) if np.isfinite(tau[i, j])]
+    agree = [p for p in pairs if p[3] > 0]
+    disagree = [p for p in pairs if p[4] < 0]
+    text = (f"Of {len(pairs)} pairs of metrics, {len(agree)} rank the methods alike (Kendall's tau's 95 % interval "
+            f"above 0), {len(disagree)} in opposite orders (below 0), and {len(pairs) - len(agree) - len(disagree)} "
+            "are undecided")
+    if disagree:
+        text += "; opposite: " + ", ".join(f"{a} vs {b} ({t:+.2f} [{lo:+.2f}, {hi:+.2f}])" for a, b, t, lo, hi in disagree)
+    return text + "."
+
+
+def plot_agreement(result: dict, title: str = ""):
+    """The matrix: tau coloured from -1 (opposite rankings) to +1 (the same), each cell's tau and
+    interval, the number of methods shared under the diagonal's labels."""
+    import matplotlib.pyplot as plt
+    names, tau = result["metrics"], result["tau"]
+    m = len(names)
+    fig, ax = plt.subplots(figsize=(1.05 * m + 2.2, 0.8 * m + 1.6), layout="constrained")
+    shown = ax.imshow(np.ma.masked_invalid(tau), cmap="RdBu", vmin=-1, vmax=1)
+    for i in range(m):
+        for j in range(m):
+            if i == j:
+                continue
+            if not np.isfinite(tau[i, j]):
+                ax.text(j, i, "–", ha="center", va="center", color="grey", fontsize=8)
+                continue
+            lo, hi = result["low"][i, j], result["high"][i, j]
+            ax.text(j, i, f"{tau[i, j]:+.2f}\n[{lo:+.2f}, {hi:+.2f}]\n{result['shared'][i, j]} methods", ha="center",
+                    va="center", fontsize=6.5, color="white" if abs(tau[i, j]) > 0.6 else "black")
+    labels = ["\n".join(textwrap.wrap(n, 16)) for n in names]
+    ax.set_xticks(range(m), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(m), labels, fontsize=8)
+    fig.colorbar(shown, ax=ax, shrink=0.7, label="Kendall's tau of the methods' rankings")
+    ax.set_title(title or "Which metrics agree: Kendall's tau [95 % bootstrap interval]", fontsize=10)
+    return fig
