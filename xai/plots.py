@@ -226,25 +226,30 @@ def plot_grid(inputs, maps: dict, *, kinds: dict | None = None, masks=None, row_
 def plot_curves(results: dict, title: str = ""):
     """Mean removal curves of every method (``xai.analysis.compare.compare_methods`` output): MoRF (most
     relevant removed first; lower area is better) and LeRF (least relevant first; higher is better),
-    or deletion and insertion curves where those are what the results hold."""
+    or deletion and insertion curves where those are what the results hold; each mean with its 95 %
+    confidence band."""
     import matplotlib.pyplot as plt
     first = next(iter(results.values()))
     kinds = ("morf", "lerf") if "morf_curve" in first else ("deletion", "insertion")
     labels = {"morf": ("MoRF: most relevant removed first", "lower"),
               "lerf": ("LeRF: least relevant removed first", "higher"),
               "deletion": ("deletion", "lower"), "insertion": ("insertion", "higher")}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True, layout="constrained")
     for ax, kind in zip(axes, kinds):
         for name, r in results.items():
-            curve = np.asarray(r[f"{kind}_curve"])                          # (N, S+1)
+            curve = np.asarray(r[f"{kind}_curve"], np.float64)              # (N, S+1)
             frac = np.linspace(0, 1, curve.shape[1])
-            ax.plot(frac, curve.mean(0), label=f"{name} (AUC {np.mean(r[f'{kind}_auc']):.3f})")
+            mean = curve.mean(0)
+            half = 1.96 * curve.std(0, ddof=1) / np.sqrt(len(curve)) if len(curve) > 1 else np.zeros_like(mean)
+            line, = ax.plot(frac, mean, label=f"{name} (AUC {np.mean(r[f'{kind}_auc']):.3f})")
+            ax.fill_between(frac, mean - half, mean + half, color=line.get_color(), alpha=0.18, lw=0)
         ax.set_xlabel("fraction of positions " + ("inserted" if kind == "insertion" else "removed"))
         ax.set_title(f"{labels[kind][0]} ({labels[kind][1]} AUC is better)", fontsize=10)
         ax.grid(alpha=0.3), ax.legend(fontsize=8)
     axes[0].set_ylabel("probability of the explained class")
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.supxlabel(f"lines: the mean over the {len(curve)} examples; bands: its 95 % confidence interval "
+                  "(normal approximation, examples independent)", fontsize=7.5)
     return fig
 
 

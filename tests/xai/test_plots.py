@@ -137,3 +137,21 @@ def test_save_figure_writes_the_file_whole_and_leaves_no_temporary_file(tmp_path
     fig, _ = plt.subplots()
     xplt.save_figure(fig, str(tmp_path / "f.png"))
     assert os.listdir(tmp_path) == ["f.png"]
+
+
+def test_removal_curves_carry_a_confidence_band_a_method():
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+    rng = np.random.default_rng(0)
+    curves = {name: {"morf_curve": rng.uniform(0, 1, (30, 5)), "lerf_curve": rng.uniform(0, 1, (30, 5)),
+                     "morf_auc": rng.uniform(0, 1, 30), "lerf_auc": rng.uniform(0, 1, 30)} for name in ("A", "B")}
+    fig = xplt.plot_curves(curves, "toy")
+    for ax in fig.axes:
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert len(bands) == 2                                           # one band a method
+        curve = curves["A"]["morf_curve" if ax is fig.axes[0] else "lerf_curve"]
+        top = bands[0].get_paths()[0].vertices[:, 1].max()
+        half = 1.96 * curve.std(0, ddof=1) / np.sqrt(30)
+        assert top == pytest.approx((curve.mean(0) + half).max())
+    assert "95 % confidence interval" in fig._supxlabel.get_text()
+    plt.close(fig)
