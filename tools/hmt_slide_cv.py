@@ -41,6 +41,9 @@ Writes, atomically (``<out>`` is ``--out``: the repository by default, required 
   ``record_json`` (the fold record) and ``resume_key_json`` (recipe, data fingerprint, held-out
   slides, epochs, explanations a fold, IG steps). A later run reuses a fold whose key matches its
   own (``folds_reused`` in the JSON, ``"reused": true`` in the fold record); ``--restart`` ignores them.
+- ``<out>/models/hmt_slide_cv_fold{k}.keras`` and its ``.json`` (the fold record and key), before the
+  checkpoint: the fold's model, so that its held-out tiles can be explained by a model that never
+  saw their slide (folds reused from checkpoints written before this have none).
 - ``<out>/models/hmt_slide_cv.json``: rewritten after each fold and, with its ``summary``, before the
   probe (``"complete": false`` until the probe is done; a probe that fails is recorded as
   ``{"error": ...}``). Fields beside the folds: ``interval_notes`` (what each interval assumes),
@@ -80,6 +83,7 @@ from xai.analysis.stats import wilson  # noqa: E402
 from xai.files import atomic_open  # noqa: E402
 from xai.plots import save_figure  # noqa: E402
 from xai.training.saving import library_versions  # noqa: E402
+from xai.training.slide_figures import cv_figure, explanation_figure  # noqa: E402
 from xai.training.slides import (  # noqa: E402
     INTERVAL_NOTES,
     accuracy_block,
@@ -155,8 +159,9 @@ def _explain(model, x, y_true, prob, slides, fold: int, per_fold: int, ig_steps:
 
 def run_fold(x, y, groups: hmt.TileGroups, held: list[str], config: hmt.TrainConfig, fold: int, n_folds: int,
              per_fold_explained: int, ig_steps: int):
-    """Train on the slides not held out, test on the held-out ones. Returns (record, probabilities
-    float32 (N_test, K), test mask bool (N,), explanations with ``index`` into the pooled tiles)."""
+    """Train on the slides not held out, test on the held-out ones. Returns (model, record,
+    probabilities float32 (N_test, K), test mask bool (N,), explanations with ``index`` into the
+    pooled tiles)."""
     model, info, prob, test = train_held_out(x, y, groups, held, config, label=f"fold {fold + 1}/{n_folds} ")
     train = ~test
     correct = prob.argmax(-1) == y[test]
@@ -178,7 +183,23 @@ def run_fold(x, y, groups: hmt.TileGroups, held: list[str], config: hmt.TrainCon
     test_index = np.flatnonzero(test)
     for e in explained:
         e["index"] = int(test_index[e["index"]])                            # into the pooled tiles
-    return record, prob.astype(np.float32), test, explained
+    return model, record, prob.astype(np.float32), test, explained
+
+
+def fold_model_path(fold_npz: str) -> str:
+    """The fold's model beside its checkpoint (``..._fold{k}.keras`` and its provenance ``.json``),
+    kept so that held-out tiles can be explained by the model that never saw their slide."""
+    return os.path.splitext(fold_npz)[0] + ".keras"
+
+
+def _train_and_save(x, y, groups, held, config, fold: int, n_folds: int, per_fold: int, ig_steps: int,
+                    path: str, key: dict):
+    """run_fold, then its model (with the fold record and key as provenance) and its checkpoint."""
+    from xai.training.saving import save_model_with_provenance
+    model, *saved = run_fold(x, y, groups, held, config, fold, n_folds, per_fold, ig_steps)
+    save_model_with_provenance(model, fold_model_path(path), {"fold_record": saved[0], "resume_key": key})
+    save_fold(path, key, *saved)
+    return saved
 
 
 # --- per-fold checkpoints ---
@@ -252,8 +273,7 @@ def schedule_check(args, x, y, groups, folds, config, fingerprint, per_fold, ig_
     path = os.path.join(args.out, "models", f"hmt_slide_cv_fold{k}_full.npz")
     saved = None if args.restart else load_fold(path, key, y, groups.slide)
     if saved is None:
-        saved = run_fold(x, y, groups, folds[k], full, k, len(folds), per_fold, ig_steps)
-        save_fold(path, key, *saved)
+        saved = _train_and_save(x, y, groups, folds[k], full, k, len(folds), per_fold, ig_steps, path, key)
     fold, prob, test, _ = saved
     short_right = y_pred[test] == y[test]
     full_right = prob.argmax(-1) == y[test]
@@ -312,94 +332,6 @@ def summarise(y, slides, y_pred, folds_record, n_boot, seed) -> dict:
     return {"pooled": accuracy_block(correct, slides, n_boot, seed), "classes_absent_from_fold_validation": absent,
             "pooled_without_confined_classes": accuracy_block(correct[keep], slides[keep], n_boot, seed),
             "per_class": per_class, "per_slide": per_slide, "confined_classes": confined}
-
-
-def _error_bars(values, intervals):
-    """Bar-chart error bars from intervals (None: no bar); a bootstrap interval of few slides can miss
-    its own point estimate, so the bars are clipped at it."""
-    lo = [v - (i[0] if i else v) for v, i in zip(values, intervals)]
-    hi = [(i[1] if i else v) - v for v, i in zip(values, intervals)]
-    return np.maximum(np.array([lo, hi]), 0)
-
-
-def cv_figure(result: dict):
-    """Per-fold and per-class accuracy with intervals, the course split's number, and the probe."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1.3, 1.1, 0.9]})
-    folds = result["folds"]
-    summary, course = result["summary"], result["course_split"]
-    acc = [f["accuracy"] for f in folds]
-    ax = axes[0]
-    ax.bar(range(len(folds)), acc, yerr=_error_bars(acc, [f["wilson95"] for f in folds]), color="tab:blue", capsize=3,
-           error_kw={"ecolor": "grey", "ls": ":"}, label="fold (bars: Wilson, tiles as independent: too narrow)")
-    pooled = summary["pooled"]
-    ax.axhline(pooled["accuracy"], color="black", label=f"pooled {pooled['accuracy']:.3f}")
-    if pooled["slide_bootstrap95"]:
-        ax.axhspan(*pooled["slide_bootstrap95"], color="grey", alpha=0.25, label="slide bootstrap 95 %")
-    if course["test_accuracy"] is not None:
-        label = f"course split {course['test_accuracy']:.3f} ({course['epochs']} epochs, {course['val_split']} val)"
-        if course["same_schedule_as_cv"] is False:
-            label += f"; CV: {result['config']['epochs']} epochs, source_image val"
-        ax.axhline(course["test_accuracy"], color="tab:red", ls="--", label=label)
-    ax.set_xticks(range(len(folds)), ["+".join(s.replace("CRC-Prim-HE-", "") for s in f["held_out"]) for f in folds],
-                  rotation=45, ha="right")
-    ax.set_xlabel("held-out slide(s)"), ax.set_ylabel("accuracy")
-    ax.set_title("per fold (Wilson 95 %: tiles as independent, too narrow; read the slide bootstrap)", fontsize=8)
-    ax.set_ylim(0, 1.02), ax.legend(loc="lower right", fontsize=7, framealpha=0.9)
-    ax = axes[1]
-    names = [n for n in hmt.CLASS_NAMES if n in summary["per_class"]]    # the classes' order, also from a sorted JSON
-    blocks = [summary["per_class"][n] for n in names]
-    vals = [b["accuracy"] for b in blocks]
-    bars = ax.bar(range(len(names)), vals, yerr=_error_bars(vals, [b["slide_bootstrap95"] or b["wilson95"] for b in blocks]),
-                  color="tab:green", capsize=3)
-    for bar, b in zip(bars, blocks):
-        if b["confined"]:                                   # the hatch is drawn in the edge colour: dark on orange
-            bar.set_facecolor("tab:orange"), bar.set_edgecolor("0.15"), bar.set_hatch("//")
-    ax.set_xticks(range(len(names)), [f"{n}\n({b['slides']} sl.)" for n, b in zip(names, blocks)], fontsize=8)
-    ax.set_ylim(0, 1.02)
-    ax.set_title("per class, pooled (slide bootstrap 95 %, Wilson under 3 slides; hatched: on <= 2 slides)", fontsize=8)
-    ax = axes[2]
-    probes = result["probe"]
-    labels, values, colours = [], [], []
-    for name, p in probes.items():
-        if "probe_accuracy" in p:
-            labels.append(f"probe: {name}"), values.append(p["probe_accuracy"]), colours.append("tab:purple")
-    first = next((p for p in probes.values() if "probe_accuracy" in p), None)
-    if first:
-        for label, key in (("class only", "class_only_accuracy"), ("majority slide", "chance_majority"),
-                           ("uniform", "chance_uniform")):
-            labels.append(label), values.append(first[key]), colours.append("tab:grey")
-    ax.barh(range(len(values)), values, color=colours)
-    ax.set_yticks(range(len(values)), labels, fontsize=8), ax.invert_yaxis()
-    ax.set_xlim(0, 1), ax.set_title("slide identity from pooled features", fontsize=9), ax.set_xlabel("accuracy")
-    fig.suptitle(f"HMT, slides held out ({len(folds)} folds, {result['config']['epochs']} epochs)"
-                 + (" - QUICK smoke test, not a result" if result["quick"] else ""))
-    fig.tight_layout()
-    return fig
-
-
-def explanation_figure(explained: list[dict], n_each: int):
-    """Rows: held-out tiles a fold model got wrong, then ones it got right; tile, Grad-CAM, IG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    import xai.plots as xplt
-    rows = []
-    for kind in ("wrong", "right"):                                     # each fold's best first, then its second...
-        rows += sorted((e for e in explained if e["kind"] == kind), key=lambda e: (e["rank"], e["fold"]))[:n_each]
-    if not rows:
-        return None
-    titles = [f"{e['kind']}: {hmt.CLASS_NAMES[e['true']]} -> {hmt.CLASS_NAMES[e['pred']]} ({e['p']:.2f})\n"
-              f"{e['slide']}, fold {e['fold']}" for e in rows]                  # 0-based, as in the record
-    fig = xplt.plot_grid(np.stack([e["tile"] for e in rows]),
-                         {"Grad-CAM": np.stack([e["grad_cam"] for e in rows]), "IG": np.stack([e["ig"] for e in rows])},
-                         row_titles=titles,
-                         title="held-out slides: tiles the fold model gets wrong, then right (explaining its predicted class)")
-    plt.close(fig)
-    return fig
 
 
 # --- main ---
@@ -534,8 +466,7 @@ def _run_folds(args, x, y, groups, folds, config, fingerprint, per_fold: int, ig
         path = fold_path(args.out, k)
         saved = None if args.restart else load_fold(path, key, y, groups.slide)
         if saved is None:
-            saved = run_fold(x, y, groups, held, config, k, len(folds), per_fold, ig_steps)
-            save_fold(path, key, *saved)
+            saved = _train_and_save(x, y, groups, held, config, k, len(folds), per_fold, ig_steps, path, key)
         fold, prob, test, shown = saved
         y_pred[test], p_true[test], fold_of[test] = prob.argmax(-1), prob[np.arange(len(prob)), y[test]], k
         explained += shown

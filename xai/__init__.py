@@ -14,7 +14,8 @@ The package, by layer (each folder's ``__init__`` lists its files):
     metrics/             removal (ROAD, MoRF / LeRF / SRG, deletion / insertion, average drop),
                          localisation, sanity (model randomisation), agreement
     analysis/            stats (bootstrap, paired intervals, Holm), compare (every metric on the same
-                         examples), sweep (every method in each setting under every removal setting)
+                         examples), sweep (every method in each setting under every removal setting;
+                         sweep_store: in stored batches), metric_agreement (which metrics agree)
     dataset/             explain a whole data set into HDF5, resumable: ``python -m xai.dataset``
     shortcut/            planted shortcuts: markers, reliance, mass on the marker against controls
     plots.py             heatmaps over signals and images, curves, the claims figure

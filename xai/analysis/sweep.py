@@ -54,6 +54,7 @@ __all__ = [
     "run_sweep",
     "sweep_sections",
     "sections_markdown",
+    "settings_maps_figure",
     "rise_setting",
 ]
 
@@ -150,7 +151,7 @@ def method_variants(model, x, classes, *, value_range: tuple, given: dict | None
                     blur_sigma: float = 10.0, ig_steps: int = 32, ig_tunnel_sigmas=(0.05, 0.15), tunnel_samples: int = 10,
                     smoothgrad_sigmas=(0.05, 0.15), smoothgrad_samples: int = 50, expected_samples: int = 64,
                     rise_settings=((1000, None),), uniform_samples: int = 4, seed: int = 0,
-                    batch_size: int = 128, log: Callable | None = None) -> tuple[dict, dict]:
+                    batch_size: int = 128, log: Callable | None = None, rows=None) -> tuple[dict, dict]:
     """The settings swept, each method's maps in each: ``({row: {setting: maps}}, references)``.
 
     - "IG": baselines zeros, white (the range's top), mean, blur (``blur_sigma``), uniform
@@ -164,8 +165,9 @@ def method_variants(model, x, classes, *, value_range: tuple, given: dict | None
     - "RISE": each ``(n_masks, cell_size)`` of ``rise_settings`` (None: RISE's default cell).
 
     ``given``: ``{(row, setting): maps}`` already computed for ``x`` (e.g. the comparison's
-    defaults), used instead of recomputing. The second value, ``{(row, setting): "blur" |
-    "zeros" | None}``, is the input each baseline stands for, for :func:`robustness`.
+    defaults), used instead of recomputing. ``rows``: only these rows (e.g. ``["IG"]``; None: all).
+    The second value, ``{(row, setting): "blur" | "zeros" | None}``, is the input each baseline
+    stands for, for :func:`robustness`.
     ``value_range``: ``(lo, hi)`` of the data (never guessed)."""
     lo, hi = check_value_range(value_range, needed_for="the method settings' baselines and noise")
     for name, values in (("ig_tunnel_sigmas", ig_tunnel_sigmas), ("smoothgrad_sigmas", smoothgrad_sigmas),
@@ -177,6 +179,11 @@ def method_variants(model, x, classes, *, value_range: tuple, given: dict | None
                            smoothgrad_samples=smoothgrad_samples, expected_samples=expected_samples,
                            rise_settings=rise_settings, uniform_samples=uniform_samples, seed=seed,
                            batch_size=batch_size))
+    if rows is not None:
+        unknown = set(rows) - {row for row, _ in plan}
+        if isinstance(rows, str) or unknown:
+            raise ValueError(f"rows must be a list of the sweep's rows {sorted({r for r, _ in plan})}, got {rows!r}")
+        plan = {k: v for k, v in plan.items() if k[0] in rows}
     given = _checked_given(given, plan, len(x))
     variants: dict[str, dict[str, np.ndarray]] = {}
     for (row, setting), (method, options) in plan.items():
@@ -526,6 +533,20 @@ def summarise_grid(grid: dict, references: dict, evaluations: dict, gaps: dict, 
             "settings_table": settings_table(grid, references=references, evaluations=evaluations),
             "robustness_table": robustness_table(rows), "completeness": gaps,
             "completeness_table": completeness_table(gaps)}
+
+
+def settings_maps_figure(x, settings: dict[str, np.ndarray], grid: dict, row: str, *, evaluation: str = "road, pixels",
+                         title: str | None = None):
+    """One method's maps in each of its settings on the same inputs (``settings``: ``{setting: maps}``,
+    e.g. :func:`method_variants` with ``rows=[row]``), each column titled with the setting's mean SRG
+    and rank among the row's settings under ``evaluation`` in ``grid`` (the sweep's, on its own
+    examples): how a setting that changes the ranking changes the maps."""
+    from xai.plots import plot_grid
+    have = {st: float(np.mean(grid[(row, st, evaluation)]["srg"])) for st in settings if (row, st, evaluation) in grid}
+    order = sorted(have, key=lambda st: -have[st])
+    titles = {st: f"{row}, {st}" + (f"\nSRG {have[st]:+.3f} (rank {order.index(st) + 1} of {len(order)})"
+                                     if st in have else "") for st in settings}
+    return plot_grid(x, {titles[st]: m for st, m in settings.items()}, title=title, cell_size=(1.9, 1.9))
 
 
 def sweep_sections(sweep: dict, label: str, *, unit: str = "examples", methods=None) -> list[dict]:

@@ -156,3 +156,22 @@ def test_completeness_by_baseline_is_exact_on_a_linear_model_and_expected_gradie
     assert "in expectation" in rows["expected"]
     with pytest.raises(ValueError, match="references"):
         xs.completeness_by_baseline(model, x, 0, ig, value_range=(0, 1))
+
+
+def test_one_rows_settings_and_their_maps_side_by_side():
+    import matplotlib.pyplot as plt
+    model = tiny_conv2d()
+    x = np.random.default_rng(0).uniform(0, 255, (3, 12, 12, 3)).astype(np.float32)
+    classes = model.predict(x, verbose=0).argmax(-1)
+    variants, _ = xs.method_variants(model, x, classes, value_range=(0.0, 255.0), rows=["IG"], blur_sigma=2.0,
+                                     uniform_samples=2, tunnel_samples=2, ig_tunnel_sigmas=(0.1,))
+    assert list(variants) == ["IG"] and {"zeros", "white", "blur", "tunnel 0.1"} <= set(variants["IG"])
+    with pytest.raises(ValueError, match="rows must be"):
+        xs.method_variants(model, x, classes, value_range=(0.0, 255.0), rows=["Integrated"])
+    grid = {("IG", "zeros", "road, pixels"): {"srg": np.array([0.1, 0.2, 0.3])},
+            ("IG", "blur", "road, pixels"): {"srg": np.array([0.5, 0.5, 0.5])}}
+    fig = xs.settings_maps_figure(x, {k: variants["IG"][k] for k in ("zeros", "blur", "white")}, grid, "IG")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert "IG, blur\nSRG +0.500 (rank 1 of 2)" in titles and "IG, zeros\nSRG +0.200 (rank 2 of 2)" in titles
+    assert "IG, white" in titles                                        # not in the grid: no score
+    plt.close(fig)
