@@ -9,9 +9,11 @@ notebook's 2000 masks, expected gradients from 64 training examples):
 - MNIST-1D, on the test set (the committed model's predicted class): ROAD's MoRF, LeRF and SRG
   (10 % steps, noise 1 % of the range), the average drop and the increase in confidence (the
   removal family: the same examples, resampled together), relevance mass and the pointing game
-  of |map| against the digit's mask, and eMPRT (the entropy ratio of the maps after randomising
-  every layer to before; higher is better: maps that gain complexity when the model is destroyed
-  were tied to it) on the first ``--n-sanity`` examples;
+  of |map| against the digit's mask;
+- the sanity checks, from ``tools/randomisation_checks.py``'s records of the committed models
+  (``models/randomisation_<data>.json``; left out, with a message, where missing or stale): the plain
+  cascade and sMPRT (correlation after randomisation; lower is better) and eMPRT (the entropy ratio;
+  higher is better);
 - the planted shortcuts' detection AUROC, per setting with reliant models and controls (MNIST-1D
   local, HMT local and hue), from the committed records (``models/shortcut/runs``), with their
   own bootstrap over models and inputs.
@@ -63,7 +65,6 @@ def mnist1d_metrics(args) -> dict:
     from xai.analysis.compare import compare_methods
     from xai.methods import METHODS, method_function
     from xai.metrics import METRICS
-    from xai.metrics.sanity import efficient_randomization
     data = m1d.make_dataset()
     n = 40 if args.quick else args.n
     x, gt = data["x_test"][..., None].astype(np.float32)[:n], data["mask_test"][:n]
@@ -83,15 +84,31 @@ def mnist1d_metrics(args) -> dict:
     for key in REMOVAL + LOCALISATION:
         out[f"{METRICS[key].name} (MNIST-1D)"] = {
             "scores": {METHODS[m].label: results[m][key] for m in METHODS}, "higher_is_better": METRICS[key].higher_is_better,
-            "units": "MNIST-1D examples" if key in REMOVAL else "MNIST-1D examples, masks"}
-    k = min(args.n_sanity, n)
-    emprt = {}
-    for name in METHODS:
-        began = time.perf_counter()
-        emprt[METHODS[name].label] = efficient_randomization(model, x[:k], explain[name], class_index=classes[:k],
-                                                             seed=0)["ratio"]
-        print(f"eMPRT {name}: {time.perf_counter() - began:.1f} s", flush=True)
-    out["eMPRT (MNIST-1D)"] = {"scores": emprt, "higher_is_better": True, "units": "MNIST-1D sanity examples"}
+            "units": "MNIST-1D examples"}                    # one set of examples: resampled together
+    return out
+
+
+def randomisation_metrics(out_dir: str) -> dict:
+    """The sanity checks of every method from ``tools/randomisation_checks.py``'s records (MNIST-1D,
+    HMT), where they explain the committed model: the plain cascade, eMPRT and sMPRT, per example."""
+    from xai.analysis.sweep_store import file_sha1
+    out = {}
+    for data, label in (("mnist1d", "MNIST-1D"), ("hmt", "HMT")):
+        path = os.path.join(out_dir, "models", f"randomisation_{data}.json")
+        if not os.path.isfile(path):
+            print(f"no {path}: run tools/randomisation_checks.py --data {data} for its sanity metrics", flush=True)
+            continue
+        with open(path) as f:
+            record = json.load(f)
+        if record["model_sha1"] != file_sha1(os.path.join(_REPO, record["model"])):
+            print(f"{path} explains another model than {record['model']}: left out (run the tool again)", flush=True)
+            continue
+        for test, (name, higher) in {"cascade": ("sanity cascade", False), "emprt": ("eMPRT", True),
+                                     "smprt": ("sMPRT", False)}.items():
+            out[f"{name} ({label})"] = {
+                "scores": {m: np.array([np.nan if v is None else v for v in e[test]], float)
+                           for m, e in record["per_example"].items()},
+                "higher_is_better": higher, "units": f"{label} sanity examples"}
     return out
 
 
@@ -120,7 +137,6 @@ def _plain(a) -> list:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=1000, help="MNIST-1D test examples (default: all 1000)")
-    p.add_argument("--n-sanity", type=int, default=100, help="MNIST-1D examples for eMPRT")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--quick", action="store_true", help="smoke run: 40 examples, few masks and draws")
     p.add_argument("--out", default=None, help="folder holding models/ (default: the repository; required with --quick)")
@@ -131,6 +147,7 @@ def main(argv=None) -> dict:
     from xai.analysis.metric_agreement import agreement_matrix, agreement_sentence
     start = time.perf_counter()
     metrics = mnist1d_metrics(args)
+    metrics.update(randomisation_metrics(_REPO))
     metrics.update(shortcut_metrics(100 if args.quick else args.n_boot))
     result = agreement_matrix(metrics, n_boot=100 if args.quick else args.n_boot, seed=0)
     record = {"command": "python tools/metric_agreement.py " + " ".join(sys.argv[1:] if argv is None else argv),

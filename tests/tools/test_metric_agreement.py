@@ -17,7 +17,7 @@ def test_quick_run_scores_every_method_under_every_metric(tmp_path):
         saved = json.load(f)
     assert saved["metrics"] == record["metrics"] and saved["sentence"].startswith("Of ")
     names = saved["metrics"]
-    assert {"SRG (MNIST-1D)", "eMPRT (MNIST-1D)", "pointing game (MNIST-1D)"} <= set(names)
+    assert {"SRG (MNIST-1D)", "eMPRT (MNIST-1D)", "sanity cascade (MNIST-1D)", "pointing game (MNIST-1D)"} <= set(names)
     assert any(n.startswith("shortcut detection AUROC") for n in names)            # from models/shortcut/runs
     labels = {m.label for m in METHODS.values()}
     assert set(saved["per_metric"]["SRG (MNIST-1D)"]["methods"]) == labels
