@@ -20,7 +20,7 @@ from xai.analysis.stats import Z95, summary
 from xai.core import check_input, predict_scores
 from xai.metrics.localisation import grid_inputs, grid_pointing_game
 
-__all__ = ["at_input_size", "grid_pointing"]
+__all__ = ["at_input_size", "grid_pointing", "share_interval"]
 
 
 def at_input_size(model, shape: tuple) -> keras.Model:
@@ -70,15 +70,16 @@ def grid_pointing(model, x, y, functions: dict[str, Callable], *, n_grids: int =
         if maps.shape == repeated.shape:
             maps = maps.sum(-1)                                                             # signed, over channels
         scores[name] = grid_pointing_game(maps, cells, grid)
-    return {"scores": scores, "summary": {name: _interval(s) for name, s in scores.items()},
+    return {"scores": scores, "summary": {name: share_interval(s) for name, s in scores.items()},
             "classes": classes, "sources": sources, "usable": int(usable.sum()), "n_grids": n_grids, "grid": grid,
             "chance": 1.0 / grid ** 2, "grid_top_in_grid": float(np.mean([t in c for t, c in zip(top, classes)])),
             "confidence": confidence}
 
 
-def _interval(scores: np.ndarray) -> dict:
+def share_interval(scores) -> dict:
     """Mean, standard error and the normal 95 % interval of the finite scores (a map without positive
     relevance has none), with how many were left out."""
+    scores = np.asarray(scores, np.float64)
     finite = scores[np.isfinite(scores)]
     out = summary(finite) if len(finite) else {"mean": float("nan"), "sem": float("nan"), "n": 0}
     return dict(out, interval95=[out["mean"] - Z95 * out["sem"], out["mean"] + Z95 * out["sem"]],

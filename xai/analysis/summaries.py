@@ -1,0 +1,91 @@
+"""What the notebook shows of the tools' records: the sanity checks three ways
+(``tools/randomisation_checks.py``), GridPG (``tools/hmt_gridpg.py``) and which metrics agree
+(``tools/metric_agreement.py``), as tables, figures and sentences, read from the JSON they wrote.
+
+Axis key: M metrics, K methods.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+__all__ = ["read_record", "agreement_from_record", "randomisation_table", "gridpg_table", "gridpg_figure"]
+
+
+def read_record(path: str) -> dict:
+    """A tool's JSON record; a missing file raises FileNotFoundError naming the tool to run."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{path} is missing: it is written by the tool its name points to under tools/ "
+                                "(see BENCHMARKS.md for its command and time)") from err
+
+
+def _array(rows) -> np.ndarray:
+    return np.array([[np.nan if v is None else v for v in row] for row in rows], float)
+
+
+def agreement_from_record(record: dict) -> dict:
+    """``xai.analysis.metric_agreement.agreement_matrix``'s result (less the statistics) from the
+    tool's JSON, for :func:`xai.analysis.metric_agreement.plot_agreement`."""
+    return {"metrics": record["metrics"], "tau": _array(record["tau"]), "low": _array(record["low"]),
+            "high": _array(record["high"]), "shared": np.array(record["shared"], int)}
+
+
+def _cell(s: dict, digits: int = 2) -> str:
+    mark = "pass" if s["passes"] else "fail"
+    return f"{s['mean']:.{digits}f} [{s['low']:.{digits}f}, {s['high']:.{digits}f}] {mark}"
+
+
+def randomisation_table(record: dict) -> str:
+    """Markdown: a method a row; the plain cascade's correlation, eMPRT's ratio and sMPRT's
+    correlation after randomising every layer, each with its 95 % interval and verdict (the
+    record's thresholds), and whether the repairs disagree with the plain test."""
+    t = record["thresholds"]
+    lines = [f"| method | cascade ↓ (pass: below {t['correlation_below']}) | eMPRT ↑ (pass: above {t['ratio_above']}) | "
+             f"sMPRT ↓ (pass: below {t['correlation_below']}) | disagrees with the cascade |", "|---|---|---|---|---|"]
+    for m, s in record["summary"].items():
+        differ = [name for name, test in (("eMPRT", "emprt"), ("sMPRT", "smprt")) if m in record["disagree"][test]]
+        lines.append(f"| {m} | {_cell(s['cascade'])} | {_cell(s['emprt'])} | {_cell(s['smprt'])} | "
+                     f"{', '.join(differ) or '-'} |")
+    return "\n".join(lines)
+
+
+def gridpg_table(record: dict) -> str:
+    """Markdown: a method a row, a column per row of the record (course tiles; held-out slides), each
+    the mean share of positive relevance in the explained cell with its 95 % interval."""
+    rows = record["rows"]
+    methods = list(next(iter(rows.values()))["summary"])
+    head = " | ".join(f"{name} ({r['n_grids']} grids; grid accuracy {r['grid_accuracy']:.2f})" for name, r in rows.items())
+    lines = [f"| method | {head} |", "|---|" + "---|" * len(rows)]
+    for m in methods:
+        cells = []
+        for r in rows.values():
+            s = r["summary"].get(m)
+            cells.append("-" if s is None or s["mean"] is None else
+                         f"{s['mean']:.3f} [{s['interval95'][0]:.3f}, {s['interval95'][1]:.3f}]")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + f"\n\nChance: {record['chance']:.2f} (a map spread evenly over the four cells)."
+
+
+def gridpg_figure(record: dict):
+    """Each method's mean share with its 95 % interval, a row of the record a colour, chance dashed."""
+    import matplotlib.pyplot as plt
+    rows = record["rows"]
+    methods = list(next(iter(rows.values()))["summary"])
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(methods) + 1.4), layout="constrained")
+    for k, (name, r) in enumerate(rows.items()):
+        y = np.arange(len(methods)) + 0.18 * (k - (len(rows) - 1) / 2)
+        s = [r["summary"][m] for m in methods]
+        mean = np.array([np.nan if v["mean"] is None else v["mean"] for v in s])
+        lo = np.array([np.nan if v["interval95"][0] is None else v["interval95"][0] for v in s])
+        hi = np.array([np.nan if v["interval95"][1] is None else v["interval95"][1] for v in s])
+        ax.errorbar(mean, y, xerr=[mean - lo, hi - mean], fmt="o", capsize=2, label=name)
+    ax.axvline(record["chance"], color="grey", ls="--", label="chance")
+    ax.set_yticks(range(len(methods)), methods), ax.invert_yaxis()
+    ax.set_xlabel("share of positive relevance in the explained cell (95 % interval)")
+    ax.set_xlim(0, 1), ax.grid(alpha=0.3, axis="x"), ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("GridPG on HMT: 2 x 2 mosaics of confidently classified tiles", fontsize=10)
+    return fig
