@@ -145,6 +145,7 @@ def main(argv=None) -> dict:
         p.error("--quick needs --out FOLDER")
     out_dir = args.out or _REPO
     from xai.analysis.metric_agreement import agreement_matrix, agreement_sentence
+    from xai.analysis.sweep_store import file_sha1
     start = time.perf_counter()
     metrics = mnist1d_metrics(args)
     metrics.update(randomisation_metrics(_REPO))
@@ -158,6 +159,7 @@ def main(argv=None) -> dict:
                                     "higher_is_better": metrics[name]["higher_is_better"],
                                     "units": metrics[name].get("units", name)}
                              for name, s in result["statistics"].items()},
+              "models": {"mnist1d": file_sha1(os.path.join(_REPO, "models", "MNIST1D.keras"))},
               "n_boot": args.n_boot, "quick": args.quick, "seconds": round(time.perf_counter() - start, 1),
               "versions": library_versions()}
     path = os.path.join(out_dir, "models", "metric_agreement.json")

@@ -10,7 +10,8 @@ import json
 
 import numpy as np
 
-__all__ = ["read_record", "agreement_from_record", "randomisation_table", "gridpg_table", "gridpg_figure"]
+__all__ = ["read_record", "agreement_from_record", "randomisation_table", "gridpg_table", "gridpg_figure",
+           "current_record", "randomisation_section", "gridpg_section", "agreement_section"]
 
 
 def read_record(path: str) -> dict:
@@ -89,3 +90,62 @@ def gridpg_figure(record: dict):
     ax.set_xlim(0, 1), ax.grid(alpha=0.3, axis="x"), ax.legend(fontsize=8, loc="lower right")
     ax.set_title("GridPG on HMT: 2 x 2 mosaics of confidently classified tiles", fontsize=10)
     return fig
+
+
+# --- the notebook's sections: a record of the committed model, or a sentence saying what to run ---
+
+def current_record(path: str, model_paths: dict[str, str]) -> tuple[dict | None, str]:
+    """``(record, "")`` when the tool's record at ``path`` exists and every model it names in
+    ``model_paths`` (``{record key path: model file}``, e.g. ``{"model_sha1": "models/HMT.keras"}``;
+    a key ``a.b`` reads ``record["a"]["b"]``) has the file's hash; else ``(None, why)``, naming the
+    command to run."""
+    import os
+
+    from xai.analysis.sweep_store import file_sha1
+    tool = f"python tools/{os.path.basename(path).split('.')[0]}.py"
+    if not os.path.isfile(path):
+        return None, f"`{path}` is not there yet: run the tool that writes it (under tools/, e.g. `{tool}`)."
+    record = read_record(path)
+    for key, model in model_paths.items():
+        value = record
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value != file_sha1(model):
+            return None, (f"`{path}` explains another `{model}` than the committed one (retrained since): run "
+                          f"`{record.get('command', tool)}` again.")
+    return record, ""
+
+
+def randomisation_section(model_dir: str, data: str) -> str:
+    """Markdown: :func:`randomisation_table` of ``models/randomisation_<data>.json`` with its sentence,
+    or what to run."""
+    import os
+    model = os.path.join(model_dir, "MNIST1D.keras" if data == "mnist1d" else "HMT.keras")
+    record, why = current_record(os.path.join(model_dir, f"randomisation_{data}.json"), {"model_sha1": model})
+    if record is None:
+        return why
+    return (f"**{data}**, {record['n']} examples (`{record['command']}`; sMPRT: {record['smprt_samples']} noisy copies)"
+            f"\n\n{randomisation_table(record)}\n\nThe three tests' rankings of the methods: "
+            f"{record['agreement']['sentence']}")
+
+
+def gridpg_section(model_dir: str):
+    """``(markdown, figure or None)`` of ``models/hmt_gridpg.json``, or what to run."""
+    import os
+    record, why = current_record(os.path.join(model_dir, "hmt_gridpg.json"),
+                                 {"models.committed": os.path.join(model_dir, "HMT.keras")})
+    if record is None:
+        return why, None
+    return f"`{record['command']}`\n\n{gridpg_table(record)}", gridpg_figure(record)
+
+
+def agreement_section(model_dir: str):
+    """``(markdown, figure or None)`` of ``models/metric_agreement.json``: the matrix and its sentence."""
+    import os
+
+    from xai.analysis.metric_agreement import plot_agreement
+    path = os.path.join(model_dir, "metric_agreement.json")
+    record, why = current_record(path, {"models.mnist1d": os.path.join(model_dir, "MNIST1D.keras")})
+    if record is None:
+        return why, None
+    return f"`{record['command']}`: {record['sentence']}", plot_agreement(agreement_from_record(record))

@@ -45,3 +45,21 @@ def test_agreement_from_record_and_a_missing_record(tmp_path):
     assert np.isnan(r["tau"][0, 0]) and r["tau"][0, 1] == 0.5 and r["shared"].dtype.kind == "i"
     with pytest.raises(FileNotFoundError, match="written by the tool"):
         xsum.read_record(tmp_path / "missing.json")
+
+
+def test_sections_say_what_to_run_when_a_record_is_missing_or_stale(tmp_path):
+    from tests.conftest import tiny_conv2d
+    from xai.analysis.sweep_store import file_sha1
+    tiny_conv2d().save(tmp_path / "HMT.keras")
+    assert "is not there yet" in xsum.randomisation_section(str(tmp_path), "hmt")
+    record = {"model_sha1": "0" * 20, "command": "python tools/randomisation_checks.py --data hmt"}
+    (tmp_path / "randomisation_hmt.json").write_text(json.dumps(record))
+    text = xsum.randomisation_section(str(tmp_path), "hmt")
+    assert "retrained since" in text and "--data hmt" in text
+    gridpg = {"models": {"committed": file_sha1(tmp_path / "HMT.keras")}, "command": "python tools/hmt_gridpg.py",
+              "chance": 0.25, "rows": {"seen": {"n_grids": 2, "grid_accuracy": 1.0,
+                                                "summary": {"A": {"mean": 0.5, "interval95": [0.4, 0.6]}}}}}
+    (tmp_path / "hmt_gridpg.json").write_text(json.dumps(gridpg))
+    text, fig = xsum.gridpg_section(str(tmp_path))
+    assert "| A | 0.500 [0.400, 0.600] |" in text and fig is not None
+    plt.close(fig)
