@@ -1,6 +1,6 @@
 """The settings grid (:mod:`xai.analysis.sweep`) on many examples, in batches stored as they finish:
 a run that stops keeps its finished batches, a later run computes only the examples not yet stored,
-and a notebook loads the grid instead of recomputing it (``tools/hmt_sweep.py`` runs it on HMT).
+and a notebook loads the grid instead of recomputing it (``tools/settings_grid.py`` runs it on HMT and MNIST-1D).
 
 A batch file holds, for each of its examples (``tiles``: their indices in the data source), every
 grid cell's per-example scores and IG's completeness gap for each baseline, beside the ``key`` it
@@ -167,7 +167,7 @@ def gather(folder: str, key: dict, tiles) -> dict:
     missing = [int(t) for t in tiles if int(t) not in where]
     if missing:
         raise LookupError(f"{len(missing)} of {len(tiles)} examples are not stored in {folder} under this key "
-                          f"(first: {missing[:5]}); run the tool that fills it (e.g. tools/hmt_sweep.py)")
+                          f"(first: {missing[:5]}); run the tool that fills it (e.g. tools/settings_grid.py)")
     first = batches[0][0]
     if any(m["cells"] != first["cells"] or m["gap_settings"] != first["gap_settings"] for m, _ in batches):
         raise ValueError(f"the batches in {folder} disagree on the grid's cells under one key: remove them and rerun")
@@ -215,7 +215,7 @@ def load_sweep(folder: str, key: dict, tiles, *, n_boot: int = 2000, seed: int =
 
 
 def load_record(record_path: str, model_path: str, x, tiles, *, n_boot: int = 2000, seed: int = 0) -> dict:
-    """The grid a tool stored (its record, e.g. ``models/hmt_sweep.json``, and the batches in the
+    """The grid a tool stored (its record, e.g. ``models/sweep_hmt.json``, and the batches in the
     folder of the same name beside it) for the model file and data given: :func:`load_sweep` of the
     record's key, after checking that the key names this model (its file's hash), these data (``x``:
     all the examples the tiles index) and that the record holds these ``tiles``. Adds ``record``

@@ -1,5 +1,5 @@
-"""tools/hmt_sweep.py in its --quick mode (a tiny untrained model, 4 real tiles): batches stored and
-reused, the record complete with its findings, the notebook's tiles, and its arguments."""
+"""tools/settings_grid.py in its --quick mode (a tiny untrained model, 4 real examples): batches stored
+and reused, the record complete with its findings, the notebook's examples, and its arguments."""
 import json
 import os
 
@@ -10,29 +10,33 @@ from tests.conftest import hmt_root, load_tool
 
 @pytest.fixture(scope="module")
 def tool():
-    return load_tool("hmt_sweep")
+    return load_tool("settings_grid")
 
 
 @pytest.mark.slow
-def test_quick_run_stores_batches_reuses_them_and_reports(tool, tmp_path):
-    common = ["--quick", "--out", str(tmp_path), "--data", hmt_root(), "--n-boot", "100"]
+@pytest.mark.parametrize("data", ["hmt", "mnist1d"])
+def test_quick_run_stores_batches_reuses_them_and_reports(tool, tmp_path, data):
+    common = ["--data", data, "--quick", "--out", str(tmp_path), "--data-dir", hmt_root(), "--n-boot", "100"]
     partial = tool.main(common + ["--batch", "2", "--max-minutes", "0"])       # no batch started
     assert partial["stored"] == 0 and not partial["complete"] and "findings" not in partial
     first = tool.main(common + ["--batch", "2"])
-    folder = tmp_path / "models" / "hmt_sweep"
+    folder = tmp_path / "models" / f"sweep_{data}"
     assert first["complete"] and first["stored"] == 4 and len(os.listdir(folder)) == 2
     assert first["findings"] and "| IG | zeros |" in first["settings_table"] and first["seconds"] > 0
     stamps = {n: os.path.getmtime(folder / n) for n in os.listdir(folder)}
     again = tool.main(common + ["--report-only"])
     assert {n: os.path.getmtime(folder / n) for n in os.listdir(folder)} == stamps
     assert again["findings"] == first["findings"] and again["tiles"] == first["tiles"]
-    with open(tmp_path / "models" / "hmt_sweep.json") as f:
+    with open(tmp_path / "models" / f"sweep_{data}.json") as f:
         assert json.load(f)["key"] == first["key"]
 
 
 def test_arguments_are_checked(tool):
     with pytest.raises(SystemExit):
-        tool.parse_args(["--quick"])                                    # --quick needs --out
+        tool.parse_args(["--data", "hmt", "--quick"])                    # --quick needs --out
     with pytest.raises(SystemExit):
-        tool.parse_args(["--batch", "1"])
-    assert tool.parse_args([]).per_class == 16                           # the notebook's 128 tiles
+        tool.parse_args(["--data", "hmt", "--batch", "1"])
+    with pytest.raises(SystemExit):
+        tool.parse_args(["--data", "cifar"])
+    assert tool.parse_args(["--data", "hmt"]).per_class == 16             # the notebook's 128 tiles
+    assert tool.parse_args(["--data", "mnist1d"]).batch == 250
