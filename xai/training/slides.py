@@ -175,9 +175,16 @@ def slide_probe(features: np.ndarray, slides: np.ndarray, y: np.ndarray, images:
 
     Logistic regression (standardised features) cross-validated with GroupKFold by source image, so
     no image is on both sides: it has to recognise the slide in tissue it has not seen. Read against
-    chance (the majority slide; 1 / slides) and against the class alone (each class's most frequent
-    slide in the training folds): classes are unevenly spread over slides, so the class already
-    tells something about the slide. Features that beat the class baseline carry the slide itself.
+    chance (the majority slide's share of all tiles, the fair level; 1 / slides) and against the
+    class alone (each class's most frequent slide in the training folds): classes are unevenly
+    spread over slides, so the class already tells something about the slide. Features that beat
+    the class baseline carry the slide itself.
+
+    Why the class alone can fall below chance: a held-out source image takes its slide's tiles out
+    of the training folds, so the training folds' most frequent slide (of a class, or overall) is
+    biased away from the held-out tiles' own slide. ``majority_cv_accuracy`` measures that bias:
+    the training folds' overall majority slide, predicted for every held-out tile, under the same
+    folds. The probe learns from the features, not from counts, and does not suffer it.
 
     Args:
         features: float32 (N, F); slides, images: str (N,); y: int (N,) class labels.
@@ -194,6 +201,7 @@ def slide_probe(features: np.ndarray, slides: np.ndarray, y: np.ndarray, images:
     n_splits = min(n_splits, len(np.unique(images)))
     probe_pred = np.empty(len(slides), dtype=slides.dtype)
     class_pred = np.empty(len(slides), dtype=slides.dtype)
+    majority_pred = np.empty(len(slides), dtype=slides.dtype)
     for train, test in GroupKFold(n_splits=n_splits).split(features, slides, images):
         probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, random_state=seed))
         probe_pred[test] = probe.fit(features[train], slides[train]).predict(features[test])
@@ -204,6 +212,7 @@ def slide_probe(features: np.ndarray, slides: np.ndarray, y: np.ndarray, images:
         overall = np.unique(slides[train], return_counts=True)
         fallback = overall[0][np.argmax(overall[1])]
         class_pred[test] = [majority.get(c, fallback) for c in y[test]]
+        majority_pred[test] = fallback
     names, counts = np.unique(slides, return_counts=True)
     probe_accuracy, class_only = float(np.mean(probe_pred == slides)), float(np.mean(class_pred == slides))
     difference = (probe_pred == slides).astype(float) - (class_pred == slides)   # (N,) in {-1, 0, 1}
@@ -223,5 +232,6 @@ def slide_probe(features: np.ndarray, slides: np.ndarray, y: np.ndarray, images:
             "bootstrap": (f"paired, {n_boot} draws of the {len(np.unique(images))} source images (each with all its "
                           "tiles); assumes source images independent, holds the probe's predictions fixed"),
             "chance_majority": float(counts.max() / counts.sum()), "chance_uniform": 1.0 / len(names),
+            "majority_cv_accuracy": float(np.mean(majority_pred == slides)),
             "n_tiles": int(len(slides)), "n_slides": int(len(names)), "n_features": int(features.shape[1]),
             "cv": f"GroupKFold({n_splits}) by source image", "per_class": per_class}

@@ -51,6 +51,18 @@ def test_slide_probe_finds_a_slide_in_the_features_beyond_the_class():
         slide_probe(np.full((240, 6), np.nan), slides, y, images)
 
 
+def test_grouped_folds_bias_a_count_baseline_below_chance():
+    # slide a: two images of 8 tiles (the largest slide, 16 of 40); b and c: one image of 12. Holding an
+    # image of a out leaves b the training folds' majority; holding b or c out leaves a: always wrong
+    slides = np.repeat(["a", "a", "b", "c"], [8, 8, 12, 12])
+    images = np.repeat(["a0", "a1", "b0", "c0"], [8, 8, 12, 12])
+    y = np.zeros(40, int)
+    probe = slide_probe(np.random.default_rng(0).normal(size=(40, 3)), slides, y, images, n_splits=4)
+    assert probe["chance_majority"] == 0.4                                       # slide a: 16 of the 40 tiles
+    assert probe["majority_cv_accuracy"] == 0.0                                 # the folds' bias, measured
+    assert probe["class_only_accuracy"] == probe["majority_cv_accuracy"]       # one class: the same baseline
+
+
 def test_tiny_subset_links_a_tile_a_class_and_slide_and_skips_dotfiles(tmp_path):
     root = tmp_path / "hmt"
     for split in hmt.SPLITS:
