@@ -58,7 +58,8 @@ def _row(results: list[dict]) -> dict:
     grids = sum(r["n_grids"] for r in results)
     top = sum(r["grid_top_in_grid"] * r["n_grids"] for r in results) / grids
     return {"scores": {m: [None if not np.isfinite(v) else float(v) for v in s] for m, s in scores.items()},
-            "summary": {m: share_interval(s) for m, s in scores.items()}, "n_grids": int(grids), "grid_accuracy": top,
+            "summary": {m: share_interval(s, results[0]["grid"] ** 2) for m, s in scores.items()},
+            "n_grids": int(grids), "grid_accuracy": top,
             "usable": [r["usable"] for r in results], "models": len(results)}
 
 

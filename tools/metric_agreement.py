@@ -18,8 +18,9 @@ notebook's 2000 masks, expected gradients from 64 training examples):
   local, HMT local and hue), from the committed records (``models/shortcut/runs``), with their
   own bootstrap over models and inputs.
 
-Writes ``<out>/models/metric_agreement.json``: each metric's methods, means (as measured: see
-``higher_is_better``), units and n; the tau matrix with its intervals and shared method counts;
+Writes ``<out>/models/metric_agreement.json``: each metric's methods, means oriented so that higher
+is better (``mean_higher_is_better``: lower-is-better metrics negated), units and n; the tau matrix
+with its intervals and shared method counts;
 the sentence for the README; the command and the time.
 """
 from __future__ import annotations
@@ -155,11 +156,13 @@ def main(argv=None) -> dict:
               "metrics": result["metrics"], "tau": _plain(result["tau"]), "low": _plain(result["low"]),
               "high": _plain(result["high"]), "shared": result["shared"].tolist(),
               "undefined_draws": result["undefined_draws"].tolist(), "sentence": agreement_sentence(result),
-              "per_metric": {name: {"methods": s["methods"], "mean_oriented": [float(v) for v in s["point"]], "n": s["n"],
+              "per_metric": {name: {"methods": s["methods"], "mean_higher_is_better": [float(v) for v in s["point"]], "n": s["n"],
                                     "higher_is_better": metrics[name]["higher_is_better"],
                                     "units": metrics[name].get("units", name)}
                              for name, s in result["statistics"].items()},
-              "models": {"mnist1d": file_sha1(os.path.join(_REPO, "models", "MNIST1D.keras"))},
+              "models": {data: file_sha1(os.path.join(_REPO, "models", name)) for data, name in
+                         (("mnist1d", "MNIST1D.keras"), ("hmt", "HMT.keras"))
+                         if data == "mnist1d" or any(m.endswith("(HMT)") for m in result["metrics"])},
               "n_boot": args.n_boot, "quick": args.quick, "seconds": round(time.perf_counter() - start, 1),
               "versions": library_versions()}
     path = os.path.join(out_dir, "models", "metric_agreement.json")

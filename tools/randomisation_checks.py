@@ -14,7 +14,11 @@ destroyed), and sMPRT's correlation after the bottom-up cascade of maps averaged
 cascade or sMPRT when the 95 % bootstrap interval of its mean correlation lies below 0.5, and passes
 eMPRT when the interval of its mean ratio lies above 1. ``disagree`` lists the methods whose plain
 verdict differs from eMPRT's or sMPRT's; ``agreement`` is Kendall's tau between the three rankings of
-the methods (``xai.analysis.metric_agreement``, the examples resampled together).
+the methods (``xai.analysis.metric_agreement``, the examples resampled together). A map that is
+constant (e.g. Grad-CAM's, once its ReLU zeroes a randomised layer) correlates 0 with any other:
+it passes the cascade and sMPRT by convention, while eMPRT has no ratio for a constant trained map
+(left out: its ``n`` in the summary counts the examples with a ratio) and a ratio of 0 for a
+constant randomised one, so a disagreement on such a method can come from the conventions.
 
 Writes ``<out>/models/randomisation_<data>.json`` (per-example values, the summaries, the command,
 the model's hash and the time).
@@ -134,7 +138,7 @@ def main(argv=None) -> dict:
     p.add_argument("--samples", type=int, default=None, help="sMPRT's noisy copies (default: MNIST-1D 20, HMT 5)")
     p.add_argument("--rise-masks", type=int, default=500, help="RISE's masks inside the checks (the notebook's 500)")
     p.add_argument("--n-boot", type=int, default=2000)
-    p.add_argument("--quick", action="store_true", help="smoke run: 4 examples, few masks and draws")
+    p.add_argument("--quick", action="store_true", help="smoke run: 4 examples (HMT: 1 a class), few masks and draws")
     p.add_argument("--out", default=None, help="folder holding models/ (default: the repository; required with --quick)")
     args = p.parse_args(argv)
     if args.quick and args.out is None:

@@ -132,7 +132,7 @@ def main(argv=None) -> dict:
     classes = model.predict(x, batch_size=64, verbose=0).argmax(-1)
     options = sweep_options(args.data, x_train, value_range=value_range, noise_scale=scale, seed=args.seed,
                             quick=args.quick)
-    key = store.sweep_key(store.file_sha1(model_path), x, options)
+    key = store.sweep_key(store.file_sha1(model_path), x, classes, options)
     folder = os.path.join(args.out, "models", f"sweep_{args.data}")
     if args.prune:
         for path in glob.glob(os.path.join(folder, "batch_*.npz")):

@@ -248,8 +248,9 @@ def plot_curves(results: dict, title: str = ""):
         ax.grid(alpha=0.3), ax.legend(fontsize=8)
     axes[0].set_ylabel("probability of the explained class")
     fig.suptitle(title)
-    fig.supxlabel(f"lines: the mean over the {len(curve)} examples; bands: its 95 % confidence interval "
-                  "(normal approximation, examples independent)", fontsize=7.5)
+    sizes = sorted({len(r[f"{kinds[0]}_curve"]) for r in results.values()})
+    fig.supxlabel(f"lines: the mean over the examples ({', '.join(map(str, sizes))}); bands: its pointwise 95 % "
+                  "confidence interval at each step (normal approximation, examples independent)", fontsize=7.5)
     return fig
 
 

@@ -153,5 +153,5 @@ def test_removal_curves_carry_a_confidence_band_a_method():
         top = bands[0].get_paths()[0].vertices[:, 1].max()
         half = 1.96 * curve.std(0, ddof=1) / np.sqrt(30)
         assert top == pytest.approx((curve.mean(0) + half).max())
-    assert "95 % confidence interval" in fig._supxlabel.get_text()
+    assert "pointwise 95 % confidence interval" in fig._supxlabel.get_text() and "(30)" in fig._supxlabel.get_text()
     plt.close(fig)

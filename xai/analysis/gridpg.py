@@ -70,17 +70,28 @@ def grid_pointing(model, x, y, functions: dict[str, Callable], *, n_grids: int =
         if maps.shape == repeated.shape:
             maps = maps.sum(-1)                                                             # signed, over channels
         scores[name] = grid_pointing_game(maps, cells, grid)
-    return {"scores": scores, "summary": {name: share_interval(s) for name, s in scores.items()},
+    return {"scores": scores, "summary": {name: share_interval(s, grid * grid) for name, s in scores.items()},
             "classes": classes, "sources": sources, "usable": int(usable.sum()), "n_grids": n_grids, "grid": grid,
             "chance": 1.0 / grid ** 2, "grid_top_in_grid": float(np.mean([t in c for t, c in zip(top, classes)])),
             "confidence": confidence}
 
 
-def share_interval(scores) -> dict:
-    """Mean, standard error and the normal 95 % interval of the finite scores (a map without positive
-    relevance has none), with how many were left out."""
+def share_interval(scores, cells_per_grid: int) -> dict:
+    """Mean of the cells' shares with a normal 95 % interval over the grids: a grid's cells share
+    one mosaic, so each grid's finite cells are averaged first and the grids are the units (tiles
+    may recur across grids, so the interval is still somewhat narrow). ``scores``: float (G * Q,),
+    grid by grid; NaN where a map had no positive relevance (left out, counted). Fewer than 2
+    grids with a score give a NaN interval."""
     scores = np.asarray(scores, np.float64)
-    finite = scores[np.isfinite(scores)]
-    out = summary(finite) if len(finite) else {"mean": float("nan"), "sem": float("nan"), "n": 0}
-    return dict(out, interval95=[out["mean"] - Z95 * out["sem"], out["mean"] + Z95 * out["sem"]],
-                without_positive_relevance=int(len(scores) - len(finite)))
+    if scores.ndim != 1 or cells_per_grid < 1 or len(scores) % cells_per_grid:
+        raise ValueError(f"scores must be (G * {cells_per_grid},), grid by grid, got shape {scores.shape}")
+    by_grid = scores.reshape(-1, cells_per_grid)
+    finite = np.isfinite(by_grid)
+    counts = finite.sum(1)
+    means = np.where(finite, by_grid, 0.0).sum(1)[counts > 0] / counts[counts > 0]          # each grid's mean
+    if len(means) < 2:
+        out = {"mean": float(means.mean()) if len(means) else float("nan"), "sem": float("nan"), "n": int(len(means))}
+    else:
+        out = summary(means)
+    return dict(out, interval95=[out["mean"] - Z95 * out["sem"], out["mean"] + Z95 * out["sem"]], unit="grid",
+                without_positive_relevance=int((~finite).sum()))

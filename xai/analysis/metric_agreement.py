@@ -5,11 +5,14 @@ Each metric ranks the methods by a statistic of its own units (examples, tiles, 
 inputs). A metric is given either as per-unit scores of every method on the same units (the
 statistic is the mean; the bootstrap resamples the units jointly for all methods), or as a point
 value and bootstrap replicates per method (e.g. the planted-shortcut detection AUROC, whose
-resampling is its own). Metrics that name the same ``units`` (e.g. MoRF, LeRF and SRG on the same
+resampling is its own; row r of every method's replicates must come from the same resample).
+Metrics that name the same ``units`` (e.g. MoRF, LeRF and SRG on the same
 examples) share their resampled indices; the others are resampled independently, as the data
 they come from are. The interval of a pair's tau is the percentile interval of tau over the
 replicates; tau is computed over the methods both metrics have (at least 3), each oriented so
-that higher is better, so a positive tau means the two metrics prefer the same methods.
+that higher is better, so a positive tau means the two metrics prefer the same methods. A replicate
+in which a metric cannot order the methods (all tied) counts as tau 0, no agreement, so that such
+draws widen the interval instead of being dropped; their number is reported (``undefined_draws``).
 
 Axis key: M metrics, K methods, N units of one metric, B bootstrap replicates.
 """
@@ -25,12 +28,15 @@ from xai.core import check_number
 __all__ = ["metric_statistics", "agreement_matrix", "plot_agreement", "agreement_sentence"]
 
 
+MIN_DRAWS = 200       # bootstrap draws (or replicates) at the least, for a 2.5-97.5 % percentile interval
+
+
 def _check_scores(name: str, entry: dict) -> None:
-    if not isinstance(entry, dict) or "higher_is_better" not in entry or \
+    if not isinstance(entry, dict) or not isinstance(entry.get("higher_is_better"), (bool, np.bool_)) or \
             ("scores" in entry) == ("point" in entry and "replicates" in entry):
         raise ValueError(f"metric {name!r} must be {{'scores': {{method: (N,)}}, 'higher_is_better': bool[, 'units': "
                          f"str]}} or {{'point': {{method: float}}, 'replicates': {{method: (B,)}}, 'higher_is_better': "
-                         f"bool}}, got {entry!r:.200}")
+                         f"bool}} (a bool, not a string), got {entry!r:.200}")
 
 
 def metric_statistics(metrics: dict[str, dict], *, n_boot: int = 2000, seed: int = 0) -> dict[str, dict]:
@@ -38,7 +44,7 @@ def metric_statistics(metrics: dict[str, dict], *, n_boot: int = 2000, seed: int
     better: ``{metric: {"methods", "point", "replicates", "n"}}``. Per-unit scores are averaged over
     the units, ignoring NaN units of a method (e.g. eMPRT where a map is constant); their replicates
     resample the units (shared by metrics of the same ``units``)."""
-    n_boot = int(check_number("n_boot", n_boot, 10, integer=True))
+    n_boot = int(check_number("n_boot", n_boot, MIN_DRAWS, integer=True))
     rng = np.random.default_rng(seed)
     drawn: dict[str, np.ndarray] = {}
     out = {}
@@ -63,10 +69,16 @@ def metric_statistics(metrics: dict[str, dict], *, n_boot: int = 2000, seed: int
             n = table.shape[1]
         else:
             methods = list(entry["point"])
+            if set(entry["replicates"]) != set(methods):
+                raise ValueError(f"metric {name!r}: replicates must name the point's methods {methods}, got "
+                                 f"{sorted(entry['replicates'])}")
             point = sign * np.array([float(entry["point"][m]) for m in methods])
             replicates = sign * np.stack([np.asarray(entry["replicates"][m], np.float64).ravel() for m in methods], 1)
-            if replicates.shape[0] < 10:
-                raise ValueError(f"metric {name!r}: replicates must hold at least 10 draws a method")
+            if not (np.isfinite(point).all() and np.isfinite(replicates).all()):
+                raise ValueError(f"metric {name!r}: point values and replicates must be finite")
+            if replicates.shape[0] < MIN_DRAWS:
+                raise ValueError(f"metric {name!r}: replicates must hold at least {MIN_DRAWS} draws a method, got "
+                                 f"{replicates.shape[0]}")
             n = entry.get("n")
         out[name] = {"methods": methods, "point": point, "replicates": replicates, "n": n}
     return out
@@ -96,10 +108,8 @@ def agreement_matrix(metrics: dict[str, dict], *, n_boot: int = 2000, seed: int 
             tau[i, j] = kendall_tau(stats[a]["point"][ia], stats[b]["point"][ib])
             reps = min(len(stats[a]["replicates"]), len(stats[b]["replicates"]))
             draws = np.array([_tau(stats[a]["replicates"][r, ia], stats[b]["replicates"][r, ib]) for r in range(reps)])
-            ok = draws[np.isfinite(draws)]
-            undefined[i, j] = reps - len(ok)
-            if len(ok):
-                low[i, j], high[i, j] = np.percentile(ok, [2.5, 97.5])
+            undefined[i, j] = int(np.sum(~np.isfinite(draws)))
+            low[i, j], high[i, j] = np.percentile(np.nan_to_num(draws, nan=0.0), [2.5, 97.5])
     return {"metrics": names, "tau": tau, "low": low, "high": high, "shared": shared, "undefined_draws": undefined,
             "statistics": stats}
 
@@ -119,6 +129,10 @@ def agreement_sentence(result: dict) -> str:
     text = (f"Of {len(pairs)} pairs of metrics, {len(agree)} rank the methods alike (Kendall's tau's 95 % interval "
             f"above 0), {len(disagree)} in opposite orders (below 0), and {len(pairs) - len(agree) - len(disagree)} "
             "are undecided")
+    tied = int(np.sum(np.triu(result["undefined_draws"], 1)))
+    if tied:
+        text += (f" (bootstrap draws in which a metric tied every method counted as no agreement: {tied} over all "
+                 "pairs)")
     if disagree:
         text += "; opposite: " + ", ".join(f"{a} vs {b} ({t:+.2f} [{lo:+.2f}, {hi:+.2f}])" for a, b, t, lo, hi in disagree)
     return text + "."

@@ -35,9 +35,10 @@ def agreement_from_record(record: dict) -> dict:
             "high": _array(record["high"]), "shared": np.array(record["shared"], int)}
 
 
-def _cell(s: dict, digits: int = 2) -> str:
+def _cell(s: dict, n: int | None = None, digits: int = 2) -> str:
     mark = "pass" if s["passes"] else "fail"
-    return f"{s['mean']:.{digits}f} [{s['low']:.{digits}f}, {s['high']:.{digits}f}] {mark}"
+    scored = f" (n = {s['n']})" if n is not None and s["n"] != n else ""          # examples without a value
+    return f"{s['mean']:.{digits}f} [{s['low']:.{digits}f}, {s['high']:.{digits}f}] {mark}{scored}"
 
 
 def randomisation_table(record: dict) -> str:
@@ -49,7 +50,7 @@ def randomisation_table(record: dict) -> str:
              f"sMPRT ↓ (pass: below {t['correlation_below']}) | disagrees with the cascade |", "|---|---|---|---|---|"]
     for m, s in record["summary"].items():
         differ = [name for name, test in (("eMPRT", "emprt"), ("sMPRT", "smprt")) if m in record["disagree"][test]]
-        lines.append(f"| {m} | {_cell(s['cascade'])} | {_cell(s['emprt'])} | {_cell(s['smprt'])} | "
+        lines.append(f"| {m} | {_cell(s['cascade'])} | {_cell(s['emprt'], record.get('n'))} | {_cell(s['smprt'])} | "
                      f"{', '.join(differ) or '-'} |")
     return "\n".join(lines)
 
@@ -94,24 +95,25 @@ def gridpg_figure(record: dict):
 
 # --- the notebook's sections: a record of the committed model, or a sentence saying what to run ---
 
-def current_record(path: str, model_paths: dict[str, str]) -> tuple[dict | None, str]:
-    """``(record, "")`` when the tool's record at ``path`` exists and every model it names in
-    ``model_paths`` (``{record key path: model file}``, e.g. ``{"model_sha1": "models/HMT.keras"}``;
-    a key ``a.b`` reads ``record["a"]["b"]``) has the file's hash; else ``(None, why)``, naming the
-    command to run."""
+def current_record(path: str, model_paths: dict[str, str], tool: str) -> tuple[dict | None, str]:
+    """``(record, "")`` when the tool's record at ``path`` exists, is not a smoke run, and every model
+    it names in ``model_paths`` (``{record key path: model file}``, e.g. ``{"model_sha1":
+    "models/HMT.keras"}``; a key ``a.b`` reads ``record["a"]["b"]``) has the file's hash; else
+    ``(None, why)``, naming ``tool``, the command to run."""
     import os
 
     from xai.analysis.sweep_store import file_sha1
-    tool = f"python tools/{os.path.basename(path).split('.')[0]}.py"
     if not os.path.isfile(path):
-        return None, f"`{path}` is not there yet: run the tool that writes it (under tools/, e.g. `{tool}`)."
+        return None, f"`{path}` is not there yet: run `{tool}`."
     record = read_record(path)
+    if record.get("quick"):
+        return None, f"`{path}` is a --quick smoke run, not a result: run `{tool}`."
     for key, model in model_paths.items():
         value = record
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        if value != file_sha1(model):
-            return None, (f"`{path}` explains another `{model}` than the committed one (retrained since): run "
+        if not os.path.isfile(model) or value != file_sha1(model):
+            return None, (f"`{path}` explains another `{model}` than the one here (retrained since?): run "
                           f"`{record.get('command', tool)}` again.")
     return record, ""
 
@@ -121,7 +123,8 @@ def randomisation_section(model_dir: str, data: str) -> str:
     or what to run."""
     import os
     model = os.path.join(model_dir, "MNIST1D.keras" if data == "mnist1d" else "HMT.keras")
-    record, why = current_record(os.path.join(model_dir, f"randomisation_{data}.json"), {"model_sha1": model})
+    record, why = current_record(os.path.join(model_dir, f"randomisation_{data}.json"), {"model_sha1": model},
+                                 f"python tools/randomisation_checks.py --data {data}")
     if record is None:
         return why
     return (f"**{data}**, {record['n']} examples (`{record['command']}`; sMPRT: {record['smprt_samples']} noisy copies)"
@@ -132,8 +135,11 @@ def randomisation_section(model_dir: str, data: str) -> str:
 def gridpg_section(model_dir: str):
     """``(markdown, figure or None)`` of ``models/hmt_gridpg.json``, or what to run."""
     import os
-    record, why = current_record(os.path.join(model_dir, "hmt_gridpg.json"),
-                                 {"models.committed": os.path.join(model_dir, "HMT.keras")})
+    path = os.path.join(model_dir, "hmt_gridpg.json")
+    names = read_record(path).get("models", {}) if os.path.isfile(path) else {}
+    record, why = current_record(path, {f"models.{k}": os.path.join(model_dir, "HMT.keras" if k == "committed" else k)
+                                        for k in names} or {"models.committed": os.path.join(model_dir, "HMT.keras")},
+                                 "python tools/hmt_gridpg.py")
     if record is None:
         return why, None
     return f"`{record['command']}`\n\n{gridpg_table(record)}", gridpg_figure(record)
@@ -145,7 +151,11 @@ def agreement_section(model_dir: str):
 
     from xai.analysis.metric_agreement import plot_agreement
     path = os.path.join(model_dir, "metric_agreement.json")
-    record, why = current_record(path, {"models.mnist1d": os.path.join(model_dir, "MNIST1D.keras")})
+    files = {"mnist1d": "MNIST1D.keras", "hmt": "HMT.keras"}
+    names = read_record(path).get("models", {}) if os.path.isfile(path) else {}
+    record, why = current_record(path, {f"models.{k}": os.path.join(model_dir, files[k]) for k in names if k in files}
+                                 or {"models.mnist1d": os.path.join(model_dir, "MNIST1D.keras")},
+                                 "python tools/metric_agreement.py")
     if record is None:
         return why, None
     return f"`{record['command']}`: {record['sentence']}", plot_agreement(agreement_from_record(record))

@@ -181,7 +181,7 @@ def method_variants(model, x, classes, *, value_range: tuple, given: dict | None
                            batch_size=batch_size))
     if rows is not None:
         unknown = set(rows) - {row for row, _ in plan}
-        if isinstance(rows, str) or unknown:
+        if isinstance(rows, str) or unknown or not rows:
             raise ValueError(f"rows must be a list of the sweep's rows {sorted({r for r, _ in plan})}, got {rows!r}")
         plan = {k: v for k, v in plan.items() if k[0] in rows}
     given = _checked_given(given, plan, len(x))
@@ -524,9 +524,10 @@ def summarise_grid(grid: dict, references: dict, evaluations: dict, gaps: dict, 
     ``xai.analysis.sweep_store`` gathers them from stored batches: ``n``, the grid, the pairs'
     ``rows`` and ``verdicts``, ``n_settings`` and the Markdown tables ``settings_table``,
     ``robustness_table`` and ``completeness_table``."""
-    lengths = {len(v[m]) for v in grid.values() for m in v}
+    lengths = {len(v[m]) for v in grid.values() for m in v} | {len(g["gap"]) for g in gaps.values()}
     if len(lengths) != 1:
-        raise ValueError(f"every cell of the grid must score the same examples, got lengths {sorted(lengths)}")
+        raise ValueError(f"every cell of the grid and every completeness gap must score the same examples, got "
+                         f"lengths {sorted(lengths)}")
     rows = robustness(grid, references=references, evaluations=evaluations, n_boot=n_boot, seed=seed)
     return {"n": lengths.pop(), "references": references, "evaluations": evaluations, "grid": grid, "rows": rows,
             "verdicts": verdicts(rows), "n_settings": len({(m, s) for m, s, _ in grid}),
@@ -539,9 +540,12 @@ def settings_maps_figure(x, settings: dict[str, np.ndarray], grid: dict, row: st
                          title: str | None = None):
     """One method's maps in each of its settings on the same inputs (``settings``: ``{setting: maps}``,
     e.g. :func:`method_variants` with ``rows=[row]``), each column titled with the setting's mean SRG
-    and rank among the row's settings under ``evaluation`` in ``grid`` (the sweep's, on its own
-    examples): how a setting that changes the ranking changes the maps."""
+    and rank among the settings shown that the grid scores under ``evaluation`` (the sweep's, on its
+    own examples): how a setting that changes the ranking changes the maps."""
     from xai.plots import plot_grid
+    if not any(k[0] == row and k[2] == evaluation for k in grid):
+        raise ValueError(f"the grid has no cell of row {row!r} under {evaluation!r}; its rows "
+                         f"{sorted({k[0] for k in grid})}, evaluations {sorted({k[2] for k in grid})}")
     have = {st: float(np.mean(grid[(row, st, evaluation)]["srg"])) for st in settings if (row, st, evaluation) in grid}
     order = sorted(have, key=lambda st: -have[st])
     titles = {st: f"{row}, {st}" + (f"\nSRG {have[st]:+.3f} (rank {order.index(st) + 1} of {len(order)})"

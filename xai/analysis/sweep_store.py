@@ -59,15 +59,20 @@ def _array_sha1(a) -> str:
     return h.hexdigest()[:20]
 
 
-def sweep_key(model_sha1: str, x, options: dict) -> dict:
+def sweep_key(model_sha1: str, x, classes, options: dict) -> dict:
     """The key a batch is stored and read under: the model's hash (:func:`file_sha1`), the hash of
-    ALL the examples the grid may draw from (``x``: the data source, indexed by the tiles), the
-    options of :func:`run_batch` (``references`` by their hash), METHODS' names and the version."""
+    ALL the examples the grid may draw from (``x``: the data source, indexed by the tiles) and of
+    the classes explained (``classes``: int (N,), one a row of ``x``), the options of
+    :func:`run_batch` (``references`` by their hash), METHODS' names and the version."""
     _checked_options(options)
+    classes = np.asarray(classes)
+    if classes.shape != (len(x),) or classes.dtype.kind not in "iu":
+        raise ValueError(f"classes must be int (N,) = ({len(x)},), one a row of x, got {classes.dtype} {classes.shape}")
     opts = {k: v for k, v in options.items() if k != "references"}
     opts["rise_settings"] = [[m, c] for m, c in options["rise_settings"]]
     refs = options.get("references")
     key = {"version": STORE_VERSION, "model_sha1": str(model_sha1), "data_sha1": _array_sha1(x),
+           "classes_sha1": _array_sha1(classes.astype(np.int64)),
            "references_sha1": None if refs is None else _array_sha1(np.asarray(refs, np.float32)),
            "options": opts, "methods": sorted(METHODS)}
     return json.loads(json.dumps(key, default=_plain))          # as stored: tuples as lists, numpy as Python
@@ -140,6 +145,7 @@ def _read(path: str) -> tuple[dict, dict]:
 
 def _batches(folder: str, key: dict) -> list[tuple[dict, dict]]:
     """The folder's batches whose key equals ``key`` (others, e.g. of an earlier model, are left alone)."""
+    key = json.loads(json.dumps(key, default=_plain))              # as stored: tuples as lists
     out = []
     for path in sorted(glob.glob(os.path.join(folder, "batch_*.npz"))):
         meta, arrays = _read(path)
@@ -159,6 +165,8 @@ def gather(folder: str, key: dict, tiles) -> dict:
     every example's scores, plus ``seconds`` (the batches' compute time) and ``batches``. Raises
     when an example is not stored under ``key``."""
     tiles = np.asarray(tiles, np.int64)
+    if tiles.ndim != 1 or len(tiles) < 2:
+        raise ValueError(f"tiles must name at least 2 examples (N,), got shape {tiles.shape}")
     batches = _batches(folder, key)
     where = {}
     for b, (_, arrays) in enumerate(batches):
@@ -169,7 +177,8 @@ def gather(folder: str, key: dict, tiles) -> dict:
         raise LookupError(f"{len(missing)} of {len(tiles)} examples are not stored in {folder} under this key "
                           f"(first: {missing[:5]}); run the tool that fills it (e.g. tools/settings_grid.py)")
     first = batches[0][0]
-    if any(m["cells"] != first["cells"] or m["gap_settings"] != first["gap_settings"] for m, _ in batches):
+    if any(m["cells"] != first["cells"] or m["gap_settings"] != first["gap_settings"] or m["metrics"] != first["metrics"]
+           for m, _ in batches):
         raise ValueError(f"the batches in {folder} disagree on the grid's cells under one key: remove them and rerun")
     pick = [where[int(t)] for t in tiles]
     scores = np.stack([batches[b][1]["scores"][:, :, j] for b, j in pick], -1)                  # (C, M, N)
@@ -189,6 +198,9 @@ def run_stored(model, x, classes, tiles, folder: str, key: dict, options: dict, 
     ``deadline`` (a ``time.time()``). Returns how many examples are still missing."""
     if not isinstance(batch_tiles, (int, np.integer)) or batch_tiles < 2:
         raise ValueError(f"batch_tiles must be an int >= 2 (paired tests need two examples), got {batch_tiles!r}")
+    if json.loads(json.dumps(key, default=_plain)) != sweep_key(key.get("model_sha1"), x, classes, options):
+        raise ValueError("key does not match x, classes and options (build it with sweep_key(model_sha1, x, classes, "
+                         "options)): batches stored under it would mix with another grid's")
     tiles = np.asarray(tiles, np.int64)
     todo = tiles[~np.isin(tiles, stored_tiles(folder, key))]
     for start in range(0, len(todo), batch_tiles):
@@ -214,12 +226,14 @@ def load_sweep(folder: str, key: dict, tiles, *, n_boot: int = 2000, seed: int =
                 seconds=g["seconds"], batches=g["batches"])
 
 
-def load_record(record_path: str, model_path: str, x, tiles, *, n_boot: int = 2000, seed: int = 0) -> dict:
+def load_record(record_path: str, model_path: str, x, tiles, *, classes=None, n_boot: int = 2000, seed: int = 0) -> dict:
     """The grid a tool stored (its record, e.g. ``models/sweep_hmt.json``, and the batches in the
     folder of the same name beside it) for the model file and data given: :func:`load_sweep` of the
     record's key, after checking that the key names this model (its file's hash), these data (``x``:
-    all the examples the tiles index) and that the record holds these ``tiles``. Adds ``record``
-    (the tool's JSON). Raises, naming what differs and the command to run, otherwise."""
+    all the examples the tiles index), these ``classes`` (int (N,), if given), this version of the
+    store and of METHODS, that the record holds these ``tiles`` and is not a smoke run. Adds
+    ``record`` (the tool's JSON). Raises, naming what differs and the command to run, otherwise.
+    The record's options are the tool's (``record["key"]["options"]``), not the caller's."""
     import json
     with open(record_path) as f:
         record = json.load(f)
@@ -230,6 +244,13 @@ def load_record(record_path: str, model_path: str, x, tiles, *, n_boot: int = 20
         problems.append(f"it explains another model than {model_path} (retrained since?)")
     if key["data_sha1"] != _array_sha1(x):
         problems.append("it was computed on other data")
+    if classes is not None and key.get("classes_sha1") != _array_sha1(np.asarray(classes).astype(np.int64)):
+        problems.append("it explains other classes")
+    if key.get("version") != STORE_VERSION or key.get("methods") != sorted(METHODS):
+        problems.append(f"it was stored by another version of the store (version {key.get('version')}, methods "
+                        f"{key.get('methods')}) than this one ({STORE_VERSION}, {sorted(METHODS)})")
+    if record.get("quick"):
+        problems.append("it is a --quick smoke run")
     if sorted(record["tiles"]) != sorted(tiles.tolist()):
         problems.append(f"it holds {len(record['tiles'])} other tiles than the {len(tiles)} asked for")
     if not record.get("complete"):

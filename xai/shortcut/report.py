@@ -126,6 +126,8 @@ def detection_draws(setting, records: list[dict], *, n_boot: int = 1000, seed: i
     measure = "change" if setting.kind == "hue" else "mass"
     found = {m: detection(_rows(reliant, m, measure), _rows(controls, m, measure), n_boot=n_boot, seed=seed,
                           keep_draws=True) for m in _methods(records) if m in METHODS}
+    if not found:
+        return None
     return {"point": {m: d["auroc"] for m, d in found.items()}, "replicates": {m: d["draws"] for m, d in found.items()},
             "higher_is_better": True, "n": next(iter(found.values()))["n"]}
 

@@ -63,3 +63,15 @@ def test_grid_pointing_refuses_bad_labels_and_confidence():
         grid_pointing(model, x, np.zeros(8), {})
     with pytest.raises(ValueError, match="confidence"):
         grid_pointing(model, x, np.zeros(8, int), {}, confidence=1.5)
+
+
+def test_share_interval_takes_grids_as_units():
+    from xai.analysis.gridpg import share_interval
+    cells = np.array([1.0, 0.0, 0.5, 0.5, np.nan, 0.2, 0.4, 0.6])      # 2 grids of 4 cells, one without relevance
+    s = share_interval(cells, 4)
+    assert s["n"] == 2 and s["unit"] == "grid" and s["without_positive_relevance"] == 1
+    assert s["mean"] == pytest.approx(np.mean([0.5, 0.4]))              # each grid's mean, then the grids'
+    one = share_interval(cells[:4], 4)
+    assert one["n"] == 1 and np.isnan(one["interval95"][0])             # one grid: no interval
+    with pytest.raises(ValueError, match="grid by grid"):
+        share_interval(cells[:6], 4)

@@ -40,11 +40,11 @@ def test_noise_leaves_the_pair_undecided_and_few_shared_methods_give_no_tau():
 
 def test_replicates_and_nan_units_and_bad_input():
     point = {"m0": 0.9, "m1": 0.6, "m2": 0.3, "m3": 0.1}
-    reps = {k: np.full(50, v) + np.random.default_rng(0).normal(0, 0.01, 50) for k, v in point.items()}
+    reps = {k: np.full(200, v) + np.random.default_rng(0).normal(0, 0.01, 200) for k, v in point.items()}
     scores = _scores([0.9, 0.6, 0.3, 0.1])
     scores["m3"][:10] = np.nan                                       # units a method could not score: skipped
     r = ma.agreement_matrix({"auroc": {"point": point, "replicates": reps, "higher_is_better": True},
-                             "mass": {"scores": scores, "higher_is_better": True}}, n_boot=50)
+                             "mass": {"scores": scores, "higher_is_better": True}}, n_boot=200)
     assert r["tau"][0, 1] == pytest.approx(1) and r["low"][0, 1] == pytest.approx(1)
     with pytest.raises(ValueError, match="must be"):
         ma.agreement_matrix({"x": {"scores": scores}, "y": {"scores": scores, "higher_is_better": True}})
@@ -54,7 +54,19 @@ def test_replicates_and_nan_units_and_bad_input():
     with pytest.raises(ValueError, match="units"):
         ma.agreement_matrix({"x": {"scores": scores, "higher_is_better": True, "units": "u"},
                              "y": {"scores": {k: v[:5] for k, v in scores.items()}, "higher_is_better": True,
-                                   "units": "u"}}, n_boot=20)
+                                   "units": "u"}}, n_boot=200)
+    with pytest.raises(ValueError, match="not a string"):
+        ma.agreement_matrix({"x": {"scores": scores, "higher_is_better": "False"},
+                             "y": {"scores": scores, "higher_is_better": True}})
+    with pytest.raises(ValueError, match="name the point's methods"):
+        ma.agreement_matrix({"x": {"point": point, "replicates": {"m0": reps["m0"]}, "higher_is_better": True},
+                             "y": {"scores": scores, "higher_is_better": True}})
+    with pytest.raises(ValueError, match="at least 200 draws"):
+        ma.agreement_matrix({"x": {"point": point, "replicates": {k: v[:20] for k, v in reps.items()},
+                                   "higher_is_better": True}, "y": {"scores": scores, "higher_is_better": True}})
+    with pytest.raises(ValueError, match="n_boot"):
+        ma.agreement_matrix({"x": {"scores": scores, "higher_is_better": True},
+                             "y": {"scores": scores, "higher_is_better": True}}, n_boot=50)
     with pytest.raises(ValueError, match="at least 2 metrics"):
         ma.agreement_matrix({"x": {"scores": scores, "higher_is_better": True}})
 
@@ -63,8 +75,19 @@ def test_the_figure_shows_each_pair():
     import matplotlib.pyplot as plt
     base = _scores([0.1, 0.3, 0.5, 0.7])
     r = ma.agreement_matrix({"a": {"scores": base, "higher_is_better": True},
-                             "b": {"scores": base, "higher_is_better": False}}, n_boot=50)
+                             "b": {"scores": base, "higher_is_better": False}}, n_boot=200)
     fig = ma.plot_agreement(r)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any(t.startswith("-1.00") for t in texts) and len(texts) == 2
     plt.close(fig)
+
+
+def test_draws_where_a_metric_ties_every_method_count_as_no_agreement():
+    # one method of four scores 1 on a single unit of 30: a third of the draws leave the metric all tied
+    rare = {f"m{k}": np.zeros(30) for k in range(4)}
+    rare["m3"][0] = 1.0
+    ordered = _scores([0.1, 0.2, 0.3, 0.9], n=30)
+    r = ma.agreement_matrix({"rare": {"scores": rare, "higher_is_better": True},
+                             "ordered": {"scores": ordered, "higher_is_better": True}}, n_boot=1000)
+    assert r["undefined_draws"][0, 1] > 200 and r["low"][0, 1] == 0.0           # not a point-sized interval
+    assert "counted as no agreement" in ma.agreement_sentence(r)

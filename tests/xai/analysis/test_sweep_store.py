@@ -26,7 +26,7 @@ def setting():
 
 def test_batches_are_stored_resumed_and_gathered_in_the_order_asked(setting, tmp_path):
     model, x, classes, options = setting
-    key = store.sweep_key("model-a", x, options)
+    key = store.sweep_key("model-a", x, classes, options)
     tiles = np.array([6, 1, 4, 3, 0])
     assert store.run_stored(model, x, classes, tiles[:3], tmp_path, key, options, batch_tiles=2, log=None) == 0
     assert len(os.listdir(tmp_path)) == 2 and store.stored_tiles(tmp_path, key).tolist() == [1, 4, 6]
@@ -48,7 +48,7 @@ def test_batches_are_stored_resumed_and_gathered_in_the_order_asked(setting, tmp
 
 def test_load_sweep_summarises_as_run_sweep_does(setting, tmp_path):
     model, x, classes, options = setting
-    key = store.sweep_key("model-a", x, options)
+    key = store.sweep_key("model-a", x, classes, options)
     tiles = np.arange(6)
     store.run_stored(model, x, classes, tiles, tmp_path, key, options, batch_tiles=6, log=None)
     loaded = store.load_sweep(tmp_path, key, tiles, n_boot=200)
@@ -66,12 +66,13 @@ def test_load_sweep_summarises_as_run_sweep_does(setting, tmp_path):
 
 def test_another_key_is_never_read_and_bad_arguments_are_refused(setting, tmp_path):
     model, x, classes, options = setting
-    key = store.sweep_key("model-a", x, options)
+    key = store.sweep_key("model-a", x, classes, options)
     store.run_stored(model, x, classes, [0, 1], tmp_path, key, options, log=None)
-    retrained = store.sweep_key("model-b", x, options)
-    other_options = store.sweep_key("model-a", x, dict(options, steps=4))
-    other_data = store.sweep_key("model-a", x[::-1], options)
-    for k in (retrained, other_options, other_data):
+    retrained = store.sweep_key("model-b", x, classes, options)
+    other_options = store.sweep_key("model-a", x, classes, dict(options, steps=4))
+    other_data = store.sweep_key("model-a", x[::-1], classes, options)
+    other_classes = store.sweep_key("model-a", x, (classes + 1) % 4, options)
+    for k in (retrained, other_options, other_data, other_classes):
         assert k != key and store.stored_tiles(tmp_path, k).size == 0
         with pytest.raises(LookupError, match="2 of 2 examples are not stored"):
             store.gather(tmp_path, k, [0, 1])
@@ -80,11 +81,19 @@ def test_another_key_is_never_read_and_bad_arguments_are_refused(setting, tmp_pa
     assert store.run_stored(model, x, classes, [2, 3], tmp_path, key, options, deadline=0.0, log=None) == 2
     assert store.key_sha1(key) != store.key_sha1(retrained)
     with pytest.raises(ValueError, match="missing \\['patch'\\]"):
-        store.sweep_key("m", x, {k: v for k, v in options.items() if k != "patch"})
+        store.sweep_key("m", x, classes, {k: v for k, v in options.items() if k != "patch"})
     with pytest.raises(ValueError, match="unknown \\['stride'\\]"):
-        store.sweep_key("m", x, dict(options, stride=2))
+        store.sweep_key("m", x, classes, dict(options, stride=2))
     with pytest.raises(ValueError, match="batch_tiles"):
         store.run_stored(model, x, classes, [0, 1], tmp_path, key, options, batch_tiles=1)
+    with pytest.raises(ValueError, match="key does not match"):                  # a key of other options
+        store.run_stored(model, x, classes, [0, 1], tmp_path, other_options, options)
+    as_tuples = dict(key, options=dict(key["options"], value_range=(0.0, 255.0)))  # as built by hand: found all the same
+    assert store.stored_tiles(tmp_path, as_tuples).tolist() == [0, 1]
+    with pytest.raises(ValueError, match="at least 2"):
+        store.gather(tmp_path, key, [])
+    with pytest.raises(ValueError, match="classes must be int"):
+        store.sweep_key("m", x, classes[:3], options)
     assert not [n for n in os.listdir(tmp_path) if not n.startswith("batch_")]     # no temporary file left
 
 
@@ -100,7 +109,7 @@ def test_load_record_checks_the_model_the_data_and_the_tiles(setting, tmp_path):
     model, x, classes, options = setting
     model_path = tmp_path / "m.keras"
     model.save(model_path)
-    key = store.sweep_key(store.file_sha1(model_path), x, options)
+    key = store.sweep_key(store.file_sha1(model_path), x, classes, options)
     folder = tmp_path / "grid"
     store.run_stored(model, x, classes, [0, 1, 2], folder, key, options, log=None)
     record = {"key": key, "tiles": [0, 1, 2], "complete": True, "stored": 3, "command": "python tools/x.py"}
@@ -114,3 +123,8 @@ def test_load_record_checks_the_model_the_data_and_the_tiles(setting, tmp_path):
         store.load_record(tmp_path / "grid.json", model_path, x + 1, [0, 1, 2])
     with pytest.raises(ValueError, match="other tiles"):
         store.load_record(tmp_path / "grid.json", model_path, x, [0, 1])
+    with pytest.raises(ValueError, match="other classes"):
+        store.load_record(tmp_path / "grid.json", model_path, x, [0, 1, 2], classes=(classes + 1) % 4)
+    (tmp_path / "grid.json").write_text(json.dumps(dict(record, quick=True)))
+    with pytest.raises(ValueError, match="smoke run"):
+        store.load_record(tmp_path / "grid.json", model_path, x, [0, 1, 2])
