@@ -14,6 +14,7 @@ notebook's 2000 masks, expected gradients from 64 training examples):
   (``models/randomisation_<data>.json``; left out, with a message, where missing or stale): the plain
   cascade and sMPRT (correlation after randomisation; lower is better) and eMPRT (the entropy ratio;
   higher is better);
+- GridPG on HMT from ``tools/hmt_gridpg.py``'s record (a grid's cells averaged: grids as units);
 - the planted shortcuts' detection AUROC, per setting with reliant models and controls (MNIST-1D
   local, HMT local and hue), from the committed records (``models/shortcut/runs``), with their
   own bootstrap over models and inputs.
@@ -113,6 +114,27 @@ def randomisation_metrics(out_dir: str) -> dict:
     return out
 
 
+def gridpg_metrics(out_dir: str) -> dict:
+    """GridPG's cell shares from ``tools/hmt_gridpg.py``'s record (each row: the course tiles with the
+    committed model, held-out slides with the fold models), grids as units (a grid's cells averaged),
+    where the record explains the committed HMT model."""
+    from xai.analysis.summaries import current_record
+    record, why = current_record(os.path.join(out_dir, "models", "hmt_gridpg.json"),
+                                 {"models.committed": os.path.join(_REPO, "models", "HMT.keras")}, "python tools/hmt_gridpg.py")
+    if record is None:
+        print(why, flush=True)
+        return {}
+    out = {}
+    for row, entry in record["rows"].items():
+        grids = {}
+        for m, shares in entry["scores"].items():
+            c = np.array([np.nan if v is None else v for v in shares], float).reshape(-1, 4)   # (G, 4 cells)
+            counts = np.isfinite(c).sum(1)
+            grids[m] = np.where(counts > 0, np.where(np.isfinite(c), c, 0).sum(1) / np.maximum(counts, 1), np.nan)
+        out[f"GridPG (HMT, {row})"] = {"scores": grids, "higher_is_better": True, "units": f"HMT grids, {row}"}
+    return out
+
+
 def shortcut_metrics(n_boot: int) -> dict:
     """The planted shortcuts' detection AUROC per setting, from the committed records."""
     from xai.methods import METHODS
@@ -150,6 +172,7 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     metrics = mnist1d_metrics(args)
     metrics.update(randomisation_metrics(_REPO))
+    metrics.update(gridpg_metrics(_REPO))
     metrics.update(shortcut_metrics(100 if args.quick else args.n_boot))
     result = agreement_matrix(metrics, n_boot=100 if args.quick else args.n_boot, seed=0)
     record = {"command": "python tools/metric_agreement.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -162,7 +185,7 @@ def main(argv=None) -> dict:
                              for name, s in result["statistics"].items()},
               "models": {data: file_sha1(os.path.join(_REPO, "models", name)) for data, name in
                          (("mnist1d", "MNIST1D.keras"), ("hmt", "HMT.keras"))
-                         if data == "mnist1d" or any(m.endswith("(HMT)") for m in result["metrics"])},
+                         if data == "mnist1d" or any("(HMT" in m for m in result["metrics"])},
               "n_boot": args.n_boot, "quick": args.quick, "seconds": round(time.perf_counter() - start, 1),
               "versions": library_versions()}
     path = os.path.join(out_dir, "models", "metric_agreement.json")
