@@ -40,3 +40,24 @@ def test_arguments_are_checked(tool):
         tool.parse_args(["--data", "cifar"])
     assert tool.parse_args(["--data", "hmt"]).per_class == 16             # the notebook's 128 tiles
     assert tool.parse_args(["--data", "mnist1d"]).batch == 250
+
+
+@pytest.mark.slow
+def test_held_out_grids_of_fold_models_are_stored_and_pooled(tool, tmp_path):
+    from xai.training.vgg import build_vgg7
+    models = tmp_path / "models"
+    models.mkdir()
+    for k, slide in enumerate(("CRC-Prim-HE-01", "CRC-Prim-HE-02")):             # two stand-in fold models
+        build_vgg7(8, (150, 150, 3), width=4, block3_width=8, seed=k).save(models / f"hmt_slide_cv_fold{k}.keras")
+        (models / f"hmt_slide_cv_fold{k}.json").write_text(json.dumps({"fold_record": {"held_out": [slide]}}))
+    common = ["--data", "hmt-held-out", "--quick", "--out", str(tmp_path), "--data-dir", hmt_root(), "--n-boot", "100"]
+    record = tool.main(common + ["--batch", "2"])
+    assert record["complete"] and [p["held_out"] for p in record["parts"]] == [["CRC-Prim-HE-01"], ["CRC-Prim-HE-02"]]
+    assert record["n"] == sum(len(p["tiles"]) for p in record["parts"]) and record["findings"]
+    assert record["parts"][0]["key"] != record["parts"][1]["key"]                # a key a fold model
+    again = tool.main(common + ["--report-only"])
+    assert again["findings"] == record["findings"]
+    (models / "hmt_slide_cv_fold0.keras").unlink()
+    (models / "hmt_slide_cv_fold1.keras").unlink()
+    with pytest.raises(SystemExit, match="no fold models"):
+        tool.main(common)
