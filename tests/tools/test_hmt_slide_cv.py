@@ -42,6 +42,12 @@ def test_quick_mode_writes_the_record_and_figures(quick_run):
     assert check["difference_full_minus_short"] == pytest.approx(
         (check["right_only_with_full"] - check["right_only_with_short"]) / check["n_test"])
     assert (out / "models" / "hmt_slide_cv_fold0_full.npz").is_file()
+    for k in (0, 1):                                                          # each fold's model kept beside it
+        with open(out / "models" / f"hmt_slide_cv_fold{k}.json") as f:
+            kept = json.load(f)
+        assert kept["fold_record"]["held_out"] == saved["folds"][k]["held_out"]
+        assert (out / "models" / f"hmt_slide_cv_fold{k}.keras").is_file()
+    assert "majority_cv_accuracy" in next(iter(saved["probe"].values()))    # the folds' bias on a count baseline
     slides_seen = sorted(s for f in saved["folds_of_slides"] for s in f)
     assert slides_seen == [f"CRC-Prim-HE-{i:02d}" for i in range(1, 11)]
     assert not any({"CRC-Prim-HE-06", "CRC-Prim-HE-10"} <= set(f) for f in saved["folds_of_slides"])   # EMPTY's two slides
