@@ -161,7 +161,7 @@ def held_out_main(args, argv) -> dict:
         xf, yf = x[inside].astype(np.float32), y[inside]
         model = keras.models.load_model(path)
         classes = model.predict(xf, batch_size=64, verbose=0).argmax(-1)
-        tiles = stratified_sample(yf, args.per_class_held_out, args.seed)[:4 if args.quick else None]
+        tiles = stratified_sample(yf, args.per_class_held_out, args.seed)[:2 if args.quick else None]
         opts = dict(options, references=_references_outside(x, groups.slide, slides, args.seed))
         key = store.sweep_key(store.file_sha1(path), xf, classes, opts)
         missing = len(tiles) - int(np.isin(tiles, store.stored_tiles(folder, key)).sum())
