@@ -139,26 +139,32 @@ def agreement_sentence(result: dict) -> str:
 
 
 def plot_agreement(result: dict, title: str = ""):
-    """The matrix: tau coloured from -1 (opposite rankings) to +1 (the same), each cell's tau and
-    interval, the number of methods shared under the diagonal's labels."""
+    """The matrix's lower triangle (it is symmetric): tau coloured from -1 (opposite rankings) to +1
+    (the same), each cell's tau and 95 % interval, and how many methods the pair shares where that is
+    fewer than the most any pair shares."""
     import matplotlib.pyplot as plt
-    names, tau = result["metrics"], result["tau"]
+    names, tau = result["metrics"], np.asarray(result["tau"], float)
     m = len(names)
-    fig, ax = plt.subplots(figsize=(1.05 * m + 2.2, 0.8 * m + 1.6), layout="constrained")
-    shown = ax.imshow(np.ma.masked_invalid(tau), cmap="RdBu", vmin=-1, vmax=1)
+    lower = np.tril(np.ones((m, m), bool), -1)
+    most = int(np.max(np.where(lower, result["shared"], 0))) if m > 1 else 0
+    fig, ax = plt.subplots(figsize=(0.95 * m + 2.4, 0.72 * m + 1.8), layout="constrained")
+    shown = ax.imshow(np.ma.masked_where(~lower | ~np.isfinite(tau), tau), cmap="RdBu", vmin=-1, vmax=1)
     for i in range(m):
-        for j in range(m):
-            if i == j:
-                continue
+        for j in range(i):
             if not np.isfinite(tau[i, j]):
                 ax.text(j, i, "–", ha="center", va="center", color="grey", fontsize=8)
                 continue
             lo, hi = result["low"][i, j], result["high"][i, j]
-            ax.text(j, i, f"{tau[i, j]:+.2f}\n[{lo:+.2f}, {hi:+.2f}]\n{result['shared'][i, j]} methods", ha="center",
-                    va="center", fontsize=6.5, color="white" if abs(tau[i, j]) > 0.6 else "black")
-    labels = ["\n".join(textwrap.wrap(n, 16)) for n in names]
-    ax.set_xticks(range(m), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(m), labels, fontsize=8)
+            few = f"\n{result['shared'][i, j]} methods" if result["shared"][i, j] < most else ""
+            ax.text(j, i, f"{tau[i, j]:+.2f}\n[{lo:+.2f}, {hi:+.2f}]{few}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(tau[i, j]) > 0.6 else "black")
+    labels = ["\n".join(textwrap.wrap(n, 18)) for n in names]
+    ax.set_xticks(range(m - 1), labels[:-1], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(1, m), labels[1:], fontsize=8)
+    ax.set_xlim(-0.5, m - 1.5), ax.set_ylim(m - 0.5, 0.5)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     fig.colorbar(shown, ax=ax, shrink=0.7, label="Kendall's tau of the methods' rankings")
-    ax.set_title(title or "Which metrics agree: Kendall's tau [95 % bootstrap interval]", fontsize=10)
+    ax.set_title(title or f"Which metrics agree: Kendall's tau [95 % bootstrap interval] over the {most} methods",
+                 fontsize=10)
     return fig
