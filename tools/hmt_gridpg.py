@@ -1,5 +1,7 @@
 """GridPG on HMT (Rao et al., CVPR 2022) for every method of METHODS: 2 x 2 mosaics of test tiles of
-four classes, each tile classified right with probability >= 0.99 on its own, fed whole (300 x 300)
+four classes, each tile classified right with probability >= ``--confidence`` on its own (0.8: Rao et
+al.'s 0.99 is out of reach for a model trained with label smoothing 0.05, whose probabilities stop
+near 0.96; at 0.8 every class keeps 20 or more of the committed model's test tiles), fed whole (300 x 300)
 to the same fully convolutional network, each cell's class explained; the score is the share of a
 method's positive relevance inside that cell (chance: 0.25).
 
@@ -10,7 +12,8 @@ method's positive relevance inside that cell (chance: 0.25).
 Two rows: the committed ``HMT.keras`` on grids of the course's test tiles (their source images were
 seen in training), and, where the slide cross-validation kept its fold models
 (``models/hmt_slide_cv_fold{k}.keras``), each fold's model on grids of its held-out slide's tiles,
-pooled over the folds (tissue the model never saw). Each row says how often the mosaic's top class
+pooled over the folds (tissue the model never saw); a fold whose slide has fewer than four classes
+that its model gets right confidently is skipped, and said so (``skipped_folds``). Each row says how often the mosaic's top class
 is one of its four cells' classes (the grid accuracy: whether the network still works at 300 x 300).
 
 Writes ``<out>/models/hmt_gridpg.json``: per row and method the per-cell scores, the mean with its
@@ -67,6 +70,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--grids", type=int, default=32, help="mosaics a row (held-out: a fold)")
     p.add_argument("--rise-masks", type=int, default=1000)
+    p.add_argument("--confidence", type=float, default=0.8, help="a tile's probability of its class, at the least")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 grids, few masks and draws, no held-out row")
     p.add_argument("--out", default=None, help="folder holding models/ (default: the repository; required with --quick)")
     args = p.parse_args(argv)
@@ -84,9 +88,9 @@ def main(argv=None) -> dict:
     functions = _functions(x_train, args.rise_masks, args.quick)
     committed = os.path.join(_REPO, "models", "HMT.keras")
     seen = grid_pointing(keras.models.load_model(committed), x_test.astype(np.float32), y_test, functions,
-                         n_grids=n_grids, seed=0)
+                         n_grids=n_grids, seed=0, confidence=args.confidence)
     rows = {"course test tiles, committed model": _row([seen])}
-    models = {"committed": file_sha1(committed)}
+    models, skipped = {"committed": file_sha1(committed)}, {}
     fold_models = [] if args.quick else sorted(glob.glob(os.path.join(_REPO, "models", "hmt_slide_cv_fold*.keras")))
     fold_models = [f for f in fold_models if not f.endswith("_full.keras")]
     if fold_models:
@@ -96,13 +100,19 @@ def main(argv=None) -> dict:
             with open(os.path.splitext(path)[0] + ".json") as f:
                 slides = json.load(f)["fold_record"]["held_out"]
             inside = np.isin(groups.slide, slides)
-            held.append(grid_pointing(keras.models.load_model(path), x[inside].astype(np.float32), y[inside], functions,
-                                      n_grids=n_grids, seed=0))
+            try:
+                held.append(grid_pointing(keras.models.load_model(path), x[inside].astype(np.float32), y[inside],
+                                          functions, n_grids=n_grids, seed=0, confidence=args.confidence))
+            except ValueError as err:                    # a slide with fewer than 4 classes the fold model gets right
+                skipped[os.path.basename(path)] = str(err)
+                print(f"{os.path.basename(path)} ({slides}) skipped: {err}", flush=True)
+                continue
             models[os.path.basename(path)] = file_sha1(path)
             print(f"{os.path.basename(path)} ({slides}): grid accuracy {held[-1]['grid_top_in_grid']:.2f}", flush=True)
-        rows["held-out slides, fold models"] = _row(held)
+        if held:
+            rows["held-out slides, fold models"] = _row(held)
     record = {"command": "python tools/hmt_gridpg.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "rows": rows, "chance": seen["chance"], "confidence": seen["confidence"], "models": models,
+              "rows": rows, "skipped_folds": skipped, "chance": seen["chance"], "confidence": seen["confidence"], "models": models,
               "rise_masks": args.rise_masks, "quick": args.quick, "seconds": round(time.perf_counter() - start, 1),
               "versions": library_versions()}
     path = os.path.join(args.out or _REPO, "models", "hmt_gridpg.json")
