@@ -127,7 +127,8 @@ def randomisation_section(model_dir: str, data: str) -> str:
                                  f"python tools/randomisation_checks.py --data {data}")
     if record is None:
         return why
-    return (f"**{data}**, {record['n']} examples (`{record['command']}`; sMPRT: {record['smprt_samples']} noisy copies)"
+    name = {"mnist1d": "MNIST-1D", "hmt": "HMT"}[data]
+    return (f"**{name}**, {record['n']} examples (`{record['command']}`; sMPRT: {record['smprt_samples']} noisy copies)"
             f"\n\n{randomisation_table(record)}\n\nThe three tests' rankings of the methods: "
             f"{record['agreement']['sentence']}")
 
