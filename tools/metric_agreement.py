@@ -173,8 +173,8 @@ def main(argv=None) -> dict:
     metrics = mnist1d_metrics(args)
     metrics.update(randomisation_metrics(_REPO))
     metrics.update(gridpg_metrics(_REPO))
-    metrics.update(shortcut_metrics(100 if args.quick else args.n_boot))
-    result = agreement_matrix(metrics, n_boot=100 if args.quick else args.n_boot, seed=0)
+    metrics.update(shortcut_metrics(200 if args.quick else args.n_boot))
+    result = agreement_matrix(metrics, n_boot=200 if args.quick else args.n_boot, seed=0)
     record = {"command": "python tools/metric_agreement.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "metrics": result["metrics"], "tau": _plain(result["tau"]), "low": _plain(result["low"]),
               "high": _plain(result["high"]), "shared": result["shared"].tolist(),
