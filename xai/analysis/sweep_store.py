@@ -36,7 +36,7 @@ from xai.files import atomic_path
 from xai.methods import METHODS
 
 __all__ = ["STORE_VERSION", "sweep_key", "run_batch", "save_batch", "stored_tiles", "gather", "run_stored",
-           "load_sweep", "load_record", "file_sha1", "key_sha1"]
+           "load_sweep", "load_record", "load_or_compute", "file_sha1", "key_sha1"]
 
 STORE_VERSION = 1
 _RUN_OPTIONS = ("value_range", "patch", "blur_sigma", "rise_settings", "steps", "noise_std", "noise_scale", "seed",
@@ -260,3 +260,19 @@ def load_record(record_path: str, model_path: str, x, tiles, *, classes=None, n_
                          f". Run `{command.replace(' --report-only', '')}` (resumable), or compute it here")
     folder = os.path.splitext(record_path)[0]
     return dict(load_sweep(folder, key, tiles, n_boot=n_boot, seed=seed), record=record)
+
+
+def load_or_compute(record_path: str, model_path: str, x, tiles, compute: Callable, *, classes=None,
+                    fallback_tiles=None, n_boot: int = 2000, seed: int = 0, log: Callable = print) -> tuple[dict, np.ndarray]:
+    """:func:`load_record` where the stored grid fits; otherwise says why (``log``) and returns
+    ``compute(fallback_tiles)`` (``fallback_tiles``: None for ``tiles``), so that a notebook still
+    runs, on the examples it says. Returns ``(sweep, the examples it ran on)``."""
+    import os
+    try:
+        if not os.path.isfile(record_path):
+            raise FileNotFoundError(f"{record_path} is not there")
+        return load_record(record_path, model_path, x, tiles, classes=classes, n_boot=n_boot, seed=seed), np.asarray(tiles)
+    except (FileNotFoundError, LookupError, ValueError) as err:
+        ran = np.asarray(tiles if fallback_tiles is None else fallback_tiles)
+        log(f"not loading the stored grid ({err}); computing it here on {len(ran)} examples instead")
+        return compute(ran), ran

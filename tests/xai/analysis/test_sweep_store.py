@@ -128,3 +128,11 @@ def test_load_record_checks_the_model_the_data_and_the_tiles(setting, tmp_path):
     (tmp_path / "grid.json").write_text(json.dumps(dict(record, quick=True)))
     with pytest.raises(ValueError, match="smoke run"):
         store.load_record(tmp_path / "grid.json", model_path, x, [0, 1, 2])
+
+
+def test_load_or_compute_falls_back_and_says_why(setting, tmp_path):
+    model, x, classes, options = setting
+    said = []
+    sweep, ran = store.load_or_compute(str(tmp_path / "none.json"), str(tmp_path / "m.keras"), x, [0, 1, 2],
+                                       lambda t: {"n": len(t)}, fallback_tiles=[0, 1], log=said.append)
+    assert sweep == {"n": 2} and ran.tolist() == [0, 1] and "is not there" in said[0] and "on 2 examples" in said[0]
