@@ -53,9 +53,11 @@ $(COLAB_VENV)/.installed: requirements.txt
 	$(COLAB_VENV)/bin/python -m pip install --quiet -r requirements.txt $(COLAB_PINS)
 	touch $@
 
+# The library under Colab's versions; the notebooks and the long-run tools (tests/tools) are run by make test in the
+# project's own environment (the tools run there, not in Colab).
 test-colab: $(COLAB_VENV)/.installed data
 	$(COLAB_VENV)/bin/python -c "import sys, tensorflow as tf, keras; print('Colab-like:', sys.version.split()[0], 'TF', tf.__version__, 'Keras', keras.__version__)"
-	$(COLAB_VENV)/bin/python -m pytest -q tests --ignore=tests/test_notebooks.py
+	$(COLAB_VENV)/bin/python -m pytest -q tests --ignore=tests/test_notebooks.py --ignore=tests/tools
 
 # The explorer in a real browser: Voila serves it, headless Chromium (Debian's, driven by Playwright) clicks it.
 CHROMIUM ?= /usr/bin/chromium
