@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
@@ -47,11 +48,8 @@ def _functions(x_train, rise_masks: int, quick: bool) -> dict:
     if quick:
         options.update({m: {"samples": 2, "seed": 0} for m in ("smoothgrad", "smoothgrad_squared", "vargrad",
                                                               "noise_tunnel")})
-    return {m.label: _bound(method_function(name), options.get(name, {})) for name, m in METHODS.items()}
+    return {m.label: partial(method_function(name), **options.get(name, {})) for name, m in METHODS.items()}
 
-
-def _bound(method, options: dict):
-    return lambda model, x, classes: method(model, x, classes, **options)
 
 
 def _row(results: list[dict]) -> dict:

@@ -31,6 +31,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
@@ -54,10 +55,6 @@ def _options(x_train, quick: bool) -> dict:
                                                        if quick else ())}}
 
 
-def _explainer(method, options: dict):
-    """``f(model, x, classes)``: the method with its options, as the sanity checks call it."""
-    return lambda model, x, classes: method(model, x, classes, **options)
-
 
 def mnist1d_metrics(args) -> dict:
     """Every method's per-example scores on MNIST-1D: ``{metric label: agreement entry}``."""
@@ -73,7 +70,7 @@ def mnist1d_metrics(args) -> dict:
     model = keras.models.load_model(os.path.join(_REPO, "models", "MNIST1D.keras"))
     classes = model.predict(x, verbose=0).argmax(-1)
     options = _options(data["x"][..., None], args.quick)
-    explain = {name: _explainer(method_function(name), options.get(name, {})) for name in METHODS}
+    explain = {name: partial(method_function(name), **options.get(name, {})) for name in METHODS}
     maps = {}
     for name in METHODS:
         began = time.perf_counter()

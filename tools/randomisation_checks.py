@@ -30,6 +30,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
@@ -75,11 +76,8 @@ def _functions(train, quick: bool, rise_masks: int) -> dict:
     if quick:
         options.update({m: {"samples": 3, "seed": 0} for m in ("smoothgrad", "smoothgrad_squared", "vargrad",
                                                               "noise_tunnel")})
-    return {m.label: _bound(method_function(name), options.get(name, {})) for name, m in METHODS.items()}
+    return {m.label: partial(method_function(name), **options.get(name, {})) for name, m in METHODS.items()}
 
-
-def _bound(method, options: dict):
-    return lambda model, x, classes: method(model, x, classes, **options)
 
 
 def _interval(values, higher_pass: bool, threshold: float, n_boot: int) -> dict:
