@@ -209,10 +209,17 @@ def marked_training_set(setting: Setting, spec: ModelSpec, bundle: Bundle) -> tu
     return x, chosen
 
 
+# The network the committed HMT shortcut records were trained with (valid convolutions, a 3 x 3 stem, the RGB
+# gain and offset), pinned here rather than read from hmt_utils.TrainConfig's defaults, which move with the
+# recipe chosen across slides: a model's key holds the setting's overrides, not these, so following the
+# defaults would train other models under the same keys (tests/xai/shortcut/test_benchmark.py pins it).
+HMT_RECORDED_NETWORK = {"padding": "valid", "stem_kernel": 3, "colour_augment": "rgb"}
+
+
 def _hmt_config(setting: Setting, seed: int):
     import hmt_utils as hmt
     small = {"width": 4, "block3_width": 8, "train_crop": 64, "batch_size": 16} if setting.quick else {}
-    return hmt.TrainConfig(epochs=setting.epochs, seed=seed, **dict(setting.recipe), **small)
+    return hmt.TrainConfig(epochs=setting.epochs, seed=seed, **{**HMT_RECORDED_NETWORK, **dict(setting.recipe), **small})
 
 
 def train_spec(setting: Setting, spec: ModelSpec, bundle: Bundle, *, callbacks=()):

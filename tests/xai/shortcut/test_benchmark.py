@@ -56,7 +56,8 @@ def test_model_keys_share_the_clean_model_and_change_with_the_marker(monkeypatch
 
 # The recipe the committed HMT shortcut records were trained with. A model's key holds the setting's
 # recipe overrides, not hmt_utils.TrainConfig's defaults, so a change of those defaults (a new recipe
-# chosen across slides) would train different models under the same keys: pin it in the setting's recipe.
+# chosen across slides) would train different models under the same keys: the benchmark pins the network
+# (xai.shortcut.benchmark.HMT_RECORDED_NETWORK) and this test pins the rest.
 RECORDED_HMT_RECIPE = {"batch_size": 32, "learning_rate": 0.002, "weight_decay": 0.0005, "label_smoothing": 0.05,
                        "val_fraction": 0.1, "warmup_epochs": 2, "ema_decay": 0.0, "colour_augment": "rgb",
                        "colour_jitter": 0.08, "width": 32, "activation": "gelu", "dropout": 0.2, "padding": "valid",
