@@ -2,6 +2,7 @@
 Kendall's tau between the metrics' rankings of the methods (``xai.analysis.metric_agreement``).
 
     python tools/metric_agreement.py                    # MNIST-1D metrics + the planted-shortcut AUROCs
+    python tools/metric_agreement.py --report-only      # the sentences and the figure again from the record
     python tools/metric_agreement.py --quick --out /tmp/ma
 
 Metrics (each a ranking of the 13 methods, each method with its library defaults; RISE with the
@@ -22,7 +23,8 @@ notebook's 2000 masks, expected gradients from 64 training examples):
 Writes ``<out>/models/metric_agreement.json``: each metric's methods, means oriented so that higher
 is better (``mean_higher_is_better``: lower-is-better metrics negated), units and n; the tau matrix
 with its intervals and shared method counts;
-the sentence for the README; the command and the time.
+the long sentence (every opposite pair) and the README's (``readme_sentence``); the command and the time.
+Draws ``<out>/figures/xai_metric_agreement.png`` (the matrix the README shows).
 """
 from __future__ import annotations
 
@@ -160,11 +162,19 @@ def main(argv=None) -> dict:
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--quick", action="store_true", help="smoke run: 40 examples, few masks and draws")
     p.add_argument("--out", default=None, help="folder holding models/ (default: the repository; required with --quick)")
+    p.add_argument("--report-only", action="store_true", help="rewrite the sentences and the figure from the saved record")
     args = p.parse_args(argv)
     if args.quick and args.out is None:
         p.error("--quick needs --out FOLDER")
     out_dir = args.out or _REPO
-    from xai.analysis.metric_agreement import agreement_matrix, agreement_sentence
+    path = os.path.join(out_dir, "models", "metric_agreement.json")
+    if args.report_only:
+        if not os.path.isfile(path):
+            p.error(f"--report-only needs a record at {path}: run the tool without it first")
+        with open(path) as f:
+            record = json.load(f)
+        return _report(record, path, out_dir)
+    from xai.analysis.metric_agreement import agreement_matrix
     from xai.analysis.sweep_store import file_sha1
     start = time.perf_counter()
     metrics = mnist1d_metrics(args)
@@ -175,7 +185,7 @@ def main(argv=None) -> dict:
     record = {"command": "python tools/metric_agreement.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "metrics": result["metrics"], "tau": _plain(result["tau"]), "low": _plain(result["low"]),
               "high": _plain(result["high"]), "shared": result["shared"].tolist(),
-              "undefined_draws": result["undefined_draws"].tolist(), "sentence": agreement_sentence(result),
+              "undefined_draws": result["undefined_draws"].tolist(),
               "per_metric": {name: {"methods": s["methods"], "mean_higher_is_better": [float(v) for v in s["point"]], "n": s["n"],
                                     "higher_is_better": metrics[name]["higher_is_better"],
                                     "units": metrics[name].get("units", name)}
@@ -185,12 +195,25 @@ def main(argv=None) -> dict:
                          if data == "mnist1d" or any("(HMT" in m for m in result["metrics"])},
               "n_boot": args.n_boot, "quick": args.quick, "seconds": round(time.perf_counter() - start, 1),
               "versions": library_versions()}
-    path = os.path.join(out_dir, "models", "metric_agreement.json")
+    return _report(record, path, out_dir)
+
+
+def _report(record: dict, path: str, out_dir: str) -> dict:
+    """The record's sentences (from its matrix), written atomically, and its figure."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from xai.analysis.metric_agreement import agreement_sentence, plot_agreement, readme_sentence
+    from xai.analysis.summaries import agreement_from_record
+    from xai.plots import save_figure
+    result = agreement_from_record(record)
+    result["undefined_draws"] = np.array(record["undefined_draws"], int)
+    record.update(sentence=agreement_sentence(result), readme_sentence=readme_sentence(result))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with atomic_open(path, "w") as f:
         json.dump(record, f, indent=1, allow_nan=False)
         f.write("\n")
-    print(record["sentence"], f"({record['seconds'] / 60:.1f} min) -> {path}")
+    figure = save_figure(plot_agreement(result), os.path.join(out_dir, "figures", "xai_metric_agreement.png"))
+    print(record["readme_sentence"], f"({record['seconds'] / 60:.1f} min) -> {path}, {figure}")
     return record
 
 

@@ -5,7 +5,7 @@ notebook:
 
     python tools/readme_results.py            # or: python tools/readme_results.py --check
 
-Four blocks of the README are rewritten, between ``<!-- xai-orderings:start -->`` and
+Five blocks of the README are rewritten, between ``<!-- xai-orderings:start -->`` and
 ``<!-- xai-orderings:end -->`` (the orderings of the methods, one row a metric, marked with how
 each holds across the settings grid: the ``### Orderings ...`` section) and between
 ``<!-- xai-findings:start -->`` and ``<!-- xai-findings:end -->`` (the verdicts per pair of methods:
@@ -13,7 +13,10 @@ the ``### Findings across settings`` section), and between ``<!-- shortcut-findi
 and ``<!-- shortcut-findings:end -->`` (the planted-shortcut benchmark's result, written by
 ``xai.shortcut.report.findings_sentence`` from ``models/shortcut/shortcut_results.json``), and
 between ``<!-- hmt-colour:start -->`` and ``<!-- hmt-colour:end -->`` (the colour baseline beside the
-CNN, from ``models/hmt_colour_baseline.json`` and ``models/hmt_slide_cv.json``). The full
+CNN, from ``models/hmt_colour_baseline.json`` and ``models/hmt_slide_cv.json``), and between
+``<!-- metric-agreement:start -->`` and ``<!-- metric-agreement:end -->`` (which metrics rank the
+methods alike: the README sentence of ``models/metric_agreement.json``, written by
+``tools/metric_agreement.py`` with the figure the README shows). The full
 tables, every paired difference, every claim whose confidence interval excludes 0 and the settings
 sweeps stay in ``figures/xai_tables.md``. The README is rewritten through a temporary file and a rename;
 ``--check`` only reports whether it is up to date (exit 1 if not).
@@ -30,6 +33,7 @@ if _REPO not in sys.path:                                   # run as a script: t
 from xai.files import write_atomic  # noqa: E402
 
 ORDERINGS, FINDINGS, SHORTCUTS, COLOUR = "xai-orderings", "xai-findings", "shortcut-findings", "hmt-colour"
+AGREEMENT, AGREEMENT_RESULTS = "metric-agreement", os.path.join("models", "metric_agreement.json")
 SHORTCUT_RESULTS = os.path.join("models", "shortcut", "shortcut_results.json")
 COLOUR_RESULTS, SLIDE_CV = os.path.join("models", "hmt_colour_baseline.json"), os.path.join("models", "hmt_slide_cv.json")
 ORDERED = "Orderings"
@@ -82,13 +86,21 @@ def colour_block() -> str:
         return colour_sentence(json.load(f), json.load(g))
 
 
-def updated(readme: str, tables_text: str, shortcut_text: str | None = None, colour_text: str | None = None) -> str:
+def agreement_block(results_path: str = AGREEMENT_RESULTS) -> str:
+    """Which metrics agree, from the committed record."""
+    import json
+    with open(results_path) as f:
+        record = json.load(f)
+    return f"**Which metrics agree** (`{record['command'].strip()}`, the figure above): {record['readme_sentence']}"
+
+
+def updated(readme: str, tables_text: str, shortcut_text: str | None = None, colour_text: str | None = None,
+            agreement_text: str | None = None) -> str:
     for name, body in blocks(tables_text).items():
         readme = fill(readme, name, body)
-    if shortcut_text is not None:
-        readme = fill(readme, SHORTCUTS, shortcut_text)
-    if colour_text is not None:
-        readme = fill(readme, COLOUR, colour_text)
+    for name, body in ((SHORTCUTS, shortcut_text), (COLOUR, colour_text), (AGREEMENT, agreement_text)):
+        if body is not None:
+            readme = fill(readme, name, body)
     return readme
 
 
@@ -99,10 +111,11 @@ def main(argv: list[str]) -> int:
     with open("README.md") as f:
         readme = f.read()
     new = updated(readme, tables_text, shortcut_block() if os.path.isfile(SHORTCUT_RESULTS) else None,
-                  colour_block() if os.path.isfile(COLOUR_RESULTS) else None)
+                  colour_block() if os.path.isfile(COLOUR_RESULTS) else None,
+                  agreement_block() if os.path.isfile(AGREEMENT_RESULTS) else None)
     if check:
         print("README.md is up to date" if new == readme else
-              "README.md differs from figures/xai_tables.md or models/shortcut/shortcut_results.json")
+              "README.md differs from figures/xai_tables.md or the models/ records it copies")
         return int(new != readme)
     if new != readme:
         write_atomic("README.md", new)

@@ -24,5 +24,12 @@ def test_quick_run_scores_every_method_under_every_metric(tmp_path):
     tau = np.array(saved["tau"], dtype=float)                                      # null -> nan
     assert tau.shape == (len(names), len(names)) and np.allclose(tau, tau.T, equal_nan=True)
     assert np.nanmax(np.abs(tau)) <= 1
+    figure = tmp_path / "figures" / "xai_metric_agreement.png"
+    assert saved["readme_sentence"].startswith("Of ") and figure.stat().st_size > 10_000
+    figure.unlink()
+    again = tool.main(["--report-only", "--out", str(tmp_path)])                   # from the record alone
+    assert again["readme_sentence"] == saved["readme_sentence"] and figure.is_file()
     with pytest.raises(SystemExit):
         tool.main(["--quick"])                                                     # --quick needs --out
+    with pytest.raises(SystemExit):
+        tool.main(["--report-only", "--out", str(tmp_path / "nothing")])           # no record to report

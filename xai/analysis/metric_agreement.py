@@ -25,7 +25,7 @@ import numpy as np
 from xai.analysis.stats import kendall_tau
 from xai.core import check_number
 
-__all__ = ["metric_statistics", "agreement_matrix", "plot_agreement", "agreement_sentence"]
+__all__ = ["metric_statistics", "agreement_matrix", "plot_agreement", "agreement_sentence", "readme_sentence"]
 
 
 MIN_DRAWS = 200       # bootstrap draws (or replicates) at the least, for a 2.5-97.5 % percentile interval
@@ -138,33 +138,64 @@ def agreement_sentence(result: dict) -> str:
     return text + "."
 
 
+def data_set_of(metric: str) -> str:
+    """The data set a metric's label names in its last brackets: "SRG (MNIST-1D)" and "shortcut
+    detection AUROC (mnist1d_local)" are both "mnist1d"; a label without brackets gives ""."""
+    if not metric.endswith(")") or "(" not in metric:
+        return ""
+    return metric[metric.rindex("(") + 1:-1].lower().replace("-", "").split("_")[0]
+
+
+def readme_sentence(result: dict, most: int = 3) -> str:
+    """The short form of :func:`agreement_sentence` for the README: the counts, then the strongest
+    opposite rankings between metrics on the same data set (pairs across data sets compare
+    different models and inputs; they stay in the figure)."""
+    names, tau, low, high = result["metrics"], np.asarray(result["tau"], float), result["low"], result["high"]
+    pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names)) if np.isfinite(tau[i, j])]
+    agree = sum(low[i][j] > 0 for i, j in pairs)
+    opposite = [(i, j) for i, j in pairs if high[i][j] < 0]
+    text = (f"of {len(pairs)} pairs of the {len(names)} metrics, {agree} rank the methods alike (Kendall's tau's 95 % "
+            f"interval above 0), {len(opposite)} in opposite orders and {len(pairs) - agree - len(opposite)} are undecided")
+    same = sorted((p for p in opposite if data_set_of(names[p[0]]) and data_set_of(names[p[0]]) == data_set_of(names[p[1]])),
+                  key=lambda p: tau[p])
+    if same:
+        shown = ", ".join(f"{names[i]} against {names[j]} ({tau[i, j]:+.2f} [{low[i][j]:+.2f}, {high[i][j]:+.2f}])"
+                          for i, j in same[:most])
+        verb = "pair ranks" if len(same) == 1 else "pairs rank"
+        text += f"; on the same data set, {len(same)} {verb} in opposite orders, the strongest: {shown}"
+    return text[0].upper() + text[1:] + "."
+
+
 def plot_agreement(result: dict, title: str = ""):
     """The matrix's lower triangle (it is symmetric): tau coloured from -1 (opposite rankings) to +1
-    (the same), each cell's tau and 95 % interval, and how many methods the pair shares where that is
-    fewer than the most any pair shares."""
+    (the same) and written in each cell, bold where its 95 % interval excludes 0 and grey in brackets
+    where it does not (undecided); the intervals themselves are in the record and the notebook's
+    table. Where a pair shares fewer methods than the most any pair shares, the count is added."""
     import matplotlib.pyplot as plt
     names, tau = result["metrics"], np.asarray(result["tau"], float)
     m = len(names)
     lower = np.tril(np.ones((m, m), bool), -1)
     most = int(np.max(np.where(lower, result["shared"], 0))) if m > 1 else 0
-    fig, ax = plt.subplots(figsize=(0.95 * m + 2.4, 0.72 * m + 1.8), layout="constrained")
+    fig, ax = plt.subplots(figsize=(0.62 * m + 2.6, 0.5 * m + 1.9), layout="constrained")
     shown = ax.imshow(np.ma.masked_where(~lower | ~np.isfinite(tau), tau), cmap="RdBu", vmin=-1, vmax=1)
     for i in range(m):
         for j in range(i):
             if not np.isfinite(tau[i, j]):
-                ax.text(j, i, "–", ha="center", va="center", color="grey", fontsize=8)
+                ax.text(j, i, "–", ha="center", va="center", color="grey", fontsize=10)
                 continue
-            lo, hi = result["low"][i, j], result["high"][i, j]
-            few = f"\n{result['shared'][i, j]} methods" if result["shared"][i, j] < most else ""
-            ax.text(j, i, f"{tau[i, j]:+.2f}\n[{lo:+.2f}, {hi:+.2f}]{few}", ha="center", va="center", fontsize=7,
-                    color="white" if abs(tau[i, j]) > 0.6 else "black")
+            decided = result["low"][i, j] > 0 or result["high"][i, j] < 0
+            few = f"\n{result['shared'][i, j]} m." if result["shared"][i, j] < most else ""
+            text = f"{tau[i, j]:+.2f}" if decided else f"({tau[i, j]:+.2f})"
+            ax.text(j, i, text + few, ha="center", va="center", fontsize=9.5 if decided else 8.5,
+                    fontweight="bold" if decided else "normal",
+                    color=("white" if abs(tau[i, j]) > 0.6 else "black") if decided else "dimgrey")
     labels = ["\n".join(textwrap.wrap(n, 18)) for n in names]
-    ax.set_xticks(range(m - 1), labels[:-1], rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(1, m), labels[1:], fontsize=8)
+    ax.set_xticks(range(m - 1), labels[:-1], rotation=45, ha="right", fontsize=9)
+    ax.set_yticks(range(1, m), labels[1:], fontsize=9)
     ax.set_xlim(-0.5, m - 1.5), ax.set_ylim(m - 0.5, 0.5)
     for spine in ax.spines.values():
         spine.set_visible(False)
     fig.colorbar(shown, ax=ax, shrink=0.7, label="Kendall's tau of the methods' rankings")
-    ax.set_title(title or f"Which metrics agree: Kendall's tau [95 % bootstrap interval] over the {most} methods",
-                 fontsize=10)
+    ax.set_title(title or f"Which metrics agree: Kendall's tau of their rankings of the {most} methods\n"
+                          "bold: the 95 % bootstrap interval excludes 0; (grey): it does not", fontsize=10)
     return fig

@@ -10,8 +10,8 @@ import json
 
 import numpy as np
 
-__all__ = ["read_record", "agreement_from_record", "randomisation_table", "gridpg_table", "gridpg_figure",
-           "current_record", "randomisation_section", "gridpg_section", "agreement_section"]
+__all__ = ["read_record", "agreement_from_record", "agreement_table", "randomisation_table", "gridpg_table",
+           "gridpg_figure", "current_record", "randomisation_section", "gridpg_section", "agreement_section"]
 
 
 def read_record(path: str) -> dict:
@@ -33,6 +33,19 @@ def agreement_from_record(record: dict) -> dict:
     tool's JSON, for :func:`xai.analysis.metric_agreement.plot_agreement`."""
     return {"metrics": record["metrics"], "tau": _array(record["tau"]), "low": _array(record["low"]),
             "high": _array(record["high"]), "shared": np.array(record["shared"], int)}
+
+
+def agreement_table(record: dict) -> str:
+    """Markdown: every pair of metrics with a tau, most opposite first: tau, its 95 % interval, the
+    verdict (alike: the interval above 0; opposite: below; undecided) and the methods they share."""
+    names, tau, low, high = record["metrics"], _array(record["tau"]), _array(record["low"]), _array(record["high"])
+    pairs = sorted(((tau[i, j], i, j) for i in range(len(names)) for j in range(i + 1, len(names)) if np.isfinite(tau[i, j])))
+    lines = ["| metric | metric | Kendall's tau [95 %] | verdict | methods |", "|---|---|---|---|---|"]
+    for t, i, j in pairs:
+        verdict = "alike" if low[i, j] > 0 else "opposite" if high[i, j] < 0 else "undecided"
+        lines.append(f"| {names[i]} | {names[j]} | {t:+.2f} [{low[i, j]:+.2f}, {high[i, j]:+.2f}] | {verdict} | "
+                     f"{record['shared'][i][j]} |")
+    return "\n".join(lines)
 
 
 def _cell(s: dict, n: int | None = None, digits: int = 2) -> str:
@@ -159,4 +172,7 @@ def agreement_section(model_dir: str):
                                  "python tools/metric_agreement.py")
     if record is None:
         return why, None
-    return f"`{record['command']}`: {record['sentence']}", plot_agreement(agreement_from_record(record))
+    table = agreement_table(record)
+    text = (f"`{record['command']}`: {record['sentence']}\n\n<details><summary>Every pair: tau, interval, verdict"
+            f"</summary>\n\n{table}\n\n</details>")
+    return text, plot_agreement(agreement_from_record(record))

@@ -47,6 +47,15 @@ def test_agreement_from_record_and_a_missing_record(tmp_path):
         xsum.read_record(tmp_path / "missing.json")
 
 
+def test_agreement_table_lists_every_pair_most_opposite_first_with_its_verdict():
+    record = {"metrics": ["a", "b", "c"], "tau": [[None, 0.5, -0.8], [0.5, None, 0.1], [-0.8, 0.1, None]],
+              "low": [[None, 0.1, -0.9], [0.1, None, -0.3], [-0.9, -0.3, None]],
+              "high": [[None, 0.9, -0.6], [0.9, None, 0.4], [-0.6, 0.4, None]], "shared": [[3] * 3] * 3}
+    rows = xsum.agreement_table(record).splitlines()[2:]
+    assert rows == ["| a | c | -0.80 [-0.90, -0.60] | opposite | 3 |", "| b | c | +0.10 [-0.30, +0.40] | undecided | 3 |",
+                    "| a | b | +0.50 [+0.10, +0.90] | alike | 3 |"]
+
+
 def test_sections_say_what_to_run_when_a_record_is_missing_or_stale(tmp_path):
     from tests.conftest import tiny_conv2d
     from xai.analysis.sweep_store import file_sha1
