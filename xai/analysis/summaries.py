@@ -39,7 +39,7 @@ def agreement_table(record: dict) -> str:
     """Markdown: every pair of metrics with a tau, most opposite first: tau, its 95 % interval, the
     verdict (alike: the interval above 0; opposite: below; undecided) and the methods they share."""
     names, tau, low, high = record["metrics"], _array(record["tau"]), _array(record["low"]), _array(record["high"])
-    pairs = sorted(((tau[i, j], i, j) for i in range(len(names)) for j in range(i + 1, len(names)) if np.isfinite(tau[i, j])))
+    pairs = sorted((tau[i, j], i, j) for i in range(len(names)) for j in range(i + 1, len(names)) if np.isfinite(tau[i, j]))
     lines = ["| metric | metric | Kendall's tau [95 %] | verdict | methods |", "|---|---|---|---|---|"]
     for t, i, j in pairs:
         verdict = "alike" if low[i, j] > 0 else "opposite" if high[i, j] < 0 else "undecided"
