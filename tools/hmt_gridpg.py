@@ -27,7 +27,6 @@ import json
 import os
 import sys
 import time
-from functools import partial
 
 import numpy as np
 
@@ -40,15 +39,10 @@ from xai.training.saving import library_versions  # noqa: E402
 
 
 def _functions(x_train, rise_masks: int, quick: bool) -> dict:
-    from xai.methods import METHODS, method_function
-    refs = x_train[np.random.default_rng(0).choice(len(x_train), 32, replace=False)].astype(np.float32)
-    refs = np.tile(refs, (1, 2, 2, 1))                         # references at the mosaic's size
-    options = {"rise": {"n_masks": 50 if quick else rise_masks, "seed": 0, "batch_size": 64},
-               "expected_gradients": {"references": refs, "samples": 4 if quick else 32, "seed": 0}}
-    if quick:
-        options.update({m: {"samples": 2, "seed": 0} for m in ("smoothgrad", "smoothgrad_squared", "vargrad",
-                                                              "noise_tunnel")})
-    return {m.label: partial(method_function(name), **options.get(name, {})) for name, m in METHODS.items()}
+    from xai.analysis.compare import draw_references, every_method
+    refs = np.tile(draw_references(x_train, 32), (1, 2, 2, 1))          # references at the mosaic's size
+    return every_method(refs, rise_masks=50 if quick else rise_masks, eg_samples=4 if quick else 32,
+                        noise_samples=2 if quick else None, rise_batch_size=64)
 
 
 

@@ -33,7 +33,6 @@ import json
 import os
 import sys
 import time
-from functools import partial
 
 import numpy as np
 
@@ -49,30 +48,21 @@ REMOVAL = ("morf_auc", "lerf_auc", "srg", "drop", "increase")
 LOCALISATION = ("relevance_mass", "pointing")
 
 
-def _options(x_train, quick: bool) -> dict:
-    refs = x_train[np.random.default_rng(0).choice(len(x_train), N_REFERENCES, replace=False)].astype(np.float32)
-    return {"rise": {"n_masks": 100 if quick else RISE_MASKS, "seed": 0},
-            "expected_gradients": {"references": refs, "samples": 8 if quick else 64, "seed": 0},
-            **{m: {"seed": 0, "samples": 4} for m in (("smoothgrad", "smoothgrad_squared", "vargrad", "noise_tunnel")
-                                                       if quick else ())}}
-
-
-
 def mnist1d_metrics(args) -> dict:
     """Every method's per-example scores on MNIST-1D: ``{metric label: agreement entry}``."""
     import keras
 
     import mnist1d_utils as m1d
-    from xai.analysis.compare import compare_methods
-    from xai.methods import METHODS, method_function
+    from xai.analysis.compare import compare_methods, draw_references, every_method
+    from xai.methods import METHODS
     from xai.metrics import METRICS
     data = m1d.make_dataset()
     n = 40 if args.quick else args.n
     x, gt = data["x_test"][..., None].astype(np.float32)[:n], data["mask_test"][:n]
     model = keras.models.load_model(os.path.join(_REPO, "models", "MNIST1D.keras"))
     classes = model.predict(x, verbose=0).argmax(-1)
-    options = _options(data["x"][..., None], args.quick)
-    explain = {name: partial(method_function(name), **options.get(name, {})) for name in METHODS}
+    explain = every_method(draw_references(data["x"][..., None], N_REFERENCES), rise_masks=100 if args.quick else RISE_MASKS,
+                           eg_samples=8 if args.quick else 64, noise_samples=4 if args.quick else None, key="name")
     maps = {}
     for name in METHODS:
         began = time.perf_counter()

@@ -30,7 +30,6 @@ import json
 import os
 import sys
 import time
-from functools import partial
 
 import numpy as np
 
@@ -69,14 +68,9 @@ def _examples(data: str, n: int, quick: bool):
 
 
 def _functions(train, quick: bool, rise_masks: int) -> dict:
-    from xai.methods import METHODS, method_function
-    refs = train[np.random.default_rng(0).choice(len(train), 32, replace=False)].astype(np.float32)
-    options = {"rise": {"n_masks": 60 if quick else rise_masks, "seed": 0},
-               "expected_gradients": {"references": refs, "samples": 4 if quick else 32, "seed": 0}}
-    if quick:
-        options.update({m: {"samples": 3, "seed": 0} for m in ("smoothgrad", "smoothgrad_squared", "vargrad",
-                                                              "noise_tunnel")})
-    return {m.label: partial(method_function(name), **options.get(name, {})) for name, m in METHODS.items()}
+    from xai.analysis.compare import draw_references, every_method
+    return every_method(draw_references(train, 32), rise_masks=60 if quick else rise_masks, eg_samples=4 if quick else 32,
+                        noise_samples=3 if quick else None)
 
 
 

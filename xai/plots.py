@@ -16,8 +16,8 @@ import numpy as np
 
 from xai.files import atomic_path
 
-__all__ = ["GRID_NOTE", "SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_curves", "plot_sanity", "plot_claims",
-           "pick_examples", "map_kind", "save_figure", "plot_history", "plot_confusion", "plot_roc"]
+__all__ = ["GRID_NOTE", "SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_panels", "plot_cascade", "plot_curves",
+           "plot_sanity", "plot_claims", "pick_examples", "map_kind", "save_figure", "plot_history", "plot_confusion", "plot_roc"]
 
 SIGNED, UNSIGNED, ABSOLUTE = "signed", "unsigned", "absolute"
 _SEQUENTIAL_CMAP = "inferno"
@@ -160,6 +160,108 @@ GRID_NOTE = ("colours: each map on its own scale; signed maps (IG: channels summ
              "red positive) up to their {top} of |value|; unsigned maps run from their minimum to their {top}")
 
 
+def _draw_scaled(ax, x, values, kind: str, percentile: float, title, what: str, mask=None):
+    """One example's map on its own scale (:func:`_shown_scale`) over its signal (T, 1) or tile."""
+    values = _checked_map(values, kind, what)
+    is_1d = np.ndim(x) == 2
+    if not is_1d and values.ndim == 3:                       # (H, W, C): one value a pixel first
+        values = np.abs(values).sum(-1) if kind == ABSOLUTE else values.sum(-1)
+    scaled = _shown_scale(values, kind, percentile)
+    shown_kind = SIGNED if kind == SIGNED else UNSIGNED
+    if is_1d:
+        return plot_signal(ax, x, scaled, kind=shown_kind, percentile=100, title=title, mask=mask)
+    return plot_image(ax, x, scaled, kind=shown_kind, percentile=100, title=title)
+
+
+def plot_panels(x, maps: dict, *, kinds: dict | None = None, ncols: int | None = None, mask=None, percentile: float | None = None,
+                cell_size=(2.0, 1.9), title: str | None = None, input_title: str = "input"):
+    """One example explained by many methods: the input, then one panel a method, ``ncols`` a row
+    (default: 4 signals, 7 tiles), each map on its own scale (:data:`GRID_NOTE`, written under the figure).
+
+    Args:
+        x: one signal (T, 1) or tile (H, W, 3).
+        maps: method name -> that example's map, (T,) / (H, W) / (H, W, C) (or shaped like ``x``).
+        kinds: method name -> "signed", "unsigned" or "absolute"; default from each map's sign.
+        mask: (T,) ground truth of a signal (a green band under it), or None.
+    Returns:
+        the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+    x = np.asarray(x)
+    if x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[-1] not in (1, 3)):
+        raise ValueError(f"x must be one signal (T, 1) or one tile (H, W, 3), got shape {x.shape}")
+    ncols = (4 if x.ndim == 2 else 7) if ncols is None else ncols
+    if not maps or isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"need at least one map and ncols >= 1, got {len(maps)} maps and ncols={ncols!r}")
+    kinds, is_1d = kinds or {}, x.ndim == 2
+    percentile = percentile or (100 if is_1d else 99)
+    panels = len(maps) + (0 if is_1d else 1)
+    nrows = -(-panels // ncols)
+    width = cell_size[0] * (1.4 if is_1d else 1.0)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, cell_size[1] * nrows * (0.75 if is_1d else 1) + 0.9),
+                             squeeze=False, layout="constrained")
+    flat = list(axes.ravel())
+    if not is_1d:
+        plot_image(flat.pop(0), x, title=input_title)
+    for ax, (name, values) in zip(flat, maps.items()):
+        _draw_scaled(ax, x, values, kinds.get(name) or map_kind(values), percentile, name, f"maps[{name!r}]", mask)
+    for ax in flat[len(maps):]:
+        ax.set_axis_off()
+    top = "largest" if percentile == 100 else f"{percentile:g}th percentile"
+    fig.supxlabel(GRID_NOTE.format(top=top) + ("; green band: the ground truth" if mask is not None else ""), fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_cascade(x, cascades: dict, *, steps=None, kinds: dict | None = None, mask=None, percentile: float | None = None,
+                 cell_size=(2.0, 1.9), title: str | None = None):
+    """The sanity cascade's maps of one example: a method a row, its original map and then its map
+    after randomising the model down to each chosen layer (top first), each on its own scale.
+
+    Args:
+        x: the example, (T, 1) or (H, W, 3).
+        cascades: method name -> ``xai.metrics.sanity.cascading_randomization(..., return_maps=True)``
+            of this one example: ``layers`` (L,) and ``maps`` (L + 1, 1, ...).
+        steps: the columns, as indices into ``maps`` (0: the original; l: randomised down to
+            ``layers[l - 1]``); default: the original, the top layer, the middle and every layer.
+        mask: (T,) ground truth of a signal, or None.
+    """
+    import matplotlib.pyplot as plt
+    x, kinds = np.asarray(x), kinds or {}
+    if not cascades:
+        raise ValueError("cascades is empty: give at least one method's cascade")
+    layers = None
+    for name, r in cascades.items():
+        if "maps" not in r or np.shape(r["maps"])[:2] != (len(r["layers"]) + 1, 1):
+            raise ValueError(f"cascades[{name!r}] must come from cascading_randomization(..., return_maps=True) on one "
+                             f"example: maps (L + 1, 1, ...), got {np.shape(r.get('maps'))} for {len(r['layers'])} layers")
+        if layers is not None and list(r["layers"]) != layers:
+            raise ValueError("every cascade must randomise the same layers (the same model)")
+        layers = list(r["layers"])
+    n = len(layers)
+    steps = list(steps) if steps is not None else sorted({0, 1, (n + 1) // 2, n})
+    if any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n for k in steps):
+        raise ValueError(f"steps must be indices in [0, {n}] (0: the original maps), got {steps}")
+    is_1d = x.ndim == 2
+    percentile = percentile or (100 if is_1d else 99)
+    width = cell_size[0] * (1.4 if is_1d else 1.0)
+    fig, axes = plt.subplots(len(cascades), len(steps), squeeze=False, layout="constrained",
+                             figsize=(width * len(steps), cell_size[1] * len(cascades) * (0.75 if is_1d else 1) + 0.9))
+    heads = ["original" if k == 0 else f"random down to\n{layers[k - 1]}" for k in steps]
+    for i, (name, r) in enumerate(cascades.items()):
+        maps = np.asarray(r["maps"])[:, 0]
+        kind = kinds.get(name) or map_kind(maps)
+        for j, k in enumerate(steps):
+            head = (f"{name} | {heads[j]}" if is_1d else heads[j] if i == 0 else None)
+            _draw_scaled(axes[i, j], x, maps[k], kind, percentile, head, f"cascades[{name!r}] step {k}", mask)
+        axes[i, 0].set_ylabel(name, fontsize=9)
+    top = "largest" if percentile == 100 else f"{percentile:g}th percentile"
+    fig.supxlabel(GRID_NOTE.format(top=top), fontsize=7)
+    fig.suptitle(title or "the sanity cascade: maps as the model is randomised from the top layer down", fontsize=11)
+    return fig
+
+
 def plot_grid(inputs, maps: dict, *, kinds: dict | None = None, masks=None, row_titles=None,
               percentile: float | None = None, cell_size=(2.6, 2.2), title: str | None = None):
     """Several methods side by side for several examples, in one figure, each map on its own scale
@@ -197,18 +299,9 @@ def plot_grid(inputs, maps: dict, *, kinds: dict | None = None, masks=None, row_
         for j, name in enumerate(names):
             ax = axes[i, j + (0 if is_1d else 1)]
             kind = kinds.get(name) or map_kind(maps[name])
-            values = _checked_map(maps[name][i], kind, f"maps[{name!r}][{i}]")
-            if not is_1d and values.ndim == 3:               # (H, W, C): one value a pixel first
-                values = np.abs(values).sum(-1) if kind == ABSOLUTE else values.sum(-1)
-            scaled = _shown_scale(values, kind, percentile)
-            shown_kind = SIGNED if kind == SIGNED else UNSIGNED
-            if is_1d:
-                head = f"{row} | {name}" if (row and j == 0) else name
-                shown[name] = plot_signal(ax, inputs[i], scaled, kind=shown_kind, percentile=100, title=head,
-                                          mask=None if masks is None else masks[i])
-            else:
-                shown[name] = plot_image(ax, inputs[i], scaled, kind=shown_kind, percentile=100,
-                                         title=name if i == 0 else None)
+            head = (f"{row} | {name}" if (row and j == 0) else name) if is_1d else (name if i == 0 else None)
+            shown[name] = _draw_scaled(ax, inputs[i], maps[name][i], kind, percentile, head, f"maps[{name!r}][{i}]",
+                                       None if masks is None else masks[i])
     top = "largest" if percentile == 100 else f"{percentile:g}th percentile"
     note = GRID_NOTE.format(top=top) + ("; green band: the ground truth" if masks is not None else "")
     fig.supxlabel(note, fontsize=7)

@@ -89,6 +89,49 @@ def test_grid_has_a_panel_per_method_and_example():
     plt.close("all")
 
 
+def test_panels_draw_one_example_under_every_method_and_hide_the_spare_axes():
+    x2 = np.random.default_rng(0).uniform(0, 255, (12, 12, 3))
+    maps = {f"m{k}": np.random.default_rng(k).normal(size=(12, 12)) for k in range(8)}
+    fig = xplt.plot_panels(x2, maps, ncols=4, title="T")
+    visible = [ax for ax in fig.axes if ax.axison]
+    assert len(fig.axes) == 12 and len(visible) == 9 and visible[0].get_title() == "input"   # input + 8; 3 spare
+    assert [ax.get_title() for ax in visible[1:]] == list(maps) and "own scale" in fig._supxlabel.get_text()
+    fig = xplt.plot_panels(np.zeros((40, 1)), {"A": np.ones(40)}, mask=np.ones(40, bool))
+    assert "ground truth" in fig._supxlabel.get_text()
+    with pytest.raises(ValueError, match="one signal"):
+        xplt.plot_panels(np.zeros((2, 12, 12, 3)), maps)
+    with pytest.raises(ValueError, match="ncols"):
+        xplt.plot_panels(x2, maps, ncols=0)
+    with pytest.raises(ValueError, match="NaN"):
+        xplt.plot_panels(x2, {"A": np.full((12, 12), np.nan)})
+    plt.close("all")
+
+
+def test_cascade_draws_a_method_a_row_and_the_chosen_steps_as_columns():
+    import xai.metrics.sanity as xs
+    from tests.conftest import tiny_conv1d
+    from xai.methods.cam import grad_cam
+    model = tiny_conv1d()
+    x = np.random.default_rng(1).normal(size=(1, 16, 1)).astype(np.float32)
+    r = xs.cascading_randomization(model, x, lambda m, xb, c: grad_cam(m, xb, c), return_maps=True)
+    assert r["maps"].shape == (4, 1, 16)                              # the original, then 3 layers
+    np.testing.assert_allclose(r["maps"][0], grad_cam(model, x, r.get("classes", None)), rtol=1e-5, atol=1e-6)
+    fig = xplt.plot_cascade(x[0], {"Grad-CAM": r, "again": r})
+    assert len(fig.axes) == 2 * 4                                     # the original, the top, the middle, all 3
+    assert fig.axes[0].get_title().endswith("original") and fig.axes[0].get_ylabel() == "Grad-CAM"
+    fig = xplt.plot_cascade(x[0], {"Grad-CAM": r}, steps=[0, 3])
+    assert "random down to\nc1" in fig.axes[1].get_title()          # the last step: every layer, c1 last
+    for bad in ([0, 4], [True]):
+        with pytest.raises(ValueError, match="steps"):
+            xplt.plot_cascade(x[0], {"Grad-CAM": r}, steps=bad)
+    no_maps = {k: v for k, v in r.items() if k != "maps"}
+    with pytest.raises(ValueError, match="return_maps=True"):
+        xplt.plot_cascade(x[0], {"Grad-CAM": no_maps})
+    with pytest.raises(ValueError, match="return_maps must be"):
+        xs.cascading_randomization(model, x, lambda m, xb, c: grad_cam(m, xb, c), return_maps=1)
+    plt.close("all")
+
+
 def test_grid_stretches_a_near_flat_map_and_scales_signed_maps_to_plus_minus_1():
     flat = 0.5 + 0.01 * np.linspace(0, 1, 100).reshape(10, 10)       # RISE-like: all near 0.5
     shown = xplt._shown_scale(flat, xplt.UNSIGNED, 100)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from scipy.stats import rankdata
@@ -37,6 +38,8 @@ __all__ = [
     "CLAIMS_LEGEND",
     "method_settings",
     "method_functions",
+    "draw_references",
+    "every_method",
     "explain_all",
     "explain_stored",
     "sanity_checks",
@@ -84,6 +87,35 @@ def method_functions(*, rise_masks: int = 4000, seed: int = 0, batch_size: int |
         extra = {} if METHODS[method].family == "CAM" else b       # a CAM's batch counts examples: its default
         out[name] = lambda m, x, c, f=function, o=options, e=extra: f(m, x, c, **o, **e)
     return out
+
+
+def draw_references(x_train, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` training inputs drawn without replacement with ``seed``, as float32: expected gradients'
+    references (the same draw for every caller that passes the same training set, n and seed)."""
+    x_train = np.asarray(x_train)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= len(x_train):
+        raise ValueError(f"n must be an int in [1, {len(x_train)}] (the training inputs), got {n!r}")
+    return x_train[np.random.default_rng(seed).choice(len(x_train), n, replace=False)].astype(np.float32)
+
+
+_NOISE_TUNNELS = tuple(name for name, m in METHODS.items() if m.family == "noise tunnel")
+
+
+def every_method(references, *, rise_masks: int, eg_samples: int, noise_samples: int | None = None, seed: int = 0,
+                 rise_batch_size: int | None = None, key: str = "label") -> dict[str, Callable]:
+    """Every method of METHODS as ``f(model, x, classes) -> maps``, each with the library's defaults but
+    for what needs data or sets the cost: RISE's mask count (and batch, if given), expected
+    gradients' ``references`` and samples, and, where given, the noise tunnels' samples (a smoke
+    run's); every random draw seeded with ``seed``. Keys: the methods' labels ("Grad-CAM", as the
+    tables name them) or, with ``key="name"``, METHODS' keys ("grad_cam")."""
+    if key not in ("label", "name"):
+        raise ValueError(f"key must be 'label' or 'name', got {key!r}")
+    rise = {"n_masks": rise_masks, "seed": seed, **({} if rise_batch_size is None else {"batch_size": rise_batch_size})}
+    options = {"rise": rise, "expected_gradients": {"references": references, "samples": eg_samples, "seed": seed},
+               **{name: {"seed": seed, **({} if noise_samples is None else {"samples": noise_samples})}
+                  for name in _NOISE_TUNNELS}}
+    return {(m.label if key == "label" else name): partial(method_function(name), **options.get(name, {}))
+            for name, m in METHODS.items()}
 
 
 def explain_all(model, x, classes, method_functions: dict, *, log: Callable | None = print):

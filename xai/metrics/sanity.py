@@ -70,7 +70,7 @@ def _randomise(layer, rng):
 
 
 def cascading_randomization(model, x, explain: Callable, *, class_index=None, seed: int = 0,
-                            absolute: bool = True) -> dict:
+                            absolute: bool = True, return_maps: bool = False) -> dict:
     """Sanity check (Adebayo et al., NeurIPS 2018): randomise the weights of a copy of the model
     from the top layer down, one layer more at a time, and compare the explanations with the
     original ones by Spearman rank correlation. A method that passes decorrelates quickly.
@@ -85,28 +85,37 @@ def cascading_randomization(model, x, explain: Callable, *, class_index=None, se
         explain: ``explain(model, x, class_index) -> maps``; e.g. ``lambda m, x, c: grad_cam(m, x, c)``.
         class_index: classes explained, fixed across the cascade (None: the trained model's predictions).
         absolute: compare |maps| (the default, for every method), else signed maps.
+        return_maps: also return the maps themselves, as the method gave them (signed where it is).
 
     Returns:
         dict with ``layers`` (names of each step's kernel layer, top first), ``correlation`` float
-        (L, N): Spearman after randomising up to and including each step, and ``mean`` (L,).
+        (L, N): Spearman after randomising up to and including each step, and ``mean`` (L,); with
+        ``return_maps``, ``maps`` (L + 1, N, ...): the original maps, then each step's.
     """
     x = check_input(model, x)
     if not callable(explain):
         raise ValueError(f"explain must be a function (model, x, class_index) -> maps, got {type(explain).__name__}")
+    if not isinstance(return_maps, bool):
+        raise ValueError(f"return_maps must be True or False, got {return_maps!r}")
     classes = explained_classes(model, x, class_index)
-    reference = np.asarray(explain(model, x, classes))
-    reference = np.abs(reference) if absolute else reference
+    original = np.asarray(explain(model, x, classes))
+    reference = np.abs(original) if absolute else original
     clone = _randomised_clone(model)
     rng = np.random.default_rng(seed)
-    names, corr = [], []
+    names, corr, kept = [], [], [original]
     for group in _randomisation_groups(clone):
         for layer in group:
             _randomise(layer, rng)
         maps = np.asarray(explain(clone, x, classes))
         corr.append(spearman(reference, np.abs(maps) if absolute else maps))
         names.append(group[0].name)
+        if return_maps:
+            kept.append(maps)
     corr = np.asarray(corr)
-    return {"layers": names, "correlation": corr, "mean": corr.mean(1)}
+    out = {"layers": names, "correlation": corr, "mean": corr.mean(1)}
+    if return_maps:
+        out["maps"] = np.stack(kept)
+    return out
 
 
 # --- Hedström et al. 2024: eMPRT and sMPRT ---

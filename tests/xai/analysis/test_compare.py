@@ -200,3 +200,29 @@ def test_randomisation_repairs_run_both_checks_for_every_method_on_the_same_clas
     np.testing.assert_allclose(out["blind"]["emprt"]["ratio"], 1.0)
     np.testing.assert_allclose(out["blind"]["smprt"]["mean"], 1.0)
     assert all(np.array_equal(c, classes) for c in seen)
+
+
+def test_every_method_runs_every_method_with_the_options_that_need_data():
+    from xai.methods import METHODS
+    model = tiny_conv1d()
+    x = np.random.default_rng(0).normal(size=(3, 16, 1)).astype(np.float32)
+    train = np.random.default_rng(1).normal(size=(20, 16, 1))
+    refs = xc.draw_references(train, 8, seed=3)
+    np.testing.assert_array_equal(refs, xc.draw_references(train, 8, seed=3))          # the same draw
+    assert refs.dtype == np.float32 and len(refs) == 8
+    functions = xc.every_method(refs, rise_masks=40, eg_samples=4, noise_samples=2, seed=5)
+    assert list(functions) == [m.label for m in METHODS.values()]
+    assert functions["RISE"].keywords == {"n_masks": 40, "seed": 5}
+    assert functions["Expected gradients"].keywords["samples"] == 4
+    assert functions["SmoothGrad"].keywords == {"seed": 5, "samples": 2} and functions["Grad-CAM"].keywords == {}
+    classes = model.predict(x, verbose=0).argmax(-1)
+    for label, f in functions.items():
+        assert np.isfinite(np.asarray(f(model, x, classes))).all(), label
+    named = xc.every_method(refs, rise_masks=40, eg_samples=4, key="name", rise_batch_size=16)
+    assert set(named) == set(METHODS) and named["rise"].keywords["batch_size"] == 16
+    assert "samples" not in named["smoothgrad"].keywords                                 # the library's default
+    with pytest.raises(ValueError, match="key must be"):
+        xc.every_method(refs, rise_masks=40, eg_samples=4, key="labels")
+    for bad in (0, 21, 2.0, True):
+        with pytest.raises(ValueError, match="n must be an int"):
+            xc.draw_references(train, bad)

@@ -1,0 +1,54 @@
+"""Maps to look at beside the numbers: one example explained by every method of METHODS, and the
+maps of the sanity cascade (Adebayo et al. 2018) as the model is randomised from the top down.
+
+Axis key: N examples (here 1), L randomisation steps.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from xai.analysis.compare import draw_references, every_method
+from xai.core import check_input
+from xai.metrics.sanity import cascading_randomization
+from xai.plots import plot_cascade, plot_panels
+
+__all__ = ["every_method_figure", "cascade_figure"]
+
+
+def _one(model, x, class_index):
+    x = check_input(model, x)
+    if len(x) != 1:
+        raise ValueError(f"give one example (a batch of 1), got {len(x)}; pick it with x[i:i + 1]")
+    c = np.asarray(class_index).reshape(-1)
+    if len(c) != 1:
+        raise ValueError(f"class_index must be the one example's class, got {class_index!r}")
+    return x, c
+
+
+def every_method_figure(model, x, class_index, x_train, *, rise_masks: int, eg_samples: int = 64, n_references: int = 32,
+                        seed: int = 0, mask=None, title: str | None = None):
+    """One example (a batch of 1) under every method of METHODS (``xai.analysis.compare.every_method``:
+    the library's defaults, RISE with ``rise_masks``, expected gradients from ``n_references``
+    training inputs), each map on its own scale. ``mask``: (T,) ground truth of a signal, or None."""
+    x, c = _one(model, x, class_index)
+    functions = every_method(draw_references(x_train, n_references, seed), rise_masks=rise_masks, eg_samples=eg_samples,
+                             seed=seed)
+    maps = {label: np.asarray(f(model, x, c))[0] for label, f in functions.items()}
+    return plot_panels(x[0], maps, mask=mask, title=title)
+
+
+def cascade_figure(model, x, class_index, functions: dict[str, Callable], *, seed: int = 0, steps=None, mask=None,
+                   title: str | None = None):
+    """The sanity cascade's maps of one example (a batch of 1): a method of ``functions`` (name ->
+    ``f(model, x, classes) -> maps``) a row, its original map and its maps after randomising the model
+    down to the chosen layers (``xai.plots.plot_cascade``'s ``steps``), with the seed of the
+    notebook's sanity check. Returns ``(figure, cascades)``: the latter's ``correlation`` is each
+    step's Spearman of absolute maps, as in the check."""
+    x, c = _one(model, x, class_index)
+    if not functions or not all(callable(f) for f in functions.values()):
+        raise ValueError("functions must map method names to f(model, x, classes) -> maps")
+    cascades = {name: cascading_randomization(model, x, f, class_index=c, seed=seed, return_maps=True)
+                for name, f in functions.items()}
+    return plot_cascade(x[0], cascades, steps=steps, mask=mask, title=title), cascades
