@@ -51,6 +51,7 @@ __all__ = [
     "masked_scores_step",
     "predict_scores",
     "batches",
+    "even_chunk",
     "pad_to",
     "padded_batches",
     "sum_over_steps",
@@ -432,6 +433,15 @@ def check_flag(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def even_chunk(n: int, limit: int) -> int:
+    """The chunk size that covers ``n`` items in the fewest calls of at most ``limit`` items, split as
+    evenly as those calls allow, so that padding the last call wastes least: 10 draws at most 8 a call
+    give 5 + 5, not 8 + 2 padded to 8 + 8 (which runs 16 for 10)."""
+    n, limit = max(1, int(n)), max(1, int(limit))
+    calls = -(-n // limit)
+    return -(-n // calls)
 
 
 def batches(n: int, batch_size: int):

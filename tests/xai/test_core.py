@@ -296,6 +296,17 @@ def test_jit_compile_gives_the_same_maps(method):
     assert np.abs(compiled - plain).max() <= 1e-5 * max(scale, 1e-12)
 
 
+def test_even_chunks_cover_the_items_in_the_fewest_calls_with_the_least_padding():
+    from xai.core import even_chunk
+    assert even_chunk(10, 8) == 5 and even_chunk(192, 128) == 96 and even_chunk(200, 128) == 100
+    assert even_chunk(1000, 8) == 8 and even_chunk(7, 100) == 7 and even_chunk(5, 0) == 1 and even_chunk(0, 4) == 1
+    for n in range(1, 60):
+        for limit in range(1, 40):
+            chunk = even_chunk(n, limit)
+            calls = -(-n // chunk)
+            assert chunk <= limit and calls == -(-n // limit) and calls * chunk - n < calls
+
+
 def test_huge_batch_size_allocates_no_padding_beyond_the_work():
     model = tiny_conv2d()
     x = np.random.default_rng(3).uniform(0, 255, size=(2, 12, 12, 3)).astype(np.float32)

@@ -30,6 +30,7 @@ from xai.core import (
     check_number,
     check_references,
     check_value_range,
+    even_chunk,
     explained_classes,
     input_gradients,
     pad_to,
@@ -142,9 +143,9 @@ def _tunnel(model, x, classes, *, base: str, kind: str, samples: int, sigma: np.
     """The base method's attributions over ``samples`` noisy copies x + sigma z_k, reduced by ``kind``:
     float32 like x. Examples, draws and steps share calls, at most ``batch_size`` model inputs each."""
     steps = len(alphas)
-    s_chunk = min(steps, batch_size)                                   # steps per call
-    m_chunk = max(1, min(batch_size // s_chunk, samples))             # draws per call
-    e_chunk = max(1, min(batch_size // (s_chunk * m_chunk), len(x)))  # examples per call
+    s_chunk = even_chunk(steps, batch_size)                            # steps per call
+    m_chunk = even_chunk(samples, batch_size // s_chunk)               # draws per call
+    e_chunk = even_chunk(len(x), batch_size // (s_chunk * m_chunk))    # examples per call
     fused = s_chunk == steps                                           # a whole path in each call
     if fused:
         step = cached_step(model, _tunnel_step, base, score, jit_compile)
@@ -393,8 +394,8 @@ def expected_gradients(model, x, class_index=None, *, references, samples: int =
     check_number("seed", seed, low=0, integer=True)
     x, classes, batch_size, jit_compile = _gradient_front(model, x, class_index, batch_size, score, jit_compile)
     which, alphas = _reference_draws(int(samples), len(refs), int(seed))
-    m_chunk = min(samples, batch_size)                               # draws per call
-    e_chunk = max(1, min(batch_size // m_chunk, len(x)))             # examples per call
+    m_chunk = even_chunk(samples, batch_size)                        # draws per call
+    e_chunk = even_chunk(len(x), batch_size // m_chunk)              # examples per call
     step = cached_step(model, _expected_gradients_step, score, jit_compile)
     out = np.zeros(x.shape, np.float32)
     n_calls = int(np.ceil(samples / m_chunk)) * int(np.ceil(len(x) / e_chunk))
