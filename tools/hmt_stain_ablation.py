@@ -31,7 +31,8 @@ Writes, atomically (``<out>``: the repository, or ``--out``):
 - ``<out>/models/hmt_stain_ablation.json``: per schedule, each variant's pooled accuracy and paired
   difference from "rgb" with intervals, the choice by test fold, and the schedules' agreement.
 
-One run at 20 epochs takes about 8 minutes on a 2-core CPU alone (64 epochs: about 27).
+On this 2-core CPU a run at 20 epochs took 12 min for the committed network and 22-36 min for the
+reflect-padded ones (each record's ``train_seconds``; most beside other jobs); 64 epochs take about 3.2 times as long.
 
 Axis key: N tiles, K classes.
 """
