@@ -461,14 +461,17 @@ def _grid_sizes(groups: list[dict]) -> str:
     return "; the grid ran on " + ", ".join(sizes) if sizes else ""
 
 
-def tables_document(groups: list[dict], completeness: str, sweeps: list[dict] | None = None) -> str:
+def tables_document(groups: list[dict], completeness: str, sweeps: list[dict] | None = None,
+                    extra_sections: list[dict] | None = None) -> str:
     """The comparison's Markdown file (``figures/xai_tables.md``), its ``###`` sections read by
     ``tools/readme_results.py``: each group's full table (``heading``, ``results``, ``sanity``,
     optional ``extra`` Markdown below it), its compact table (``Summary: <heading>``, no agreement
     columns), the orderings of every group (marked with each group's ``verdicts``, if any, see
     :func:`orderings`), every paired difference, the claims whose interval excludes 0, the
     completeness line, then the settings sweeps: ``sweeps``, dicts with ``heading`` and ``text``
-    (Markdown), and ``findings`` (lines, gathered under ``Findings across settings``).
+    (Markdown), and ``findings`` (lines, gathered under ``Findings across settings``); last
+    ``extra_sections``, dicts with ``heading`` and ``text`` (the tools' records: the sanity check
+    three ways, GridPG, which metrics agree).
     ``groups``: dicts with ``heading``, ``label`` (the orderings' column), ``results``, ``sanity``
     (or None), ``diffs`` (:func:`paired_differences`) and optional ``verdicts`` and ``grid_n`` (the
     examples the settings grid ran on, said beside the marks)."""
@@ -492,6 +495,11 @@ def tables_document(groups: list[dict], completeness: str, sweeps: list[dict] | 
         sections += ["### Findings across settings", "\n".join(lines) or "- none"]
         for s in sweeps:
             sections += [f"### {s['heading']}", s["text"]]
+    for extra in extra_sections or []:
+        if set(extra) != {"heading", "text"} or any("\n### " in f"\n{extra[k]}" for k in ("heading", "text")):
+            raise ValueError(f"an extra section is a dict of heading and text, without '### ' lines of its own, got "
+                             f"{sorted(extra)}")
+        sections += [f"### {extra['heading']}", extra["text"]]
     return "\n\n".join(sections) + "\n"
 
 

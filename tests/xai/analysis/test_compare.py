@@ -104,6 +104,12 @@ def test_tables_document_has_the_sections_the_readme_reads():
                         "Paired differences (95 % bootstrap confidence intervals)",
                         "Differences whose confidence interval excludes 0"]
     assert "- toy: A beats B on SRG" in text and text.rstrip().endswith("completeness line.")
+    group = [{"heading": "Toy (40)", "label": "toy", "results": results, "sanity": None, "diffs": rows}]
+    text = xc.tables_document(group, "completeness line.", extra_sections=[{"heading": "GridPG on HMT", "text": "| t |"}])
+    assert text.rstrip().endswith("### GridPG on HMT\n\n| t |")
+    for bad in ({"heading": "x"}, {"heading": "x", "text": "a\n### b"}):
+        with pytest.raises(ValueError, match="extra section"):
+            xc.tables_document(group, "c.", extra_sections=[bad])
 
 
 def _verdict(metric, a, b, verdict, leader):
