@@ -33,8 +33,9 @@ data: $(STAMP)
 	  $(PY) -c "import hmt_utils; hmt_utils.download_hmt('data/hmt')"; \
 	fi
 
+# --durations: the slowest tests, listed at the end, so that the suite's time can be kept in check.
 test: $(STAMP) data
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
 
 # The fast tier (under 3 minutes on a 2-core CPU): everything but the tests marked slow (the notebooks,
 # keras.applications, the real models and data, child processes; see tests/conftest.py).
