@@ -438,8 +438,12 @@ def check_flag(value, name: str) -> bool:
 def even_chunk(n: int, limit: int) -> int:
     """The chunk size that covers ``n`` items in the fewest calls of at most ``limit`` items, split as
     evenly as those calls allow, so that padding the last call wastes least: 10 draws at most 8 a call
-    give 5 + 5, not 8 + 2 padded to 8 + 8 (which runs 16 for 10)."""
-    n, limit = max(1, int(n)), max(1, int(limit))
+    give 5 + 5, not 8 + 2 padded to 8 + 8 (which runs 16 for 10). The methods split their draws,
+    steps, masks and channels so; their examples keep ``min(limit, N)`` a call, one shape for every
+    call with N >= limit (an XLA-compiled step is not compiled again for another N)."""
+    for name, value in (("n", n), ("limit", limit)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     calls = -(-n // limit)
     return -(-n // calls)
 

@@ -16,8 +16,9 @@ import numpy as np
 
 from xai.files import atomic_path
 
-__all__ = ["GRID_NOTE", "SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_panels", "plot_cascade", "plot_curves",
-           "plot_sanity", "plot_claims", "pick_examples", "map_kind", "save_figure", "plot_history", "plot_confusion", "plot_roc"]
+__all__ = ["GRID_NOTE", "SIGNED", "UNSIGNED", "plot_signal", "plot_image", "plot_grid", "plot_panels", "plot_cascade",
+           "cascade_steps", "plot_curves", "plot_sanity", "plot_claims", "pick_examples", "map_kind", "save_figure",
+           "plot_history", "plot_confusion", "plot_roc"]
 
 SIGNED, UNSIGNED, ABSOLUTE = "signed", "unsigned", "absolute"
 _SEQUENTIAL_CMAP = "inferno"
@@ -173,6 +174,27 @@ def _draw_scaled(ax, x, values, kind: str, percentile: float, title, what: str, 
     return plot_image(ax, x, scaled, kind=shown_kind, percentile=100, title=title)
 
 
+def _one_input(x, mask, kinds, maps, percentile):
+    """The checks plot_panels and plot_cascade share: one signal (T, 1) or tile (H, W, 3 or 1), a
+    mask for a signal only, ``kinds`` naming drawn methods, ``percentile`` in (0, 100]."""
+    x = np.asarray(x)
+    if x.ndim not in (2, 3) or (x.ndim == 3 and (x.shape[-1] not in (1, 3) or x.shape[0] == 1)):
+        raise ValueError(f"x must be one signal (T, 1) or one tile (H, W, 3), got shape {x.shape}"
+                         + ("; for a batch of one, pass x[0]" if x.ndim == 3 and x.shape[0] == 1 else ""))
+    if mask is not None:
+        mask = np.asarray(mask)
+        if x.ndim != 2 or mask.shape != (len(x),):
+            raise ValueError(f"mask is the ground truth of a signal, ({len(x)},) for this one; got shape {mask.shape} "
+                             f"for an input of shape {x.shape}")
+    unknown = sorted(set(kinds or {}) - set(maps))
+    if unknown:
+        raise ValueError(f"kinds names methods that are not drawn: {unknown}; drawn: {list(maps)}")
+    if percentile is not None and (isinstance(percentile, bool) or not isinstance(percentile, (int, float, np.number))
+                                   or not 0 < percentile <= 100):
+        raise ValueError(f"percentile must be a number in (0, 100], got {percentile!r}")
+    return x
+
+
 def plot_panels(x, maps: dict, *, kinds: dict | None = None, ncols: int | None = None, mask=None, percentile: float | None = None,
                 cell_size=(2.0, 1.9), title: str | None = None, input_title: str = "input"):
     """One example explained by many methods: the input, then one panel a method, ``ncols`` a row
@@ -187,9 +209,7 @@ def plot_panels(x, maps: dict, *, kinds: dict | None = None, ncols: int | None =
         the matplotlib Figure.
     """
     import matplotlib.pyplot as plt
-    x = np.asarray(x)
-    if x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[-1] not in (1, 3)):
-        raise ValueError(f"x must be one signal (T, 1) or one tile (H, W, 3), got shape {x.shape}")
+    x = _one_input(x, mask, kinds, maps, percentile)
     ncols = (4 if x.ndim == 2 else 7) if ncols is None else ncols
     if not maps or isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
         raise ValueError(f"need at least one map and ncols >= 1, got {len(maps)} maps and ncols={ncols!r}")
@@ -214,6 +234,19 @@ def plot_panels(x, maps: dict, *, kinds: dict | None = None, ncols: int | None =
     return fig
 
 
+def cascade_steps(steps, n_layers: int) -> list[int]:
+    """The cascade's columns: ``steps`` checked as indices in [0, n_layers] (0: the original maps; l:
+    randomised down to the l-th layer from the top), or by default the original, the top layer, the
+    middle and every layer."""
+    if isinstance(n_layers, bool) or not isinstance(n_layers, (int, np.integer)) or n_layers < 1:
+        raise ValueError(f"n_layers must be an int >= 1, got {n_layers!r}")
+    steps = sorted({0, 1, (n_layers + 1) // 2, n_layers}) if steps is None else list(steps)
+    if not steps or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n_layers
+                        for k in steps):
+        raise ValueError(f"steps must be indices in [0, {n_layers}] (0: the original maps), got {steps}")
+    return [int(k) for k in steps]
+
+
 def plot_cascade(x, cascades: dict, *, steps=None, kinds: dict | None = None, mask=None, percentile: float | None = None,
                  cell_size=(2.0, 1.9), title: str | None = None):
     """The sanity cascade's maps of one example: a method a row, its original map and then its map
@@ -228,21 +261,20 @@ def plot_cascade(x, cascades: dict, *, steps=None, kinds: dict | None = None, ma
         mask: (T,) ground truth of a signal, or None.
     """
     import matplotlib.pyplot as plt
-    x, kinds = np.asarray(x), kinds or {}
     if not cascades:
         raise ValueError("cascades is empty: give at least one method's cascade")
+    x, kinds = _one_input(x, mask, kinds, cascades, percentile), kinds or {}
     layers = None
     for name, r in cascades.items():
-        if "maps" not in r or np.shape(r["maps"])[:2] != (len(r["layers"]) + 1, 1):
+        if not isinstance(r, dict) or "layers" not in r or "maps" not in r \
+                or np.shape(r["maps"])[:2] != (len(r["layers"]) + 1, 1):
+            got = f"{np.shape(r.get('maps'))} for {len(r.get('layers', []))} layers" if isinstance(r, dict) else repr(r)[:80]
             raise ValueError(f"cascades[{name!r}] must come from cascading_randomization(..., return_maps=True) on one "
-                             f"example: maps (L + 1, 1, ...), got {np.shape(r.get('maps'))} for {len(r['layers'])} layers")
+                             f"example: layers (L,) and maps (L + 1, 1, ...), got {got}")
         if layers is not None and list(r["layers"]) != layers:
             raise ValueError("every cascade must randomise the same layers (the same model)")
         layers = list(r["layers"])
-    n = len(layers)
-    steps = list(steps) if steps is not None else sorted({0, 1, (n + 1) // 2, n})
-    if any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n for k in steps):
-        raise ValueError(f"steps must be indices in [0, {n}] (0: the original maps), got {steps}")
+    steps = cascade_steps(steps, len(layers))
     is_1d = x.ndim == 2
     percentile = percentile or (100 if is_1d else 99)
     width = cell_size[0] * (1.4 if is_1d else 1.0)
@@ -257,7 +289,7 @@ def plot_cascade(x, cascades: dict, *, steps=None, kinds: dict | None = None, ma
             _draw_scaled(axes[i, j], x, maps[k], kind, percentile, head, f"cascades[{name!r}] step {k}", mask)
         axes[i, 0].set_ylabel(name, fontsize=9)
     top = "largest" if percentile == 100 else f"{percentile:g}th percentile"
-    fig.supxlabel(GRID_NOTE.format(top=top), fontsize=7)
+    fig.supxlabel(GRID_NOTE.format(top=top) + ("; green band: the ground truth" if mask is not None else ""), fontsize=7)
     fig.suptitle(title or "the sanity cascade: maps as the model is randomised from the top layer down", fontsize=11)
     return fig
 

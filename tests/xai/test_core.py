@@ -299,12 +299,35 @@ def test_jit_compile_gives_the_same_maps(method):
 def test_even_chunks_cover_the_items_in_the_fewest_calls_with_the_least_padding():
     from xai.core import even_chunk
     assert even_chunk(10, 8) == 5 and even_chunk(192, 128) == 96 and even_chunk(200, 128) == 100
-    assert even_chunk(1000, 8) == 8 and even_chunk(7, 100) == 7 and even_chunk(5, 0) == 1 and even_chunk(0, 4) == 1
+    assert even_chunk(1000, 8) == 8 and even_chunk(7, 100) == 7 and even_chunk(np.int64(9), 4) == 3
+    for bad in ((5, 0), (0, 4), (-5, 3), (2.9, 3), (True, 3), (5, None)):
+        with pytest.raises(ValueError, match="must be an int >= 1"):
+            even_chunk(*bad)
     for n in range(1, 60):
         for limit in range(1, 40):
             chunk = even_chunk(n, limit)
             calls = -(-n // chunk)
             assert chunk <= limit and calls == -(-n // limit) and calls * chunk - n < calls
+
+
+def test_the_methods_split_draws_and_channels_evenly(monkeypatch):
+    import xai.methods.cam as xcam
+    import xai.methods.gradients as xg
+    model = tiny_conv1d()
+    x = np.random.default_rng(0).normal(size=(2, 16, 1)).astype(np.float32)
+    padded, real_pad = [], xg.pad_to
+    monkeypatch.setattr(xg, "pad_to", lambda a, size: (padded.append((len(a), size)), real_pad(a, size))[1])
+    xg.smoothgrad(model, x, 0, samples=10, batch_size=8)              # 10 draws, at most 8 a call: 5 + 5
+    assert {size for _, size in padded} == {5} and sum(n for n, _ in padded[::2]) == 10
+    channels, real_batches = [], xcam.padded_batches
+
+    def recording(n, size, *arrays):
+        if n == 6:                                                     # the last conv layer's 6 channels
+            channels.append(size)
+        return real_batches(n, size, *arrays)
+    monkeypatch.setattr(xcam, "padded_batches", recording)
+    xcam.score_cam(model, x, 0, batch_size=4)                          # 6 channels, at most 4 a call: 3 + 3
+    assert channels and set(channels) == {3}
 
 
 def test_huge_batch_size_allocates_no_padding_beyond_the_work():

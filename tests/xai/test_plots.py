@@ -104,6 +104,14 @@ def test_panels_draw_one_example_under_every_method_and_hide_the_spare_axes():
         xplt.plot_panels(x2, maps, ncols=0)
     with pytest.raises(ValueError, match="NaN"):
         xplt.plot_panels(x2, {"A": np.full((12, 12), np.nan)})
+    with pytest.raises(ValueError, match="ground truth of a signal"):
+        xplt.plot_panels(x2, maps, mask=np.ones(12, bool))                     # a tile has no mask band
+    with pytest.raises(ValueError, match=r"pass x\[0\]"):
+        xplt.plot_panels(np.zeros((1, 40, 1)), {"A": np.ones(40)})             # a batch of one signal
+    with pytest.raises(ValueError, match="percentile"):
+        xplt.plot_panels(x2, maps, percentile=150)
+    with pytest.raises(ValueError, match="not drawn"):
+        xplt.plot_panels(x2, maps, kinds={"Z": "signed"})
     plt.close("all")
 
 
@@ -115,7 +123,10 @@ def test_cascade_draws_a_method_a_row_and_the_chosen_steps_as_columns():
     x = np.random.default_rng(1).normal(size=(1, 16, 1)).astype(np.float32)
     r = xs.cascading_randomization(model, x, lambda m, xb, c: grad_cam(m, xb, c), return_maps=True)
     assert r["maps"].shape == (4, 1, 16)                              # the original, then 3 layers
-    np.testing.assert_allclose(r["maps"][0], grad_cam(model, x, r.get("classes", None)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r["maps"][0], grad_cam(model, x), rtol=1e-5, atol=1e-6)
+    from xai.metrics.agreement import spearman
+    for k in (1, 2, 3):                                               # each step's maps are the ones it scored
+        np.testing.assert_allclose(spearman(np.abs(r["maps"][0]), np.abs(r["maps"][k])), r["correlation"][k - 1])
     fig = xplt.plot_cascade(x[0], {"Grad-CAM": r, "again": r})
     assert len(fig.axes) == 2 * 4                                     # the original, the top, the middle, all 3
     assert fig.axes[0].get_title().endswith("original") and fig.axes[0].get_ylabel() == "Grad-CAM"
@@ -127,6 +138,11 @@ def test_cascade_draws_a_method_a_row_and_the_chosen_steps_as_columns():
     no_maps = {k: v for k, v in r.items() if k != "maps"}
     with pytest.raises(ValueError, match="return_maps=True"):
         xplt.plot_cascade(x[0], {"Grad-CAM": no_maps})
+    with pytest.raises(ValueError, match="return_maps=True"):
+        xplt.plot_cascade(x[0], {"Grad-CAM": {"maps": r["maps"]}})              # no layers
+    assert xplt.cascade_steps(None, 8) == [0, 1, 4, 8] and xplt.cascade_steps((2,), 3) == [2]
+    with pytest.raises(ValueError, match="n_layers"):
+        xplt.cascade_steps(None, 0)
     with pytest.raises(ValueError, match="return_maps must be"):
         xs.cascading_randomization(model, x, lambda m, xb, c: grad_cam(m, xb, c), return_maps=1)
     plt.close("all")

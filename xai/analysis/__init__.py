@@ -7,4 +7,6 @@
 - ``metric_agreement.py`` which metrics agree: Kendall's tau between their rankings of the methods
 - ``artefacts.py`` the network's own marks in its maps: a pile in the centre, a checkerboard, a frame
 - ``gridpg.py``    the grid pointing game (Rao et al. 2022) on a model: mosaics of classes, each cell explained
+- ``summaries.py`` the tools' records (sanity three ways, GridPG, agreement) as tables, figures and sentences
+- ``gallery.py``   maps to look at: one example under every method; the sanity cascade's maps
 """

@@ -20,6 +20,7 @@ from scipy.stats import rankdata
 
 import xai.metrics.removal as xm
 from xai.analysis.stats import paired_bootstrap, summary
+from xai.core import check_number
 from xai.maps import saliency_positions
 from xai.methods import METHODS, method_function
 from xai.methods.integrated_gradients import IG_RULES, completeness_gap, integrated_gradients
@@ -110,6 +111,16 @@ def every_method(references, *, rise_masks: int, eg_samples: int, noise_samples:
     tables name them) or, with ``key="name"``, METHODS' keys ("grad_cam")."""
     if key not in ("label", "name"):
         raise ValueError(f"key must be 'label' or 'name', got {key!r}")
+    check_number("rise_masks", rise_masks, low=1, integer=True)
+    check_number("eg_samples", eg_samples, low=1, integer=True)
+    check_number("seed", seed, low=0, integer=True)
+    for name, value in (("noise_samples", noise_samples), ("rise_batch_size", rise_batch_size)):
+        if value is not None:
+            check_number(name, value, low=1, integer=True)
+    refs = np.asarray(references)
+    if refs.dtype.kind not in "fiu" or refs.ndim < 3 or len(refs) == 0 or not np.isfinite(refs).all():
+        raise ValueError(f"references must be finite inputs (R, T, C) or (R, H, W, C), e.g. draw_references(x_train, "
+                         f"32); got dtype {refs.dtype}, shape {refs.shape}")
     rise = {"n_masks": rise_masks, "seed": seed, **({} if rise_batch_size is None else {"batch_size": rise_batch_size})}
     options = {"rise": rise, "expected_gradients": {"references": references, "samples": eg_samples, "seed": seed},
                **{name: {"seed": seed, **({} if noise_samples is None else {"samples": noise_samples})}
@@ -496,9 +507,10 @@ def tables_document(groups: list[dict], completeness: str, sweeps: list[dict] | 
         for s in sweeps:
             sections += [f"### {s['heading']}", s["text"]]
     for extra in extra_sections or []:
-        if set(extra) != {"heading", "text"} or any("\n### " in f"\n{extra[k]}" for k in ("heading", "text")):
+        if not isinstance(extra, dict) or set(extra) != {"heading", "text"} \
+                or any("\n### " in f"\n{extra[k]}" for k in ("heading", "text")):
             raise ValueError(f"an extra section is a dict of heading and text, without '### ' lines of its own, got "
-                             f"{sorted(extra)}")
+                             f"{extra!r:.200}")
         sections += [f"### {extra['heading']}", extra["text"]]
     return "\n\n".join(sections) + "\n"
 

@@ -138,31 +138,41 @@ def agreement_sentence(result: dict) -> str:
     return text + "."
 
 
-def data_set_of(metric: str) -> str:
-    """The data set a metric's label names in its last brackets: "SRG (MNIST-1D)" and "shortcut
-    detection AUROC (mnist1d_local)" are both "mnist1d"; a label without brackets gives ""."""
+def source_of(metric: str) -> str:
+    """What a metric scores, as its label names it in its last brackets: "SRG (MNIST-1D)" and
+    "eMPRT (MNIST-1D)" both score the committed MNIST-1D model on its test set ("MNIST-1D"), while
+    "shortcut detection AUROC (mnist1d_local)" scores the planted-shortcut models ("mnist1d_local");
+    a label without brackets gives ""."""
+    if not isinstance(metric, str):
+        raise ValueError(f"a metric's label must be a string, got {metric!r}")
     if not metric.endswith(")") or "(" not in metric:
         return ""
-    return metric[metric.rindex("(") + 1:-1].lower().replace("-", "").split("_")[0]
+    return metric[metric.rindex("(") + 1:-1]
 
 
 def readme_sentence(result: dict, most: int = 3) -> str:
     """The short form of :func:`agreement_sentence` for the README: the counts, then the strongest
-    opposite rankings between metrics on the same data set (pairs across data sets compare
-    different models and inputs; they stay in the figure)."""
+    opposite rankings between metrics of the same models and inputs (:func:`source_of`; pairs across
+    sources compare different models or inputs: they stay in the figure)."""
+    check_number("most", most, low=1, integer=True)
+    missing = [k for k in ("metrics", "tau", "low", "high") if k not in result]
+    if missing:
+        raise ValueError(f"result must be agreement_matrix's (or agreement_from_record's), missing {missing}")
     names, tau, low, high = result["metrics"], np.asarray(result["tau"], float), result["low"], result["high"]
+    if tau.shape != (len(names), len(names)):
+        raise ValueError(f"tau must be ({len(names)}, {len(names)}) for {len(names)} metrics, got {tau.shape}")
     pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names)) if np.isfinite(tau[i, j])]
     agree = sum(low[i][j] > 0 for i, j in pairs)
     opposite = [(i, j) for i, j in pairs if high[i][j] < 0]
     text = (f"of {len(pairs)} pairs of the {len(names)} metrics, {agree} rank the methods alike (Kendall's tau's 95 % "
             f"interval above 0), {len(opposite)} in opposite orders and {len(pairs) - agree - len(opposite)} are undecided")
-    same = sorted((p for p in opposite if data_set_of(names[p[0]]) and data_set_of(names[p[0]]) == data_set_of(names[p[1]])),
+    same = sorted((p for p in opposite if source_of(names[p[0]]) and source_of(names[p[0]]) == source_of(names[p[1]])),
                   key=lambda p: tau[p])
     if same:
         shown = ", ".join(f"{names[i]} against {names[j]} ({tau[i, j]:+.2f} [{low[i][j]:+.2f}, {high[i][j]:+.2f}])"
                           for i, j in same[:most])
         verb = "pair ranks" if len(same) == 1 else "pairs rank"
-        text += f"; on the same data set, {len(same)} {verb} in opposite orders, the strongest: {shown}"
+        text += f"; of the same models and inputs, {len(same)} {verb} in opposite orders, the strongest: {shown}"
     return text[0].upper() + text[1:] + "."
 
 

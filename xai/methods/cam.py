@@ -90,7 +90,7 @@ def grad_cam(model, x, class_index=None, *, layer=None, batch_size: int = 64, sc
 def _maps_at_layer(step, x, classes, batch_size: int, desc: str, progress) -> np.ndarray:
     """``step(xb, cb)`` -> maps at the layer's resolution, over fixed-size batches, upsampled to the
     input outside the step: float32 (N, T) or (N, H, W). The loop of Grad-CAM and Grad-CAM++."""
-    chunk = even_chunk(len(x), batch_size)
+    chunk = min(batch_size, len(x))                                     # one shape for every call of N >= batch
     spatial = tuple(x.shape[1:-1])                                      # (T,) or (H, W)
     out = np.empty((len(x),) + spatial, np.float32)
     with progress_bar(int(np.ceil(len(x) / chunk)), desc, progress) as bar:
@@ -204,7 +204,7 @@ def score_cam(model, x, class_index=None, *, layer=None, batch_size: int = 256, 
     spatial = tuple(x.shape[1:-1])
     n_channels = int(target.output.shape[-1])
     g_chunk = even_chunk(n_channels, batch_size)                        # channels per call
-    e_chunk = even_chunk(len(x), batch_size // g_chunk)                 # examples per call
+    e_chunk = max(1, min(batch_size // g_chunk, len(x)))               # examples per call
     features_step = cached_step(model, _features_step, target, jit_compile)
     mask_step = cached_step(model, _score_cam_mask_step, spatial)
     score_step = cached_step(model, masked_scores_step, score, jit_compile)

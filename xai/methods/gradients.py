@@ -145,7 +145,7 @@ def _tunnel(model, x, classes, *, base: str, kind: str, samples: int, sigma: np.
     steps = len(alphas)
     s_chunk = even_chunk(steps, batch_size)                            # steps per call
     m_chunk = even_chunk(samples, batch_size // s_chunk)               # draws per call
-    e_chunk = even_chunk(len(x), batch_size // (s_chunk * m_chunk))    # examples per call
+    e_chunk = max(1, min(batch_size // (s_chunk * m_chunk), len(x)))  # examples per call
     fused = s_chunk == steps                                           # a whole path in each call
     if fused:
         step = cached_step(model, _tunnel_step, base, score, jit_compile)
@@ -395,7 +395,7 @@ def expected_gradients(model, x, class_index=None, *, references, samples: int =
     x, classes, batch_size, jit_compile = _gradient_front(model, x, class_index, batch_size, score, jit_compile)
     which, alphas = _reference_draws(int(samples), len(refs), int(seed))
     m_chunk = even_chunk(samples, batch_size)                        # draws per call
-    e_chunk = even_chunk(len(x), batch_size // m_chunk)              # examples per call
+    e_chunk = max(1, min(batch_size // m_chunk, len(x)))             # examples per call
     step = cached_step(model, _expected_gradients_step, score, jit_compile)
     out = np.zeros(x.shape, np.float32)
     n_calls = int(np.ceil(samples / m_chunk)) * int(np.ceil(len(x) / e_chunk))

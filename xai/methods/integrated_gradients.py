@@ -190,7 +190,7 @@ def integrated_gradients(model, x, class_index=None, *, baseline=None, steps: in
     batch_size = check_batch_size(batch_size)
     classes = explained_classes(model, x, class_index, batch_size=batch_size)
     s_chunk = even_chunk(steps, batch_size)              # steps per call
-    e_chunk = even_chunk(len(x), batch_size // s_chunk)  # examples per call: e_chunk * s_chunk <= batch_size
+    e_chunk = max(1, min(batch_size // s_chunk, len(x)))  # examples per call: e_chunk * s_chunk <= batch_size
     step = cached_step(model, _ig_step, score, check_flag(jit_compile, "jit_compile"))
 
     total = None

@@ -127,7 +127,7 @@ def rise(model, x, class_index=None, *, n_masks: int = 4000, cell_size=None, p_k
     grids, shifts, cells = _rise_grid(n_masks, spatial, cell_size, p_keep, seed)
     classes = explained_classes(model, x, class_index, batch_size=batch_size)
     m_chunk = even_chunk(n_masks, batch_size)           # masks per call
-    e_chunk = even_chunk(len(x), batch_size // m_chunk)  # examples per call, no more than there are
+    e_chunk = max(1, min(batch_size // m_chunk, len(x)))  # examples per call, no more than there are
     # masks are made outside the (optionally XLA-compiled) scoring step: XLA's bilinear resize
     # differs from TensorFlow's at odd factors, so only the model and the weighting are compiled
     make_masks = cached_step(model, _rise_mask_step, cells, spatial)

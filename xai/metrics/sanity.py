@@ -18,7 +18,8 @@ from xai.core import check_input, explained_classes
 from xai.layers import all_layers
 from xai.metrics.agreement import spearman
 
-__all__ = ["cascading_randomization", "map_entropy", "efficient_randomization", "smooth_randomization"]
+__all__ = ["cascading_randomization", "randomisation_layers", "map_entropy", "efficient_randomization",
+           "smooth_randomization"]
 
 
 def _randomisation_groups(model) -> list:
@@ -37,6 +38,12 @@ def _randomisation_groups(model) -> list:
             else:
                 groups.append([layer])
     return groups[::-1]
+
+
+def randomisation_layers(model) -> list[str]:
+    """The names of the cascade's steps, top first: each layer with a kernel (its normalisation is
+    re-drawn with it). ``cascading_randomization`` randomises down to each in turn."""
+    return [group[0].name for group in _randomisation_groups(model)]
 
 
 _NORMALISATIONS = (keras.layers.BatchNormalization, keras.layers.LayerNormalization, keras.layers.GroupNormalization)

@@ -107,7 +107,7 @@ def test_tables_document_has_the_sections_the_readme_reads():
     group = [{"heading": "Toy (40)", "label": "toy", "results": results, "sanity": None, "diffs": rows}]
     text = xc.tables_document(group, "completeness line.", extra_sections=[{"heading": "GridPG on HMT", "text": "| t |"}])
     assert text.rstrip().endswith("### GridPG on HMT\n\n| t |")
-    for bad in ({"heading": "x"}, {"heading": "x", "text": "a\n### b"}):
+    for bad in ({"heading": "x"}, {"heading": "x", "text": "a\n### b"}, ("heading", "text")):
         with pytest.raises(ValueError, match="extra section"):
             xc.tables_document(group, "c.", extra_sections=[bad])
 
@@ -229,6 +229,11 @@ def test_every_method_runs_every_method_with_the_options_that_need_data():
     assert "samples" not in named["smoothgrad"].keywords                                 # the library's default
     with pytest.raises(ValueError, match="key must be"):
         xc.every_method(refs, rise_masks=40, eg_samples=4, key="labels")
+    for bad in ({"rise_masks": 0}, {"eg_samples": 2.5}, {"noise_samples": 0}, {"seed": -1}, {"rise_batch_size": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            xc.every_method(refs, **{"rise_masks": 40, "eg_samples": 4, **bad})
+    with pytest.raises(ValueError, match="references must be"):
+        xc.every_method(np.full((4, 16, 1), np.nan), rise_masks=40, eg_samples=4)
     for bad in (0, 21, 2.0, True):
         with pytest.raises(ValueError, match="n must be an int"):
             xc.draw_references(train, bad)

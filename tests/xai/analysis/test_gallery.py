@@ -24,7 +24,13 @@ def test_every_method_figure_has_a_panel_a_method_for_signals_and_tiles():
     x2 = np.random.default_rng(0).uniform(0, 1, (1, *shape)).astype(np.float32)
     fig = xg.every_method_figure(model2, x2, 1, np.random.default_rng(1).uniform(0, 1, (10, *shape)), rise_masks=30,
                                  eg_samples=4, n_references=4)
-    assert [ax.get_title() for ax in fig.axes if ax.axison][0] == "input"
+    assert [ax.get_title() for ax in fig.axes if ax.axison] == ["input"] + [m.label for m in METHODS.values()]
+    fig = xg.every_method_figure(model, x, None, train, rise_masks=30, eg_samples=4, n_references=8)   # the prediction
+    assert len([ax for ax in fig.axes if ax.axison]) == len(METHODS)
+    with pytest.raises(ValueError, match="ground truth of a signal"):             # refused before any method runs
+        xg.every_method_figure(model, x, 0, train, rise_masks=30, mask=np.ones(15, bool))
+    with pytest.raises(ValueError, match="rise_masks"):
+        xg.every_method_figure(model, x, 0, train, rise_masks=0, n_references=8)
     with pytest.raises(ValueError, match="one example"):
         xg.every_method_figure(model, np.repeat(x, 2, 0), [0, 1], train, rise_masks=30)
     with pytest.raises(ValueError, match="class_index"):
@@ -40,4 +46,6 @@ def test_cascade_figure_returns_the_maps_it_draws():
     assert cascades["Grad-CAM"]["correlation"].shape == (3, 1) and len(fig.axes) == 2
     with pytest.raises(ValueError, match="functions must map"):
         xg.cascade_figure(model, x, 2, {"bad": "grad_cam"})
+    with pytest.raises(ValueError, match=r"steps must be indices in \[0, 3\]"):   # before any cascade runs
+        xg.cascade_figure(model, x, None, {"Grad-CAM": lambda m, xb, c: grad_cam(m, xb, c)}, steps=[0, 4])
     plt.close("all")

@@ -27,17 +27,22 @@ def test_same_and_opposite_rankings_and_the_orientation():
 
 
 def test_the_readme_sentence_names_opposite_pairs_on_the_same_data_set_only():
-    assert [ma.data_set_of(n) for n in ("SRG (MNIST-1D)", "shortcut detection AUROC (mnist1d_local)", "GridPG (HMT)",
-                                        "no brackets")] == ["mnist1d", "mnist1d", "hmt", ""]
+    assert [ma.source_of(n) for n in ("SRG (MNIST-1D)", "shortcut detection AUROC (mnist1d_local)", "GridPG (HMT)",
+                                      "no brackets")] == ["MNIST-1D", "mnist1d_local", "HMT", ""]
     base = _scores([0.1, 0.3, 0.5, 0.7, 0.9])
     flipped = {k: -v for k, v in base.items()}
     r = ma.agreement_matrix({"SRG (MNIST-1D)": {"scores": base, "higher_is_better": True, "units": "ex"},
                              "eMPRT (MNIST-1D)": {"scores": flipped, "higher_is_better": True, "units": "ex"},
-                             "GridPG (HMT)": {"scores": flipped, "higher_is_better": True}}, n_boot=200)
+                             "AUROC (mnist1d_local)": {"scores": flipped, "higher_is_better": True}}, n_boot=200)
     sentence = ma.readme_sentence(r)
     assert sentence.startswith("Of 3 pairs of the 3 metrics, 1 rank the methods alike") and "2 in opposite orders" in sentence
-    assert "on the same data set, 1 pair ranks in opposite orders, the strongest: SRG (MNIST-1D) against eMPRT " \
-           "(MNIST-1D) (-1.00 [-1.00, -1.00])." in sentence and "against GridPG" not in sentence
+    assert "of the same models and inputs, 1 pair ranks in opposite orders, the strongest: SRG (MNIST-1D) against eMPRT " \
+           "(MNIST-1D) (-1.00 [-1.00, -1.00])." in sentence and "against AUROC" not in sentence
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="most"):
+            ma.readme_sentence(r, most=bad)
+    with pytest.raises(ValueError, match="missing"):
+        ma.readme_sentence({"metrics": ["a"]})
 
 
 def test_noise_leaves_the_pair_undecided_and_few_shared_methods_give_no_tau():
