@@ -317,7 +317,16 @@ def confined_classes(y, slides, folds_record, y_pred) -> dict:
     return out
 
 
-def summarise(y, slides, y_pred, folds_record, n_boot, seed) -> dict:
+def schedule_reading(folds_record, epochs: int) -> dict:
+    """Which folds chose their last epoch: their validation accuracy was still rising when the
+    schedule ended, so a longer one might have scored more on them."""
+    last = [int(f["fold"]) for f in folds_record if int(f["best_epoch"]) >= epochs]
+    reading = (f"{len(last)} of {len(folds_record)} folds chose their last epoch ({epochs}): the schedule is too short "
+               "for them" if last else f"every fold chose an epoch before its last ({epochs}): the schedule is long enough")
+    return {"epochs": int(epochs), "folds_at_last_epoch": last, "reading": reading}
+
+
+def summarise(y, slides, y_pred, folds_record, n_boot, seed, epochs: int) -> dict:
     correct = y_pred == y
     confined = confined_classes(y, slides, folds_record, y_pred)
     keep = ~np.isin(y, [hmt.CLASS_NAMES.index(n) for n in confined])
@@ -331,7 +340,8 @@ def summarise(y, slides, y_pred, folds_record, n_boot, seed) -> dict:
               if f["val_groups"]["classes_absent_from_val"]}
     return {"pooled": accuracy_block(correct, slides, n_boot, seed), "classes_absent_from_fold_validation": absent,
             "pooled_without_confined_classes": accuracy_block(correct[keep], slides[keep], n_boot, seed),
-            "per_class": per_class, "per_slide": per_slide, "confined_classes": confined}
+            "per_class": per_class, "per_slide": per_slide, "confined_classes": confined,
+            "schedule": schedule_reading(folds_record, epochs)}
 
 
 # --- main ---
@@ -517,7 +527,7 @@ def main(argv=None) -> dict:
             record["schedule_check"] = schedule_check(args, x, y, groups, folds, config, fingerprint, per_fold, ig_steps,
                                                       y_pred)
             _write_json(json_path, record)
-        record["summary"] = summarise(y, groups.slide, y_pred, record["folds"], n_boot, args.seed)
+        record["summary"] = summarise(y, groups.slide, y_pred, record["folds"], n_boot, args.seed, config.epochs)
         _write_atomic(os.path.join(args.out, "models", "hmt_slide_cv_predictions.npz"), lambda f: np.savez_compressed(
             f, y_true=y, y_pred=y_pred, p_true=p_true.astype(np.float32), fold=fold_of, slide=groups.slide,
             source_image=groups.source_image, course_test=is_test))

@@ -36,6 +36,8 @@ def test_quick_mode_writes_the_record_and_figures(quick_run):
     assert saved["folds_reused"] == [] and not any(f["reused"] for f in saved["folds"])
     assert {"wilson95", "slide_bootstrap95"} <= set(saved["interval_notes"]) and "HMT_train" in saved["probe_note"]
     assert len(saved["folds"]) == 2
+    schedule = saved["summary"]["schedule"]                                    # 1 epoch: every fold stops at its last
+    assert schedule["epochs"] == 1 and schedule["folds_at_last_epoch"] == [0, 1] and "too short" in schedule["reading"]
     check = saved["schedule_check"]                                             # fold 0 again, at the "full" 2 epochs
     assert check["fold"] == 0 and check["epochs_short"] == 1 and check["epochs_full"] == 2
     assert check["accuracy_short"] == saved["folds"][0]["accuracy"] and 0 <= check["accuracy_full"] <= 1
@@ -124,6 +126,12 @@ def test_probe_failure_is_recorded_not_raised(cv, tmp_path):
     probes = cv._probe_models(args, np.zeros((12, 150, 150, 3), np.uint8), np.zeros(12, int), groups,
                               np.zeros(12, bool), n_boot=10)
     assert "error" in probes["committed model"] and "skipped" in probes["course model"]
+
+
+def test_the_schedule_reading_names_the_folds_that_chose_their_last_epoch(cv):
+    folds = [{"fold": 0, "best_epoch": 20}, {"fold": 1, "best_epoch": 13}]
+    assert cv.schedule_reading(folds, 20)["folds_at_last_epoch"] == [0]
+    assert "long enough" in cv.schedule_reading(folds[1:], 20)["reading"]
 
 
 def test_tool_refuses_bad_arguments(cv):
