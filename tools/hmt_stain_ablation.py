@@ -61,7 +61,7 @@ from xai.training.saving import library_versions  # noqa: E402
 from xai.training.slides import load_pooled, slide_folds, train_held_out  # noqa: E402
 
 REFLECT = {"padding": "reflect", "stem_kernel": 4}
-VARIANTS = {"valid_rgb": {},                                                  # the committed recipe
+VARIANTS = {"valid_rgb": {"padding": "valid", "stem_kernel": 3, "colour_augment": "rgb"},   # the committed model's
             "reflect_rgb": dict(REFLECT, colour_augment="rgb"),
             "reflect_none": dict(REFLECT, colour_augment="none"),
             "reflect_hed": dict(REFLECT, colour_augment="hed", hed_strength=0.05),

@@ -5,7 +5,7 @@ notebook:
 
     python tools/readme_results.py            # or: python tools/readme_results.py --check
 
-Five blocks of the README are rewritten, between ``<!-- xai-orderings:start -->`` and
+Six blocks of the README are rewritten, between ``<!-- xai-orderings:start -->`` and
 ``<!-- xai-orderings:end -->`` (the orderings of the methods, one row a metric, marked with how
 each holds across the settings grid: the ``### Orderings ...`` section) and between
 ``<!-- xai-findings:start -->`` and ``<!-- xai-findings:end -->`` (the verdicts per pair of methods:
@@ -16,7 +16,9 @@ between ``<!-- hmt-colour:start -->`` and ``<!-- hmt-colour:end -->`` (the colou
 CNN, from ``models/hmt_colour_baseline.json`` and ``models/hmt_slide_cv.json``), and between
 ``<!-- metric-agreement:start -->`` and ``<!-- metric-agreement:end -->`` (which metrics rank the
 methods alike: the README sentence of ``models/metric_agreement.json``, written by
-``tools/metric_agreement.py`` with the figure the README shows). The full
+``tools/metric_agreement.py`` with the figure the README shows), and between ``<!-- hmt-ablation:start -->``
+and ``<!-- hmt-ablation:end -->`` (the recipe ablation's table, ``xai.training.ablation.ablation_markdown`` of
+``models/hmt_stain_ablation.json``). The full
 tables, every paired difference, every claim whose confidence interval excludes 0 and the settings
 sweeps stay in ``figures/xai_tables.md``. The README is rewritten through a temporary file and a rename;
 ``--check`` only reports whether it is up to date (exit 1 if not).
@@ -34,6 +36,7 @@ from xai.files import write_atomic  # noqa: E402
 
 ORDERINGS, FINDINGS, SHORTCUTS, COLOUR = "xai-orderings", "xai-findings", "shortcut-findings", "hmt-colour"
 AGREEMENT, AGREEMENT_RESULTS = "metric-agreement", os.path.join("models", "metric_agreement.json")
+ABLATION, ABLATION_RESULTS = "hmt-ablation", os.path.join("models", "hmt_stain_ablation.json")
 SHORTCUT_RESULTS = os.path.join("models", "shortcut", "shortcut_results.json")
 COLOUR_RESULTS, SLIDE_CV = os.path.join("models", "hmt_colour_baseline.json"), os.path.join("models", "hmt_slide_cv.json")
 ORDERED = "Orderings"
@@ -94,11 +97,21 @@ def agreement_block(results_path: str = AGREEMENT_RESULTS) -> str:
     return f"**Which metrics agree** (`{record['command'].strip()}`, the figure above): {record['readme_sentence']}"
 
 
+def ablation_block(results_path: str = ABLATION_RESULTS) -> str:
+    """The recipe ablation's table, from its summary."""
+    import json
+
+    from xai.training.ablation import ablation_markdown
+    with open(results_path) as f:
+        return ablation_markdown(json.load(f))
+
+
 def updated(readme: str, tables_text: str, shortcut_text: str | None = None, colour_text: str | None = None,
-            agreement_text: str | None = None) -> str:
+            agreement_text: str | None = None, ablation_text: str | None = None) -> str:
     for name, body in blocks(tables_text).items():
         readme = fill(readme, name, body)
-    for name, body in ((SHORTCUTS, shortcut_text), (COLOUR, colour_text), (AGREEMENT, agreement_text)):
+    for name, body in ((SHORTCUTS, shortcut_text), (COLOUR, colour_text), (AGREEMENT, agreement_text),
+                       (ABLATION, ablation_text)):
         if body is not None:
             readme = fill(readme, name, body)
     return readme
@@ -112,7 +125,8 @@ def main(argv: list[str]) -> int:
         readme = f.read()
     new = updated(readme, tables_text, shortcut_block() if os.path.isfile(SHORTCUT_RESULTS) else None,
                   colour_block() if os.path.isfile(COLOUR_RESULTS) else None,
-                  agreement_block() if os.path.isfile(AGREEMENT_RESULTS) else None)
+                  agreement_block() if os.path.isfile(AGREEMENT_RESULTS) else None,
+                  ablation_block() if os.path.isfile(ABLATION_RESULTS) else None)
     if check:
         print("README.md is up to date" if new == readme else
               "README.md differs from figures/xai_tables.md or the models/ records it copies")

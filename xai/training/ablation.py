@@ -15,7 +15,8 @@ import numpy as np
 
 from xai.analysis.stats import group_bootstrap, kendall_tau
 
-__all__ = ["pooled_correct", "variant_table", "choice_by_test_fold", "schedule_agreement"]
+__all__ = ["pooled_correct", "variant_table", "choice_by_test_fold", "schedule_agreement", "describe_variant",
+           "ablation_markdown"]
 
 
 def _check_runs(runs: dict, variants, folds) -> None:
@@ -111,3 +112,59 @@ def schedule_agreement(short: dict, full: dict, variants, folds, y) -> dict:
             "kendall_tau": kendall_tau(a, b), "best_short": variants[int(np.argmax(a))],
             "best_full": variants[int(np.argmax(b))],
             "same_best": bool(variants[int(np.argmax(a))] == variants[int(np.argmax(b))])}
+
+
+_COLOUR = {"none": "no colour augmentation", "rgb": "RGB gain and offset", "lab": "LAB statistics (RandStainNA-style)"}
+
+
+def describe_variant(fields: dict) -> str:
+    """A variant's recipe in words, from its ``hmt_utils.TrainConfig`` fields (padding, stem_kernel,
+    colour_augment, hed_strength; each must be given, so that the words do not follow the defaults)."""
+    missing = [k for k in ("padding", "stem_kernel", "colour_augment") if k not in fields]
+    if missing or (fields.get("colour_augment") == "hed" and "hed_strength" not in fields):
+        raise ValueError(f"a variant must name padding, stem_kernel and colour_augment (and hed_strength for 'hed'), "
+                         f"got {fields}")
+    net = f"{fields['padding']} padding, {fields['stem_kernel']} × {fields['stem_kernel']} stem"
+    colour = (f"HED jitter {fields['hed_strength']:g}" if fields["colour_augment"] == "hed"
+              else _COLOUR.get(fields["colour_augment"], fields["colour_augment"]))
+    return f"{net}; {colour}"
+
+
+def _interval(pair) -> str:
+    return "-" if pair is None else f"[{pair[0]:.3f}, {pair[1]:.3f}]"
+
+
+def ablation_markdown(summary: dict, epochs: str | None = None) -> str:
+    """``tools/hmt_stain_ablation.py``'s summary as Markdown: a variant a row (its recipe, accuracy on
+    the held-out slides pooled with its interval, the paired difference from the baseline, each
+    slide's accuracy, its maps' artefacts), then the folds and the choice. ``epochs``: the schedule
+    (default: the shortest with a table)."""
+    schedules = {e: s for e, s in summary.get("schedules", {}).items() if "table" in s}
+    if not schedules:
+        raise ValueError("the summary has no schedule with a table yet: run tools/hmt_stain_ablation.py")
+    epochs = str(epochs) if epochs is not None else min(schedules, key=int)
+    if epochs not in schedules:
+        raise ValueError(f"no table for {epochs} epochs; the summary has {sorted(schedules, key=int)}")
+    entry, base = schedules[epochs], summary["baseline"]
+    slides = [s for held in entry["held_out"] for s in held]
+    lines = [f"| variant | recipe | accuracy, slides {', '.join(s[-2:] for s in slides)} held out [95 %] | minus "
+             f"{base} [95 %] | per slide | \\|IG\\| centre / outside | columns alternate | Grad-CAM frame share |",
+             "|---|---|---|---|---|---|---|---|"]
+    for v in entry["variants"]:
+        row, marks = entry["table"][v], entry["artefacts"][v]
+        per_slide = ", ".join(f"{row['per_slide'][s]:.3f}" for s in slides)
+        minus = "-" if v == base else f"{row[f'minus_{base}']:+.3f} {_interval(row[f'minus_{base}_image_bootstrap95'])}"
+        lines.append(f"| {v} | {describe_variant(summary['variants'][v])} | {row['accuracy']:.3f} "
+                     f"{_interval(row['image_bootstrap95'])} | {minus} | {per_slide} | "
+                     f"{marks['centre_to_outside']:.2f} | {marks['column_alternation']:.2f} | "
+                     f"{marks['grad_cam_border_share']:.3f} |")
+    choice = entry.get("choice", {})
+    by_variant = {}
+    for k, v in choice.get("by_test_fold", {}).items():
+        by_variant.setdefault(v or "none (no other ablation fold, or a tie)", []).append(str(k))
+    chosen = (f"**{choice['chosen']}** for every test fold" if choice.get("chosen") else
+              "; ".join(f"{v} for fold{'s' if len(k) > 1 else ''} {', '.join(k)}" for v, k in by_variant.items()) or "-")
+    lines += ["", f"{epochs} epochs a run, on {len(slides)} of the {len(summary['folds_of_slides'])} folds "
+                  f"({', '.join(slides)}); intervals: a bootstrap over source images. The choice for each test fold of "
+                  f"the cross-validation (the best accuracy pooled over the other ablation folds): {chosen}."]
+    return "\n".join(lines)

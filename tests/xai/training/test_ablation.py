@@ -77,3 +77,30 @@ def test_schedule_agreement_compares_the_orders():
     reverse = _runs({("a", 0): [1, 0, 0, 0], ("b", 0): [1, 1, 0, 0], ("c", 0): [1, 1, 1, 0]})
     other = schedule_agreement(short, reverse, ["a", "b", "c"], [0], Y)
     assert other["kendall_tau"] == pytest.approx(-1.0) and not other["same_best"]
+
+
+def test_the_markdown_table_describes_each_variant_and_the_choice():
+    from xai.training.ablation import ablation_markdown, choice_by_test_fold, describe_variant
+    runs = _runs({("base", 0): [1, 1, 0, 0], ("base", 1): [1, 0, 0, 0],
+                  ("new", 0): [1, 1, 1, 1], ("new", 1): [1, 1, 0, 0]})
+    marks = {"centre_to_outside": 1.2, "column_alternation": 0.05, "row_alternation": 0.04, "grad_cam_border_share": 0.29}
+    summary = {"baseline": "base", "folds_of_slides": [["s0"], ["s1"], ["s2"]],
+               "variants": {"base": {"padding": "valid", "stem_kernel": 3, "colour_augment": "rgb"},
+                            "new": {"padding": "reflect", "stem_kernel": 4, "colour_augment": "hed", "hed_strength": 0.2}},
+               "schedules": {"20": {"variants": ["base", "new"], "held_out": [["s0"], ["s1"]], "artefacts":
+                                    {"base": marks, "new": marks},
+                                    "table": variant_table(runs, ["base", "new"], [0, 1], Y, IMAGES, SLIDES, baseline="base",
+                                                           n_boot=200),
+                                    "choice": choice_by_test_fold(runs, ["base", "new"], [0, 1], range(3), Y)}}}
+    text = ablation_markdown(summary)
+    rows = text.splitlines()
+    assert rows[2].startswith("| base | valid padding, 3 × 3 stem; RGB gain and offset | 0.375 ") and "| - |" in rows[2]
+    assert rows[3].startswith("| new | reflect padding, 4 × 4 stem; HED jitter 0.2 | 0.750 ") and "| +0.375 [" in rows[3]
+    assert "1.000, 0.500" in rows[3] and "**new** for every test fold" in text      # each slide; folds 0, 1 and 2 agree
+    assert describe_variant({"padding": "reflect", "stem_kernel": 4, "colour_augment": "none"}).endswith("no colour augmentation")
+    with pytest.raises(ValueError, match="must name padding"):
+        describe_variant({"colour_augment": "hed", "padding": "valid", "stem_kernel": 3})   # hed without its strength
+    with pytest.raises(ValueError, match="no table for 64 epochs"):
+        ablation_markdown(summary, 64)
+    with pytest.raises(ValueError, match="no schedule with a table"):
+        ablation_markdown({"schedules": {}})
