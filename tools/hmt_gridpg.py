@@ -34,7 +34,7 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if __name__ == "__main__" and _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from xai.files import atomic_open  # noqa: E402
+from xai.files import atomic_open, json_ready  # noqa: E402
 from xai.training.saving import library_versions  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def _row(results: list[dict]) -> dict:
     scores = {m: np.concatenate([r["scores"][m] for r in results]) for m in results[0]["scores"]}
     grids = sum(r["n_grids"] for r in results)
     top = sum(r["grid_top_in_grid"] * r["n_grids"] for r in results) / grids
-    return {"scores": {m: [None if not np.isfinite(v) else float(v) for v in s] for m, s in scores.items()},
+    return {"scores": json_ready(scores),
             "summary": {m: share_interval(s, results[0]["grid"] ** 2) for m, s in scores.items()},
             "n_grids": int(grids), "grid_accuracy": top,
             "usable": [r["usable"] for r in results], "models": len(results)}
@@ -110,24 +110,13 @@ def main(argv=None) -> dict:
     path = os.path.join(args.out or _REPO, "models", "hmt_gridpg.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with atomic_open(path, "w") as f:
-        json.dump(_plain(record), f, indent=1, allow_nan=False)
+        json.dump(json_ready(record), f, indent=1, allow_nan=False)
         f.write("\n")
     for name, row in rows.items():
         best = max(row["summary"], key=lambda m: row["summary"][m]["mean"])
         print(f"{name}: grid accuracy {row['grid_accuracy']:.2f}; best {best} {row['summary'][best]['mean']:.3f}")
     print(f"{record['seconds'] / 60:.1f} min -> {path}")
     return record
-
-
-def _plain(value):
-    """JSON-ready: numpy scalars and arrays as Python, NaN (no positive relevance in a map) as null."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if __name__ == "__main__" and _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from xai.files import atomic_open  # noqa: E402
+from xai.files import atomic_open, json_ready  # noqa: E402
 from xai.training.saving import library_versions  # noqa: E402
 
 RISE_MASKS, N_REFERENCES = 2000, 64
@@ -141,11 +141,6 @@ def shortcut_metrics(n_boot: int) -> dict:
     return out
 
 
-def _plain(a) -> list:
-    """A float array as JSON lists, NaN (no tau) as null."""
-    return [[None if not np.isfinite(v) else float(v) for v in row] for row in np.asarray(a, float)]
-
-
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=1000, help="MNIST-1D test examples (default: all 1000)")
@@ -173,8 +168,8 @@ def main(argv=None) -> dict:
     metrics.update(shortcut_metrics(200 if args.quick else args.n_boot))
     result = agreement_matrix(metrics, n_boot=200 if args.quick else args.n_boot, seed=0)
     record = {"command": "python tools/metric_agreement.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "metrics": result["metrics"], "tau": _plain(result["tau"]), "low": _plain(result["low"]),
-              "high": _plain(result["high"]), "shared": result["shared"].tolist(),
+              "metrics": result["metrics"], **{k: json_ready(np.asarray(result[k], float)) for k in ("tau", "low", "high")},
+              "shared": result["shared"].tolist(),
               "undefined_draws": result["undefined_draws"].tolist(),
               "per_metric": {name: {"methods": s["methods"], "mean_higher_is_better": [float(v) for v in s["point"]], "n": s["n"],
                                     "higher_is_better": metrics[name]["higher_is_better"],

@@ -37,7 +37,7 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if __name__ == "__main__" and _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from xai.files import atomic_open  # noqa: E402
+from xai.files import atomic_open, json_ready  # noqa: E402
 from xai.training.saving import library_versions  # noqa: E402
 
 PASS_CORRELATION, PASS_RATIO = 0.5, 1.0
@@ -98,7 +98,7 @@ def run(args) -> dict:
         smprt = smooth_randomization(model, x, f, class_index=classes, seed=0, samples=2 if args.quick else args.samples,
                                      noise=0.1, value_range=value_range)["correlation"][-1]
         seconds[label] = round(time.perf_counter() - began, 1)
-        per_example[label] = {"cascade": cascade.tolist(), "emprt": [None if not np.isfinite(v) else float(v) for v in emprt],
+        per_example[label] = {"cascade": cascade.tolist(), "emprt": json_ready(np.asarray(emprt, float)),
                               "smprt": smprt.tolist()}
         summary[label] = {"cascade": _interval(cascade, False, PASS_CORRELATION, args.n_boot),
                           "emprt": _interval(emprt, True, PASS_RATIO, args.n_boot),
@@ -116,9 +116,7 @@ def run(args) -> dict:
             "model_sha1": file_sha1(path), "thresholds": {"correlation_below": PASS_CORRELATION, "ratio_above": PASS_RATIO},
             "summary": summary, "disagree": disagree, "per_example": per_example, "seconds": seconds,
             "agreement": {"metrics": agreement["metrics"],
-                          "tau": [[None if not np.isfinite(v) else float(v) for v in row] for row in agreement["tau"]],
-                          "low": [[None if not np.isfinite(v) else float(v) for v in row] for row in agreement["low"]],
-                          "high": [[None if not np.isfinite(v) else float(v) for v in row] for row in agreement["high"]],
+                          **{k: json_ready(np.asarray(agreement[k], float)) for k in ("tau", "low", "high")},
                           "sentence": agreement_sentence(agreement)},
             "smprt_samples": 2 if args.quick else args.samples, "rise_masks": args.rise_masks, "quick": args.quick}
 

@@ -5,12 +5,13 @@ only, so the tools can use it before anything is installed.
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["atomic_path", "atomic_open", "write_atomic"]
+__all__ = ["atomic_path", "atomic_open", "write_atomic", "json_ready"]
 
 
 def _umask() -> int:
@@ -59,3 +60,18 @@ def write_atomic(path: str, data: str | bytes) -> str:
         with atomic_open(path, "wb") as f:
             f.write(data)
     return path
+
+
+def json_ready(value):
+    """``value`` in JSON's types, for ``json.dump(..., allow_nan=False)``: dicts, lists and tuples walked;
+    NumPy arrays and scalars (anything with ``tolist``) as Python lists and numbers; a float that is
+    not finite (NaN: no value there) as None, written null."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return json_ready(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

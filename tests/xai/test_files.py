@@ -41,3 +41,14 @@ def test_the_file_gets_the_mode_open_would_give(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with atomic_open(str(tmp_path / "x"), "a"):
             pass
+
+
+def test_json_ready_turns_numpy_into_json_and_nan_into_null():
+    import json
+
+    import numpy as np
+
+    from xai.files import json_ready
+    value = {"a": np.array([[1.5, np.nan], [np.inf, 2.0]], np.float32), "b": (np.int64(3), np.float64("nan")), "c": "text"}
+    assert json_ready(value) == {"a": [[1.5, None], [None, 2.0]], "b": [3, None], "c": "text"}
+    assert json.loads(json.dumps(json_ready(value), allow_nan=False))["a"][0] == [1.5, None]
