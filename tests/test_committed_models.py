@@ -59,3 +59,28 @@ def test_course_models_load_with_their_class_count(name):
         warnings.simplefilter("ignore", UserWarning)
         model = keras.models.load_model(shared_path("models", "course", name), compile=False)
     assert model.output_shape[-1] in (8, 10)
+
+
+@pytest.mark.slow
+def test_the_committed_hmt_models_maps_keep_their_recorded_artefacts_and_meet_the_aims_once_reflect_padded():
+    """The centre pile and the checkerboard of |IG| (issue 28), measured as tools/hmt_artefacts.py does on
+    the 16 tiles a new user tries: the measure reproduces the model's entry in models/hmt_artefacts.json,
+    and a reflect-padded committed model meets the aims (centre / outside <= 1.5, neighbouring columns
+    within 10 %, Grad-CAM's frame share within 0.03 of the frame's area share)."""
+    from tests.conftest import load_tool
+    from xai.analysis.sweep_store import file_sha1
+    tool = load_tool("hmt_artefacts")
+    path = repo_path("models", "HMT.keras")
+    found, _ = tool.measure(path)
+    with open(repo_path("models", "hmt_artefacts.json")) as f:
+        recorded = json.load(f).get(file_sha1(path))
+    assert recorded is not None, "the committed HMT model has no entry: python tools/hmt_artefacts.py --label ..."
+    for key in ("centre_to_outside", "column_alternation", "row_alternation", "grad_cam_border_share"):
+        assert found[key] == pytest.approx(recorded[key], rel=1e-3, abs=1e-4), key
+    with open(repo_path("models", "HMT.json")) as f:
+        padding = json.load(f)["train_config"].get("padding", "valid")
+    if padding == "reflect":
+        assert found["centre_to_outside"] <= 1.5 and found["column_alternation"] <= 0.10
+        assert abs(found["grad_cam_border_share"] - found["border_area_share"]) <= 0.03
+    else:                                            # the valid-padded model before issue 28's retraining
+        assert found["centre_to_outside"] > 1.5
