@@ -59,4 +59,12 @@ def test_tool_refuses_bad_arguments(tool):
 
 def test_the_ablation_folds_are_drawn_not_chosen(tool):
     assert tool.ablation_folds(10) == tool.ablation_folds(10) and len(tool.ablation_folds(10)) == 3
-    assert tool.BASELINE in tool.VARIANTS and tool.VARIANTS["valid_rgb"] == {}              # the committed recipe
+    assert tool.BASELINE in tool.VARIANTS
+    baseline = tool.run_config(tool.BASELINE, 20, 0, False)          # the network before issue 28, named, so that
+    assert (baseline.padding, baseline.stem_kernel, baseline.colour_augment) == ("valid", 3, "rgb")   # new defaults
+    import json
+
+    from tests.conftest import repo_path
+    with open(repo_path("models", "hmt_stain_ablation", "valid_rgb_e20_s0_fold5.json")) as f:
+        stored = json.load(f)["key"]                                     # the committed run still matches its key
+    assert tool.run_key(baseline, stored["held_out"], stored["data_fingerprint"], False) == stored
