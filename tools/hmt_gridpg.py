@@ -45,7 +45,6 @@ def _functions(x_train, rise_masks: int, quick: bool) -> dict:
                         noise_samples=2 if quick else None, rise_batch_size=64)
 
 
-
 def _row(results: list[dict]) -> dict:
     """Rows pooled over models: every cell's score, the mean with a normal 95 % interval, grid accuracy."""
     from xai.analysis.gridpg import share_interval

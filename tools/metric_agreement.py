@@ -191,7 +191,6 @@ def _report(record: dict, path: str, out_dir: str) -> dict:
     from xai.analysis.summaries import agreement_from_record
     from xai.plots import save_figure
     result = agreement_from_record(record)
-    result["undefined_draws"] = np.array(record["undefined_draws"], int)
     record.update(sentence=agreement_sentence(result), readme_sentence=readme_sentence(result))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with atomic_open(path, "w") as f:

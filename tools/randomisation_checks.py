@@ -73,7 +73,6 @@ def _functions(train, quick: bool, rise_masks: int) -> dict:
                         noise_samples=3 if quick else None)
 
 
-
 def _interval(values, higher_pass: bool, threshold: float, n_boot: int) -> dict:
     from xai.analysis.stats import paired_bootstrap
     v = np.asarray(values, np.float64)

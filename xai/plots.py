@@ -161,6 +161,12 @@ GRID_NOTE = ("colours: each map on its own scale; signed maps (IG: channels summ
              "red positive) up to their {top} of |value|; unsigned maps run from their minimum to their {top}")
 
 
+def _scale_note(fig, percentile: float, ground_truth: bool) -> None:
+    """Under the figure: how each map is scaled (:data:`GRID_NOTE`) and, where drawn, the ground truth."""
+    top = "largest" if percentile == 100 else f"{percentile:g}th percentile"
+    fig.supxlabel(GRID_NOTE.format(top=top) + ("; green band: the ground truth" if ground_truth else ""), fontsize=7)
+
+
 def _draw_scaled(ax, x, values, kind: str, percentile: float, title, what: str, mask=None):
     """One example's map on its own scale (:func:`_shown_scale`) over its signal (T, 1) or tile."""
     values = _checked_map(values, kind, what)
@@ -227,8 +233,7 @@ def plot_panels(x, maps: dict, *, kinds: dict | None = None, ncols: int | None =
         _draw_scaled(ax, x, values, kinds.get(name) or map_kind(values), percentile, name, f"maps[{name!r}]", mask)
     for ax in flat[len(maps):]:
         ax.set_axis_off()
-    top = "largest" if percentile == 100 else f"{percentile:g}th percentile"
-    fig.supxlabel(GRID_NOTE.format(top=top) + ("; green band: the ground truth" if mask is not None else ""), fontsize=7)
+    _scale_note(fig, percentile, mask is not None)
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
@@ -288,8 +293,7 @@ def plot_cascade(x, cascades: dict, *, steps=None, kinds: dict | None = None, ma
             head = (f"{name} | {heads[j]}" if is_1d else heads[j] if i == 0 else None)
             _draw_scaled(axes[i, j], x, maps[k], kind, percentile, head, f"cascades[{name!r}] step {k}", mask)
         axes[i, 0].set_ylabel(name, fontsize=9)
-    top = "largest" if percentile == 100 else f"{percentile:g}th percentile"
-    fig.supxlabel(GRID_NOTE.format(top=top) + ("; green band: the ground truth" if mask is not None else ""), fontsize=7)
+    _scale_note(fig, percentile, mask is not None)
     fig.suptitle(title or "the sanity cascade: maps as the model is randomised from the top layer down", fontsize=11)
     return fig
 
@@ -334,9 +338,7 @@ def plot_grid(inputs, maps: dict, *, kinds: dict | None = None, masks=None, row_
             head = (f"{row} | {name}" if (row and j == 0) else name) if is_1d else (name if i == 0 else None)
             shown[name] = _draw_scaled(ax, inputs[i], maps[name][i], kind, percentile, head, f"maps[{name!r}][{i}]",
                                        None if masks is None else masks[i])
-    top = "largest" if percentile == 100 else f"{percentile:g}th percentile"
-    note = GRID_NOTE.format(top=top) + ("; green band: the ground truth" if masks is not None else "")
-    fig.supxlabel(note, fontsize=7)
+    _scale_note(fig, percentile, masks is not None)
     if title:
         fig.suptitle(title, fontsize=11)
     for j, name in enumerate(names):

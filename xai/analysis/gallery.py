@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from xai.analysis.compare import draw_references, every_method
+from xai.analysis.compare import draw_references, every_method, explain_all
 from xai.core import check_input, explained_classes
 from xai.metrics.sanity import cascading_randomization, randomisation_layers
 from xai.plots import cascade_steps, plot_cascade, plot_panels
@@ -41,8 +41,8 @@ def every_method_figure(model, x, class_index, x_train, *, rise_masks: int, eg_s
     x, classes = _one(model, x, class_index, mask)
     functions = every_method(draw_references(x_train, n_references, seed), rise_masks=rise_masks, eg_samples=eg_samples,
                              seed=seed)
-    maps = {label: np.asarray(f(model, x, classes))[0] for label, f in functions.items()}
-    return plot_panels(x[0], maps, mask=mask, title=title)
+    maps, _ = explain_all(model, x, classes, functions, log=None)
+    return plot_panels(x[0], {label: m[0] for label, m in maps.items()}, mask=mask, title=title)
 
 
 def cascade_figure(model, x, class_index, functions: dict[str, Callable], *, seed: int = 0, steps=None, mask=None,

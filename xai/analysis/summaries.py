@@ -31,8 +31,11 @@ def _array(rows) -> np.ndarray:
 def agreement_from_record(record: dict) -> dict:
     """``xai.analysis.metric_agreement.agreement_matrix``'s result (less the statistics) from the
     tool's JSON, for :func:`xai.analysis.metric_agreement.plot_agreement`."""
-    return {"metrics": record["metrics"], "tau": _array(record["tau"]), "low": _array(record["low"]),
-            "high": _array(record["high"]), "shared": np.array(record["shared"], int)}
+    result = {"metrics": record["metrics"], "tau": _array(record["tau"]), "low": _array(record["low"]),
+              "high": _array(record["high"]), "shared": np.array(record["shared"], int)}
+    if "undefined_draws" in record:                                # the tool's records carry it
+        result["undefined_draws"] = np.array(record["undefined_draws"], int)
+    return result
 
 
 def agreement_table(record: dict) -> str:

@@ -43,6 +43,9 @@ def test_agreement_from_record_and_a_missing_record(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps(record))
     r = xsum.agreement_from_record(xsum.read_record(tmp_path / "r.json"))
     assert np.isnan(r["tau"][0, 0]) and r["tau"][0, 1] == 0.5 and r["shared"].dtype.kind == "i"
+    assert "undefined_draws" not in r
+    with_draws = xsum.agreement_from_record(dict(record, undefined_draws=[[0, 2], [2, 0]]))
+    assert with_draws["undefined_draws"].tolist() == [[0, 2], [2, 0]]
     with pytest.raises(FileNotFoundError, match="written by the tool"):
         xsum.read_record(tmp_path / "missing.json")
 
