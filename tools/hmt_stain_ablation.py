@@ -31,6 +31,10 @@ Writes, atomically (``<out>``: the repository, or ``--out``):
 - ``<out>/models/hmt_stain_ablation.json``: per schedule, each variant's pooled accuracy and paired
   difference from "rgb" with intervals, the choice by test fold, and the schedules' agreement.
 
+A run whose recipe, schedule, data and held-out slides are those of a slide cross-validation fold whose
+model ``tools/hmt_slide_cv.py`` kept (``models/hmt_slide_cv_fold<k>.keras``) takes that model and its
+predictions instead of training the same run again (``trained_by`` in its record).
+
 On this 2-core CPU a run at 20 epochs took 12 min for the committed network and 22-36 min for the
 reflect-padded ones (each record's ``train_seconds``; most beside other jobs); 64 epochs take about 3.2 times as long.
 
@@ -121,7 +125,12 @@ def run_one(args, data, folds, variant: str, fold: int, fingerprint: str) -> dic
     stored = None if args.restart else _stored(path, key)
     if stored is not None:
         return stored
-    model, info, prob, test = train_held_out(x, y, groups, folds[fold], config, label=f"{variant} fold {fold} ")
+    reused = slide_cv_fold(args.out, fold, config, fingerprint, folds[fold], groups.slide)
+    if reused is None:
+        model, info, prob, test = train_held_out(x, y, groups, folds[fold], config, label=f"{variant} fold {fold} ")
+    else:
+        print(f"{variant} fold {fold}: the slide cross-validation's model of this fold, same recipe and data", flush=True)
+        model, info, prob, test = reused
     pred = prob.argmax(-1)
     shown = np.flatnonzero(~test)[stratified_sample(y[~test], ARTEFACT_TILES, 0)]
     artefacts = map_artefacts(model, x[shown].astype(np.float32), inner=ARTEFACT_INNER,
@@ -130,12 +139,45 @@ def run_one(args, data, folds, variant: str, fold: int, fingerprint: str) -> dic
               "accuracy": float(np.mean(pred == y[test])), "n_test": int(test.sum()), "best_epoch": info["best_epoch"],
               "val_accuracy": info["val_accuracy"], "train_seconds": round(info["train_seconds"], 1),
               "test_index": np.flatnonzero(test).tolist(), "pred": pred.tolist(), "versions": library_versions(),
+              "trained_by": "tools/hmt_stain_ablation.py" if reused is None else info["trained_by"],
               "artefacts": dict(artefacts, tiles=shown.tolist())}
     _write_json(path, record)
     print(f"{variant} fold {fold} {folds[fold]}: accuracy {record['accuracy']:.4f}, best epoch {record['best_epoch']} "
           f"of {args.epochs}, {record['train_seconds'] / 60:.1f} min; |IG| centre / outside "
           f"{artefacts['centre_to_outside']:.2f}, columns alternate {artefacts['column_alternation']:.2f}", flush=True)
     return record
+
+
+def slide_cv_fold(out: str, fold: int, config: hmt.TrainConfig, fingerprint: str, held: list[str],
+                  slides: np.ndarray):
+    """The slide cross-validation's model of ``fold`` (``tools/hmt_slide_cv.py`` keeps it beside its
+    checkpoint) where it was trained with this recipe and schedule on the same data and slides: the same
+    training run, so it is not trained twice. Returns ``(model, info, prob, test)`` as
+    ``train_held_out`` does (info: best_epoch, val_accuracy, train_seconds, trained_by), or None."""
+    import keras
+
+    from xai.training.saving import read_provenance
+    path = os.path.join(out, "models", f"hmt_slide_cv_fold{fold}.keras")
+    checkpoint = os.path.splitext(path)[0] + ".npz"
+    if not (os.path.isfile(path) and os.path.isfile(checkpoint)):
+        return None
+    provenance = read_provenance(path)
+    key = provenance.get("resume_key", {})
+    wanted = json.loads(json.dumps({"train_config": hmt.recipe_key(config), "data_fingerprint": fingerprint,
+                                    "held_out": held, "epochs": config.epochs}, sort_keys=True))
+    if {k: key.get(k) for k in wanted} != wanted:
+        return None
+    test = np.isin(slides, held)
+    with np.load(checkpoint, allow_pickle=False) as z:                       # the checkpoint of the same run
+        if json.loads(str(z["resume_key_json"])) != json.loads(json.dumps(key, sort_keys=True)):
+            return None
+        test_index, prob = z["test_index"], z["prob"]
+    if not np.array_equal(test_index, np.flatnonzero(test)):
+        return None
+    fold_record = provenance["fold_record"]
+    info = {k: fold_record[k] for k in ("best_epoch", "val_accuracy", "train_seconds")}
+    info["trained_by"] = f"tools/hmt_slide_cv.py (models/{os.path.basename(path)})"
+    return keras.models.load_model(path, compile=False), info, prob, test
 
 
 def load_runs(out: str, folds, fingerprint: str, seed: int, quick: bool) -> dict:

@@ -68,3 +68,32 @@ def test_the_ablation_folds_are_drawn_not_chosen(tool):
     with open(repo_path("models", "hmt_stain_ablation", "valid_rgb_e20_s0_fold5.json")) as f:
         stored = json.load(f)["key"]                                     # the committed run still matches its key
     assert tool.run_key(baseline, stored["held_out"], stored["data_fingerprint"], False) == stored
+
+
+def test_a_slide_cv_fold_of_the_same_run_is_taken_not_trained_again(tool, tmp_path):
+    import numpy as np
+
+    import hmt_utils as hmt
+    from xai.training.saving import save_model_with_provenance
+    slides = np.array(["a", "a", "b", "c", "b"])
+    config = tool.run_config("reflect_none", 3, 0, True)
+    key = {"train_config": hmt.recipe_key(config), "data_fingerprint": "f", "held_out": ["b"], "epochs": 3,
+           "explained_per_fold": 1, "ig_steps": 4}
+    model = hmt.build_model(width=4, block3_width=8, padding="reflect", stem_kernel=4)
+    save_model_with_provenance(model, str(tmp_path / "models" / "hmt_slide_cv_fold2.keras"), {
+        "fold_record": {"best_epoch": 3, "val_accuracy": 0.5, "train_seconds": 7.0}, "resume_key": key})
+    prob = np.full((2, 8), 1 / 8, np.float32)
+    np.savez(tmp_path / "models" / "hmt_slide_cv_fold2.npz", resume_key_json=np.array(json.dumps(key, sort_keys=True)),
+             test_index=np.array([2, 4]), prob=prob)
+    found = tool.slide_cv_fold(str(tmp_path), 2, config, "f", ["b"], slides)
+    assert found is not None
+    taken, info, p, test = found
+    assert taken.count_params() == model.count_params() and np.array_equal(p, prob)
+    assert test.tolist() == [False, False, True, False, True] and info["best_epoch"] == 3
+    assert info["trained_by"] == "tools/hmt_slide_cv.py (models/hmt_slide_cv_fold2.keras)"
+    other_recipe = tool.run_config("reflect_rgb", 3, 0, True)
+    assert tool.slide_cv_fold(str(tmp_path), 2, other_recipe, "f", ["b"], slides) is None     # another recipe
+    assert tool.slide_cv_fold(str(tmp_path), 2, tool.run_config("reflect_none", 4, 0, True), "f", ["b"], slides) is None
+    assert tool.slide_cv_fold(str(tmp_path), 2, config, "g", ["b"], slides) is None            # other data
+    assert tool.slide_cv_fold(str(tmp_path), 2, config, "f", ["c"], slides) is None            # other slides
+    assert tool.slide_cv_fold(str(tmp_path), 3, config, "f", ["b"], slides) is None            # no such fold
