@@ -24,7 +24,8 @@ one to read), per class and per fold, beside the course split's number and sched
 (``course_split.epochs``, ``.val_split``); classes found on one or two slides only (EMPTY: 06 and 10)
 are reported apart, with what they can and cannot show (including whether the class was absent from
 the fold's inner validation split). The probe is a logistic regression on the global-average-pooled
-features of the committed model and of the course model, cross-validated by source image, predicting
+features of the committed model, of the committed model before it (``--previous-model``, where kept)
+and of the course model, cross-validated by source image, predicting
 the slide; it is read against chance and against predicting the slide from the class alone, through
 a paired bootstrap over source images of (probe correct - class-only correct): it assumes source
 images independent (tiles of one image are not) and holds the probe's cross-validated predictions
@@ -48,6 +49,9 @@ Writes, atomically (``<out>`` is ``--out``: the repository by default, required 
   probe (``"complete": false`` until the probe is done; a probe that fails is recorded as
   ``{"error": ...}``). Fields beside the folds: ``interval_notes`` (what each interval assumes),
   ``n_boot``, ``ig_steps``, ``explained_per_fold``, ``seed``, ``probe_note``.
+- ``table`` in the JSON: the CNN, colour alone (``tools/hmt_colour_baseline.py``'s record), the recipe's
+  choice (``tools/hmt_stain_ablation.py``'s) and the probe, a row each with its interval and command
+  (``xai.training.across_slides``; the rows of a record not written yet are left out).
 - ``<out>/models/hmt_slide_cv_predictions.npz`` (each tile's fold, prediction, probability of its
   class, slide and source image, in ``load_hmt`` order), ``<out>/figures/hmt_slide_cv.png`` and
   ``<out>/figures/hmt_slide_cv_explanations.png``.
@@ -82,6 +86,7 @@ import hmt_utils as hmt  # noqa: E402
 from xai.analysis.stats import wilson  # noqa: E402
 from xai.files import atomic_open  # noqa: E402
 from xai.plots import save_figure  # noqa: E402
+from xai.training.across_slides import across_slides_rows  # noqa: E402
 from xai.training.saving import library_versions  # noqa: E402
 from xai.training.slide_figures import cv_figure, explanation_figure  # noqa: E402
 from xai.training.slides import (  # noqa: E402
@@ -359,6 +364,8 @@ def parse_args(argv=None):
                         help="also train this fold at the recipe's full schedule and compare (with --epochs)")
     parser.add_argument("--data", default=None, help="HMT folder (default: $HMT_DIR or data/hmt)")
     parser.add_argument("--model", default=os.path.join(_REPO, "models", "HMT.keras"), help="committed model to probe")
+    parser.add_argument("--previous-model", default=os.path.join(_REPO, "models", "previous", "HMT.keras"),
+                        help="the committed model before this recipe, probed beside it (skipped where absent; '' to skip)")
     parser.add_argument("--course-model", default=os.path.join(os.path.dirname(_REPO), "shared", "models", "course", "HMT.h5"),
                         help="course model to probe ('' to skip)")
     parser.add_argument("--explain", type=int, default=None,
@@ -397,6 +404,14 @@ def _write_atomic(path: str, write) -> None:
         write(f)
 
 
+def _read_json(path: str) -> dict | None:
+    """A record another tool wrote, or None where it has not run."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def _write_json(path: str, record: dict) -> None:
     _write_atomic(path, lambda f: f.write((json.dumps(record, indent=1, sort_keys=True) + "\n").encode()))
 
@@ -407,9 +422,10 @@ def _probe_models(args, x, y, groups, is_test, n_boot: int) -> dict:
     import keras
     probes = {}
     seen = int(np.sum(~is_test))                                            # tiles of the course's HMT_train
+    tiles = lambda: (x[i:i + 64].astype(np.float32) for i in range(0, len(x), 64))      # noqa: E731
     for name, path, loader, inputs in (
-            ("committed model", args.model, keras.models.load_model,
-             lambda: (x[i:i + 64].astype(np.float32) for i in range(0, len(x), 64))),
+            ("committed model", args.model, keras.models.load_model, tiles),
+            ("previous committed model", args.previous_model, keras.models.load_model, tiles),
             ("course model", args.course_model, hmt.load_course_model, lambda: hmt.course_model_inputs(x, batch_size=64))):
         if not path or not os.path.isfile(path):
             probes[name] = {"skipped": f"no model at {path!r}"}
@@ -537,6 +553,8 @@ def main(argv=None) -> dict:
         if fig is not None:
             save_figure(fig, os.path.join(args.out, "figures", "hmt_slide_cv_explanations.png"), dpi=80)
         record["probe"] = _probe_models(args, x, y, groups, is_test, n_boot)
+        record["table"] = across_slides_rows(record, *(_read_json(os.path.join(args.out, "models", name)) for name in
+                                                       ("hmt_colour_baseline.json", "hmt_stain_ablation.json")))
         record["complete"] = True
         _write_json(json_path, record)
         save_figure(cv_figure(record), os.path.join(args.out, "figures", "hmt_slide_cv.png"))

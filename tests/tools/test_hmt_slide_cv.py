@@ -86,6 +86,9 @@ def test_quick_mode_writes_the_record_and_figures(quick_run):
         if "probe_accuracy" in probe:
             assert probe["probed_tiles_from_hmt_train"] == int(np.sum(~_course_test(out)))
             assert probe["difference_bootstrap95"] is None or len(probe["difference_bootstrap95"]) == 2
+    rows = [r["measurement"] for r in saved["table"]]           # no colour or ablation record in out: their rows left out
+    assert rows[0].startswith("CNN, course split") and not any(r.startswith(("colour", "recipe")) for r in rows)
+    assert sum(r.startswith("slide told") for r in rows) == sum("probe_accuracy" in p for p in saved["probe"].values())
     for name in ("hmt_slide_cv.png", "hmt_slide_cv_explanations.png"):
         assert (out / "figures" / name).stat().st_size > 10_000
     leftovers = [n for d in ("models", "figures") for n in os.listdir(out / d) if n.startswith("tmp")]
@@ -120,12 +123,14 @@ def test_quick_mode_resumes_saved_folds_and_restart_retrains_them(cv, quick_run,
 def test_probe_failure_is_recorded_not_raised(cv, tmp_path):
     bad = tmp_path / "broken.keras"
     bad.write_bytes(b"not a model")
-    args = argparse.Namespace(model=str(bad), course_model="", quick=True, seed=0)
+    args = argparse.Namespace(model=str(bad), previous_model=str(tmp_path / "absent.keras"), course_model="", quick=True,
+                              seed=0)
     slides = np.repeat(list("abc"), 4)
     groups = cv.hmt.TileGroups(slides, np.array([f"{s}_{i // 2}" for s, i in zip(slides, range(12))]))
     probes = cv._probe_models(args, np.zeros((12, 150, 150, 3), np.uint8), np.zeros(12, int), groups,
                               np.zeros(12, bool), n_boot=10)
     assert "error" in probes["committed model"] and "skipped" in probes["course model"]
+    assert "skipped" in probes["previous committed model"]
 
 
 def test_the_schedule_reading_names_the_folds_that_chose_their_last_epoch(cv):

@@ -189,7 +189,8 @@ def slide_probe(features: np.ndarray, slides: np.ndarray, y: np.ndarray, images:
     Args:
         features: float32 (N, F); slides, images: str (N,); y: int (N,) class labels.
     Returns:
-        accuracies of the probe, the class-only baseline and chance, overall and per class.
+        accuracies of the probe (with ``probe_bootstrap95``, source images resampled), the class-only
+        baseline and chance, overall and per class.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
@@ -228,6 +229,7 @@ def slide_probe(features: np.ndarray, slides: np.ndarray, y: np.ndarray, images:
                                       "class_only": float(np.mean(class_pred[y == c] == slides[y == c]))}
                  for c in np.unique(y)}
     return {"probe_accuracy": probe_accuracy, "class_only_accuracy": class_only, "reading": reading,
+            "probe_bootstrap95": group_bootstrap((probe_pred == slides).astype(float), images, n_boot, seed),
             "difference": float(difference.mean()), "difference_bootstrap95": interval,
             "bootstrap": (f"paired, {n_boot} draws of the {len(np.unique(images))} source images (each with all its "
                           "tiles); assumes source images independent, holds the probe's predictions fixed"),

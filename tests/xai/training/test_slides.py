@@ -41,6 +41,7 @@ def test_slide_probe_finds_a_slide_in_the_features_beyond_the_class():
     assert probe["chance_majority"] == probe["chance_uniform"] == 0.25
     assert probe["difference"] == pytest.approx(probe["probe_accuracy"] - probe["class_only_accuracy"])
     assert 0 < probe["difference_bootstrap95"][0] <= probe["difference"] <= probe["difference_bootstrap95"][1]
+    assert probe["probe_bootstrap95"][0] <= probe["probe_accuracy"] <= probe["probe_bootstrap95"][1] <= 1
     assert probe["reading"].startswith("the features carry the slide") and "source images" in probe["bootstrap"]
     blind = slide_probe(rng.normal(size=(240, 6)), slides, y, images)
     assert blind["probe_accuracy"] < 0.45
