@@ -34,8 +34,11 @@ data: $(STAMP)
 	fi
 
 # --durations: the slowest tests, listed at the end, so that the suite's time can be kept in check.
+# Two workers (pytest-xdist; TEST_WORKERS=0 runs in one process), each test module on one worker, so that
+# its fixtures (the data, the models) load once.
+TEST_WORKERS ?= 2
 test: $(STAMP) data
-	$(PY) -m pytest -q --durations=25 tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=25 tests
 
 # The fast tier (under 3 minutes on a 2-core CPU): everything but the tests marked slow (the notebooks,
 # keras.applications, the real models and data, child processes; see tests/conftest.py).
