@@ -64,16 +64,17 @@ def test_mask_matches_where_the_noiseless_template_lies():
 
 
 class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
     def __reduce__(self):
-        return (os.system, ("echo pwned > /tmp/mnist1d_pickle_exploit",))
+        return (os.system, (f"echo pwned > {self.marker}",))
 
 
 def test_restricted_unpickler_refuses_code(tmp_path):
-    marker = "/tmp/mnist1d_pickle_exploit"
-    if os.path.exists(marker):
-        os.remove(marker)
+    marker = str(tmp_path / "pickle_exploit")                  # the file the payload would write if it ran
     path = tmp_path / "evil.pkl"
-    path.write_bytes(pickle.dumps({"x": np.zeros(3), "evil": _Exploit()}))
+    path.write_bytes(pickle.dumps({"x": np.zeros(3), "evil": _Exploit(marker)}))
     with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
         m1d.load_pickle_dataset(path)
     assert not os.path.exists(marker)

@@ -404,6 +404,17 @@ def _write_atomic(path: str, write) -> None:
         write(f)
 
 
+def _table(record: dict, out: str):
+    """The rows of HMT across slides (``xai.training.across_slides``) with the colour baseline's and the
+    ablation's records where they were written; records of other folds are named in ``{"error": ...}``."""
+    try:
+        return across_slides_rows(record, *(_read_json(os.path.join(out, "models", name)) for name in
+                                            ("hmt_colour_baseline.json", "hmt_stain_ablation.json")))
+    except ValueError as err:
+        print(f"the table across slides is left out: {err}", flush=True)
+        return {"error": str(err)}
+
+
 def _read_json(path: str) -> dict | None:
     """A record another tool wrote, or None where it has not run."""
     if not os.path.isfile(path):
@@ -428,7 +439,7 @@ def _probe_models(args, x, y, groups, is_test, n_boot: int) -> dict:
             ("previous committed model", args.previous_model, keras.models.load_model, tiles),
             ("course model", args.course_model, hmt.load_course_model, lambda: hmt.course_model_inputs(x, batch_size=64))):
         if not path or not os.path.isfile(path):
-            probes[name] = {"skipped": f"no model at {path!r}"}
+            probes[name] = {"skipped": f"no model at {_shown(path) if path else repr(path)}"}
             continue
         try:
             features = pooled_features(loader(path), inputs())                # (N, F)
@@ -553,8 +564,7 @@ def main(argv=None) -> dict:
         if fig is not None:
             save_figure(fig, os.path.join(args.out, "figures", "hmt_slide_cv_explanations.png"), dpi=80)
         record["probe"] = _probe_models(args, x, y, groups, is_test, n_boot)
-        record["table"] = across_slides_rows(record, *(_read_json(os.path.join(args.out, "models", name)) for name in
-                                                       ("hmt_colour_baseline.json", "hmt_stain_ablation.json")))
+        record["table"] = _table(record, args.out)
         record["complete"] = True
         _write_json(json_path, record)
         save_figure(cv_figure(record), os.path.join(args.out, "figures", "hmt_slide_cv.png"))

@@ -72,6 +72,7 @@ VARIANTS = {"valid_rgb": {"padding": "valid", "stem_kernel": 3, "colour_augment"
             "reflect_hed_strong": dict(REFLECT, colour_augment="hed", hed_strength=0.2),
             "reflect_lab": dict(REFLECT, colour_augment="lab")}
 BASELINE = "valid_rgb"
+_TOOL = "tools/hmt_stain_ablation.py"             # a run's trained_by where this tool trained it
 ARTEFACT_TILES = 2                 # a class, drawn from the training slides (seed 0)
 ARTEFACT_INNER = 112               # the central square of the centre ratio: the committed model's training crop
 N_ABLATION_FOLDS, FOLD_SEED = 3, 0
@@ -125,7 +126,7 @@ def run_one(args, data, folds, variant: str, fold: int, fingerprint: str) -> dic
     stored = None if args.restart else _stored(path, key)
     if stored is not None:
         return stored
-    reused = slide_cv_fold(args.out, fold, config, fingerprint, folds[fold], groups.slide)
+    reused = None if args.restart else slide_cv_fold(args.out, fold, config, fingerprint, folds[fold], x, groups.slide)
     if reused is None:
         model, info, prob, test = train_held_out(x, y, groups, folds[fold], config, label=f"{variant} fold {fold} ")
     else:
@@ -138,8 +139,9 @@ def run_one(args, data, folds, variant: str, fold: int, fingerprint: str) -> dic
     record = {"key": key, "variant": variant, "fold": fold, "seed": args.seed, "held_out": folds[fold], "epochs": args.epochs,
               "accuracy": float(np.mean(pred == y[test])), "n_test": int(test.sum()), "best_epoch": info["best_epoch"],
               "val_accuracy": info["val_accuracy"], "train_seconds": round(info["train_seconds"], 1),
-              "test_index": np.flatnonzero(test).tolist(), "pred": pred.tolist(), "versions": library_versions(),
-              "trained_by": "tools/hmt_stain_ablation.py" if reused is None else info["trained_by"],
+              "test_index": np.flatnonzero(test).tolist(), "pred": pred.tolist(),
+              "versions": library_versions() if reused is None else info["versions"],
+              "trained_by": _TOOL if reused is None else info["trained_by"],
               "artefacts": dict(artefacts, tiles=shown.tolist())}
     _write_json(path, record)
     print(f"{variant} fold {fold} {folds[fold]}: accuracy {record['accuracy']:.4f}, best epoch {record['best_epoch']} "
@@ -148,12 +150,20 @@ def run_one(args, data, folds, variant: str, fold: int, fingerprint: str) -> dic
     return record
 
 
-def slide_cv_fold(out: str, fold: int, config: hmt.TrainConfig, fingerprint: str, held: list[str],
+_EXPLANATION_FIELDS = ("explained_per_fold", "ig_steps")      # of a fold's key: what it explained, not how it trained
+_CHECKED_TILES = 8                                             # held-out tiles predicted again: the model is the run's
+
+
+def slide_cv_fold(out: str, fold: int, config: hmt.TrainConfig, fingerprint: str, held: list[str], x: np.ndarray,
                   slides: np.ndarray):
     """The slide cross-validation's model of ``fold`` (``tools/hmt_slide_cv.py`` keeps it beside its
     checkpoint) where it was trained with this recipe and schedule on the same data and slides: the same
-    training run, so it is not trained twice. Returns ``(model, info, prob, test)`` as
-    ``train_held_out`` does (info: best_epoch, val_accuracy, train_seconds, trained_by), or None."""
+    training run, so it is not trained twice. Every field of the fold's key but what it explained must
+    match; the checkpoint must hold the same key and the held-out tiles' predictions, and the model must
+    give those predictions again on :data:`_CHECKED_TILES` of them (a model and checkpoint of different
+    runs are refused). Returns ``(model, info, prob, test)`` as ``train_held_out`` does (info:
+    best_epoch, val_accuracy, train_seconds, trained_by, versions), or None (nothing to reuse, or a
+    file that does not read: then the run is trained)."""
     import keras
 
     from xai.training.saving import read_provenance
@@ -161,23 +171,34 @@ def slide_cv_fold(out: str, fold: int, config: hmt.TrainConfig, fingerprint: str
     checkpoint = os.path.splitext(path)[0] + ".npz"
     if not (os.path.isfile(path) and os.path.isfile(checkpoint)):
         return None
-    provenance = read_provenance(path)
-    key = provenance.get("resume_key", {})
-    wanted = json.loads(json.dumps({"train_config": hmt.recipe_key(config), "data_fingerprint": fingerprint,
-                                    "held_out": held, "epochs": config.epochs}, sort_keys=True))
-    if {k: key.get(k) for k in wanted} != wanted:
-        return None
+    wanted = {"train_config": hmt.recipe_key(config), "data_fingerprint": fingerprint, "held_out": held,
+              "epochs": config.epochs}
     test = np.isin(slides, held)
-    with np.load(checkpoint, allow_pickle=False) as z:                       # the checkpoint of the same run
-        if json.loads(str(z["resume_key_json"])) != json.loads(json.dumps(key, sort_keys=True)):
+    try:
+        provenance = read_provenance(path)
+        key = json.loads(json.dumps(provenance["resume_key"], sort_keys=True))
+        training = {k: v for k, v in key.items() if k not in _EXPLANATION_FIELDS}
+        if training != json.loads(json.dumps(wanted, sort_keys=True)):
             return None
-        test_index, prob = z["test_index"], z["prob"]
-    if not np.array_equal(test_index, np.flatnonzero(test)):
+        with np.load(checkpoint, allow_pickle=False) as z:                   # the checkpoint of the same run
+            if json.loads(str(z["resume_key_json"])) != key:
+                return None
+            test_index, prob = z["test_index"], z["prob"]
+        if not np.array_equal(test_index, np.flatnonzero(test)) or prob.shape != (len(test_index), len(hmt.CLASS_NAMES)):
+            return None
+        model = keras.models.load_model(path, compile=False)
+        again = model.predict(x[test_index[:_CHECKED_TILES]].astype(np.float32), verbose=0)
+        if not np.allclose(again, prob[:_CHECKED_TILES], atol=1e-3):
+            print(f"not reusing {path}: its model does not give its checkpoint's predictions", flush=True)
+            return None
+        record = provenance["fold_record"]
+        info = {k: record[k] for k in ("best_epoch", "val_accuracy", "train_seconds")}
+    except (OSError, ValueError, KeyError) as err:
+        print(f"not reusing {path}: {type(err).__name__}: {err}", flush=True)
         return None
-    fold_record = provenance["fold_record"]
-    info = {k: fold_record[k] for k in ("best_epoch", "val_accuracy", "train_seconds")}
     info["trained_by"] = f"tools/hmt_slide_cv.py (models/{os.path.basename(path)})"
-    return keras.models.load_model(path, compile=False), info, prob, test
+    info["versions"] = provenance.get("versions") or {"keras": provenance.get("saved_with_keras")}
+    return model, info, prob, test
 
 
 def load_runs(out: str, folds, fingerprint: str, seed: int, quick: bool) -> dict:
@@ -210,7 +231,9 @@ def summarise(out: str, data, folds, fingerprint: str, n_boot: int, seed: int, q
         shared = [f for f in range(len(folds)) if all((v, f) in runs for v in variants)]
         complete[epochs] = (variants, shared, runs)
         entry = {"variants": variants, "folds": shared, "held_out": [folds[f] for f in shared],
-                 "runs": len(runs), "train_seconds": round(sum(r["train_seconds"] for r in runs.values()), 1)}
+                 "runs": len(runs), "runs_from_slide_cv": sum(r.get("trained_by", _TOOL) != _TOOL for r in runs.values()),
+                 "train_seconds": round(sum(r["train_seconds"] for r in runs.values()
+                                            if r.get("trained_by", _TOOL) == _TOOL), 1)}      # this tool's training only
         if shared and BASELINE in variants:
             entry["table"] = variant_table(runs, variants, shared, y, groups.source_image, groups.slide,
                                            baseline=BASELINE, n_boot=n_boot)

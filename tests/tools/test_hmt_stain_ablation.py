@@ -76,24 +76,36 @@ def test_a_slide_cv_fold_of_the_same_run_is_taken_not_trained_again(tool, tmp_pa
     import hmt_utils as hmt
     from xai.training.saving import save_model_with_provenance
     slides = np.array(["a", "a", "b", "c", "b"])
+    x = np.random.default_rng(0).integers(0, 256, (5, 150, 150, 3), dtype=np.uint8)
     config = tool.run_config("reflect_none", 3, 0, True)
     key = {"train_config": hmt.recipe_key(config), "data_fingerprint": "f", "held_out": ["b"], "epochs": 3,
            "explained_per_fold": 1, "ig_steps": 4}
     model = hmt.build_model(width=4, block3_width=8, padding="reflect", stem_kernel=4)
-    save_model_with_provenance(model, str(tmp_path / "models" / "hmt_slide_cv_fold2.keras"), {
+    keras_path = str(tmp_path / "models" / "hmt_slide_cv_fold2.keras")
+    save_model_with_provenance(model, keras_path, {
         "fold_record": {"best_epoch": 3, "val_accuracy": 0.5, "train_seconds": 7.0}, "resume_key": key})
-    prob = np.full((2, 8), 1 / 8, np.float32)
-    np.savez(tmp_path / "models" / "hmt_slide_cv_fold2.npz", resume_key_json=np.array(json.dumps(key, sort_keys=True)),
-             test_index=np.array([2, 4]), prob=prob)
-    found = tool.slide_cv_fold(str(tmp_path), 2, config, "f", ["b"], slides)
+    prob = model.predict(x[[2, 4]].astype(np.float32), verbose=0)
+
+    def checkpoint(p, **changed):
+        np.savez(tmp_path / "models" / "hmt_slide_cv_fold2.npz", test_index=np.array([2, 4]), prob=p,
+                 resume_key_json=np.array(json.dumps(dict(key, **changed), sort_keys=True)))
+
+    checkpoint(prob)
+    found = tool.slide_cv_fold(str(tmp_path), 2, config, "f", ["b"], x, slides)
     assert found is not None
     taken, info, p, test = found
     assert taken.count_params() == model.count_params() and np.array_equal(p, prob)
     assert test.tolist() == [False, False, True, False, True] and info["best_epoch"] == 3
-    assert info["trained_by"] == "tools/hmt_slide_cv.py (models/hmt_slide_cv_fold2.keras)"
+    assert info["trained_by"] == "tools/hmt_slide_cv.py (models/hmt_slide_cv_fold2.keras)" and info["versions"]
     other_recipe = tool.run_config("reflect_rgb", 3, 0, True)
-    assert tool.slide_cv_fold(str(tmp_path), 2, other_recipe, "f", ["b"], slides) is None     # another recipe
-    assert tool.slide_cv_fold(str(tmp_path), 2, tool.run_config("reflect_none", 4, 0, True), "f", ["b"], slides) is None
-    assert tool.slide_cv_fold(str(tmp_path), 2, config, "g", ["b"], slides) is None            # other data
-    assert tool.slide_cv_fold(str(tmp_path), 2, config, "f", ["c"], slides) is None            # other slides
-    assert tool.slide_cv_fold(str(tmp_path), 3, config, "f", ["b"], slides) is None            # no such fold
+    assert tool.slide_cv_fold(str(tmp_path), 2, other_recipe, "f", ["b"], x, slides) is None     # another recipe
+    assert tool.slide_cv_fold(str(tmp_path), 2, tool.run_config("reflect_none", 4, 0, True), "f", ["b"], x, slides) is None
+    assert tool.slide_cv_fold(str(tmp_path), 2, config, "g", ["b"], x, slides) is None            # other data
+    assert tool.slide_cv_fold(str(tmp_path), 2, config, "f", ["c"], x, slides) is None            # other slides
+    assert tool.slide_cv_fold(str(tmp_path), 3, config, "f", ["b"], x, slides) is None            # no such fold
+    checkpoint(np.roll(prob, 1, axis=1))                              # a checkpoint of another run than the model's
+    assert tool.slide_cv_fold(str(tmp_path), 2, config, "f", ["b"], x, slides) is None
+    checkpoint(prob, ig_steps=8)                                      # the checkpoint's key is not the model's
+    assert tool.slide_cv_fold(str(tmp_path), 2, config, "f", ["b"], x, slides) is None
+    (tmp_path / "models" / "hmt_slide_cv_fold2.npz").write_bytes(b"not a checkpoint")
+    assert tool.slide_cv_fold(str(tmp_path), 2, config, "f", ["b"], x, slides) is None            # unreadable: trained

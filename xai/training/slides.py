@@ -231,8 +231,9 @@ def slide_probe(features: np.ndarray, slides: np.ndarray, y: np.ndarray, images:
     return {"probe_accuracy": probe_accuracy, "class_only_accuracy": class_only, "reading": reading,
             "probe_bootstrap95": group_bootstrap((probe_pred == slides).astype(float), images, n_boot, seed),
             "difference": float(difference.mean()), "difference_bootstrap95": interval,
-            "bootstrap": (f"paired, {n_boot} draws of the {len(np.unique(images))} source images (each with all its "
-                          "tiles); assumes source images independent, holds the probe's predictions fixed"),
+            "bootstrap": (f"{n_boot} draws of the {len(np.unique(images))} source images (each with all its tiles), "
+                          "paired for the difference; assumes source images independent, holds the probe's "
+                          "cross-validated predictions fixed (no refitting)"),
             "chance_majority": float(counts.max() / counts.sum()), "chance_uniform": 1.0 / len(names),
             "majority_cv_accuracy": float(np.mean(majority_pred == slides)),
             "n_tiles": int(len(slides)), "n_slides": int(len(names)), "n_features": int(features.shape[1]),

@@ -24,18 +24,27 @@ def free_ports(n):
     return ports
 
 
+def _run_two_workers(command):
+    """Both workers with a fresh pair of ports; again (up to 3 times) where a port was taken between
+    free_ports and the workers' bind (another test's processes may open ports meanwhile)."""
+    for attempt in range(3):
+        cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+        procs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                                       "task": {"type": "worker", "index": i}})})
+                 for i in range(2)]
+        outs = [p.communicate(timeout=300) for p in procs]
+        taken = any(p.returncode != 0 and "already in use" in err.lower() for p, (_, err) in zip(procs, outs))
+        if not taken or attempt == 2:
+            return procs, outs
+
+
 @pytest.mark.slow                      # child processes
 def test_two_workers_on_the_command_line_write_shards_that_merge_into_the_single_run(tmp_path, saved, model2d, images):
-    ports = free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     command = [sys.executable, "-m", "xai.dataset", "--model", str(saved / "model.keras"), "--data",
                str(saved / "x.npy"), "--method", "integrated_gradients", "--option", "steps=8", "--out",
                str(tmp_path / "w.h5"), "--batch-size", "4", "--strategy", "multi-worker", "--no-progress"]
-    procs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
-                                                                   "task": {"type": "worker", "index": i}})})
-             for i in range(2)]
-    outs = [p.communicate(timeout=300) for p in procs]
+    procs, outs = _run_two_workers(command)
     for p, (_, stderr) in zip(procs, outs):
         assert p.returncode == 0, stderr[-3000:]
     shards = [shard_path(str(tmp_path / "w.h5"), i, 2) for i in range(2)]
