@@ -7,6 +7,7 @@ model's features, and explanations of held-out tiles that a fold model gets wron
     python tools/hmt_slide_cv.py --restart                 # retrain every fold, ignoring the saved ones
     python tools/hmt_slide_cv.py --epochs 20 --schedule-check 0   # and fold 0 again at the recipe's full schedule
     python tools/hmt_slide_cv.py --figures-only            # both figures again from the saved record, no data or training
+    python tools/hmt_slide_cv.py --name hmt_slide_cv_full  # a run over several sessions, beside the record others read
 
 Why: the course's split cuts both sides from the same source images (495 of its 496 HMT_test tiles
 share a source image with HMT_train), so its test accuracy measures how well the model knows those
@@ -33,7 +34,9 @@ fixed. The probed models were trained on most of the probed tiles (the 4504 of H
 5000; the committed model fitted 4056 of them): the probe shows what their features hold for tiles
 they learned, which may separate slides better than new tissue would.
 
-Writes, atomically (``<out>`` is ``--out``: the repository by default, required with ``--quick``):
+Writes, atomically (``<out>`` is ``--out``: the repository by default, required with ``--quick``; every
+``hmt_slide_cv`` below is ``--name``'s stem, so that a run spanning sessions, e.g. ``--name
+hmt_slide_cv_full``, leaves the complete record that the README, HMT.ipynb and the tests read as it is):
 - ``<out>/models/hmt_slide_cv_fold{k}.npz``, after each fold k (0-based): ``test_index`` int64
   (N_k,) the held-out tiles (``load_hmt`` order: HMT_train then HMT_test), ``prob`` float32 (N_k, K),
   the tiles explained (``explained_index`` int64 (E,), ``explained_kind`` "wrong"/"right",
@@ -71,6 +74,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -101,6 +105,7 @@ from xai.training.slides import (  # noqa: E402
 
 QUICK = {"epochs": 1, "width": 4, "block3_width": 8, "train_crop": 64, "batch_size": 16}   # recipe fields in --quick
 QUICK_FOLDS, QUICK_EXPLAIN = 2, 2
+NAME = "hmt_slide_cv"         # the files' stem (--name): the record the README, HMT.ipynb and the tests read
 CONFINED_SLIDES = 2     # a class found on this many slides or fewer is reported apart
 
 
@@ -216,8 +221,8 @@ def fold_key(config: hmt.TrainConfig, fingerprint: str, held: list[str], per_fol
             "epochs": config.epochs, "explained_per_fold": per_fold, "ig_steps": ig_steps}
 
 
-def fold_path(out: str, fold: int) -> str:
-    return os.path.join(out, "models", f"hmt_slide_cv_fold{fold}.npz")
+def fold_path(out: str, fold: int, name: str = NAME) -> str:
+    return os.path.join(out, "models", f"{name}_fold{fold}.npz")
 
 
 def save_fold(path: str, key: dict, record: dict, prob: np.ndarray, test: np.ndarray, explained: list[dict]) -> None:
@@ -275,7 +280,7 @@ def schedule_check(args, x, y, groups, folds, config, fingerprint, per_fold, ig_
         raise SystemExit(f"--schedule-check {k}: there are only {len(folds)} folds (0..{len(folds) - 1})")
     full = hmt.TrainConfig(**dict(asdict(config), epochs=2 if args.quick else hmt.TrainConfig.epochs))  # quick: 2
     key = fold_key(full, fingerprint, folds[k], per_fold, ig_steps)
-    path = os.path.join(args.out, "models", f"hmt_slide_cv_fold{k}_full.npz")
+    path = os.path.join(args.out, "models", f"{args.name}_fold{k}_full.npz")
     saved = None if args.restart else load_fold(path, key, y, groups.slide)
     if saved is None:
         saved = _train_and_save(x, y, groups, folds[k], full, k, len(folds), per_fold, ig_steps, path, key)
@@ -360,6 +365,9 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None, help="folder for models/ (the JSON, the fold files) and figures/ "
                         "(default: the repository; required with --quick)")
     parser.add_argument("--restart", action="store_true", help="retrain every fold, ignoring saved fold files")
+    parser.add_argument("--name", default=NAME,
+                        help=f"stem of every file written (default {NAME}): another name keeps a run that spans "
+                             "sessions apart from the complete record the others read until it is done")
     parser.add_argument("--schedule-check", type=int, default=None, metavar="FOLD",
                         help="also train this fold at the recipe's full schedule and compare (with --epochs)")
     parser.add_argument("--data", default=None, help="HMT folder (default: $HMT_DIR or data/hmt)")
@@ -391,6 +399,8 @@ def parse_args(argv=None):
     if args.quick and args.out is None:
         parser.error("--quick needs --out FOLDER (e.g. --out /tmp/hmt-cv): its smoke-test record would otherwise "
                      "overwrite the repository's models/hmt_slide_cv.json and figures")
+    if not re.fullmatch(r"[a-z0-9_]+", args.name):
+        parser.error(f"--name must be lower-case letters, digits and '_', got {args.name!r}")
     if args.out is None:
         args.out = _REPO
     if args.explain is None:
@@ -464,27 +474,27 @@ def probe_note(is_test: np.ndarray) -> str:
             "would, so the probe shows what the features hold for those tiles, not for unseen slides.")
 
 
-def redraw_figures(out: str) -> dict:
+def redraw_figures(out: str, name: str = NAME) -> dict:
     """Both figures again from a complete record in ``<out>/models``: the JSON, the explained tiles
     saved in each fold file, and the predictions file for each tile's class and slide. Returns the record."""
-    json_path = os.path.join(out, "models", "hmt_slide_cv.json")
+    json_path = os.path.join(out, "models", f"{name}.json")
     if not os.path.isfile(json_path):
         raise SystemExit(f"--figures-only: no record at {json_path}; run the cross-validation first")
     with open(json_path) as f:
         record = json.load(f)
     if not record.get("complete"):
         raise SystemExit(f"--figures-only: {json_path} is not complete (its probe has not run); finish the run first")
-    with np.load(os.path.join(out, "models", "hmt_slide_cv_predictions.npz"), allow_pickle=False) as z:
+    with np.load(os.path.join(out, "models", f"{name}_predictions.npz"), allow_pickle=False) as z:
         y, slides = z["y_true"], z["slide"]                                 # (N,), load_hmt order
     explained = []
     for fold in record["folds"]:
-        with np.load(fold_path(out, fold["fold"]), allow_pickle=False) as z:
+        with np.load(fold_path(out, fold["fold"], name), allow_pickle=False) as z:
             explained += _saved_explanations(z, fold["fold"], y, slides)
     fig = explanation_figure(explained, record["explain_requested"])
     if fig is not None:
-        save_figure(fig, os.path.join(out, "figures", "hmt_slide_cv_explanations.png"), dpi=80)
-    save_figure(cv_figure(record), os.path.join(out, "figures", "hmt_slide_cv.png"))
-    print(f"redrew hmt_slide_cv.png and hmt_slide_cv_explanations.png in {os.path.join(out, 'figures')} from {json_path}",
+        save_figure(fig, os.path.join(out, "figures", f"{name}_explanations.png"), dpi=80)
+    save_figure(cv_figure(record), os.path.join(out, "figures", f"{name}.png"))
+    print(f"redrew {name}.png and {name}_explanations.png in {os.path.join(out, 'figures')} from {json_path}",
           flush=True)
     return record
 
@@ -500,7 +510,7 @@ def _run_folds(args, x, y, groups, folds, config, fingerprint, per_fold: int, ig
     explained = []
     for k, held in enumerate(folds):
         key = fold_key(config, fingerprint, held, per_fold, ig_steps)
-        path = fold_path(args.out, k)
+        path = fold_path(args.out, k, args.name)
         saved = None if args.restart else load_fold(path, key, y, groups.slide)
         if saved is None:
             saved = _train_and_save(x, y, groups, held, config, k, len(folds), per_fold, ig_steps, path, key)
@@ -521,14 +531,14 @@ def _run_folds(args, x, y, groups, folds, config, fingerprint, per_fold: int, ig
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.figures_only:
-        return redraw_figures(args.out)
+        return redraw_figures(args.out, args.name)
     quick_fields = QUICK if args.quick else {}
     epochs = args.epochs if args.epochs is not None else quick_fields.get("epochs")
     fields = dict(quick_fields, **({"epochs": epochs} if epochs is not None else {}))
     config = hmt.TrainConfig(val_split="source_image", seed=args.seed, **fields)
     n_boot = 200 if args.quick else 2000
     ig_steps = 4 if args.quick else 32
-    json_path = os.path.join(args.out, "models", "hmt_slide_cv.json")
+    json_path = os.path.join(args.out, "models", f"{args.name}.json")
     work = tempfile.mkdtemp(prefix="hmt-slide-cv-")
     try:
         x, y, groups, is_test = load_pooled(args.data, args.quick, work, args.seed)
@@ -546,6 +556,7 @@ def main(argv=None) -> dict:
                   "folds_of_slides": folds, "seed": args.seed, "n_tiles": int(len(y)), "data_fingerprint": fingerprint,
                   "n_boot": n_boot, "ig_steps": ig_steps, "explain_requested": args.explain, "explained_per_fold": per_fold,
                   "restart": args.restart, "folds_reused": [], "interval_notes": INTERVAL_NOTES, "probe_note": probe_note(is_test),
+                  "name": args.name,
                   "course_split": course_split_record(groups, is_test, os.path.splitext(args.model)[0] + ".json", config.epochs),
                   "versions": library_versions(), "folds": [], "data": _shown(args.data or hmt.default_root())}
         y_pred, p_true, fold_of, explained = _run_folds(args, x, y, groups, folds, config, fingerprint, per_fold,
@@ -555,19 +566,19 @@ def main(argv=None) -> dict:
                                                       y_pred)
             _write_json(json_path, record)
         record["summary"] = summarise(y, groups.slide, y_pred, record["folds"], n_boot, args.seed, config.epochs)
-        _write_atomic(os.path.join(args.out, "models", "hmt_slide_cv_predictions.npz"), lambda f: np.savez_compressed(
+        _write_atomic(os.path.join(args.out, "models", f"{args.name}_predictions.npz"), lambda f: np.savez_compressed(
             f, y_true=y, y_pred=y_pred, p_true=p_true.astype(np.float32), fold=fold_of, slide=groups.slide,
             source_image=groups.source_image, course_test=is_test))
         record["probe"] = {"pending": "the probe runs after this record is written"}
         _write_json(json_path, record)                                    # the summary, before the probe
         fig = explanation_figure(explained, args.explain)
         if fig is not None:
-            save_figure(fig, os.path.join(args.out, "figures", "hmt_slide_cv_explanations.png"), dpi=80)
+            save_figure(fig, os.path.join(args.out, "figures", f"{args.name}_explanations.png"), dpi=80)
         record["probe"] = _probe_models(args, x, y, groups, is_test, n_boot)
         record["table"] = _table(record, args.out)
         record["complete"] = True
         _write_json(json_path, record)
-        save_figure(cv_figure(record), os.path.join(args.out, "figures", "hmt_slide_cv.png"))
+        save_figure(cv_figure(record), os.path.join(args.out, "figures", f"{args.name}.png"))
         pooled = record["summary"]["pooled"]
         print(f"pooled accuracy {pooled['accuracy']:.4f} (Wilson {pooled['wilson95']}, slide bootstrap "
               f"{pooled['slide_bootstrap95']}); course split {record['course_split']['test_accuracy']}; "

@@ -32,7 +32,7 @@ Writes, atomically (``<out>``: the repository, or ``--out``):
   difference from "rgb" with intervals, the choice by test fold, and the schedules' agreement.
 
 A run whose recipe, schedule, data and held-out slides are those of a slide cross-validation fold whose
-model ``tools/hmt_slide_cv.py`` kept (``models/hmt_slide_cv_fold<k>.keras``) takes that model and its
+model ``tools/hmt_slide_cv.py`` kept (``models/<--slide-cv-name>_fold<k>.keras``) takes that model and its
 predictions instead of training the same run again (``trained_by`` in its record).
 
 On this 2-core CPU a run at 20 epochs took 12 min for the committed network and 22-36 min for the
@@ -126,7 +126,8 @@ def run_one(args, data, folds, variant: str, fold: int, fingerprint: str) -> dic
     stored = None if args.restart else _stored(path, key)
     if stored is not None:
         return stored
-    reused = None if args.restart else slide_cv_fold(args.out, fold, config, fingerprint, folds[fold], x, groups.slide)
+    reused = None if args.restart else slide_cv_fold(args.out, fold, config, fingerprint, folds[fold], x, groups.slide,
+                                                     args.slide_cv_name)
     if reused is None:
         model, info, prob, test = train_held_out(x, y, groups, folds[fold], config, label=f"{variant} fold {fold} ")
     else:
@@ -155,7 +156,7 @@ _CHECKED_TILES = 8                                             # held-out tiles 
 
 
 def slide_cv_fold(out: str, fold: int, config: hmt.TrainConfig, fingerprint: str, held: list[str], x: np.ndarray,
-                  slides: np.ndarray):
+                  slides: np.ndarray, name: str = "hmt_slide_cv"):
     """The slide cross-validation's model of ``fold`` (``tools/hmt_slide_cv.py`` keeps it beside its
     checkpoint) where it was trained with this recipe and schedule on the same data and slides: the same
     training run, so it is not trained twice. Every field of the fold's key but what it explained must
@@ -167,7 +168,7 @@ def slide_cv_fold(out: str, fold: int, config: hmt.TrainConfig, fingerprint: str
     import keras
 
     from xai.training.saving import read_provenance
-    path = os.path.join(out, "models", f"hmt_slide_cv_fold{fold}.keras")
+    path = os.path.join(out, "models", f"{name}_fold{fold}.keras")
     checkpoint = os.path.splitext(path)[0] + ".npz"
     if not (os.path.isfile(path) and os.path.isfile(checkpoint)):
         return None
@@ -260,6 +261,9 @@ def parse_args(argv=None):
     parser.add_argument("--max-minutes", type=float, default=None, help="start no run after this many minutes")
     parser.add_argument("--report-only", action="store_true", help="the summary again from the saved runs")
     parser.add_argument("--restart", action="store_true", help="train again, ignoring saved runs")
+    parser.add_argument("--slide-cv-name", default="hmt_slide_cv",
+                        help="stem of the slide cross-validation's files whose fold models a run may take "
+                             "(tools/hmt_slide_cv.py --name)")
     parser.add_argument("--quick", action="store_true", help="smoke test: a few tiles, a tiny network, 1 epoch")
     parser.add_argument("--out", default=None, help="folder for models/ (default: the repository; required with --quick)")
     parser.add_argument("--data", default=None, help="HMT folder (default: $HMT_DIR or data/hmt)")

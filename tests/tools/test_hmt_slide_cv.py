@@ -118,6 +118,17 @@ def test_quick_mode_resumes_saved_folds_and_restart_retrains_them(cv, quick_run,
     restarted = cv.main(argv + ["--restart"])
     assert restarted["folds_reused"] == [] and restarted["restart"] and not any(f["reused"] for f in restarted["folds"])
     assert "fold 2/2 epoch 1:" in capsys.readouterr().out
+    with open(out / "models" / "hmt_slide_cv.json") as f:
+        committed = f.read()
+    named = cv.main(argv + ["--name", "hmt_slide_cv_full"])              # a run apart: its own files, trained anew
+    assert named["folds_reused"] == [] and named["name"] == "hmt_slide_cv_full"
+    for stem in ("hmt_slide_cv_full.json", "hmt_slide_cv_full_fold0.npz", "hmt_slide_cv_full_fold1.keras",
+                 "hmt_slide_cv_full_predictions.npz"):
+        assert (out / "models" / stem).is_file(), stem
+    assert (out / "figures" / "hmt_slide_cv_full.png").is_file()
+    with open(out / "models" / "hmt_slide_cv.json") as f:
+        assert f.read() == committed                                     # the record the others read: untouched
+    assert cv.redraw_figures(str(out), "hmt_slide_cv_full")["name"] == "hmt_slide_cv_full"
 
 
 def test_probe_failure_is_recorded_not_raised(cv, tmp_path):
@@ -140,7 +151,7 @@ def test_the_schedule_reading_names_the_folds_that_chose_their_last_epoch(cv):
 
 
 def test_tool_refuses_bad_arguments(cv):
-    for argv in (["--epochs", "0"], ["--explain", "-1"], ["--quick"]):          # --quick without --out
+    for argv in (["--epochs", "0"], ["--explain", "-1"], ["--quick"], ["--name", "../elsewhere"], ["--name", "CV"]):
         with pytest.raises(SystemExit):
             cv.parse_args(argv)
     assert cv.parse_args(["--quick", "--out", "/tmp/x"]).explain == cv.QUICK_EXPLAIN and cv.parse_args([]).explain == 6

@@ -103,6 +103,7 @@ def test_a_slide_cv_fold_of_the_same_run_is_taken_not_trained_again(tool, tmp_pa
     assert tool.slide_cv_fold(str(tmp_path), 2, config, "g", ["b"], x, slides) is None            # other data
     assert tool.slide_cv_fold(str(tmp_path), 2, config, "f", ["c"], x, slides) is None            # other slides
     assert tool.slide_cv_fold(str(tmp_path), 3, config, "f", ["b"], x, slides) is None            # no such fold
+    assert tool.slide_cv_fold(str(tmp_path), 2, config, "f", ["b"], x, slides, "hmt_slide_cv_full") is None  # another run
     checkpoint(np.roll(prob, 1, axis=1))                              # a checkpoint of another run than the model's
     assert tool.slide_cv_fold(str(tmp_path), 2, config, "f", ["b"], x, slides) is None
     checkpoint(prob, ig_steps=8)                                      # the checkpoint's key is not the model's
