@@ -48,6 +48,31 @@ def step_seconds(padding: str, stem: int, jit: bool, steps: int) -> float:
     return statistics.median(times)
 
 
+def multiply_adds(padding: str, stem: int, side: int = 112) -> int:
+    """The network's multiply-adds for one side x side crop (forward): each convolution's output
+    positions x kernel area x input channels x output channels, plus the classifier. Reflect padding
+    keeps each block's maps at their size where valid convolutions shrink them, so the wide third
+    block works on 14 x 14 maps instead of 8 x 8 and 6 x 6."""
+    import keras
+
+    import hmt_utils as hmt
+    model = hmt.build_model(padding=padding, stem_kernel=stem, input_shape=(side, side, 3))
+    total = 0
+    for layer in _layers(model):
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw = layer.kernel_size
+            _, h, w, c_out = layer.output.shape
+            total += h * w * kh * kw * layer.input.shape[-1] * c_out
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return int(total)
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield from (_layers(layer) if hasattr(layer, "layers") else (layer,))
+
+
 def main(argv=None) -> str:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true")
@@ -58,10 +83,11 @@ def main(argv=None) -> str:
     base = found[("valid", 3, False)]
     lines = [f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"TensorFlow {tf.__version__}; batch 32 of 112 x 112 crops, median of {steps} steps", "",
-             "| network | XLA | ms a step | against the committed recipe |", "| --- | --- | --- | --- |"]
+             "| network | XLA | ms a step | against the committed recipe | M multiply-adds a crop (forward) |",
+             "| --- | --- | --- | --- | --- |"]
     for (padding, stem, jit), seconds in found.items():
         lines.append(f"| {padding}, {stem} x {stem} stem | {'yes' if jit else 'no'} | {1000 * seconds:.0f} | "
-                     f"{seconds / base:.2f}× |")
+                     f"{seconds / base:.2f}× | {multiply_adds(padding, stem) / 1e6:.0f} |")
     text = "\n".join(lines)
     print(text)
     return text
