@@ -56,9 +56,10 @@ def multiply_adds(padding: str, stem: int, side: int = 112) -> int:
     import keras
 
     import hmt_utils as hmt
+    from xai.layers import all_layers
     model = hmt.build_model(padding=padding, stem_kernel=stem, input_shape=(side, side, 3))
     total = 0
-    for layer in _layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, keras.layers.Conv2D):
             kh, kw = layer.kernel_size
             _, h, w, c_out = layer.output.shape
@@ -66,11 +67,6 @@ def multiply_adds(padding: str, stem: int, side: int = 112) -> int:
         elif isinstance(layer, keras.layers.Dense):
             total += layer.input.shape[-1] * layer.units
     return int(total)
-
-
-def _layers(model):
-    for layer in model.layers:
-        yield from (_layers(layer) if hasattr(layer, "layers") else (layer,))
 
 
 def main(argv=None) -> str:

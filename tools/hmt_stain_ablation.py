@@ -35,8 +35,9 @@ A run whose recipe, schedule, data and held-out slides are those of a slide cros
 model ``tools/hmt_slide_cv.py`` kept (``models/<--slide-cv-name>_fold<k>.keras``) takes that model and its
 predictions instead of training the same run again (``trained_by`` in its record).
 
-On this 2-core CPU a run at 20 epochs took 12 min for the committed network and 22-36 min for the
-reflect-padded ones (each record's ``train_seconds``; most beside other jobs); 64 epochs take about 3.2 times as long.
+On this 2-core CPU a run at 20 epochs took 11-13 min for the committed network and 17-24 min for the
+reflect-padded ones alone, 22-36 min beside other jobs (each record's ``train_seconds``); 64 epochs take about 3.2
+times as long.
 
 Axis key: N tiles, K classes.
 """
